@@ -1,0 +1,413 @@
+"""The typed configuration schema, and the one place that turns YAML + overrides into it.
+
+``load(path, overrides)`` merges: dataclass defaults -> YAML file (which may name ``defaults:`` files to
+merge first) -> ``key.sub=value`` overrides, then validates. Every problem (unknown key, wrong type,
+inconsistent values) is collected and raised as a single :class:`~biotune.errors.ConfigError` naming each
+key and its fix. Downstream code receives plain dataclasses; OmegaConf stays at this edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from biotune.errors import ConfigError, Problem
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_ROOT = "@sample"  # data.root value that selects the corpus bundled inside the package
+
+
+def default_data_root() -> str:
+    """Where the real corpora live: ``$BIOTUNE_DATA_DIR``, else ``../shared/data`` beside the repo."""
+    return os.environ.get("BIOTUNE_DATA_DIR", str(REPO_ROOT.parent / "shared" / "data"))
+
+
+# --------------------------------------------------------------------------------------------- sections
+
+
+@dataclass
+class SourceMix:
+    """How one source enters the training mixture."""
+
+    weight: float = 1.0
+    """Relative share when ``data.total_samples`` is set (ignored otherwise)."""
+    epochs: float = 1.0
+    """Passes over the source when ``data.total_samples`` is unset; 2.5 = two full passes + half."""
+    cap: int | None = None
+    """Upper bound on the realised number of samples from this source (after weighting)."""
+    include: bool = True
+    """False leaves the source out (a leave-out ablation) while keeping it in the config."""
+    split: str = "train"
+    """Which split of the source to train on."""
+    group: str = ""
+    """Task group for reporting and leave-group-out sweeps; defaults to the source's task kind."""
+
+
+@dataclass
+class DataConfig:
+    """Sources -> instruction samples -> mixture -> tokenized, packed shards."""
+
+    root: str = field(default_factory=default_data_root)
+    """Directory of the corpora in their native layout, or ``@sample`` for the bundled sample."""
+    sources: dict[str, SourceMix] = field(default_factory=dict)
+    """Source name (see ``biotune.data.sources.SOURCES``) -> how it enters the mixture."""
+    instruction_files: list[str] = field(default_factory=list)
+    """Extra published-schema instruction sets (local JSON/JSONL/Parquet or hub ids)."""
+    total_samples: int | None = None
+    """If set, sources are sampled to this total by weight (upsampling with repeats where needed)."""
+    seed: int = 1234
+    ner_format: str = "tags"
+    """NER output format: ``tags`` (the paper's ``token : TAG`` lines) or ``entities`` (compact list)."""
+    template: str = "medtuned"
+    """Prompt template: ``medtuned`` (the paper's), ``alpaca`` or ``chat`` (the tokenizer's chat template)."""
+    tokenizer: str = ""
+    """Tokenizer directory or hub id; empty means the model's (``model.name_or_path``)."""
+    max_seq_len: int = 2048
+    truncation: str = "drop"
+    """Over-long samples: ``drop`` them, or ``truncate`` the input side (the output is never cut)."""
+    pack: bool = True
+    eval_fraction: float = 0.0
+    """Fraction of the mixture held out for the trainer's eval loss (rows, after packing)."""
+    leakage_splits: list[str] = field(default_factory=lambda: ["test", "devel", "dev"])
+    """Evaluation splits checked for overlap with the training samples."""
+    leakage: str = "warn"
+    """``warn`` records overlaps in the manifest, ``error`` fails the build, ``off`` skips the check."""
+    out_dir: str = "runs/data"
+    """Built datasets go to ``out_dir/<content hash>/``."""
+    num_proc: int = 1
+
+
+@dataclass
+class ModelConfig:
+    """The base model."""
+
+    name_or_path: str = ""
+    """Local directory or hub id of a causal LM (Llama family)."""
+    dtype: str = "bf16"
+    """``bf16``, ``fp16`` or ``fp32``."""
+    attn_implementation: str = "auto"
+    """``auto`` (flash_attention_2 when installed and on CUDA, else sdpa), ``sdpa``, ``eager``, ``flash_attention_2``."""
+    gradient_checkpointing: bool = True
+    trust_remote_code: bool = False
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule."""
+
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    schedule: str = "cosine"
+    """``cosine``, ``linear`` or ``constant`` (all after linear warmup)."""
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    data_dir: str = ""
+    """A built dataset directory (``biotune data build``); empty = build ``data`` first and use it."""
+    output_dir: str = "runs/train"
+    deepspeed: str = "configs/deepspeed/zero3.json"
+    """ZeRO-3 JSON (no offload / optimizer offload / param+optimizer offload); batch fields are filled in."""
+    micro_batch_size: int = 1
+    """Packed rows per rank per micro-step."""
+    grad_accum: int = 1
+    global_batch_size: int | None = None
+    """If set, must equal micro_batch_size * grad_accum * world_size (checked at start)."""
+    max_steps: int = -1
+    """Optimizer steps; -1 = run ``epochs`` passes over the data."""
+    epochs: float = 1.0
+    save_every: int = 500
+    keep_last: int = 2
+    eval_every: int = 0
+    log_every: int = 10
+    resume: str = "auto"
+    """``auto`` (newest COMPLETED checkpoint in output_dir, if any), ``none``, or a checkpoint path."""
+    seed: int = 1234
+    peak_tflops: float | None = None
+    """Per-device peak for MFU; None = look up the device in a table."""
+    export_on_finish: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    """wandb (rank 0 only) plus an always-written local metrics.jsonl."""
+
+    wandb_mode: str = "offline"
+    """``offline``, ``online`` or ``disabled``."""
+    project: str = "biotune"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    log_dataset_text: bool = False
+    """Allow example text in trackers; never for sources flagged restricted."""
+
+
+@dataclass
+class EvalConfig:
+    """Generation, parsing and scoring."""
+
+    model: str = ""
+    """Exported HF model dir or checkpoint dir; empty = the training run's export."""
+    sources: list[str] = field(default_factory=list)
+    """Sources to evaluate; empty = every source in ``data.sources`` that has the split."""
+    splits: list[str] = field(default_factory=lambda: ["test"])
+    max_examples: int | None = None
+    batch_size: int = 16
+    max_new_tokens: int = 256
+    num_beams: int = 1
+    backend: str = "hf"
+    """``hf`` or ``vllm`` (used only when installed)."""
+    output_dir: str = "runs/eval"
+    upload_predictions: bool = False
+
+
+@dataclass
+class RunConfig:
+    """The root of every biotune config."""
+
+    name: str = "biotune"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if get_origin(tp) in (Union, getattr(__import__("types"), "UnionType", Union)):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _check_keys(schema: type, data: Any, prefix: str, problems: list[Problem]) -> None:
+    """Recursively report keys in ``data`` that the dataclass ``schema`` does not have."""
+    if not isinstance(data, dict):
+        return
+    hints = get_type_hints(schema)
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), list(hints), n=1)
+            fix = f"did you mean '{prefix}{close[0]}'?" if close else f"remove it; valid keys: {', '.join(hints)}"
+            problems.append(Problem(dotted, "unknown key", fix))
+            continue
+        tp = _unwrap_optional(hints[key])
+        if _is_dataclass_type(tp):
+            if value is not None and not isinstance(value, dict):
+                problems.append(Problem(dotted, f"expected a mapping, got {value!r}", f"give {dotted} sub-keys"))
+            else:
+                _check_keys(tp, value, dotted + ".", problems)
+        elif get_origin(tp) is dict:
+            val_tp = get_args(tp)[1]
+            if _is_dataclass_type(val_tp) and isinstance(value, dict):
+                for sub, subval in value.items():
+                    if subval is not None and not isinstance(subval, dict):
+                        problems.append(Problem(f"{dotted}.{sub}", f"expected a mapping, got {subval!r}",
+                                                f"write {dotted}.{sub}: {{weight: 1.0}} or similar"))
+                    else:
+                        _check_keys(val_tp, subval or {}, f"{dotted}.{sub}.", problems)
+
+
+def _check_types(schema_cfg: DictConfig, data: Any, prefix: str, problems: list[Problem]) -> None:
+    """Report each leaf whose value cannot be merged into the structured schema (a wrong type).
+
+    Bad leaves are removed from ``data`` so that the remaining keys can still be validated together.
+    """
+    if not isinstance(data, dict):
+        return
+    for key, value in list(data.items()):
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            node = schema_cfg.get(key) if key in schema_cfg else None
+            if isinstance(node, DictConfig):
+                _check_types(node, value, dotted + ".", problems)
+            continue
+        probe = OmegaConf.structured(schema_cfg) if not isinstance(schema_cfg, DictConfig) else schema_cfg
+        try:
+            OmegaConf.merge(probe, {key: value})
+        except OmegaConfBaseException as err:
+            if key not in probe:  # unknown keys are reported by _check_keys; dict-of-dataclass is open
+                continue
+            expected = OmegaConf.get_type(probe, key)
+            msg = str(err).splitlines()[0]
+            problems.append(Problem(dotted, f"wrong type: {msg}",
+                                    f"give a value of type {getattr(expected, '__name__', expected)}"))
+            del data[key]
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML file, merging the files it lists under ``defaults:`` (relative to it) first."""
+    if not path.is_file():
+        raise ConfigError([Problem("<file>", f"config file {path} does not exist",
+                                   "pass the path of a YAML file, e.g. configs/train/demo.yaml")])
+    if path in seen:
+        raise ConfigError([Problem("defaults", f"{path} includes itself", "remove the cycle")], path)
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as err:  # yaml.YAMLError carries the line in its message
+        raise ConfigError([Problem("<yaml>", f"cannot parse: {err}", "fix the YAML syntax")], path) from err
+    data = OmegaConf.to_container(raw, resolve=False) or {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem("<root>", "the file must hold a mapping", "write key: value pairs")], path)
+    merged: DictConfig = OmegaConf.create({})
+    for inc in data.pop("defaults", []) or []:
+        merged = OmegaConf.merge(merged, _read_yaml((path.parent / inc).resolve(), (*seen, path)))
+    merged = OmegaConf.merge(merged, data)
+    return OmegaConf.to_container(merged, resolve=False)  # type: ignore[return-value]
+
+
+def _parse_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[Problem]]:
+    problems: list[Problem] = []
+    good = []
+    for ov in overrides:
+        if "=" not in ov or ov.startswith("="):
+            problems.append(Problem(ov, "an override must look like key.sub=value", f"write e.g. train.max_steps=10, not '{ov}'"))
+        else:
+            good.append(ov)
+    data = OmegaConf.to_container(OmegaConf.from_dotlist(good), resolve=False) if good else {}
+    return data, problems  # type: ignore[return-value]
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a config: schema defaults <- YAML (with its ``defaults:``) <- ``key=value`` overrides.
+
+    Raises:
+        ConfigError: listing every unknown key, wrong type and inconsistent value.
+    """
+    data: dict[str, Any] = _read_yaml(Path(path).resolve()) if path else {}
+    ov_data, problems = _parse_overrides(list(overrides or []))
+    data = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(data), ov_data), resolve=False)  # type: ignore[assignment]
+    _check_keys(RunConfig, data, "", problems)
+    _drop_unknown(RunConfig, data)
+    schema = OmegaConf.structured(RunConfig)
+    _check_types(schema, data, "", problems)
+    try:
+        merged = OmegaConf.merge(schema, data)
+        cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        raise ConfigError([Problem(getattr(err, "full_key", "?") or "?", str(err).splitlines()[0],
+                                   "correct the value")], path) from err
+    problems += validate(cfg)
+    if problems:
+        raise ConfigError(problems, path)
+    return cfg
+
+
+def _drop_unknown(schema: type, data: Any) -> None:
+    """Remove keys already reported as unknown, so the rest of the config can still be checked."""
+    if not isinstance(data, dict):
+        return
+    hints = get_type_hints(schema)
+    for key in list(data):
+        if key not in hints:
+            del data[key]
+            continue
+        tp = _unwrap_optional(hints[key])
+        if _is_dataclass_type(tp):
+            _drop_unknown(tp, data[key])
+        elif get_origin(tp) is dict and _is_dataclass_type(get_args(tp)[1]) and isinstance(data[key], dict):
+            for sub in data[key].values():
+                _drop_unknown(get_args(tp)[1], sub)
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    """The resolved config as YAML (printed by ``--dry-run`` and saved beside every run)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain-dict view of a config dataclass (for hashing and trackers)."""
+    return dataclasses.asdict(cfg)
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+def _choice(problems: list[Problem], key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        problems.append(Problem(key, f"'{value}' is not one of {', '.join(allowed)}", f"set {key} to one of {allowed}"))
+
+
+def _positive(problems: list[Problem], key: str, value: float | int | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        problems.append(Problem(key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}", f"set {key} to a positive value"))
+
+
+def validate(cfg: RunConfig) -> list[Problem]:
+    """Semantic checks across keys. Returns every problem found (empty list = valid)."""
+    p: list[Problem] = []
+    d, m, o, t, tr, e = cfg.data, cfg.model, cfg.optim, cfg.train, cfg.tracking, cfg.eval
+    _choice(p, "data.ner_format", d.ner_format, ("tags", "entities"))
+    _choice(p, "data.template", d.template, ("medtuned", "alpaca", "chat"))
+    _choice(p, "data.truncation", d.truncation, ("drop", "truncate"))
+    _choice(p, "data.leakage", d.leakage, ("warn", "error", "off"))
+    _positive(p, "data.max_seq_len", d.max_seq_len)
+    _positive(p, "data.total_samples", d.total_samples)
+    if not 0.0 <= d.eval_fraction < 1.0:
+        p.append(Problem("data.eval_fraction", f"must be in [0, 1), got {d.eval_fraction}", "use e.g. 0.01"))
+    for name, mix in d.sources.items():
+        key = f"data.sources.{name}"
+        _positive(p, f"{key}.weight", mix.weight, allow_zero=True)
+        _positive(p, f"{key}.epochs", mix.epochs, allow_zero=True)
+        _positive(p, f"{key}.cap", mix.cap, allow_zero=True)
+    included = {n: s for n, s in d.sources.items() if s.include}
+    if d.sources and not included:
+        p.append(Problem("data.sources", "every source has include: false: the mixture is empty",
+                         "set include: true on at least one source"))
+    if d.total_samples and included and sum(s.weight for s in included.values()) <= 0:
+        p.append(Problem("data.sources.*.weight", "all included weights are zero while data.total_samples is set",
+                         "give at least one included source a weight > 0"))
+    _choice(p, "model.dtype", m.dtype, ("bf16", "fp16", "fp32"))
+    _choice(p, "model.attn_implementation", m.attn_implementation, ("auto", "sdpa", "eager", "flash_attention_2"))
+    _choice(p, "optim.schedule", o.schedule, ("cosine", "linear", "constant"))
+    _positive(p, "optim.lr", o.lr)
+    _positive(p, "optim.warmup_steps", o.warmup_steps, allow_zero=True)
+    if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
+        p.append(Problem("optim.betas", f"must be two numbers in [0, 1), got {o.betas}", "use e.g. [0.9, 0.95]"))
+    if not 0.0 <= o.min_lr_ratio <= 1.0:
+        p.append(Problem("optim.min_lr_ratio", f"must be in [0, 1], got {o.min_lr_ratio}", "use e.g. 0.1"))
+    _positive(p, "train.micro_batch_size", t.micro_batch_size)
+    _positive(p, "train.grad_accum", t.grad_accum)
+    _positive(p, "train.global_batch_size", t.global_batch_size)
+    _positive(p, "train.save_every", t.save_every)
+    _positive(p, "train.keep_last", t.keep_last)
+    _positive(p, "train.eval_every", t.eval_every, allow_zero=True)
+    _positive(p, "train.log_every", t.log_every)
+    if t.max_steps == 0 or t.max_steps < -1:
+        p.append(Problem("train.max_steps", f"must be -1 (use epochs) or > 0, got {t.max_steps}", "set train.max_steps=-1 or a step count"))
+    if t.global_batch_size and t.global_batch_size % (t.micro_batch_size * t.grad_accum):
+        p.append(Problem("train.global_batch_size",
+                         f"{t.global_batch_size} is not divisible by micro_batch_size*grad_accum = {t.micro_batch_size * t.grad_accum}",
+                         "make global_batch_size = micro_batch_size * grad_accum * world_size"))
+    _choice(p, "tracking.wandb_mode", tr.wandb_mode, ("offline", "online", "disabled"))
+    _choice(p, "eval.backend", e.backend, ("hf", "vllm"))
+    _positive(p, "eval.batch_size", e.batch_size)
+    _positive(p, "eval.max_new_tokens", e.max_new_tokens)
+    _positive(p, "eval.num_beams", e.num_beams)
+    return p

@@ -1,0 +1,1 @@
+"""The data module: native corpora -> typed records -> instruction samples -> mixture -> packed shards."""
