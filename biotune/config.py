@@ -143,6 +143,14 @@ class TrainConfig:
 
 
 @dataclass
+class LaunchConfig:
+    """How ``launch/`` starts processes (the SLURM scripts set nodes and GPUs)."""
+
+    cpu_procs_per_node: int = 1
+    """Processes per node on a machine without GPUs (with GPUs: one per GPU present)."""
+
+
+@dataclass
 class TrackingConfig:
     """wandb (rank 0 only) plus an always-written local metrics.jsonl."""
 
@@ -186,6 +194,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -410,4 +419,5 @@ def validate(cfg: RunConfig) -> list[Problem]:
     _positive(p, "eval.batch_size", e.batch_size)
     _positive(p, "eval.max_new_tokens", e.max_new_tokens)
     _positive(p, "eval.num_beams", e.num_beams)
+    _positive(p, "launch.cpu_procs_per_node", cfg.launch.cpu_procs_per_node)
     return p

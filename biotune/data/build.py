@@ -1,0 +1,358 @@
+"""The data build: sources -> tasks -> mixture -> tokenize (prompt-masked) -> pack -> Arrow on disk + manifest.
+
+``build_dataset(cfg)`` is the one entry point (``biotune data build`` and the trainer call it). The output
+directory is ``data.out_dir/<cache key>/`` where the key hashes the data config, the tokenizer's
+fingerprint, the template, the source files' sizes and mtimes and :data:`BUILD_VERSION`; a rerun with the
+same inputs is a cache hit. The build writes into a temporary sibling directory and renames it at the end,
+so a failed build leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biotune import __version__
+from biotune.config import SAMPLE_ROOT, DataConfig, RunConfig, SourceMix
+from biotune.data import leakage, mixture
+from biotune.data.records import Sample
+from biotune.errors import ConfigError, DataError, Problem
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the build's output for the same inputs changes (tasks, templates, tokenization, packing).
+BUILD_VERSION = "1"
+MANIFEST = "manifest.json"
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+def resolve_root(root: str) -> Path:
+    """``data.root`` as a directory (``@sample`` = the corpus bundled inside the package)."""
+    if root == SAMPLE_ROOT:
+        return Path(__file__).resolve().parent / "sample"
+    path = Path(root).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError([Problem("data.root", f"directory {path} does not exist",
+                                   "point data.root (or $BIOTUNE_DATA_DIR) at the corpora, or use data.root=@sample")])
+    return path
+
+
+def tokenizer_path(cfg: RunConfig) -> str:
+    """The tokenizer to build with: ``data.tokenizer``, else the model's."""
+    path = cfg.data.tokenizer or cfg.model.name_or_path
+    if not path:
+        raise ConfigError([Problem("data.tokenizer", "no tokenizer given (data.tokenizer and model.name_or_path are empty)",
+                                   "set data.tokenizer=PATH_OR_HUB_ID or model.name_or_path")])
+    return path
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    """Load a (fast) tokenizer from a local directory or hub id, with a clear error if it is missing."""
+    from transformers import AutoTokenizer
+
+    local = Path(path).expanduser()
+    if (path.startswith((".", "/", "~")) or local.exists()) and not local.is_dir():
+        raise ConfigError([Problem("data.tokenizer", f"tokenizer directory {local} does not exist",
+                                   "build or export a model first, or point data.tokenizer at a directory")])
+    try:
+        return AutoTokenizer.from_pretrained(str(local) if local.is_dir() else path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ConfigError([Problem("data.tokenizer", f"cannot load a tokenizer from {path}: {err}",
+                                   "pass a directory with tokenizer files, or a reachable hub id")]) from err
+
+
+def _spec(name: str) -> Any:
+    from biotune.data.sources import SOURCES
+
+    if name not in SOURCES:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(SOURCES), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known sources: {', '.join(sorted(SOURCES))}"
+        raise ConfigError([Problem(f"data.sources.{name}", "unknown source", hint)])
+    return SOURCES[name]
+
+
+def _file_signature(root: Path, specs: list[Any]) -> list[list[Any]]:
+    sig: list[list[Any]] = []
+    for spec in specs:
+        for split, rel in sorted(spec.splits.items()):
+            path = root / rel
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for f in files:
+                st = f.stat() if f.exists() else None
+                sig.append([spec.name, split, str(f.relative_to(root)) if f.exists() else str(rel),
+                            st.st_size if st else -1, int(st.st_mtime) if st else -1])
+    return sig
+
+
+def cache_key(cfg: DataConfig, root: Path, fingerprint: str) -> str:
+    """Hash of everything that determines the build's output."""
+    data = dataclasses.asdict(cfg)
+    for volatile in ("out_dir", "num_proc", "root", "tokenizer"):
+        data.pop(volatile, None)
+    specs = [_spec(n) for n, m in sorted(cfg.sources.items()) if m.include]
+    payload = {"data": data, "tokenizer": fingerprint, "version": BUILD_VERSION,
+               "files": _file_signature(root, specs), "instruction_files": cfg.instruction_files}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- samples
+
+
+def source_samples(name: str, split: str, root: Path, ner_format: str, seed: int) -> list[Sample]:
+    """Every record of one source split as an instruction sample (paraphrase choice seeded per source)."""
+    import random
+
+    from biotune.data.sources import load_records
+    from biotune.data.tasks import task_for
+
+    spec = _spec(name)
+    task = task_for(spec, ner_format)
+    rng = random.Random(f"{seed}:paraphrase:{name}:{split}")
+    return [task.to_sample(r, name, split, rng) for r in load_records(name, split, root)]
+
+
+def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
+    """Published-schema instruction files, grouped by their ``source`` column."""
+    if not cfg.instruction_files:
+        return {}
+    from biotune.data.sources.instructions import read_instruction_set
+
+    out: dict[str, list[Sample]] = {}
+    for ref in cfg.instruction_files:
+        for rec in read_instruction_set(ref):
+            out.setdefault(rec.source, []).append(
+                Sample(id=f"{rec.source}/train/{rec.id}", source=rec.source, task="instruction",
+                       instruction=rec.instruction, input=rec.input, output=rec.output))
+    return out
+
+
+def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
+    """Evaluation splits of every included source (for the leakage check)."""
+    out: dict[str, list[Sample]] = {}
+    for name, mix in cfg.sources.items():
+        if not mix.include:
+            continue
+        spec = _spec(name)
+        for split in cfg.leakage_splits:
+            if split in spec.splits and split != mix.split and (root / spec.splits[split]).exists():
+                out[f"{name}/{split}"] = source_samples(name, split, root, cfg.ner_format, cfg.seed)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- tokens
+
+
+def _tokenize_and_pack(samples: list[Sample], cfg: RunConfig, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Render, tokenize with prompt masking, and pack. Returns (columns, stats)."""
+    from biotune.data.packing import pack_rows
+    from biotune.data.templates import render_prompt, render_target
+    from biotune.data.tokenize import tokenize_pairs
+
+    d = cfg.data
+    prompts = [render_prompt(d.template, s.instruction, s.input, tokenizer) for s in samples]
+    targets = [render_target(d.template, s.output, tokenizer) for s in samples]
+    tok = tokenize_pairs(prompts, targets, tokenizer, d.max_seq_len, d.truncation)
+    kept_ids = [samples[i].id for i in tok.kept]
+    lengths = [len(x) for x in tok.input_ids]
+    if d.pack:
+        columns = pack_rows(tok.input_ids, tok.labels, kept_ids, d.max_seq_len)
+    else:
+        columns = pack_rows(tok.input_ids, tok.labels, kept_ids, d.max_seq_len, one_per_row=True)
+    stats = {"samples_in": len(samples), "samples_kept": len(kept_ids), "dropped": tok.dropped,
+             "truncated": tok.truncated, "lengths": lengths, "kept_index": tok.kept}
+    return columns, stats
+
+
+def _length_stats(lengths: list[int], max_seq_len: int) -> dict[str, Any]:
+    if not lengths:
+        return {"count": 0}
+    arr = np.asarray(lengths)
+    edges = [0, 64, 128, 256, 512, 1024, 2048, 4096, 8192, max(max_seq_len, 8192) + 1]
+    hist, _ = np.histogram(arr, bins=edges)
+    return {"count": int(arr.size), "total": int(arr.sum()), "mean": round(float(arr.mean()), 2),
+            "p50": int(np.percentile(arr, 50)), "p90": int(np.percentile(arr, 90)),
+            "p99": int(np.percentile(arr, 99)), "max": int(arr.max()),
+            "histogram": {f"{lo}-{hi - 1}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], hist, strict=True)}}
+
+
+def _save_split(columns: dict[str, Any], path: Path, fingerprint: str) -> str:
+    """Write one split with ``datasets`` (deterministic fingerprint) and return its content hash."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    i32 = pa.list_(pa.int32())
+    table = pa.table({
+        "input_ids": pa.array(columns["input_ids"], type=i32),
+        "labels": pa.array(columns["labels"], type=i32),
+        "position_ids": pa.array(columns["position_ids"], type=i32),
+        "seq_lens": pa.array(columns["seq_lens"], type=i32),
+        "sample_ids": pa.array(columns["sample_ids"], type=pa.list_(pa.string())),
+        "num_tokens": pa.array(columns["num_tokens"], type=pa.int32()),
+        "num_loss_tokens": pa.array(columns["num_loss_tokens"], type=pa.int32()),
+    })
+    digest = hashlib.sha256()
+    for name in table.column_names:
+        for chunk in table.column(name).chunks:
+            for buf in chunk.buffers():
+                if buf is not None:
+                    digest.update(buf)
+    content = digest.hexdigest()
+    Dataset(table, fingerprint=f"{fingerprint}-{content[:16]}").save_to_disk(str(path))
+    return content
+
+
+# ----------------------------------------------------------------------------------------------- build
+
+
+def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
+    """Build (or find in the cache) the packed training data for ``cfg``; return its directory."""
+    from biotune.data.tokenize import tokenizer_fingerprint
+
+    d = cfg.data
+    if not d.sources and not d.instruction_files:
+        raise ConfigError([Problem("data.sources", "no sources configured",
+                                   "add sources, e.g. data.sources.ncbi_disease.weight=1, or use configs/data/*.yaml")])
+    root = resolve_root(d.root)
+    tok_path = tokenizer_path(cfg)
+    tokenizer = load_tokenizer(tok_path, cfg.model.trust_remote_code)
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    key = cache_key(d, root, fingerprint)
+    out = Path(d.out_dir) / key
+    if (out / MANIFEST).is_file() and not force:
+        logger.info("data cache hit: %s", out)
+        return out
+    start = time.perf_counter()
+    manifest = _build_into(out, cfg, root, tokenizer, tok_path, fingerprint, key)
+    logger.info("built %s rows (%s samples) in %.1fs -> %s", manifest["packing"]["rows"],
+                manifest["totals"]["samples_kept"], time.perf_counter() - start, out)
+    return out
+
+
+def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+    d = cfg.data
+    by_source: dict[str, list[Sample]] = {}
+    kinds: dict[str, str] = {}
+    for name, mix in d.sources.items():
+        spec = _spec(name)
+        kinds[name] = spec.kind
+        if not mix.include:
+            continue
+        if mix.split not in spec.splits:
+            raise ConfigError([Problem(f"data.sources.{name}.split", f"source {name} has no split '{mix.split}'",
+                                       f"use one of: {', '.join(spec.splits)}")])
+        by_source[name] = source_samples(name, mix.split, root, d.ner_format, d.seed)
+        logger.info("source %-24s %-6s %7d samples", name, mix.split, len(by_source[name]))
+    for name, samples in _instruction_samples(d).items():
+        by_source[name] = samples
+        kinds[name] = "instruction"
+        d.sources.setdefault(name, SourceMix())
+    return by_source, kinds
+
+
+def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path: str, fingerprint: str,
+                key: str) -> dict[str, Any]:
+    d = cfg.data
+    by_source, kinds = _collect(cfg, root)
+    mixed, table = mixture.compose(by_source, d, kinds)
+    train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
+    leak = None
+    if d.leakage != "off":
+        leak = leakage.check(train, _eval_samples(d, root))
+        if leak.total_normalised:
+            msg = (f"{leak.total_normalised} evaluation examples overlap the training mixture "
+                   f"({leak.total_exact} exactly): {leak.normalised}")
+            if d.leakage == "error":
+                raise DataError(d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn")
+            logger.warning("leakage: %s", msg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=out.parent))
+    try:
+        train_cols, train_stats = _tokenize_and_pack(train, cfg, tokenizer)
+        content = {"train": _save_split(train_cols, tmp / "train", key)}
+        heldout_stats = None
+        if held:
+            eval_cols, heldout_stats = _tokenize_and_pack(held, cfg, tokenizer)
+            content["eval"] = _save_split(eval_cols, tmp / "eval", key)
+        manifest = _manifest(cfg, key, tok_path, fingerprint, table, train, train_stats, train_cols,
+                             heldout_stats, leak, content)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: list[mixture.SourceCount],
+              train: list[Sample], stats: dict[str, Any], cols: dict[str, Any], heldout: dict[str, Any] | None,
+              leak: leakage.LeakageReport | None, content: dict[str, str]) -> dict[str, Any]:
+    from biotune.data.sources import SOURCES
+
+    d = cfg.data
+    kept = [train[i] for i in stats["kept_index"]]
+    per_source_tokens: dict[str, list[int]] = {}
+    for s, n in zip(kept, stats["lengths"], strict=True):
+        per_source_tokens.setdefault(s.source, []).append(n)
+    realised_after_tok: dict[str, int] = {k: len(v) for k, v in per_source_tokens.items()}
+    sources = {}
+    for row in table:
+        spec = SOURCES.get(row.source)
+        entry = dataclasses.asdict(row)
+        entry.update(kept_after_tokenize=realised_after_tok.get(row.source, 0),
+                     licence=getattr(spec, "licence", "see the instruction file"),
+                     restricted=bool(getattr(spec, "restricted", False)),
+                     credentialed=bool(getattr(spec, "credentialed", False)),
+                     paper_count=getattr(spec, "paper_count", None),
+                     tokens=_length_stats(per_source_tokens.get(row.source, []), d.max_seq_len))
+        sources[row.source] = entry
+    tasks: dict[str, dict[str, int]] = {}
+    for row in table:
+        t = tasks.setdefault(row.group, {"requested": 0, "realised": 0})
+        t["requested"] += row.requested
+        t["realised"] += row.realised
+    n_rows = len(cols["input_ids"])
+    n_tok = int(sum(cols["num_tokens"]))
+    return {
+        "biotune_version": __version__, "build_version": BUILD_VERSION, "cache_key": key,
+        "content_hash": hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
+        "split_hashes": content, "config": dataclasses.asdict(d), "template": d.template,
+        "ner_format": d.ner_format, "tokenizer": tok_path, "tokenizer_fingerprint": fingerprint,
+        "max_seq_len": d.max_seq_len,
+        "truncation": {"policy": d.truncation, "dropped": stats["dropped"], "truncated": stats["truncated"]},
+        "sources": sources, "tasks": tasks,
+        "totals": {"samples_mixed": stats["samples_in"], "samples_kept": stats["samples_kept"],
+                   "tokens": n_tok, "loss_tokens": int(sum(cols["num_loss_tokens"]))},
+        "length_stats": _length_stats(stats["lengths"], d.max_seq_len),
+        "packing": {"enabled": d.pack, "rows": n_rows, "capacity": d.max_seq_len,
+                    "efficiency": round(n_tok / max(1, n_rows * d.max_seq_len), 6),
+                    "mean_seqs_per_row": round(statistics.fmean(len(x) for x in cols["seq_lens"]), 3) if n_rows else 0},
+        "heldout": None if heldout is None else {"samples": heldout["samples_kept"], "dropped": heldout["dropped"]},
+        "leakage": leak.to_dict() if leak else None,
+        "restricted_sources": sorted(s for s, e in sources.items() if e["restricted"] and e["realised"]),
+    }
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read a built dataset's manifest with a clear error when it is not a built dataset."""
+    mpath = Path(path) / MANIFEST
+    if not mpath.is_file():
+        raise DataError(mpath, "not a built biotune dataset (no manifest.json)",
+                        "pass the directory printed by `biotune data build`")
+    return json.loads(mpath.read_text())

@@ -1,0 +1,128 @@
+"""Dataset composition: per-source weight / epochs / cap / leave-out, seeded and deterministic.
+
+Input: instruction samples per source. Output: one shuffled list of samples plus a table of requested vs
+realised counts. Two ways to size a source:
+
+* ``data.total_samples`` unset: ``round(available * epochs)`` samples (``epochs=2.5`` = two full passes and a
+  seeded half).
+* ``data.total_samples`` set: the total is split across included sources in proportion to their weights
+  (largest-remainder rounding, so the parts add up exactly), upsampling with repeats where a source is
+  smaller than its share.
+
+``cap`` then bounds each source. Repeats of a sample get an ``#k`` suffix on their id so that every id in
+the mixture is unique. Randomness comes from ``random.Random`` seeded with strings, which is stable across
+processes and Python runs: the same config gives the same mixture, byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+
+from biotune.config import DataConfig, SourceMix
+from biotune.data.records import Sample
+from biotune.errors import ConfigError, Problem
+
+
+@dataclass(frozen=True)
+class SourceCount:
+    """Requested vs realised size of one source in the mixture."""
+
+    source: str
+    task: str
+    group: str
+    available: int
+    requested: int
+    realised: int
+    weight: float
+    epochs: float
+    cap: int | None
+    included: bool
+
+
+def _largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
+    norm = sum(weights.values())
+    exact = {k: total * w / norm for k, w in weights.items()}
+    floors = {k: math.floor(v) for k, v in exact.items()}
+    left = total - sum(floors.values())
+    order = sorted(exact, key=lambda k: (-(exact[k] - floors[k]), k))
+    for k in order[:left]:
+        floors[k] += 1
+    return floors
+
+
+def requested_counts(cfg: DataConfig, available: dict[str, int]) -> dict[str, int]:
+    """How many samples each included source should contribute, before ``cap``."""
+    included = {n: m for n, m in cfg.sources.items() if m.include}
+    if cfg.total_samples:
+        weights = {n: m.weight for n, m in included.items() if m.weight > 0}
+        if not weights:
+            raise ConfigError([Problem("data.sources.*.weight", "all included weights are zero",
+                                       "give at least one included source a weight > 0")])
+        counts = _largest_remainder(cfg.total_samples, weights)
+        return {n: counts.get(n, 0) for n in included}
+    return {n: round(available[n] * m.epochs) for n, m in included.items()}
+
+
+def _realise(samples: list[Sample], count: int, rng: random.Random) -> list[Sample]:
+    """``count`` samples from ``samples``: full passes, then a seeded subset; repeats get ``#k`` ids."""
+    n = len(samples)
+    if n == 0 or count <= 0:
+        return []
+    full, rest = divmod(count, n)
+    out: list[Sample] = []
+    for k in range(full):
+        out += samples if k == 0 else [replace(s, id=f"{s.id}#{k}") for s in samples]
+    if rest:
+        picked = sorted(rng.sample(range(n), rest))
+        out += [samples[i] if full == 0 else replace(samples[i], id=f"{samples[i].id}#{full}") for i in picked]
+    return out
+
+
+def compose(samples_by_source: dict[str, list[Sample]], cfg: DataConfig,
+            kinds: dict[str, str]) -> tuple[list[Sample], list[SourceCount]]:
+    """Compose the training mixture.
+
+    Args:
+        samples_by_source: every included source's samples, in reader order.
+        cfg: the data config (weights, epochs, caps, include flags, seed).
+        kinds: source name -> task kind (the default task group).
+
+    Returns:
+        The shuffled mixture and one :class:`SourceCount` per configured source (left-out ones included).
+    """
+    available = {n: len(s) for n, s in samples_by_source.items()}
+    requested = requested_counts(cfg, available)
+    mixture: list[Sample] = []
+    table: list[SourceCount] = []
+    for name, mix in cfg.sources.items():
+        req = requested.get(name, 0)
+        count = min(req, mix.cap) if mix.cap is not None else req
+        chosen = _realise(samples_by_source.get(name, []), count, random.Random(f"{cfg.seed}:mix:{name}")) \
+            if mix.include else []
+        mixture += chosen
+        table.append(_count_row(name, mix, kinds.get(name, "?"), available.get(name, 0), req, len(chosen)))
+    if not mixture:
+        raise ConfigError([Problem("data.sources", "the mixture is empty (no included source has samples)",
+                                   "include at least one source with data, and check weights/caps/epochs")])
+    random.Random(f"{cfg.seed}:shuffle").shuffle(mixture)
+    return mixture, table
+
+
+def _count_row(name: str, mix: SourceMix, kind: str, available: int, requested: int, realised: int) -> SourceCount:
+    return SourceCount(source=name, task=kind, group=mix.group or kind, available=available,
+                       requested=requested if mix.include else 0, realised=realised, weight=mix.weight,
+                       epochs=mix.epochs, cap=mix.cap, included=mix.include)
+
+
+def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold out ``fraction`` of the mixture for the trainer's eval loss (by base id, so repeats stay together)."""
+    if fraction <= 0:
+        return samples, []
+    base_ids = sorted({s.id.split("#")[0] for s in samples})
+    k = max(1, round(len(base_ids) * fraction))
+    held = set(random.Random(f"{seed}:heldout").sample(base_ids, k))
+    train = [s for s in samples if s.id.split("#")[0] not in held]
+    evals = [s for s in samples if s.id.split("#")[0] in held and "#" not in s.id]
+    return train, evals

@@ -1,0 +1,228 @@
+"""Batched generation: load a model, turn prompts into completions, data-parallel across ranks.
+
+Prompts are sorted by token length (longest first, so a batch that does not fit fails early), split into
+batches, left-padded, and decoded greedily (or with beam search) until EOS or ``max_new_tokens``.
+With several ranks each rank generates a strided shard and rank 0 gathers every completion. An optional
+vLLM backend is used when ``eval.backend=vllm`` and vLLM is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from biotune import distributed
+from biotune.errors import CheckpointError, ConfigError, DataError, Problem
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+@dataclass
+class Generations:
+    """Completions by prompt id, with the counts that throughput is computed from."""
+
+    completions: dict[str, str] = field(default_factory=dict)
+    new_tokens: int = 0
+    """Generated tokens, counted up to and including EOS (padding excluded)."""
+    seconds: float = 0.0
+    """Wall time spent generating (with several ranks: the slowest rank's)."""
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generated tokens per second of wall time (0 when nothing was timed)."""
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def is_zero_checkpoint(path: Path) -> bool:
+    """True for a DeepSpeed ZeRO checkpoint directory (``latest`` file or ``global_step*``/zero shards)."""
+    if (path / "latest").is_file():
+        return True
+    return any(path.glob("**/zero_pp_rank_*_model_states.pt")) or any(path.glob("**/*zero_pp_rank_*optim_states.pt"))
+
+
+def resolve_model_dir(path: str) -> Path:
+    """A loadable HF model directory: ``path`` itself, or a ZeRO checkpoint exported through ``biotune.export``.
+
+    Raises:
+        ConfigError: when ``path`` is empty or does not exist.
+        CheckpointError: when a ZeRO checkpoint cannot be exported.
+        DataError: when the directory has no tokenizer.
+    """
+    if not path:
+        raise ConfigError([Problem("eval.model", "no model given", "set eval.model=DIR (an exported model or a checkpoint)")])
+    model_dir = Path(path).expanduser().resolve()
+    if not model_dir.is_dir():
+        raise ConfigError([Problem("eval.model", f"directory {model_dir} does not exist",
+                                   "point eval.model at an exported HF model or a checkpoint directory")])
+    if is_zero_checkpoint(model_dir) and not (model_dir / "config.json").is_file():
+        model_dir = _export_zero_checkpoint(model_dir)
+    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+        raise DataError(model_dir, "model directory has no tokenizer (no tokenizer.json, tokenizer.model or "
+                        "tokenizer_config.json)", "save the tokenizer beside the weights (tokenizer.save_pretrained(DIR)) "
+                        "or export the model with `biotune export`, which copies it")
+    return model_dir
+
+
+def _export_zero_checkpoint(ckpt: Path) -> Path:
+    """Consolidate a ZeRO checkpoint to an HF directory beside it, through the trainer's exporter."""
+    try:
+        from biotune import export
+    except ModuleNotFoundError as err:
+        if err.name != "biotune.export":
+            raise
+        raise CheckpointError(f"{ckpt} is a ZeRO checkpoint, and biotune.export (which converts it) is not "
+                              "available; export it to an HF directory first and set eval.model to that") from err
+    out = ckpt / "hf_export"
+    if not (out / "config.json").is_file():
+        log.info("exporting ZeRO checkpoint %s to %s", ckpt, out)
+        export.export_checkpoint(ckpt, out)  # type: ignore[attr-defined]
+    return out
+
+
+def load_model(model_dir: Path, dtype: str = "fp32", attn_implementation: str = "sdpa",
+               tokenizer_dir: str | None = None) -> tuple[Any, Any]:
+    """Load ``AutoModelForCausalLM`` + ``AutoTokenizer`` (left padding, pad token set) for generation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or model_dir)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    attn = "sdpa" if attn_implementation == "auto" else attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, DTYPES.get(dtype, dtype)),
+                                                 attn_implementation=attn)
+    if torch.cuda.is_available():
+        model = model.to(torch.device("cuda", torch.cuda.current_device()))
+    model.eval()
+    return model, tokenizer
+
+
+def _encode(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each prompt; BOS is added once (not again when the text already starts with it)."""
+    bos = tokenizer.bos_token or ""
+    out = []
+    for text in prompts:
+        has_bos = bool(bos) and text.startswith(bos)
+        out.append(tokenizer(text, add_special_tokens=not has_bos)["input_ids"])
+    return out
+
+
+def _count_new_tokens(rows: Any, eos_ids: set[int], pad_id: int) -> int:
+    """Generated tokens per row, up to and including the first EOS."""
+    total = 0
+    for row in rows.tolist():
+        n = 0
+        for tok in row:
+            n += 1
+            if tok in eos_ids:
+                break
+        else:
+            while n and row[n - 1] == pad_id and pad_id not in eos_ids:
+                n -= 1
+        total += n
+    return total
+
+
+def generate_hf(model: Any, tokenizer: Any, prompts: dict[str, str], batch_size: int = 16,
+                max_new_tokens: int = 256, num_beams: int = 1, progress: bool = True) -> Generations:
+    """Greedy (or beam) generation in length-sorted, left-padded batches; returns completions by id."""
+    import torch
+    from tqdm.auto import tqdm
+
+    ids = list(prompts)
+    encoded = dict(zip(ids, _encode(tokenizer, [prompts[i] for i in ids])))
+    order = sorted(ids, key=lambda i: len(encoded[i]), reverse=True)
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id])
+    device = next(model.parameters()).device
+    result = Generations()
+    bar = tqdm(total=len(order), desc="generate", unit="ex", disable=not progress or not order)
+    start = time.perf_counter()
+    for b in range(0, len(order), batch_size):
+        batch = order[b:b + batch_size]
+        enc = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            out = model.generate(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
+                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
+                                 use_cache=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos_ids))
+        new = out[:, enc["input_ids"].shape[1]:].cpu()
+        result.new_tokens += _count_new_tokens(new, eos_ids, tokenizer.pad_token_id)
+        for pid, text in zip(batch, tokenizer.batch_decode(new, skip_special_tokens=True)):
+            result.completions[pid] = text
+        bar.update(len(batch))
+    bar.close()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def vllm_available() -> bool:
+    """True when the optional vLLM package is importable (never on the CPU CI machine)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def generate_vllm(model_dir: Path, prompts: dict[str, str], max_new_tokens: int = 256,
+                  num_beams: int = 1) -> Generations:
+    """Generate with vLLM (greedy; beam search through vLLM's beam API). Requires vLLM and a GPU."""
+    import vllm  # type: ignore[import-not-found]
+
+    llm = vllm.LLM(model=str(model_dir))
+    ids = list(prompts)
+    start = time.perf_counter()
+    result = Generations()
+    if num_beams > 1:
+        from vllm.sampling_params import BeamSearchParams  # type: ignore[import-not-found]
+
+        outs = llm.beam_search([{"prompt": prompts[i]} for i in ids],
+                               BeamSearchParams(beam_width=num_beams, max_tokens=max_new_tokens))
+        for pid, out in zip(ids, outs):
+            best = out.sequences[0]
+            result.completions[pid] = best.text
+            result.new_tokens += len(best.tokens)
+    else:
+        params = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        for pid, out in zip(ids, llm.generate([prompts[i] for i in ids], params)):
+            result.completions[pid] = out.outputs[0].text
+            result.new_tokens += len(out.outputs[0].token_ids)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def choose_backend(requested: str) -> str:
+    """``vllm`` only when asked for and installed; otherwise ``hf`` (with a warning when vLLM was asked for)."""
+    if requested == "vllm" and not vllm_available():
+        log.warning("eval.backend=vllm but vLLM is not installed (pip install biotune[vllm]); using the hf backend")
+        return "hf"
+    return requested
+
+
+def shard(ids: Sequence[str], rank: int, world_size: int) -> list[str]:
+    """This rank's strided share of ``ids`` (every id lands on exactly one rank)."""
+    return list(ids[rank::world_size])
+
+
+def generate_distributed(prompts: dict[str, str], generate_fn: Any) -> Generations:
+    """Run ``generate_fn(shard_prompts)`` on this rank's shard; rank 0 returns the merged result.
+
+    Other ranks return their own (partial) result. Without a process group this is a plain call.
+    """
+    rank, world = distributed.rank(), distributed.world_size()
+    mine = {i: prompts[i] for i in shard(sorted(prompts), rank, world)}
+    local: Generations = generate_fn(mine)
+    if world == 1:
+        return local
+    parts = distributed.all_gather_objects((local.completions, local.new_tokens, local.seconds))
+    merged = Generations()
+    for completions, tokens, seconds in parts:
+        merged.completions.update(completions)
+        merged.new_tokens += tokens
+        merged.seconds = max(merged.seconds, seconds)
+    return merged if rank == 0 else local

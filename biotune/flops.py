@@ -1,0 +1,62 @@
+"""Model FLOPs utilisation: 6·N·tokens per second against the device's peak.
+
+The peak comes from ``train.peak_tflops`` when set, else from :data:`PEAK_TFLOPS` (dense, no sparsity,
+per device) matched against the CUDA device name. Unknown devices (and CPUs) give no MFU rather than a guess.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Dense peak TFLOP/s per device for 16-bit (bf16/fp16) and fp32 (TF32 tensor cores where they exist).
+PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.5},
+    "H100 SXM": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.5},
+    "H100 NVL": {"bf16": 835.0, "fp16": 835.0, "fp32": 417.5},
+    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "fp32": 378.0},
+    "H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.5},
+    "GH200": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.5},
+    "B200": {"bf16": 2250.0, "fp16": 2250.0, "fp32": 1100.0},
+    "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0},
+    "A800": {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0},
+    "L40S": {"bf16": 362.0, "fp16": 362.0, "fp32": 183.0},
+    "A10G": {"bf16": 70.0, "fp16": 70.0, "fp32": 35.0},
+    "L4": {"bf16": 121.0, "fp16": 121.0, "fp32": 60.0},
+    "V100": {"bf16": 0.0, "fp16": 125.0, "fp32": 15.7},
+    "MI300X": {"bf16": 1307.0, "fp16": 1307.0, "fp32": 163.4},
+    "MI250X": {"bf16": 383.0, "fp16": 383.0, "fp32": 47.9},
+}
+
+
+def device_name() -> str:
+    """The accelerator's name (``cpu`` without CUDA)."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def lookup_peak_tflops(name: str, dtype: str) -> float | None:
+    """The table's peak for a device name (longest matching key wins), or None when unknown."""
+    for key in sorted(PEAK_TFLOPS, key=len, reverse=True):
+        if key.lower() in name.lower():
+            peak = PEAK_TFLOPS[key].get(dtype, 0.0)
+            return peak or None
+    return None
+
+
+def peak_flops(dtype: str, override_tflops: float | None = None, name: str | None = None) -> float | None:
+    """Peak FLOP/s per device: the config's override, else the table entry for this device."""
+    if override_tflops:
+        return override_tflops * 1e12
+    tflops = lookup_peak_tflops(name or device_name(), dtype)
+    return tflops * 1e12 if tflops else None
+
+
+def training_flops_per_token(num_params: int) -> float:
+    """6·N: forward (2N) + backward (4N) per token, attention FLOPs ignored."""
+    return 6.0 * num_params
+
+
+def mfu(num_params: int, tokens_per_s_per_device: float, peak: float | None) -> float | None:
+    """Fraction of the peak reached by ``tokens_per_s_per_device``; None without a known peak."""
+    if not peak:
+        return None
+    return training_flops_per_token(num_params) * tokens_per_s_per_device / peak

@@ -1,0 +1,139 @@
+"""Metric tracking: wandb on rank 0 (offline by default) plus an always-written ``metrics.jsonl``.
+
+Other ranks get a :class:`NullTracker`. The wandb run id is persisted in ``<output_dir>/tracking.json`` (and
+in each checkpoint's trainer state), so a resumed run continues the same wandb run. The resolved config and
+the data manifest are attached to the run. No dataset text is ever sent by this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from biotune.config import TrackingConfig
+
+log = logging.getLogger(__name__)
+
+RUN_ID_FILE = "tracking.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+class Tracker(Protocol):
+    """What the trainer logs to."""
+
+    run_id: str | None
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Record ``metrics`` at optimizer step ``step``."""
+
+    def finish(self) -> None:
+        """Flush and close."""
+
+
+class NullTracker:
+    """The tracker of non-zero ranks: accepts everything, records nothing."""
+
+    run_id: str | None = None
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Ignore ``metrics``."""
+
+    def finish(self) -> None:
+        """Nothing to close."""
+
+
+def truncate_jsonl(path: Path, max_step: int) -> None:
+    """Drop lines whose ``step`` is beyond ``max_step`` (the tail a crash left after the resumed checkpoint)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= max_step]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    tmp.replace(path)
+
+
+class JsonlWriter:
+    """Append one JSON object per line, flushed each time (survives a SIGKILL up to the last line)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append ``record``."""
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
+class RankZeroTracker:
+    """metrics.jsonl always; wandb too unless ``tracking.wandb_mode == "disabled"``."""
+
+    def __init__(self, cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
+                 manifest: dict[str, Any] | None, run_id: str | None = None) -> None:
+        self.jsonl = JsonlWriter(output_dir / METRICS_FILE)
+        self.run_id = run_id or _stored_run_id(output_dir)
+        self._wandb: Any = None
+        if cfg.wandb_mode != "disabled":
+            self._wandb = _start_wandb(cfg, output_dir, run_name, config, manifest, self.run_id)
+            self.run_id = self._wandb.id
+        _store_run_id(output_dir, self.run_id)
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Write ``metrics`` to metrics.jsonl and wandb."""
+        self.jsonl.write({"step": step, **metrics})
+        if self._wandb is not None:
+            self._wandb.log(metrics, step=step)
+
+    def finish(self) -> None:
+        """Close the JSONL file and the wandb run."""
+        self.jsonl.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def _stored_run_id(output_dir: Path) -> str | None:
+    path = output_dir / RUN_ID_FILE
+    return json.loads(path.read_text()).get("run_id") if path.is_file() else None
+
+
+def _store_run_id(output_dir: Path, run_id: str | None) -> None:
+    path = output_dir / RUN_ID_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"run_id": run_id}))
+    tmp.replace(path)
+
+
+def _start_wandb(cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
+                 manifest: dict[str, Any] | None, run_id: str | None) -> Any:
+    import wandb
+
+    os.environ.setdefault("WANDB_MODE", cfg.wandb_mode)
+    full_config = {**config, "data_manifest": _manifest_summary(manifest)}
+    run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group, tags=list(cfg.tags),
+                     name=run_name, id=run_id, resume="allow", dir=str(output_dir), config=full_config,
+                     mode=cfg.wandb_mode)
+    log.info("wandb run %s (%s) in %s", run.id, cfg.wandb_mode, output_dir)
+    return run
+
+
+def _manifest_summary(manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest without per-sample lists (counts, hashes, sources): safe to attach, no dataset text."""
+    if not manifest:
+        return {}
+    return {k: v for k, v in manifest.items() if not isinstance(v, list) or len(v) <= 64}
+
+
+def build_tracker(cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
+                  manifest: dict[str, Any] | None, is_rank_zero: bool, run_id: str | None = None) -> Tracker:
+    """The rank-0 tracker, or a :class:`NullTracker` on other ranks."""
+    if not is_rank_zero:
+        return NullTracker()
+    return RankZeroTracker(cfg, output_dir, run_name, config, manifest, run_id)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create ./.venv (if needed) and install biotune with its test extras. Idempotent: a rerun with an unchanged
+# setup.cfg does nothing. torch is pinned in the same pip call: an unpinned torch pulls a multi-GB CUDA build
+# on CPU-only machines. On a GPU cluster, install the `gpu` extra instead: pip install -e '.[gpu]'.
+#   bash launch/install.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH_SPEC=${BIOTUNE_TORCH_SPEC:-torch==2.13.0}
+stamp=.venv/.biotune-install-$(sha256sum setup.cfg | cut -c1-16)
+if [ -f "$stamp" ]; then exit 0; fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "$TORCH_SPEC" -e '.[dev]'
+rm -f .venv/.biotune-install-*
+touch "$stamp"
+echo "biotune installed in $(pwd)/.venv"
