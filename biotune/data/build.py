@@ -157,25 +157,44 @@ def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
 # ----------------------------------------------------------------------------------------------- tokens
 
 
-def _tokenize_and_pack(samples: list[Sample], cfg: RunConfig, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Render, tokenize with prompt masking, and pack. Returns (columns, stats)."""
+def _tokenize_and_pack(samples: list[Sample], cfg: RunConfig, tokenizer: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Render, tokenize with prompt masking, and pack. Returns (rows, stats).
+
+    Upsampled repeats of a sample are identical text, so only distinct samples are tokenized; repeats reuse
+    the same token arrays.
+    """
     from biotune.data.packing import pack_rows
     from biotune.data.templates import render_prompt, render_target
     from biotune.data.tokenize import tokenize_pairs
 
     d = cfg.data
-    prompts = [render_prompt(d.template, s.instruction, s.input, tokenizer) for s in samples]
-    targets = [render_target(d.template, s.output, tokenizer) for s in samples]
+    first: dict[str, int] = {}
+    unique: list[Sample] = []
+    which: list[int] = []
+    for s in samples:
+        base = s.id.split("#")[0]
+        if base not in first:
+            first[base] = len(unique)
+            unique.append(s)
+        which.append(first[base])
+    prompts = [render_prompt(d.template, s.instruction, s.input, tokenizer) for s in unique]
+    targets = [render_target(d.template, s.output, tokenizer) for s in unique]
     tok = tokenize_pairs(prompts, targets, tokenizer, d.max_seq_len, d.truncation)
-    kept_ids = [samples[i].id for i in tok.kept]
-    lengths = [len(x) for x in tok.input_ids]
+    slot = {u: j for j, u in enumerate(tok.kept)}
+    ids_u, labels_u = tok.input_ids, tok.labels
+    kept_index = [i for i, u in enumerate(which) if u in slot]
+    input_ids = [ids_u[slot[which[i]]] for i in kept_index]
+    labels = [labels_u[slot[which[i]]] for i in kept_index]
+    sample_ids = [samples[i].id for i in kept_index]
     if d.pack:
-        columns = pack_rows(tok.input_ids, tok.labels, kept_ids, d.max_seq_len)
+        rows = pack_rows(input_ids, labels, sample_ids, d.max_seq_len)
     else:
-        columns = pack_rows(tok.input_ids, tok.labels, kept_ids, d.max_seq_len, one_per_row=True)
-    stats = {"samples_in": len(samples), "samples_kept": len(kept_ids), "dropped": tok.dropped,
-             "truncated": tok.truncated, "lengths": lengths, "kept_index": tok.kept}
-    return columns, stats
+        rows = [pack_rows([x], [y], [sid], d.max_seq_len)[0] for x, y, sid in zip(input_ids, labels, sample_ids, strict=True)]
+    dropped_u, truncated_u = set(tok.dropped_indices), set(tok.truncated_indices)
+    stats = {"samples_in": len(samples), "samples_kept": len(kept_index),
+             "dropped": sum(1 for u in which if u in dropped_u), "truncated": sum(1 for u in which if u in truncated_u),
+             "lengths": [len(x) for x in input_ids], "kept_index": kept_index}
+    return rows, stats
 
 
 def _length_stats(lengths: list[int], max_seq_len: int) -> dict[str, Any]:
@@ -190,21 +209,13 @@ def _length_stats(lengths: list[int], max_seq_len: int) -> dict[str, Any]:
             "histogram": {f"{lo}-{hi - 1}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], hist, strict=True)}}
 
 
-def _save_split(columns: dict[str, Any], path: Path, fingerprint: str) -> str:
+def _save_split(rows: list[dict[str, Any]], path: Path, fingerprint: str) -> str:
     """Write one split with ``datasets`` (deterministic fingerprint) and return its content hash."""
-    import pyarrow as pa
     from datasets import Dataset
 
-    i32 = pa.list_(pa.int32())
-    table = pa.table({
-        "input_ids": pa.array(columns["input_ids"], type=i32),
-        "labels": pa.array(columns["labels"], type=i32),
-        "position_ids": pa.array(columns["position_ids"], type=i32),
-        "seq_lens": pa.array(columns["seq_lens"], type=i32),
-        "sample_ids": pa.array(columns["sample_ids"], type=pa.list_(pa.string())),
-        "num_tokens": pa.array(columns["num_tokens"], type=pa.int32()),
-        "num_loss_tokens": pa.array(columns["num_loss_tokens"], type=pa.int32()),
-    })
+    from biotune.data.packing import rows_to_arrow
+
+    table = rows_to_arrow(rows)
     digest = hashlib.sha256()
     for name in table.column_names:
         for chunk in table.column(name).chunks:
@@ -301,7 +312,7 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
 
 
 def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: list[mixture.SourceCount],
-              train: list[Sample], stats: dict[str, Any], cols: dict[str, Any], heldout: dict[str, Any] | None,
+              train: list[Sample], stats: dict[str, Any], cols: list[dict[str, Any]], heldout: dict[str, Any] | None,
               leak: leakage.LeakageReport | None, content: dict[str, str]) -> dict[str, Any]:
     from biotune.data.sources import SOURCES
 
@@ -327,22 +338,22 @@ def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: 
         t = tasks.setdefault(row.group, {"requested": 0, "realised": 0})
         t["requested"] += row.requested
         t["realised"] += row.realised
-    n_rows = len(cols["input_ids"])
-    n_tok = int(sum(cols["num_tokens"]))
+    n_rows = len(cols)
+    n_tok = int(sum(int(r["num_tokens"]) for r in cols))
     return {
         "biotune_version": __version__, "build_version": BUILD_VERSION, "cache_key": key,
         "content_hash": hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
-        "split_hashes": content, "config": dataclasses.asdict(d), "template": d.template,
+        "split_hashes": content, "config": {k: v for k, v in dataclasses.asdict(d).items() if k != "out_dir"}, "template": d.template,
         "ner_format": d.ner_format, "tokenizer": tok_path, "tokenizer_fingerprint": fingerprint,
         "max_seq_len": d.max_seq_len,
         "truncation": {"policy": d.truncation, "dropped": stats["dropped"], "truncated": stats["truncated"]},
         "sources": sources, "tasks": tasks,
         "totals": {"samples_mixed": stats["samples_in"], "samples_kept": stats["samples_kept"],
-                   "tokens": n_tok, "loss_tokens": int(sum(cols["num_loss_tokens"]))},
+                   "tokens": n_tok, "loss_tokens": int(sum(int(r["num_loss_tokens"]) for r in cols))},
         "length_stats": _length_stats(stats["lengths"], d.max_seq_len),
         "packing": {"enabled": d.pack, "rows": n_rows, "capacity": d.max_seq_len,
                     "efficiency": round(n_tok / max(1, n_rows * d.max_seq_len), 6),
-                    "mean_seqs_per_row": round(statistics.fmean(len(x) for x in cols["seq_lens"]), 3) if n_rows else 0},
+                    "mean_seqs_per_row": round(statistics.fmean(len(r["seq_lens"]) for r in cols), 3) if n_rows else 0},
         "heldout": None if heldout is None else {"samples": heldout["samples_kept"], "dropped": heldout["dropped"]},
         "leakage": leak.to_dict() if leak else None,
         "restricted_sources": sorted(s for s, e in sources.items() if e["restricted"] and e["realised"]),

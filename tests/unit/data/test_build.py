@@ -1,0 +1,110 @@
+"""The data build end to end: cache, determinism, manifest, leakage, bad input leaves nothing behind."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from biotune import config
+from biotune.data.build import build_dataset, read_manifest, resolve_root
+from biotune.errors import ConfigError, DataError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _cfg(tmp_path: Path, tiny_model: Path, *overrides: str) -> config.RunConfig:
+    return config.load(REPO / "configs/data/sample.yaml",
+                       [f"data.tokenizer={tiny_model}", f"data.out_dir={tmp_path / 'out'}", *overrides])
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_sample_build_manifest_and_cache(tmp_path: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from datasets import load_from_disk
+
+    cfg = _cfg(tmp_path, tiny_model, "data.eval_fraction=0.1")
+    out = build_dataset(cfg)
+    m = read_manifest(out)
+    assert m["template"] == "medtuned" and m["tokenizer_fingerprint"]
+    ncbi = m["sources"]["ncbi_disease"]
+    assert ncbi["realised"] == ncbi["requested"] == 2 * ncbi["available"] > 0
+    assert m["sources"]["gad"]["licence"]
+    assert m["packing"]["efficiency"] > 0.5
+    assert m["totals"]["samples_kept"] + m["truncation"]["dropped"] == m["totals"]["samples_mixed"]
+    ds = load_from_disk(str(out / "train"))
+    row = ds[0]
+    assert len(row["input_ids"]) == len(row["labels"]) == len(row["position_ids"]) == row["num_tokens"]
+    assert sum(row["seq_lens"]) == row["num_tokens"] and len(row["sample_ids"]) == len(row["seq_lens"])
+    starts = [i for i, p in enumerate(row["position_ids"]) if p == 0]
+    assert len(starts) == len(row["seq_lens"]), "position_ids restart at 0 for every packed sequence"
+    assert (out / "eval").is_dir() and m["heldout"]["samples"] > 0
+    all_ids = [i for ids in ds["sample_ids"] for i in ids]
+    assert len(all_ids) == len(set(all_ids)) == m["totals"]["samples_kept"]
+
+    caplog.set_level("INFO")
+    assert build_dataset(cfg) == out
+    assert "cache hit" in caplog.text
+
+    other = build_dataset(_cfg(tmp_path / "second", tiny_model, "data.eval_fraction=0.1"))
+    assert other.name == out.name
+    assert _files(other) == _files(out), "same config -> byte-identical output"
+    changed = build_dataset(_cfg(tmp_path, tiny_model, "data.eval_fraction=0.1", "data.seed=99"))
+    assert changed != out
+
+
+def test_stats_command_prints_the_composition(tmp_path: Path, tiny_model: Path) -> None:
+    out = build_dataset(_cfg(tmp_path, tiny_model))
+    proc = subprocess.run([sys.executable, "-m", "biotune.cli", "data", "stats", str(out)],
+                          capture_output=True, text=True, check=True)
+    assert "ncbi_disease" in proc.stdout and "realised" in proc.stdout and "token lengths" in proc.stdout
+
+
+def test_leakage_is_detected_and_fatal_when_configured(tmp_path: Path, tiny_model: Path, corpora: Path) -> None:
+    # Real corpora: BC5CDR's chemical and disease files share their sentences, so training on the chemical
+    # test split leaks every sentence of the disease test split.
+    def cfg(out: Path, mode: str) -> config.RunConfig:
+        return config.load(None, [f"data.root={corpora}", f"data.tokenizer={tiny_model}", f"data.out_dir={out}",
+                                  "data.sources.bc5cdr_chem.split=test", "data.sources.bc5cdr_disease.cap=0",
+                                  "data.leakage_splits=[test]", f"data.leakage={mode}", "data.max_seq_len=1024"])
+
+    leak = read_manifest(build_dataset(cfg(tmp_path / "warn", "warn")))["leakage"]
+    assert leak["checked"]["bc5cdr_disease/test"] == 4797
+    assert leak["exact"]["bc5cdr_disease/test"] >= 4700, leak
+    assert "bc5cdr_chem/test" not in leak["checked"], "a source's own training split is not an eval split"
+    with pytest.raises(DataError, match="overlap"):
+        build_dataset(cfg(tmp_path / "err", "error"))
+    assert not (tmp_path / "err").exists() or not any((tmp_path / "err").iterdir())
+
+
+def test_bad_input_names_the_problem_and_writes_nothing(tmp_path: Path, tiny_model: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown source"):
+        build_dataset(_cfg(tmp_path, tiny_model, "data.sources.ncbi_diseas={}"))
+    with pytest.raises(ConfigError, match="no split"):
+        build_dataset(_cfg(tmp_path, tiny_model, "data.sources.gad.split=devel"))
+    root = tmp_path / "corpus"
+    shutil.copytree(resolve_root("@sample"), root)
+    bad = root / "ncbi_disease" / "iob" / "train.tsv"
+    lines = bad.read_text().splitlines()
+    n = next(i for i, line in enumerate(lines) if i >= 3 and line.strip() and not line.startswith("-DOCSTART-"))
+    lines[n] = lines[n].split("\t")[0]  # a token without its tag column
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as info:
+        build_dataset(_cfg(tmp_path, tiny_model, f"data.root={root}"))
+    assert f"{bad}:{n + 1}" in str(info.value)
+    out_dir = tmp_path / "out"
+    assert not out_dir.exists() or not [p for p in out_dir.iterdir()]
+
+
+def test_cli_build_failure_exits_nonzero(tmp_path: Path, tiny_model: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "biotune.cli", "data", "build", str(REPO / "configs/data/sample.yaml"),
+                           f"data.tokenizer={tiny_model}", f"data.out_dir={tmp_path / 'out'}",
+                           "data.sources.nope.weight=1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "data.sources.nope" in proc.stderr
+    manifest = list((tmp_path / "out").rglob("manifest.json")) if (tmp_path / "out").exists() else []
+    assert manifest == []
