@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def pack_bfd(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     remaining space that still fits it; among bins with that same remaining space, the oldest bin wins; when none
     fits, a new bin opens. Open bins are kept in buckets keyed by remaining space, with a sorted list of the
     non-empty bucket keys, so a placement costs O(log capacity): O(n log n) overall, deterministic.
-    Bins come out in opening order, each listing its indices in placement order.
+    Bins come out in opening order (the first bins hold the longest sequences: shuffle rows before training),
+    each listing its indices in placement order.
 
     Raises ``ValueError`` for a sequence longer than ``capacity`` (or empty).
     """
@@ -55,7 +57,7 @@ def pack_bfd(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     bins: list[list[int]] = []
     buckets: dict[int, list[int]] = {}  # remaining space -> heap of bin ids with exactly that space left
     spaces: list[int] = []  # sorted keys of non-empty buckets
-    for idx, length in zip(order.tolist(), arr[order].tolist()):
+    for idx, length in zip(order.tolist(), arr[order].tolist(), strict=True):
         pos = bisect.bisect_left(spaces, length)
         if pos < len(spaces):
             space = spaces[pos]
@@ -79,34 +81,81 @@ def pack_bfd(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return bins
 
 
+def _gather(seqs: Sequence[Sequence[int]], order: list[int]) -> np.ndarray:
+    """``seqs`` in ``order``, concatenated into one int32 array (zero conversion when they are int32 arrays)."""
+    if not order:
+        return np.zeros(0, dtype=np.int32)
+    return np.concatenate([np.asarray(seqs[i], dtype=np.int32) for i in order])
+
+
+def _restarting_positions(seq_lens: np.ndarray, total: int) -> np.ndarray:
+    """0..n-1 for each sequence laid end to end (int32): a cumulative sum of +1 steps that jumps back at starts."""
+    steps = np.ones(total, dtype=np.int32)
+    if total:
+        starts = np.cumsum(seq_lens[:-1], dtype=np.int64)
+        steps[starts] = 1 - seq_lens[:-1]
+        steps[0] = 0
+    return np.cumsum(steps, dtype=np.int32)
+
+
 def pack_rows(input_ids: Sequence[Sequence[int]], labels: Sequence[Sequence[int]], sample_ids: Sequence[str],
-              capacity: int) -> list[dict[str, Any]]:
+              capacity: int, one_per_row: bool = False) -> list[dict[str, Any]]:
     """Pack tokenized samples into rows of the dataset contract (see ``ROW_COLUMNS``) with :func:`pack_bfd`.
 
     Each row holds whole samples back to back: ``input_ids`` and ``labels`` concatenated, ``position_ids``
     restarting at 0 per sample, ``seq_lens`` and ``sample_ids`` per sample, ``num_tokens`` (the row length) and
-    ``num_loss_tokens`` (labels != -100). Token columns are int32 numpy arrays; no padding, no attention mask.
+    ``num_loss_tokens`` (labels != -100). Token columns are int32 numpy arrays (views into shared buffers; the
+    fastest input is int32 arrays, e.g. ``TokenizedBatch.input_ids``); no padding, no attention mask.
+    ``one_per_row=True`` skips packing (``data.pack=false``): one sample per row, in input order, same columns.
     """
     if not len(input_ids) == len(labels) == len(sample_ids):
         raise ValueError(f"{len(input_ids)} input_ids, {len(labels)} labels, {len(sample_ids)} sample_ids")
-    lengths = [len(ids) for ids in input_ids]
-    for i, (ids, lab) in enumerate(zip(input_ids, labels)):
-        if len(ids) != len(lab):
-            raise ValueError(f"sample {sample_ids[i]!r}: {len(ids)} input_ids but {len(lab)} labels")
-    bins = pack_bfd(lengths, capacity)
-    ramp = np.arange(capacity, dtype=np.int32)
+    lengths = np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids))
+    label_lengths = np.fromiter(map(len, labels), dtype=np.int64, count=len(labels))
+    if (bad := np.flatnonzero(lengths != label_lengths)).size:
+        i = int(bad[0])
+        raise ValueError(f"sample {sample_ids[i]!r}: {lengths[i]} input_ids but {label_lengths[i]} labels")
+    if one_per_row:
+        _check_lengths(lengths, capacity)
+        bins = [[i] for i in range(len(lengths))]
+    else:
+        bins = pack_bfd(lengths, capacity)
+    order = [i for members in bins for i in members]
+    ids, lab = _gather(input_ids, order), _gather(labels, order)
+    seq_lens = lengths[order].astype(np.int32)
+    positions = _restarting_positions(seq_lens, ids.size)
+    per_bin = np.fromiter(map(len, bins), dtype=np.int64, count=len(bins))
+    seq_bounds = np.concatenate([[0], np.cumsum(per_bin)])
+    tok_bounds = np.concatenate([[0], np.cumsum(np.add.reduceat(seq_lens, seq_bounds[:-1]))]) if bins else [0]
+    loss_per_row = np.add.reduceat(lab != -100, tok_bounds[:-1], dtype=np.int64) if bins else []
     rows: list[dict[str, Any]] = []
-    for members in bins:
-        seq_lens = np.fromiter((lengths[i] for i in members), dtype=np.int32, count=len(members))
-        ids = np.concatenate([np.asarray(input_ids[i], dtype=np.int32) for i in members])
-        lab = np.concatenate([np.asarray(labels[i], dtype=np.int32) for i in members])
-        pos = np.concatenate([ramp[:n] for n in seq_lens.tolist()])
-        rows.append({"input_ids": ids, "labels": lab, "position_ids": pos, "seq_lens": seq_lens,
-                     "sample_ids": [str(sample_ids[i]) for i in members], "num_tokens": int(ids.size),
-                     "num_loss_tokens": int(np.count_nonzero(lab != -100))})
+    for b, members in enumerate(bins):
+        t0, t1, s0, s1 = int(tok_bounds[b]), int(tok_bounds[b + 1]), int(seq_bounds[b]), int(seq_bounds[b + 1])
+        rows.append({"input_ids": ids[t0:t1], "labels": lab[t0:t1], "position_ids": positions[t0:t1],
+                     "seq_lens": seq_lens[s0:s1], "sample_ids": [str(sample_ids[i]) for i in members],
+                     "num_tokens": t1 - t0, "num_loss_tokens": int(loss_per_row[b])})
     log.info("packed %d samples into %d rows of capacity %d (efficiency %.4f)",
              len(lengths), len(rows), capacity, packing_efficiency(rows, capacity))
     return rows
+
+
+def rows_to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Packed rows as a pyarrow Table with the contract's types (list<int32>, list<string>, int32), built from
+    the arrays in bulk; ``datasets.Dataset(table)`` wraps it without another conversion."""
+    def int_lists(key: str) -> pa.Array:
+        parts = [np.asarray(r[key], dtype=np.int32) for r in rows]
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([p.size for p in parts], out=offsets[1:])
+        values = pa.array(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
+        if offsets[-1] < 2**31:
+            return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+        return pa.LargeListArray.from_arrays(pa.array(offsets), values)
+
+    columns = {key: int_lists(key) for key in ("input_ids", "labels", "position_ids", "seq_lens")}
+    columns["sample_ids"] = pa.array([list(r["sample_ids"]) for r in rows], type=pa.list_(pa.string()))
+    for key in ("num_tokens", "num_loss_tokens"):
+        columns[key] = pa.array(np.asarray([r[key] for r in rows], dtype=np.int32))
+    return pa.table({key: columns[key] for key in ROW_COLUMNS})
 
 
 def packing_efficiency(rows: Sequence[Mapping[str, Any]], capacity: int) -> float:

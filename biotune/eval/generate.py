@@ -42,18 +42,21 @@ class Generations:
 
 
 def is_zero_checkpoint(path: Path) -> bool:
-    """True for a DeepSpeed ZeRO checkpoint directory (``latest`` file or ``global_step*``/zero shards)."""
+    """True for a DeepSpeed ZeRO checkpoint directory (``latest`` file, or ZeRO shard files below it)."""
     if (path / "latest").is_file():
         return True
-    return any(path.glob("**/zero_pp_rank_*_model_states.pt")) or any(path.glob("**/*zero_pp_rank_*optim_states.pt"))
+    return any(path.glob("*/*zero_pp_rank_*_model_states.pt")) or any(path.glob("*zero_pp_rank_*_model_states.pt"))
 
 
-def resolve_model_dir(path: str) -> Path:
-    """A loadable HF model directory: ``path`` itself, or a ZeRO checkpoint exported through ``biotune.export``.
+def resolve_model_dir(path: str, export_dir: Path | None = None) -> Path:
+    """A loadable HF model directory from ``eval.model``.
+
+    Accepts an exported HF directory, a training run's output directory (its ``hf/`` export is used), or
+    a ZeRO checkpoint directory, which is converted through the trainer's exporter into ``export_dir``.
 
     Raises:
         ConfigError: when ``path`` is empty or does not exist.
-        CheckpointError: when a ZeRO checkpoint cannot be exported.
+        CheckpointError: when a ZeRO checkpoint is incomplete or cannot be exported.
         DataError: when the directory has no tokenizer.
     """
     if not path:
@@ -62,8 +65,11 @@ def resolve_model_dir(path: str) -> Path:
     if not model_dir.is_dir():
         raise ConfigError([Problem("eval.model", f"directory {model_dir} does not exist",
                                    "point eval.model at an exported HF model or a checkpoint directory")])
-    if is_zero_checkpoint(model_dir) and not (model_dir / "config.json").is_file():
-        model_dir = _export_zero_checkpoint(model_dir)
+    if not (model_dir / "config.json").is_file() and (model_dir / "hf" / "config.json").is_file() \
+            and not is_zero_checkpoint(model_dir):
+        model_dir = model_dir / "hf"  # a training run's output directory: its final export
+    elif is_zero_checkpoint(model_dir) or (model_dir / "zero").is_dir():
+        model_dir = _export_zero_checkpoint(model_dir, export_dir or model_dir.parent / f"{model_dir.name}-hf")
     if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
         raise DataError(model_dir, "model directory has no tokenizer (no tokenizer.json, tokenizer.model or "
                         "tokenizer_config.json)", "save the tokenizer beside the weights (tokenizer.save_pretrained(DIR)) "
@@ -71,19 +77,21 @@ def resolve_model_dir(path: str) -> Path:
     return model_dir
 
 
-def _export_zero_checkpoint(ckpt: Path) -> Path:
-    """Consolidate a ZeRO checkpoint to an HF directory beside it, through the trainer's exporter."""
+def _export_zero_checkpoint(ckpt: Path, out: Path) -> Path:
+    """Consolidate a ZeRO checkpoint into an HF directory with the trainer's exporter (``biotune export``)."""
     try:
-        from biotune import export
+        from biotune.engine import export_checkpoint
     except ModuleNotFoundError as err:
-        if err.name != "biotune.export":
+        if err.name not in ("biotune.engine", "deepspeed"):
             raise
-        raise CheckpointError(f"{ckpt} is a ZeRO checkpoint, and biotune.export (which converts it) is not "
-                              "available; export it to an HF directory first and set eval.model to that") from err
-    out = ckpt / "hf_export"
+        raise CheckpointError(f"{ckpt} is a ZeRO checkpoint and the exporter is unavailable ({err}); export it "
+                              "with `biotune export CKPT OUT` where DeepSpeed is installed and set eval.model=OUT") from err
+    if not (ckpt / "COMPLETED").is_file():
+        raise CheckpointError(f"{ckpt} is a ZeRO checkpoint without a COMPLETED marker (an interrupted save); "
+                              "evaluate an older, complete checkpoint or the run's hf/ export")
     if not (out / "config.json").is_file():
         log.info("exporting ZeRO checkpoint %s to %s", ckpt, out)
-        export.export_checkpoint(ckpt, out)  # type: ignore[attr-defined]
+        export_checkpoint(ckpt, out)
     return out
 
 
@@ -107,29 +115,19 @@ def load_model(model_dir: Path, dtype: str = "fp32", attn_implementation: str = 
 
 
 def _encode(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each prompt; BOS is added once (not again when the text already starts with it)."""
-    bos = tokenizer.bos_token or ""
-    out = []
-    for text in prompts:
-        has_bos = bool(bos) and text.startswith(bos)
-        out.append(tokenizer(text, add_special_tokens=not has_bos)["input_ids"])
-    return out
+    """Token ids of each prompt, encoded exactly as training encodes prompts (``add_special_tokens=True``)."""
+    return [list(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
 
 
-def _count_new_tokens(rows: Any, eos_ids: set[int], pad_id: int) -> int:
-    """Generated tokens per row, up to and including the first EOS."""
-    total = 0
-    for row in rows.tolist():
-        n = 0
-        for tok in row:
-            n += 1
-            if tok in eos_ids:
-                break
-        else:
-            while n and row[n - 1] == pad_id and pad_id not in eos_ids:
-                n -= 1
-        total += n
-    return total
+def _until_eos(row: list[int], eos_ids: set[int], pad_id: int | None) -> tuple[list[int], int]:
+    """The generated ids before the first EOS, and how many tokens were generated (EOS included, padding not)."""
+    for n, tok in enumerate(row):
+        if tok in eos_ids:
+            return row[:n], n + 1
+    end = len(row)
+    while end and pad_id is not None and row[end - 1] == pad_id:
+        end -= 1
+    return row[:end], end
 
 
 def generate_hf(model: Any, tokenizer: Any, prompts: dict[str, str], batch_size: int = 16,
@@ -139,7 +137,7 @@ def generate_hf(model: Any, tokenizer: Any, prompts: dict[str, str], batch_size:
     from tqdm.auto import tqdm
 
     ids = list(prompts)
-    encoded = dict(zip(ids, _encode(tokenizer, [prompts[i] for i in ids])))
+    encoded = dict(zip(ids, _encode(tokenizer, [prompts[i] for i in ids]), strict=True))
     order = sorted(ids, key=lambda i: len(encoded[i]), reverse=True)
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id])
@@ -154,10 +152,10 @@ def generate_hf(model: Any, tokenizer: Any, prompts: dict[str, str], batch_size:
             out = model.generate(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
                                  max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
                                  use_cache=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos_ids))
-        new = out[:, enc["input_ids"].shape[1]:].cpu()
-        result.new_tokens += _count_new_tokens(new, eos_ids, tokenizer.pad_token_id)
-        for pid, text in zip(batch, tokenizer.batch_decode(new, skip_special_tokens=True)):
-            result.completions[pid] = text
+        for pid, row in zip(batch, out[:, enc["input_ids"].shape[1]:].tolist(), strict=True):
+            ids_before_eos, generated = _until_eos(row, eos_ids, tokenizer.pad_token_id)
+            result.completions[pid] = tokenizer.decode(ids_before_eos, skip_special_tokens=True)
+            result.new_tokens += generated
         bar.update(len(batch))
     bar.close()
     result.seconds = time.perf_counter() - start
@@ -183,13 +181,13 @@ def generate_vllm(model_dir: Path, prompts: dict[str, str], max_new_tokens: int 
 
         outs = llm.beam_search([{"prompt": prompts[i]} for i in ids],
                                BeamSearchParams(beam_width=num_beams, max_tokens=max_new_tokens))
-        for pid, out in zip(ids, outs):
+        for pid, out in zip(ids, outs, strict=True):
             best = out.sequences[0]
             result.completions[pid] = best.text
             result.new_tokens += len(best.tokens)
     else:
         params = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-        for pid, out in zip(ids, llm.generate([prompts[i] for i in ids], params)):
+        for pid, out in zip(ids, llm.generate([prompts[i] for i in ids], params), strict=True):
             result.completions[pid] = out.outputs[0].text
             result.new_tokens += len(out.outputs[0].token_ids)
     result.seconds = time.perf_counter() - start

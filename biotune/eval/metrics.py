@@ -9,7 +9,8 @@ Conventions:
   followed by any number of ``I-T``; an ``I-T`` that does not continue an entity of type ``T`` starts
   nothing. ``mode="conlleval"`` reproduces seqeval's default (lenient) mode, where such an ``I-T`` opens
   a new entity. Predicted tags are aligned with gold tags by position. Micro P/R/F1 over all entities,
-  typed (type and span must match) and untyped (span only).
+  typed (type and span must match) and untyped (types removed from the tags before extraction, so only
+  boundaries count: ``B-protein I-DNA`` is one untyped entity).
 * Single-label classification: a parse failure (``None``) is a prediction outside every label, so it is
   a false negative for the gold label and a false positive for none. Micro-F1 over a label subset is
   scikit-learn's ``f1_score(labels=subset, average="micro")``; excluding the negative class gives the
@@ -81,12 +82,15 @@ def prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
     return p, r, f
 
 
-def _entity_counts(gold: list[Entity], pred: list[Entity], typed: bool) -> tuple[int, int, int]:
-    if not typed:
-        gold = [("", s, e) for _, s, e in gold]
-        pred = [("", s, e) for _, s, e in pred]
+def _entity_counts(gold: list[Entity], pred: list[Entity]) -> tuple[int, int, int]:
+    """(matched, predicted, gold) entity counts; an entity matches on type and exact span."""
     tp = sum((Counter(gold) & Counter(pred)).values())
     return tp, len(pred), len(gold)
+
+
+def untyped(tags: Sequence[str]) -> list[str]:
+    """The tags with their entity types removed (``B-Chemical`` -> ``B``): boundaries only."""
+    return [prefix if prefix != "O" else "O" for prefix, _ in map(_split_tag, tags)]
 
 
 def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str] | None],
@@ -109,16 +113,18 @@ def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str] | Non
     extract = entities_strict if mode == "strict" else entities_conlleval
     totals = {True: [0, 0, 0], False: [0, 0, 0]}
     per_type: dict[str, list[int]] = {}
-    for i, (g_tags, p_tags) in enumerate(zip(gold, pred)):
+    for i, (g_tags, p_tags) in enumerate(zip(gold, pred, strict=True)):
         if p_tags is not None and len(p_tags) != len(g_tags):
             raise ValueError(f"sentence {i}: {len(g_tags)} gold tags but {len(p_tags)} predicted tags")
         g_ents = extract(g_tags)
         p_ents = extract(p_tags) if p_tags is not None else []
-        for typed in (True, False):
-            for k, v in enumerate(_entity_counts(g_ents, p_ents, typed)):
-                totals[typed][k] += v
+        typed_counts = _entity_counts(g_ents, p_ents)
+        untyped_counts = _entity_counts(extract(untyped(g_tags)), extract(untyped(p_tags)) if p_tags is not None else [])
+        for k in range(3):
+            totals[True][k] += typed_counts[k]
+            totals[False][k] += untyped_counts[k]
         for etype in {e[0] for e in g_ents} | {e[0] for e in p_ents}:
-            counts = _entity_counts([e for e in g_ents if e[0] == etype], [e for e in p_ents if e[0] == etype], True)
+            counts = _entity_counts([e for e in g_ents if e[0] == etype], [e for e in p_ents if e[0] == etype])
             slot = per_type.setdefault(etype, [0, 0, 0])
             for k, v in enumerate(counts):
                 slot[k] += v
@@ -137,7 +143,7 @@ def _label_counts(gold: Sequence[str], pred: Sequence[str | None],
     tp: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
     n_gold: Counter[str] = Counter()
-    for g, p in zip(gold, pred):
+    for g, p in zip(gold, pred, strict=True):
         n_gold[g] += 1
         if p is not None:
             n_pred[p] += 1
@@ -176,7 +182,7 @@ def classification_scores(gold: Sequence[str], pred: Sequence[str | None], label
         raise ValueError(f"gold labels {unknown} are not in the label set {list(labels)}")
     counts = _label_counts(gold, pred, labels)
     positives = [label for label in labels if label != negative_label]
-    out: dict[str, float] = {"accuracy": sum(g == p for g, p in zip(gold, pred)) / len(gold)}
+    out: dict[str, float] = {"accuracy": sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)}
     out["macro_f1"] = sum(prf(*counts[label])[2] for label in labels) / len(labels)
     p, r, f = micro_f1(counts, labels)
     out.update(micro_precision_with_negative=p, micro_recall_with_negative=r, micro_f1_with_negative=f)
@@ -211,7 +217,8 @@ def multilabel_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str
     label_set = set(labels)
     per_label = {label: [0, 0, 0] for label in labels}
     example_f1 = 0.0
-    for g_raw, p_raw in zip(gold, pred):
+    exact = 0
+    for g_raw, p_raw in zip(gold, pred, strict=True):
         g = set(g_raw) & label_set
         p = set(p_raw or ()) & label_set
         for label in p:
@@ -221,10 +228,10 @@ def multilabel_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str
             if label in p:
                 per_label[label][0] += 1
         example_f1 += 1.0 if not g and not p else 2 * len(g & p) / (len(g) + len(p))
+        exact += g == p
     tp, n_pred, n_gold = (sum(c[k] for c in per_label.values()) for k in range(3))
     p, r, f = prf(tp, n_pred, n_gold)
-    out = {"precision": p, "recall": r, "f1": f, "exact_match": 0.0,
+    out = {"precision": p, "recall": r, "f1": f,
            "macro_f1": sum(prf(*c)[2] for c in per_label.values()) / len(labels),
-           "example_f1": example_f1 / len(gold)}
-    out["exact_match"] = sum(set(g) & label_set == set(p or ()) & label_set for g, p in zip(gold, pred)) / len(gold)
+           "example_f1": example_f1 / len(gold), "exact_match": exact / len(gold)}
     return out

@@ -9,7 +9,7 @@ from typing import Any
 
 from biotune.errors import DataError
 
-REENCODE_FIX = "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)"
+REENCODE_FIX = "re-encode as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)"
 
 
 def require_file(path: Path) -> Path:
@@ -62,7 +62,9 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(path, f"invalid JSON: {exc.msg}", "fix the line: one JSON object per line", number) from None
+            raise DataError(
+                path, f"invalid JSON: {exc.msg}", "fix the line: one JSON object per line", number
+            ) from None
         if not isinstance(obj, dict):
             raise DataError(path, "line is not a JSON object", "write one JSON object per line", number)
         yield number, obj

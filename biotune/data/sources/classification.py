@@ -1,0 +1,71 @@
+"""Hallmarks of Cancer (HoC) -> document-level :class:`DocLabels`.
+
+Layout: ``hoc/text/<PMID>.txt`` (tokenised abstract, one sentence per line) and ``hoc/labels/<PMID>.txt``
+(one line of per-sentence groups, each introduced by ``<`` and aligned with the text lines; labels inside a
+group are separated by ``AND``; each label is a taxonomy path ``Top level--sub class...``; an empty group or
+``NULL`` means no label). A document's labels are the union of its sentences' top-level hallmarks, lower-cased
+and sorted; its text is the abstract (sentence lines joined by one space). The record id is the PMID.
+
+Split (the corpus ships none; BLUE's/BLURB's lists are not available): a document goes to ``train``,
+``devel`` or ``test`` by ``int(sha256(PMID), 16) % 10``: 0-7 train, 8 devel, 9 test (about 80/10/10; on the
+1,852 documents: see the tests for the exact counts). The split is a pure function of the PMID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from biotune.data.records import DocLabels
+from biotune.data.sources._io import check_label, read_text, require_dir
+from biotune.data.sources.spec import SourceSpec
+from biotune.errors import DataError
+
+SPLIT_BUCKETS = {"train": range(0, 8), "devel": range(8, 9), "test": range(9, 10)}
+
+
+def hoc_split(pmid: str) -> str:
+    """The split of a HoC document (see the module docstring)."""
+    bucket = int(hashlib.sha256(pmid.encode()).hexdigest(), 16) % 10
+    return next(name for name, buckets in SPLIT_BUCKETS.items() if bucket in buckets)
+
+
+def parse_labels(line: str, spec: SourceSpec, path: Path) -> list[set[str]]:
+    """One HoC label line -> per-sentence sets of top-level labels."""
+    groups: list[set[str]] = []
+    for group in line.split("<")[1:]:
+        labels: set[str] = set()
+        for item in group.split("AND"):
+            top = item.split("--")[0].strip().lower()
+            if top and top != "null":
+                check_label(top, spec.labels, path, 1)
+                labels.add(top)
+        groups.append(labels)
+    return groups
+
+
+def read_document(root: Path, pmid: str, spec: SourceSpec) -> DocLabels:
+    """Read one PMID's text and labels."""
+    text_path, label_path = root / "text" / f"{pmid}.txt", root / "labels" / f"{pmid}.txt"
+    sentences = [s.strip() for s in read_text(text_path).strip("\n").split("\n")]
+    groups = parse_labels(read_text(label_path, allow_empty=True).strip("\n"), spec, label_path)
+    if len(groups) != len(sentences):
+        raise DataError(
+            label_path,
+            f"{len(groups)} label groups for {len(sentences)} sentences in {text_path.name}",
+            "write one '<' group per text line (an empty group for an unlabelled sentence)",
+            1,
+        )
+    labels = set().union(*groups) if groups else set()
+    return DocLabels(pmid, " ".join(s for s in sentences if s), tuple(sorted(labels)))
+
+
+def load_hoc(path: Path, spec: SourceSpec, split: str) -> list[DocLabels]:
+    """Reader entry point for ``format="hoc"``: the documents of ``split``, sorted by PMID."""
+    text_dir = require_dir(path / "text")
+    pmids = sorted(p.stem for p in text_dir.glob("*.txt"))
+    if not pmids:
+        raise DataError(
+            text_dir, "no <PMID>.txt files", "point the source at the HoC folder with text/ and labels/"
+        )
+    return [read_document(path, pmid, spec) for pmid in pmids if hoc_split(pmid) == split]

@@ -1,0 +1,304 @@
+"""The DeepSpeed ZeRO-3 engine: the only module that imports ``deepspeed``.
+
+It fills the ZeRO-3 JSON's batch/clipping/precision fields from the run config, creates
+``HfDeepSpeedConfig`` before ``from_pretrained`` (so ZeRO-3 partitions the weights at load time), builds the
+optimizer and warmup+cosine/linear schedule, and saves, loads and exports checkpoints (ZeRO shards ->
+Hugging Face safetensors, offline). Keeping DeepSpeed behind this one door leaves room for FSDP2 later.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biotune.config import REPO_ROOT, ModelConfig, RunConfig
+from biotune.errors import CheckpointError, ConfigError, DataError, Problem
+
+log = logging.getLogger(__name__)
+
+DS_TAG = "zero"  # DeepSpeed's tag directory inside each of our checkpoint directories
+HF_META_DIR = "hf"  # model config, generation config and tokenizer, saved beside the shards for export
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+def resolve_attn(requested: str) -> str:
+    """``auto`` -> flash_attention_2 when flash-attn is installed and CUDA is present, else sdpa."""
+    if requested != "auto":
+        return requested
+    has_flash = importlib.util.find_spec("flash_attn") is not None
+    return "flash_attention_2" if has_flash and torch.cuda.is_available() else "sdpa"
+
+
+def _ds_template_path(path: str) -> Path:
+    p = Path(path)
+    if not p.is_absolute() and not p.exists():
+        p = REPO_ROOT / path
+    if not p.is_file():
+        raise ConfigError([Problem("train.deepspeed", f"DeepSpeed config {path} does not exist",
+                                   "use configs/deepspeed/zero3.json, zero3_offload_optimizer.json or "
+                                   "zero3_offload_all.json")])
+    return p
+
+
+def _find_auto(node: Any, prefix: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [k for key, v in node.items() for k in _find_auto(v, f"{prefix}{key}.")]
+    return [prefix.rstrip(".")] if node == "auto" else []
+
+
+def check_batch_arithmetic(cfg: RunConfig, world_size: int) -> None:
+    """Raise a ConfigError unless micro_batch_size * grad_accum * world_size matches global_batch_size."""
+    t = cfg.train
+    actual = t.micro_batch_size * t.grad_accum * world_size
+    if t.global_batch_size is not None and t.global_batch_size != actual:
+        per_rank = t.global_batch_size / (t.micro_batch_size * world_size)
+        fix = (f"set train.grad_accum={int(per_rank)}" if per_rank.is_integer() and per_rank >= 1 else
+               f"choose train.global_batch_size as a multiple of micro_batch_size*world_size = "
+               f"{t.micro_batch_size * world_size}")
+        raise ConfigError([Problem("train.global_batch_size",
+                                   f"{t.global_batch_size} != micro_batch_size {t.micro_batch_size} * grad_accum "
+                                   f"{t.grad_accum} * world_size {world_size} = {actual}", fix)])
+
+
+def build_ds_config(cfg: RunConfig, world_size: int) -> dict[str, Any]:
+    """The DeepSpeed config: the JSON template with batch, clipping and precision filled from ``cfg``."""
+    check_batch_arithmetic(cfg, world_size)
+    ds = json.loads(_ds_template_path(cfg.train.deepspeed).read_text())
+    t = cfg.train
+    ds.update({"train_micro_batch_size_per_gpu": t.micro_batch_size, "gradient_accumulation_steps": t.grad_accum,
+               "train_batch_size": t.micro_batch_size * t.grad_accum * world_size,
+               "gradient_clipping": cfg.optim.grad_clip, "steps_per_print": 10**9,
+               "bf16": {"enabled": cfg.model.dtype == "bf16"},
+               "fp16": {"enabled": cfg.model.dtype == "fp16", "initial_scale_power": 16},
+               "zero_allow_untested_optimizer": True})
+    ds.setdefault("zero_optimization", {})["stage"] = 3
+    if offloads_optimizer(ds):  # DeepSpeedCPUAdam, built by DeepSpeed from this block
+        o = cfg.optim
+        ds["optimizer"] = {"type": "AdamW", "params": {"lr": o.lr, "betas": list(o.betas), "eps": o.eps,
+                                                        "weight_decay": o.weight_decay}}
+    leftover = _find_auto(ds)
+    if leftover:
+        raise ConfigError([Problem("train.deepspeed", f"fields still 'auto' after filling: {leftover}",
+                                   "remove them from the JSON; biotune derives them from the run config")])
+    return ds
+
+
+def offloads_optimizer(ds: dict[str, Any]) -> bool:
+    """True when the ZeRO config offloads optimizer states (to CPU or NVMe)."""
+    off = ds.get("zero_optimization", {}).get("offload_optimizer", {}) or {}
+    return off.get("device", "none") not in ("none", None)
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
+    """Multiplier of the peak lr after ``step`` optimizer steps: linear warmup, then cosine/linear/constant."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+    return min_ratio + (1.0 - min_ratio) * decay
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+def check_model_source(m: ModelConfig) -> None:
+    """DataError/ConfigError when ``model.name_or_path`` is empty or a local path without a model in it."""
+    name = m.name_or_path
+    if not name:
+        raise ConfigError([Problem("model.name_or_path", "is empty", "set it to a model directory or hub id")])
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") != 1 or Path(name).exists()
+    if looks_local and not (Path(name).expanduser() / "config.json").is_file():
+        raise DataError(name, "model directory not found (or it has no config.json)",
+                        "point model.name_or_path at a directory written by save_pretrained, or a hub id "
+                        "(with network access or a filled HF cache)")
+
+
+def _attach_deepspeed_comm() -> None:
+    """Make DeepSpeed's comm layer use the process group that ``biotune.distributed`` created.
+
+    DeepSpeed's config reads the world size from its own comm layer, so this must run before
+    ``HfDeepSpeedConfig``; with an existing torch process group it only wraps it.
+    """
+    import deepspeed
+    import torch.distributed as tdist
+
+    if tdist.is_initialized():
+        deepspeed.init_distributed(dist_backend=tdist.get_backend())
+
+
+def load_model(m: ModelConfig, ds_config: dict[str, Any]) -> tuple[torch.nn.Module, Any, str]:
+    """``from_pretrained`` under ``HfDeepSpeedConfig`` (partitioned at load). Returns (model, hf_ds, attn)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations import HfDeepSpeedConfig
+
+    check_model_source(m)
+    _attach_deepspeed_comm()
+    hf_ds = HfDeepSpeedConfig(ds_config)  # must stay referenced while the engine lives
+    attn = resolve_attn(m.attn_implementation)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(m.name_or_path, dtype=DTYPES[m.dtype], attn_implementation=attn,
+                                                     trust_remote_code=m.trust_remote_code)
+    except OSError as err:
+        raise DataError(m.name_or_path, f"cannot load the model: {err}",
+                        "check model.name_or_path; offline runs need a local directory") from err
+    model.config.use_cache = False  # packed rows: the block-diagonal mask needs no cache (PLATFORM.md section 4)
+    if m.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    log.info("model %s: dtype=%s attention=%s gradient_checkpointing=%s", m.name_or_path, m.dtype, attn,
+             m.gradient_checkpointing)
+    return model, hf_ds, attn
+
+
+# --------------------------------------------------------------------------------------------- engine
+
+
+@dataclass
+class Engine:
+    """A DeepSpeed engine plus what the trainer needs to know about it."""
+
+    ds: Any
+    hf_ds: Any
+    attn_implementation: str
+    num_params: int
+
+    def forward_loss(self, batch: dict[str, torch.Tensor], denominator: float) -> torch.Tensor:
+        """Summed token loss of ``batch`` divided by ``denominator`` (labels -100 carry no loss)."""
+        batch = {k: v.to(self.ds.device) for k, v in batch.items()}
+        norm = torch.tensor(float(denominator), device=self.ds.device)
+        return self.ds(**batch, num_items_in_batch=norm, use_cache=False).loss
+
+    def backward_step(self, loss: torch.Tensor) -> None:
+        """Backward without DeepSpeed's 1/grad_accum scaling (the trainer normalises), then a micro-step."""
+        self.ds.backward(loss, scale_wrt_gas=False)
+        self.ds.step()
+
+    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of ``batch`` (no labels), for checks against an export."""
+        batch = {k: v.to(self.ds.device) for k, v in batch.items() if k != "labels"}
+        with torch.no_grad():
+            return self.ds(**batch, use_cache=False).logits.float().cpu()
+
+    def lr(self) -> float:
+        """The current learning rate."""
+        return float(self.ds.get_lr()[0])
+
+    def grad_norm(self) -> float:
+        """Global gradient norm of the last optimizer step (before clipping)."""
+        norm = self.ds.get_global_grad_norm()
+        return float(norm) if norm is not None else float("nan")
+
+    def local_partition_fraction(self) -> float:
+        """Share of all parameter elements stored on this rank (1/world_size when ZeRO-3 partitions)."""
+        params = list(self.ds.module.parameters())
+        full = sum(getattr(p, "ds_numel", p.numel()) for p in params)
+        local = sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in params)
+        return local / max(1, full)
+
+    def train(self, mode: bool = True) -> None:
+        """Switch train/eval mode."""
+        self.ds.train(mode)
+
+    def save(self, ckpt_dir: Path, tokenizer_dir: str | None, is_rank_zero: bool) -> None:
+        """Save the ZeRO shards (every rank) and, on rank 0, the HF config/tokenizer needed by export."""
+        self.ds.save_checkpoint(str(ckpt_dir), tag=DS_TAG)
+        if is_rank_zero:
+            _save_hf_meta(self.ds.module, ckpt_dir / HF_META_DIR, tokenizer_dir)
+
+    def load(self, ckpt_dir: Path) -> None:
+        """Restore shards, optimizer and lr-schedule state from one of our checkpoint directories."""
+        path, _ = self.ds.load_checkpoint(str(ckpt_dir), tag=DS_TAG)
+        if path is None:
+            raise CheckpointError(f"{ckpt_dir}: DeepSpeed found no '{DS_TAG}' shards; pick another checkpoint "
+                                  "or start with train.resume=none")
+
+
+def _save_hf_meta(module: torch.nn.Module, out: Path, tokenizer_dir: str | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    module.config.save_pretrained(out)
+    if getattr(module, "generation_config", None) is not None:
+        module.generation_config.save_pretrained(out)
+    if tokenizer_dir:
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+
+
+def build_engine(cfg: RunConfig, ds_config: dict[str, Any], total_steps: int) -> Engine:
+    """Load the model partitioned, build optimizer + schedule, and ``deepspeed.initialize`` them."""
+    import deepspeed
+
+    model, hf_ds, attn = load_model(cfg.model, ds_config)
+    num_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
+    o = cfg.optim
+    optimizer = None
+    if not offloads_optimizer(ds_config):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+                                      weight_decay=o.weight_decay)
+
+    def schedule(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_factor(s, o.warmup_steps, total_steps, o.schedule, o.min_lr_ratio))
+
+    ds_engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
+                                         model_parameters=None if optimizer else model.parameters(),
+                                         config=ds_config)
+    return Engine(ds_engine, hf_ds, attn, int(num_params))
+
+
+# --------------------------------------------------------------------------------------------- export
+
+
+def export_checkpoint(ckpt_dir: Path, out_dir: Path, dtype: str | None = None,
+                      max_shard_size: str = "5GB") -> Path:
+    """Consolidate a checkpoint's ZeRO shards into a Hugging Face model directory (offline, one process)."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()  # build the full model here, not a ZeRO-3-partitioned one
+    ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
+    meta = ckpt_dir / HF_META_DIR
+    if not (ckpt_dir / DS_TAG).is_dir() or not (meta / "config.json").is_file():
+        raise CheckpointError(f"{ckpt_dir} is not a biotune checkpoint (needs {DS_TAG}/ shards and "
+                              f"{HF_META_DIR}/config.json); pass a directory like <output_dir>/checkpoints/step-00000100")
+    state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=DS_TAG)
+    config = AutoConfig.from_pretrained(meta)
+    config.use_cache = True
+    torch_dtype = DTYPES[dtype] if dtype else getattr(config, "dtype", None) or torch.float32
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in _tied_keys(model)]
+    if missing or unexpected:
+        raise CheckpointError(f"{ckpt_dir}: shards do not match the model config (missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}); was the checkpoint written by another model?")
+    model.to(torch_dtype)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
+    if (meta / "generation_config.json").is_file():
+        GenerationConfig.from_pretrained(meta).save_pretrained(tmp)
+    if (meta / "tokenizer_config.json").is_file():
+        AutoTokenizer.from_pretrained(meta).save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.replace(out_dir)
+    log.info("exported %s -> %s (%s)", ckpt_dir, out_dir, torch_dtype)
+    return out_dir
+
+
+def _tied_keys(model: torch.nn.Module) -> set[str]:
+    if not getattr(model.config, "tie_word_embeddings", False):
+        return set()
+    return {"lm_head.weight"}

@@ -1,0 +1,1 @@
+"""Evaluation: batched generation, parsing through the task objects, metrics, and reports."""

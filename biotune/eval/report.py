@@ -1,0 +1,204 @@
+"""Reports: a per-dataset table (markdown + JSON) beside published numbers, run comparisons, wandb.
+
+A report row per evaluated set holds precision, recall, F1 or accuracy, the parse-failure rate and the
+generation throughput, plus the published reference scores from ``baselines.json`` for that source.
+``compare`` puts several runs' ``report.json`` side by side with deltas against the first run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from biotune.errors import DataError
+from biotune.eval.score import SetScore
+
+log = logging.getLogger(__name__)
+
+BASELINES_PATH = Path(__file__).resolve().parent / "baselines.json"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+def load_baselines(path: Path = BASELINES_PATH) -> dict[str, Any]:
+    """The published reference numbers, with their sources (see ``baselines.json``)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def baseline_models(baselines: dict[str, Any]) -> list[str]:
+    """Model names in the order the baselines file lists them."""
+    return list(baselines["models"])
+
+
+def baselines_for(source: str, baselines: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Published scores for ``source``: model -> {metric, value}."""
+    return {r["model"]: {"metric": r["metric"], "value": r["value"]}
+            for r in baselines["results"] if r["source"] == source}
+
+
+def report_rows(scores: Sequence[SetScore], baselines: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One JSON-ready row per evaluated set, scores in percent, with the published numbers beside them."""
+    baselines = load_baselines() if baselines is None else baselines
+    rows = []
+    for s in scores:
+        m = s.metrics
+        accuracy_task = s.headline == "accuracy"
+        row: dict[str, Any] = {
+            "dataset": f"{s.source}/{s.split}", "source": s.source, "split": s.split, "kind": s.kind, "n": s.n,
+            "metric": s.headline, "score": _pct(m.get(s.headline)),
+            "precision": None if accuracy_task else _pct(m.get("precision")),
+            "recall": None if accuracy_task else _pct(m.get("recall")),
+            "f1": _pct(m.get("macro_f1") if accuracy_task else m.get(s.headline)),
+            "accuracy": _pct(m.get("accuracy")),
+            "parse_failures": s.parse_failures, "parse_failure_rate": _pct(s.parse_failure_rate),
+            "tokens_per_second": round(s.tokens_per_second, 1) if s.tokens_per_second is not None else None,
+            "published": baselines_for(s.source, baselines),
+        }
+        rows.append(row)
+    return rows
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100.0 * value, 2)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def to_markdown(rows: Sequence[dict[str, Any]], baselines: dict[str, Any] | None = None) -> str:
+    """The report as a markdown table; published columns only for models with a number in these rows.
+
+    ``F1`` is the headline F1 (micro for RE, BLURB micro for HoC) or, for accuracy tasks, the macro-F1.
+    """
+    baselines = load_baselines() if baselines is None else baselines
+    models = [m for m in baseline_models(baselines) if any(m in r["published"] for r in rows)]
+    head = ["dataset", "n", "metric", "P", "R", "F1", "Acc", "parse fail %", "tok/s"] + models
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        cells = [r["dataset"], r["n"], r["metric"], r["precision"], r["recall"], r["f1"], r["accuracy"],
+                 r["parse_failure_rate"], r["tokens_per_second"]]
+        cells += [r["published"].get(m, {}).get("value") for m in models]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    notes = ["", "Scores in percent. P/R/F1: entity-level micro (NER), micro without the negative class (RE; "
+             "i2b2-2010 keeps it; GAD/EU-ADR binary), BLURB micro over document x label (HoC); for accuracy "
+             "tasks F1 is the macro-F1."]
+    if models:
+        notes += ["", "Published numbers:"] + [f"- {m}: {baselines['models'][m]['source']}" for m in models]
+    return "\n".join(lines + notes) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (no partial output)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_jsonl_atomic(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` as JSONL, atomically."""
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def write_report(out_dir: Path, scores: Sequence[SetScore], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Write ``report.json`` (rows, raw metrics, run metadata) and ``report.md``; returns the rows."""
+    baselines = load_baselines()
+    rows = report_rows(scores, baselines)
+    payload = {"meta": meta, "rows": rows, "scores": [s.to_dict() for s in scores]}
+    write_atomic(out_dir / REPORT_JSON, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    write_atomic(out_dir / REPORT_MD, to_markdown(rows, baselines))
+    return rows
+
+
+def read_report(run: str | Path) -> dict[str, Any]:
+    """A run's ``report.json`` (``run`` is the run directory or the file itself)."""
+    path = Path(run)
+    path = path / REPORT_JSON if path.is_dir() else path
+    if not path.is_file():
+        raise DataError(path, "no evaluation report here", "pass a directory written by `biotune eval` (it holds report.json)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"report is not valid JSON ({err.msg})", "re-run `biotune eval` for this run", err.lineno) from err
+
+
+def compare(runs: Sequence[str | Path]) -> tuple[str, dict[str, Any]]:
+    """One table of several runs' headline scores, with each later run's delta to the first.
+
+    Returns the markdown table and the same data as a dict.
+    """
+    reports = [(str(r), read_report(r)) for r in runs]
+    names = _run_names([r for r, _ in reports])
+    datasets: dict[str, str] = {}
+    values: dict[str, dict[str, float | None]] = {}
+    for name, (_, rep) in zip(names, reports, strict=True):
+        for row in rep["rows"]:
+            datasets.setdefault(row["dataset"], row["metric"])
+            values.setdefault(row["dataset"], {})[name] = row["score"]
+    head = ["dataset", "metric", names[0]] + [f"{n} (Δ)" for n in names[1:]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    table: dict[str, Any] = {"runs": [r for r, _ in reports], "rows": []}
+    for dataset, metric in datasets.items():
+        base = values[dataset].get(names[0])
+        cells = [dataset, metric, _cell(base)]
+        entry: dict[str, Any] = {"dataset": dataset, "metric": metric, "scores": {}, "deltas": {}}
+        entry["scores"][names[0]] = base
+        for n in names[1:]:
+            v = values[dataset].get(n)
+            delta = round(v - base, 2) if v is not None and base is not None else None
+            cells.append(f"{_cell(v)} ({'+' if delta is not None and delta >= 0 else ''}{_cell(delta)})")
+            entry["scores"][n], entry["deltas"][n] = v, delta
+        lines.append("| " + " | ".join(cells) + " |")
+        table["rows"].append(entry)
+    return "\n".join(lines) + "\n", table
+
+
+def _run_names(runs: Sequence[str]) -> list[str]:
+    """Short column names for runs: the directory name, made unique with ``#k`` where names repeat."""
+    names: list[str] = []
+    for run in runs:
+        base = Path(run).name or run
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}#{k}", k + 1
+        names.append(name)
+    return names
+
+
+def log_to_wandb(rows: Sequence[dict[str, Any]], predictions: dict[str, list[dict[str, Any]]], *,
+                 mode: str, project: str, entity: str | None, run_name: str, out_dir: Path,
+                 upload_predictions: bool, restricted: set[str]) -> None:
+    """Log the report as a wandb table (and per-example predictions only when allowed).
+
+    Predictions are uploaded only when ``upload_predictions`` is true, and never for restricted sources.
+    """
+    if mode == "disabled":
+        return
+    import wandb
+
+    run = wandb.init(project=project, entity=entity, name=run_name, mode=mode, dir=str(out_dir), job_type="eval")
+    try:
+        cols = ["dataset", "n", "metric", "score", "precision", "recall", "f1", "accuracy", "parse_failure_rate",
+                "tokens_per_second"]
+        run.log({"eval/report": wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in rows])})
+        run.log({f"eval/{r['dataset']}/{r['metric']}": r["score"] for r in rows if r["score"] is not None})
+        if upload_predictions:
+            for dataset, preds in predictions.items():
+                if dataset.split("/")[0] in restricted:
+                    log.info("not uploading predictions of restricted source %s", dataset)
+                    continue
+                pcols = ["id", "completion", "prediction", "reference", "parse_ok"]
+                run.log({f"eval/predictions/{dataset}": wandb.Table(
+                    columns=pcols, data=[[json.dumps(p[c]) if isinstance(p[c], list) else p[c] for c in pcols]
+                                         for p in preds])})
+    finally:
+        run.finish()

@@ -1,0 +1,169 @@
+"""The evaluation run: config -> evaluation sets -> completions -> scores -> report.
+
+``evaluate(cfg)`` is what ``biotune eval CONFIG`` runs; ``score_predictions`` is ``biotune eval score``.
+Outputs (rank 0, under ``eval.output_dir``): ``predictions.jsonl`` (id + completion, re-scorable with
+``biotune eval score``), ``predictions/<source>__<split>.jsonl`` (parsed value, reference, parse status),
+``report.json`` and ``report.md``. Predictions stay local unless ``eval.upload_predictions`` is true.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from biotune import distributed
+from biotune.config import RunConfig, to_dict
+from biotune.errors import ConfigError, Problem
+from biotune.eval import generate, report
+from biotune.eval.score import (
+    EvalSet,
+    SetScore,
+    build_eval_set,
+    load_sets_for_predictions,
+    read_predictions,
+    resolve_split,
+    score_set,
+    source_spec,
+)
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+def data_root(cfg: RunConfig) -> Path:
+    """``data.root`` as a directory (``@sample`` = the bundled sample corpus)."""
+    from biotune.data.build import resolve_root
+
+    return resolve_root(cfg.data.root)
+
+
+def eval_sources(cfg: RunConfig) -> list[str]:
+    """``eval.sources``, or every included task source of ``data.sources``.
+
+    Raises:
+        ConfigError: when nothing is left to evaluate, or a source lacks a requested split (all listed).
+    """
+    names = list(cfg.eval.sources)
+    if not names:
+        names = [n for n, mix in cfg.data.sources.items() if mix.include and source_spec(n).kind != "instruction"]
+    if not names:
+        raise ConfigError([Problem("eval.sources", "nothing to evaluate: eval.sources is empty and data.sources "
+                                   "has no task source", "set eval.sources=[ncbi_disease,...]")])
+    problems: list[Problem] = []
+    for name in names:
+        for split in cfg.eval.splits:
+            try:
+                resolve_split(source_spec(name), split)
+            except ConfigError as err:
+                problems += err.problems
+    if problems:
+        raise ConfigError(problems)
+    return names
+
+
+def build_sets(cfg: RunConfig) -> list[EvalSet]:
+    """Every (source, split) evaluation set the config asks for."""
+    root = data_root(cfg)
+    return [build_eval_set(name, split, root, cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples)
+            for name in eval_sources(cfg) for split in cfg.eval.splits]
+
+
+def render_prompts(eval_set: EvalSet, template: str, tokenizer: Any) -> dict[str, str]:
+    """Sample id -> the prompt text (everything up to where the output starts)."""
+    from biotune.data.templates import render_prompt
+
+    return {s.id: render_prompt(template, s.instruction, s.input, tokenizer) for s in eval_set.samples}
+
+
+def _generator(cfg: RunConfig, model_dir: Path) -> tuple[Any, Any]:
+    """The tokenizer and a function prompts -> Generations for the configured backend."""
+    e = cfg.eval
+    if generate.choose_backend(e.backend) == "vllm":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(cfg.data.tokenizer or model_dir)
+        return tokenizer, lambda prompts: generate.generate_vllm(model_dir, prompts, e.max_new_tokens, e.num_beams)
+    model, tokenizer = generate.load_model(model_dir, cfg.model.dtype, cfg.model.attn_implementation,
+                                           cfg.data.tokenizer or None)
+    progress = distributed.is_rank_zero()
+    return tokenizer, lambda prompts: generate.generate_hf(model, tokenizer, prompts, e.batch_size,
+                                                           e.max_new_tokens, e.num_beams, progress)
+
+
+def evaluate(cfg: RunConfig) -> Path | None:
+    """Generate, score and report every configured evaluation set; returns the output dir on rank 0."""
+    denv = distributed.read_env()
+    if denv.world_size == 1:
+        return _evaluate(cfg)
+    distributed.init_process_group(denv)
+    try:
+        return _evaluate(cfg)
+    finally:
+        distributed.destroy_process_group()
+
+
+def _evaluate(cfg: RunConfig) -> Path | None:
+    model_dir = generate.resolve_model_dir(cfg.eval.model or str(Path(cfg.train.output_dir) / "hf"),
+                                           Path(cfg.eval.output_dir) / "exported_model")
+    sets = build_sets(cfg)
+    tokenizer, gen = _generator(cfg, model_dir)
+    scores: list[SetScore] = []
+    details: dict[str, list[dict[str, Any]]] = {}
+    all_completions: dict[str, str] = {}
+    for eval_set in sets:
+        log.info("evaluating %s/%s: %d examples", eval_set.source, eval_set.split, len(eval_set.samples))
+        result = generate.generate_distributed(render_prompts(eval_set, cfg.data.template, tokenizer), gen)
+        if not distributed.is_rank_zero():
+            continue
+        score, rows = score_set(eval_set, result.completions)
+        score.tokens_per_second = result.tokens_per_second
+        scores.append(score)
+        details[f"{eval_set.source}/{eval_set.split}"] = rows
+        all_completions.update({i: result.completions[i] for i in eval_set.ids})
+    distributed.barrier()
+    if not distributed.is_rank_zero():
+        return None
+    return _write_outputs(cfg, model_dir, scores, details, all_completions)
+
+
+def _write_outputs(cfg: RunConfig, model_dir: Path, scores: list[SetScore], details: dict[str, list[dict[str, Any]]],
+                   completions: dict[str, str]) -> Path:
+    out = Path(cfg.eval.output_dir)
+    report.write_jsonl_atomic(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()])
+    for dataset, rows in details.items():
+        report.write_jsonl_atomic(out / "predictions" / f"{dataset.replace('/', '__')}.jsonl", rows)
+    meta = {"model": str(model_dir), "template": cfg.data.template, "ner_format": cfg.data.ner_format,
+            "backend": generate.choose_backend(cfg.eval.backend), "num_beams": cfg.eval.num_beams,
+            "max_new_tokens": cfg.eval.max_new_tokens, "max_examples": cfg.eval.max_examples,
+            "world_size": distributed.world_size(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "config": to_dict(cfg.eval)}
+    rows = report.write_report(out, scores, meta)
+    t = cfg.tracking
+    restricted = {s.source for s in scores if getattr(source_spec(s.source), "restricted", True)}
+    report.log_to_wandb(rows, details, mode=t.wandb_mode, project=t.project, entity=t.entity,
+                        run_name=f"{cfg.name}-eval", out_dir=out, upload_predictions=cfg.eval.upload_predictions,
+                        restricted=restricted)
+    log.info("report written to %s", out / report.REPORT_MD)
+    return out
+
+
+def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | None = None) -> list[SetScore]:
+    """Score a predictions JSONL (from any model) against gold; writes a report when ``out_dir`` is given."""
+    predictions = read_predictions(path)
+    sets = load_sets_for_predictions(predictions, path, data_root(cfg), cfg.data.ner_format, cfg.data.seed,
+                                     cfg.eval.max_examples)
+    scores = []
+    details = {}
+    for eval_set in sets:
+        score, rows = score_set(eval_set, predictions)
+        scores.append(score)
+        details[f"{eval_set.source}/{eval_set.split}"] = rows
+    if out_dir is not None:
+        out = Path(out_dir)
+        for dataset, rows in details.items():
+            report.write_jsonl_atomic(out / "predictions" / f"{dataset.replace('/', '__')}.jsonl", rows)
+        report.write_report(out, scores, {"predictions": str(path), "ner_format": cfg.data.ner_format})
+    return scores

@@ -1,0 +1,283 @@
+"""Evaluation sets, predictions files, and scoring completions against gold.
+
+An evaluation set is one source split turned into samples by the same task object that training uses
+(``biotune.data.tasks.task_for``). Its example ids are the sample ids ``"<source>/<split>/<record id>"``.
+A predictions file is JSONL with one ``{"id": ..., "completion": ...}`` per example; it may come from
+``biotune eval`` or from any other model. Every completion is parsed by the task's parser; parse failures
+are counted and reported (a failed parse scores as a wrong or empty prediction, never as a skipped one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from biotune.data.records import Record, Sample
+from biotune.errors import ConfigError, DataError, Problem
+from biotune.eval import metrics
+
+log = logging.getLogger(__name__)
+
+#: Requested split name -> the spellings corpora use for it, in order of preference.
+SPLIT_ALIASES = {"dev": ("dev", "devel", "validation", "valid"), "test": ("test",), "train": ("train",)}
+
+#: Sources whose headline RE metric keeps the negative class (the paper's i2b2-2010 convention).
+WITH_NEGATIVE_PREFIXES = ("i2b2",)
+
+
+@dataclass
+class EvalSet:
+    """One source split prepared for evaluation: records, their samples and the task that made them."""
+
+    source: str
+    split: str
+    kind: str
+    spec: Any
+    task: Any
+    records: list[Record]
+    samples: list[Sample]
+
+    @property
+    def ids(self) -> list[str]:
+        """Example ids (sample ids), in record order."""
+        return [s.id for s in self.samples]
+
+
+@dataclass
+class SetScore:
+    """Scores of one evaluation set."""
+
+    source: str
+    split: str
+    kind: str
+    n: int
+    parse_failures: int
+    headline: str
+    """Name of the metric the paper/BLURB reports for this set (``f1``, ``micro_f1``, ``accuracy``...)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    tokens_per_second: float | None = None
+
+    @property
+    def parse_failure_rate(self) -> float:
+        """Share of examples whose completion did not parse cleanly."""
+        return self.parse_failures / self.n if self.n else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (with the failure rate and the headline value)."""
+        out = asdict(self)
+        out["parse_failure_rate"] = self.parse_failure_rate
+        out["score"] = self.metrics.get(self.headline)
+        return out
+
+
+def resolve_split(spec: Any, split: str) -> str:
+    """The source's own name for ``split`` (``dev`` -> ``devel`` where the corpus spells it so).
+
+    Raises:
+        ConfigError: when the source has no such split (e.g. a task without a test split).
+    """
+    for name in SPLIT_ALIASES.get(split, (split,)):
+        if name in spec.splits:
+            return name
+    raise ConfigError([Problem("eval.splits", f"source '{spec.name}' has no '{split}' split (it has: "
+                               f"{', '.join(sorted(spec.splits))})",
+                               f"evaluate it on another split (e.g. eval.splits=[{sorted(spec.splits)[-1]}]) "
+                               f"or drop it from eval.sources")])
+
+
+def source_spec(name: str) -> Any:
+    """The registered :class:`SourceSpec` called ``name``, with a clear error for unknown names."""
+    import difflib
+
+    from biotune.data.sources import SOURCES
+
+    if name not in SOURCES:
+        close = difflib.get_close_matches(name, list(SOURCES), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known sources: {', '.join(sorted(SOURCES))}"
+        raise ConfigError([Problem("eval.sources", f"unknown source '{name}'", hint)])
+    return SOURCES[name]
+
+
+def build_eval_set(name: str, split: str, root: Path, ner_format: str = "tags", seed: int = 1234,
+                   max_examples: int | None = None) -> EvalSet:
+    """Read one source split and turn its records into samples with the training task object.
+
+    The instruction paraphrase is drawn with the same seeded generator as ``biotune data build``, so an
+    evaluation prompt matches what the model was trained on. ``max_examples`` keeps the first N records.
+    """
+    from biotune.data.sources import load_records
+    from biotune.data.tasks import task_for
+
+    spec = source_spec(name)
+    if spec.kind == "instruction":
+        raise ConfigError([Problem("eval.sources", f"'{name}' is a free-text instruction set with no gold labels",
+                                   "evaluate task sources (ner, re, nli, qa, cls) only")])
+    real_split = resolve_split(spec, split)
+    records = list(load_records(name, real_split, root))
+    if max_examples is not None:
+        records = records[:max_examples]
+    task = task_for(spec, ner_format)
+    rng = random.Random(f"{seed}:paraphrase:{name}:{real_split}")
+    samples = [task.to_sample(r, name, real_split, rng) for r in records]
+    return EvalSet(name, real_split, spec.kind, spec, task, records, samples)
+
+
+# --------------------------------------------------------------------------------------------- predictions
+
+
+def read_predictions(path: str | Path) -> dict[str, str]:
+    """Read a JSONL predictions file: ``{"id": str, "completion": str}`` per line.
+
+    Raises:
+        DataError: naming file:line for unreadable JSON, a missing/ill-typed field or a duplicate id.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "predictions file does not exist", "pass the JSONL file written by `biotune eval`")
+    out: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(path, f"not valid JSON ({err.msg})", 'write one {"id": ..., "completion": ...} object per line',
+                                lineno) from err
+            if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("completion"), str):
+                raise DataError(path, "each line needs a string 'id' and a string 'completion'",
+                                'write e.g. {"id": "ncbi_disease/test/123", "completion": "..."}', lineno)
+            pid = row["id"]
+            if pid in out:
+                raise DataError(path, f"duplicate id '{pid}' (first on line {first_line[pid]})",
+                                "keep one completion per example id", lineno)
+            out[pid] = row["completion"]
+            first_line[pid] = lineno
+    if not out:
+        raise DataError(path, "predictions file is empty", "generate predictions first")
+    return out
+
+
+def split_id(example_id: str) -> tuple[str, str, str]:
+    """``"<source>/<split>/<record id>"`` -> its three parts (record ids may contain ``/``)."""
+    parts = example_id.split("/", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"example id {example_id!r} is not '<source>/<split>/<record id>'")
+    return parts[0], parts[1], parts[2]
+
+
+def sets_in_predictions(predictions: Iterable[str], path: str | Path) -> list[tuple[str, str]]:
+    """The (source, split) pairs named by a predictions file's ids, in first-seen order."""
+    seen: dict[tuple[str, str], None] = {}
+    for pid in predictions:
+        try:
+            source, split, _ = split_id(pid)
+        except ValueError as err:
+            raise DataError(path, f"unknown id '{pid}': {err}",
+                            "use the example ids of `biotune eval` ('<source>/<split>/<record id>')") from err
+        seen.setdefault((source, split), None)
+    return list(seen)
+
+
+def check_coverage(predictions: dict[str, str], sets: Sequence[EvalSet], path: str | Path) -> None:
+    """Every prediction id must belong to an evaluation set, and every example must have a prediction.
+
+    Raises:
+        DataError: listing (up to 5 of) the unknown and the missing ids, with their counts.
+    """
+    expected = {i for s in sets for i in s.ids}
+    unknown = [i for i in predictions if i not in expected]
+    missing = [i for s in sets for i in s.ids if i not in predictions]
+    problems = []
+    if unknown:
+        problems.append(f"{len(unknown)} unknown id(s), e.g. {', '.join(unknown[:5])}")
+    if missing:
+        problems.append(f"{len(missing)} example(s) without a prediction, e.g. {', '.join(missing[:5])}")
+    if problems:
+        raise DataError(path, "; ".join(problems),
+                        "predict every example of each evaluated split exactly once, with ids "
+                        "'<source>/<split>/<record id>' (and the same --max-examples as generation)")
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+def headline_metric(spec: Any) -> str:
+    """The metric reported as this source's score (BLURB / paper conventions)."""
+    if spec.kind == "ner" or spec.kind == "cls":
+        return "f1"
+    if spec.kind == "re":
+        if _is_binary(spec):
+            return "f1"
+        return "micro_f1_with_negative" if spec.name.startswith(WITH_NEGATIVE_PREFIXES) else "micro_f1"
+    return "accuracy"
+
+
+def _is_binary(spec: Any) -> bool:
+    return spec.negative_label is not None and len(spec.labels) == 2
+
+
+def compute_metrics(spec: Any, gold: list[Any], pred: list[Any]) -> dict[str, float]:
+    """Metrics for one set from gold values and parsed predictions (``None`` = unparsable)."""
+    if spec.kind == "ner":
+        return metrics.ner_scores(gold, pred)
+    if spec.kind == "cls":
+        return metrics.multilabel_scores(gold, pred, spec.labels)
+    out = metrics.classification_scores(gold, pred, spec.labels, spec.negative_label)
+    if spec.kind == "re" and _is_binary(spec):
+        positive = next(label for label in spec.labels if label != spec.negative_label)
+        out.update(metrics.binary_f1(gold, pred, positive))
+    return out
+
+
+def score_set(eval_set: EvalSet, completions: dict[str, str]) -> tuple[SetScore, list[dict[str, Any]]]:
+    """Parse each completion with the set's task and score the set; also returns per-example rows."""
+    gold: list[Any] = []
+    pred: list[Any] = []
+    rows: list[dict[str, Any]] = []
+    failures = 0
+    for record, sample in zip(eval_set.records, eval_set.samples, strict=True):
+        completion = completions[sample.id]
+        parsed = eval_set.task.parse(completion, record)
+        reference = eval_set.task.reference(record)
+        failures += not parsed.ok
+        gold.append(reference)
+        pred.append(parsed.value)
+        rows.append({"id": sample.id, "completion": completion, "prediction": _jsonable(parsed.value),
+                     "reference": _jsonable(reference), "parse_ok": parsed.ok, "parse_error": parsed.error})
+    spec = eval_set.spec
+    score = SetScore(eval_set.source, eval_set.split, spec.kind, len(gold), failures, headline_metric(spec),
+                     compute_metrics(spec, gold, pred))
+    if failures:
+        log.warning("%s/%s: %d of %d completions did not parse cleanly", eval_set.source, eval_set.split,
+                    failures, len(gold))
+    return score, rows
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def load_sets_for_predictions(predictions: dict[str, str], path: str | Path, root: Path, ner_format: str,
+                              seed: int, max_examples: int | None) -> list[EvalSet]:
+    """Build the evaluation sets that a predictions file's ids name, checking that the ids cover them."""
+    from biotune.data.sources import SOURCES
+
+    sets = []
+    for source, split in sets_in_predictions(predictions, path):
+        if source not in SOURCES:
+            raise DataError(path, f"unknown source '{source}' in ids like '{source}/{split}/...'",
+                            f"use one of: {', '.join(sorted(SOURCES))}")
+        spec = SOURCES[source]
+        if split not in spec.splits:
+            raise DataError(path, f"source '{source}' has no split '{split}' (it has {', '.join(sorted(spec.splits))})",
+                            "use the split names in the example ids that `biotune eval` writes")
+        sets.append(build_eval_set(source, split, root, ner_format, seed, max_examples))
+    check_coverage(predictions, sets, path)
+    return sets

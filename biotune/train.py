@@ -1,0 +1,132 @@
+"""``biotune train CONFIG [key=value ...] [--dry-run]``: full-parameter SFT with DeepSpeed ZeRO-3.
+
+Launch lines::
+
+    torchrun --nproc_per_node 8 -m biotune.cli train configs/train/medtuned_7b.yaml
+    deepspeed --num_gpus 8 --module biotune.cli train configs/train/medtuned_7b.yaml
+    DS_ACCELERATOR=cpu biotune train configs/train/tiny.yaml        # one CPU process
+
+Exit codes: 0 done, 2 bad input, 75 (``EXIT_PREEMPTED``) preempted by SIGUSR1/SIGTERM after saving a
+checkpoint: requeue the job and it resumes (``train.resume=auto``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from biotune import distributed as dist
+from biotune.config import RunConfig, load, to_dict, to_yaml
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``train`` subcommand."""
+    p = subparsers.add_parser("train", help="train a model with DeepSpeed ZeRO-3",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="run config YAML, e.g. configs/train/tiny.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=10")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``train`` command: resolve the config, then :func:`main` (or print it with --dry-run)."""
+    cfg = load(args.config, args.overrides)
+    if args.dry_run:
+        print(to_yaml(cfg), end="")
+        return 0
+    return main(cfg)
+
+
+def resolve_data_dir(cfg: RunConfig) -> Path:
+    """``train.data_dir``, or the cached build of ``data`` (built once, by rank 0 first)."""
+    if cfg.train.data_dir:
+        return Path(cfg.train.data_dir)
+    from biotune.data.build import build_dataset
+
+    with dist.rank_zero_first():
+        return Path(build_dataset(cfg))
+
+
+def tokenizer_dir(cfg: RunConfig) -> str:
+    """The tokenizer the data must have been built with: ``data.tokenizer`` or the model's."""
+    return cfg.data.tokenizer or cfg.model.name_or_path
+
+
+def open_data(cfg: RunConfig, data_dir: Path) -> tuple[Any, Any, dict[str, Any], int]:
+    """Train/eval splits, the manifest and the pad id, after checking the tokenizer fingerprint."""
+    from biotune.batches import PackedSplit, check_tokenizer
+    from biotune.data.build import load_tokenizer, read_manifest
+    from biotune.data.tokenize import tokenizer_fingerprint
+
+    manifest = read_manifest(data_dir)
+    tok = load_tokenizer(tokenizer_dir(cfg), cfg.model.trust_remote_code)
+    check_tokenizer(manifest, data_dir, tokenizer_fingerprint(tok))
+    eval_split = PackedSplit(data_dir / "eval") if (data_dir / "eval").is_dir() else None
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return PackedSplit(data_dir / "train"), eval_split, manifest, int(pad)
+
+
+def _save_resolved_config(cfg: RunConfig, output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / "config.yaml.tmp"
+    tmp.write_text(to_yaml(cfg))
+    tmp.replace(output_dir / "config.yaml")
+
+
+def main(cfg: RunConfig) -> int:
+    """Build the environment, data, engine, tracker and trainer; run; return the exit code."""
+    from biotune.engine import build_ds_config, build_engine, check_model_source, export_checkpoint
+    from biotune.tracking import build_tracker
+    from biotune.trainer import Trainer, check_world_size, read_state, resolve_resume, total_steps, trim_logs
+
+    denv = dist.read_env()
+    dist.setup_logging(denv)
+    dist.init_process_group(denv)
+    dist.seed_everything(cfg.train.seed, denv.rank)
+    output_dir = Path(cfg.train.output_dir)
+    check_model_source(cfg.model)
+    ds_config = build_ds_config(cfg, denv.world_size)
+    train_split, eval_split, manifest, pad_id = open_data(cfg, resolve_data_dir(cfg))
+    ckpt = resolve_resume(cfg.train.resume, output_dir)
+    state = read_state(ckpt) if ckpt else None
+    if ckpt and state:
+        check_world_size(ckpt, state, denv.world_size)
+    if denv.is_rank_zero:
+        _save_resolved_config(cfg, output_dir)
+        if state:
+            trim_logs(output_dir, state.step)
+    dist.barrier()
+    steps = total_steps(cfg, len(train_split), denv.world_size)
+    engine = build_engine(cfg, ds_config, steps)
+    tracker = build_tracker(cfg.tracking, output_dir, cfg.name, to_dict(cfg), manifest, denv.is_rank_zero,
+                            run_id=state.run_id if state else None)
+    trainer = Trainer(cfg, engine, train_split, eval_split, tracker, output_dir, steps, tokenizer_dir(cfg),
+                      pad_id)
+    _write_run_info(trainer, output_dir, denv.is_rank_zero)
+    if ckpt:
+        trainer.resume(ckpt)
+    try:
+        code = trainer.fit()
+    finally:
+        trainer.close()
+    if code == 0 and cfg.train.export_on_finish and denv.is_rank_zero:
+        from biotune.trainer import latest_completed
+
+        export_checkpoint(latest_completed(output_dir), output_dir / "hf", cfg.model.dtype)
+    return code
+
+
+def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
+    """Attention backend, parameter count and each rank's share of the parameters (run_info.json)."""
+    import json
+
+    shares = dist.all_gather_objects(trainer.engine.local_partition_fraction())
+    if is_rank_zero:
+        info = {"attn_implementation": trainer.engine.attn_implementation, "num_params": trainer.engine.num_params,
+                "world_size": trainer.world, "partition_fraction_per_rank": shares}
+        (output_dir / "run_info.json").write_text(json.dumps(info, indent=1))

@@ -1,0 +1,367 @@
+"""The training loop on a DeepSpeed ZeRO-3 engine: ``fit``, ``train_step``, ``evaluate``, ``save_checkpoint``.
+
+Loss normalisation: each optimizer step first all-reduces the number of loss tokens ``N`` of the whole step
+(all micro-batches, all ranks); every micro-batch then contributes ``sum(token losses) * world / N`` and
+DeepSpeed averages gradients over ranks, so the gradient is that of the mean over the step's unmasked tokens
+whatever the split into ranks and accumulation steps.
+
+Checkpoints: ``<output_dir>/checkpoints/step-NNNNNNNN/`` holds the ZeRO shards (``zero/``), the HF config and
+tokenizer (``hf/``), ``trainer_state.json`` (step, data position, world size, tracking run id), one
+``rng-rankR.pt`` per rank and, written last, ``COMPLETED``. SIGUSR1/SIGTERM finish the current step, save,
+and make :meth:`Trainer.fit` return :data:`~biotune.errors.EXIT_PREEMPTED`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+from biotune import distributed as dist
+from biotune.batches import (
+    DataPosition,
+    Layout,
+    PackedSplit,
+    advance,
+    eval_plan,
+    loss_tokens,
+    step_rows,
+    steps_per_epoch,
+)
+from biotune.config import RunConfig
+from biotune.data.collate import collate_packed
+from biotune.engine import Engine
+from biotune.errors import EXIT_OK, EXIT_PREEMPTED, CheckpointError
+from biotune.flops import mfu, peak_flops
+from biotune.tracking import JsonlWriter, Tracker, truncate_jsonl
+
+log = logging.getLogger(__name__)
+
+COMPLETED = "COMPLETED"
+STATE_FILE = "trainer_state.json"
+CONSUMED_FILE = "consumed.jsonl"
+PROBE_FILE = "export_probe.pt"
+
+
+@dataclass
+class TrainerState:
+    """What a checkpoint needs beyond the ZeRO shards to continue exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    world_size: int = 1
+    run_id: str | None = None
+    tokens_seen: int = 0
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_root(output_dir: Path) -> Path:
+    """Where a run's checkpoints live."""
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Checkpoint directories, oldest first (complete or not)."""
+    root = checkpoint_root(output_dir)
+    return sorted(root.glob("step-*"), key=lambda p: p.name) if root.is_dir() else []
+
+
+def latest_completed(output_dir: Path) -> Path | None:
+    """The newest checkpoint with a COMPLETED marker; newer incomplete ones are skipped with a warning."""
+    for ckpt in reversed(list_checkpoints(output_dir)):
+        if (ckpt / COMPLETED).is_file():
+            return ckpt
+        log.warning("skipping checkpoint %s: no %s marker (the save was interrupted); "
+                    "falling back to the previous one", ckpt, COMPLETED)
+    return None
+
+
+def resolve_resume(resume: str, output_dir: Path) -> Path | None:
+    """The checkpoint to resume from for ``train.resume`` (``auto``, ``none`` or a path)."""
+    if resume == "none":
+        return None
+    if resume == "auto":
+        return latest_completed(output_dir)
+    path = Path(resume)
+    if not (path / COMPLETED).is_file():
+        raise CheckpointError(f"{path}: not a COMPLETED checkpoint (missing or interrupted save); "
+                              "use train.resume=auto to pick the newest complete one")
+    return path
+
+
+def read_state(ckpt: Path) -> TrainerState:
+    """The trainer state stored in ``ckpt``."""
+    return TrainerState(**json.loads((ckpt / STATE_FILE).read_text()))
+
+
+def check_world_size(ckpt: Path, state: TrainerState, world_size: int) -> None:
+    """CheckpointError when the checkpoint was written by a different number of ranks."""
+    if state.world_size != world_size:
+        raise CheckpointError(
+            f"{ckpt} was saved by {state.world_size} ranks but this run has {world_size}. ZeRO-3 shards are "
+            "per rank. Either relaunch with the original world size, or convert the checkpoint with DeepSpeed's "
+            f"universal-checkpoint path (`python -m deepspeed.checkpoint.ds_to_universal --input_folder {ckpt}/zero "
+            "--output_folder <dir>` and set \"checkpoint\": {\"load_universal\": true} in the DeepSpeed JSON), or "
+            f"`biotune export {ckpt} <hf_dir>` and start a new run from the export (optimizer state is lost)")
+
+
+def trim_logs(output_dir: Path, step: int) -> None:
+    """Drop consumed.jsonl/metrics.jsonl lines past ``step`` (what a crash left after the resumed checkpoint).
+
+    Call on rank 0 before the tracker and the trainer open these files.
+    """
+    for name in (CONSUMED_FILE, "metrics.jsonl"):
+        truncate_jsonl(Path(output_dir) / name, step)
+
+
+def _prune(output_dir: Path, keep_last: int) -> None:
+    complete = [c for c in list_checkpoints(output_dir) if (c / COMPLETED).is_file()]
+    newest = complete[-1].name if complete else ""
+    for ckpt in complete[:-keep_last]:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    for ckpt in list_checkpoints(output_dir):  # interrupted saves older than the newest complete one
+        if not (ckpt / COMPLETED).is_file() and ckpt.name < newest:
+            shutil.rmtree(ckpt, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- signals
+
+
+class PreemptionFlag:
+    """Set by SIGUSR1/SIGTERM; the loop checks it (all ranks agree) after each step."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        for sig in (signal.SIGUSR1, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = signum
+        log.warning("received %s: finishing the current step, then saving a checkpoint",
+                    signal.Signals(signum).name)
+
+
+# --------------------------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Runs steps on an :class:`Engine` over a packed split; saves, resumes, evaluates, logs."""
+
+    def __init__(self, cfg: RunConfig, engine: Engine, train: PackedSplit, eval_split: PackedSplit | None,
+                 tracker: Tracker, output_dir: Path, total_steps: int, tokenizer_dir: str | None,
+                 pad_token_id: int) -> None:
+        self.cfg, self.engine, self.data, self.eval_data = cfg, engine, train, eval_split
+        self.tracker, self.output_dir, self.total_steps = tracker, Path(output_dir), total_steps
+        self.tokenizer_dir, self.pad_token_id = tokenizer_dir, pad_token_id
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.layout = Layout(self.world, cfg.train.grad_accum, cfg.train.micro_batch_size)
+        self.per_epoch = steps_per_epoch(len(train), self.layout)
+        self.state = TrainerState(world_size=self.world, run_id=tracker.run_id)
+        self.preempt = PreemptionFlag()
+        self.consumed: JsonlWriter | None = None  # opened by fit(), after resume() trimmed the logs
+        self.peak = peak_flops(cfg.model.dtype, cfg.train.peak_tflops)
+        self._window: dict[str, float] = {"loss": 0.0, "tokens": 0.0, "time": 0.0, "steps": 0.0}
+
+    # ----------------------------------------------------------------------------------------- resume
+
+    def resume(self, ckpt: Path) -> None:
+        """Load shards, optimizer, schedule, RNG and data position from ``ckpt``; drop logs past it."""
+        state = read_state(ckpt)
+        check_world_size(ckpt, state, self.world)
+        self.engine.load(ckpt)
+        dist.set_rng_state(torch.load(ckpt / f"rng-rank{self.rank}.pt", weights_only=False))
+        self.state = TrainerState(**{**asdict(state), "run_id": self.tracker.run_id or state.run_id})
+        log.info("resumed from %s at step %d (epoch %d, step %d of the epoch)", ckpt, state.step, state.epoch,
+                 state.step_in_epoch)
+
+    # ----------------------------------------------------------------------------------------- loop
+
+    def fit(self) -> int:
+        """Train to ``total_steps``; returns EXIT_OK, or EXIT_PREEMPTED after a signal-triggered save."""
+        t = self.cfg.train
+        log.info("training %d steps (%d per epoch), %d ranks x %d micro-steps x %d rows, attention=%s",
+                 self.total_steps, self.per_epoch, self.world, t.grad_accum, t.micro_batch_size,
+                 self.engine.attn_implementation)
+        self.engine.train()
+        if dist.is_rank_zero():
+            self.consumed = JsonlWriter(self.output_dir / CONSUMED_FILE)
+        last_saved = self.state.step
+        while self.state.step < self.total_steps:
+            metrics = self.train_step()
+            if metrics.get("preempted"):
+                self.save_checkpoint()
+                log.warning("preempted at step %d: checkpoint saved, exiting with %d", self.state.step,
+                            EXIT_PREEMPTED)
+                return EXIT_PREEMPTED
+            step = self.state.step
+            self._maybe_fault(step)
+            if step % t.log_every == 0 or step == self.total_steps:
+                self._log_window(step)
+            if t.eval_every and step % t.eval_every == 0:
+                self.tracker.log({"eval_loss": self.evaluate()}, step)
+            if step % t.save_every == 0 and step != self.total_steps:
+                self.save_checkpoint()
+                last_saved = step
+        if self.eval_data is not None and not (t.eval_every and self.state.step % t.eval_every == 0):
+            self.tracker.log({"eval_loss": self.evaluate()}, self.state.step)
+        if last_saved != self.state.step or not list_checkpoints(self.output_dir):
+            self.save_checkpoint()
+        self._write_probe()
+        return EXIT_OK
+
+    def train_step(self) -> dict[str, Any]:
+        """One optimizer step over this rank's micro-batches; ``{"preempted": True}`` if a signal came first."""
+        pos = DataPosition(self.state.epoch, self.state.step_in_epoch)
+        mine = step_rows(self.data.lengths, self.layout, self.cfg.train.seed, pos)[self.rank]
+        start = time.perf_counter()
+        micro = [self.data.rows(idx) for idx in mine]
+        batches = [self._collate(rows) for rows in micro]
+        n_local = sum(loss_tokens(b) for b in batches)
+        tokens_local = sum(int(n) for rows in micro for n in rows["num_tokens"])
+        n_global, tokens_global, stop = dist.all_reduce_sum([n_local, tokens_local, float(self.preempt.signum)])
+        if stop:
+            return {"preempted": True}
+        denominator = max(n_global, 1.0) / self.world
+        loss_sum = 0.0
+        for batch in batches:
+            loss = self.engine.forward_loss(batch, denominator)
+            self.engine.backward_step(loss)
+            loss_sum += float(loss.detach()) / self.world
+        elapsed = time.perf_counter() - start
+        self._record_consumed([sid for rows in micro for row_ids in rows["sample_ids"] for sid in row_ids])
+        nxt = advance(pos, self.per_epoch)
+        self.state.step += 1
+        self.state.epoch, self.state.step_in_epoch = nxt.epoch, nxt.step_in_epoch
+        self.state.tokens_seen += int(tokens_global)
+        w = self._window
+        w["loss"] += loss_sum
+        w["tokens"] += tokens_global
+        w["time"] += elapsed
+        w["steps"] += 1
+        return {"loss_local": loss_sum}
+
+    def _collate(self, rows: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
+        keys = ("input_ids", "labels", "position_ids")
+        as_rows = [dict(zip(keys, vals, strict=True)) for vals in zip(*(rows[k] for k in keys), strict=True)]
+        return collate_packed(as_rows, self.pad_token_id)
+
+    def _record_consumed(self, sample_ids: list[str]) -> None:
+        """Append this step's sample ids, per rank in rank order, to consumed.jsonl (rank 0 writes)."""
+        gathered = dist.all_gather_objects(sample_ids)
+        if self.consumed is not None:
+            self.consumed.write({"step": self.state.step + 1, "sample_ids": gathered})
+
+    def _log_window(self, step: int) -> None:
+        w = self._window
+        loss_total, = dist.all_reduce_sum([w["loss"]])
+        tok_s = w["tokens"] / max(w["time"], 1e-9)
+        metrics = {"loss": loss_total / max(w["steps"], 1), "lr": self.engine.lr(),
+                   "grad_norm": self.engine.grad_norm(), "tokens_per_s": tok_s,
+                   "tokens_per_s_per_device": tok_s / self.world, "peak_mem_gb": _peak_memory_gb(),
+                   "tokens_seen": float(self.state.tokens_seen), "epoch": self.state.epoch}
+        util = mfu(self.engine.num_params, tok_s / self.world, self.peak)
+        if util is not None:
+            metrics["mfu"] = util
+        self.tracker.log(metrics, step)
+        log.info("step %d/%d loss %.4f lr %.2e grad_norm %.3f tok/s %.0f", step, self.total_steps,
+                 metrics["loss"], metrics["lr"], metrics["grad_norm"], tok_s)
+        self._window = {"loss": 0.0, "tokens": 0.0, "time": 0.0, "steps": 0.0}
+
+    def _maybe_fault(self, step: int) -> None:
+        fault = dist.fault_kill_step()
+        if fault is not None and fault == (step, self.rank):
+            import os
+
+            log.warning("fault injection: SIGKILL rank %d after step %d", self.rank, step)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # ----------------------------------------------------------------------------------------- eval
+
+    def evaluate(self) -> float:
+        """Mean loss per unmasked token over the held-out split (all ranks in lockstep)."""
+        if self.eval_data is None:
+            return float("nan")
+        plan = eval_plan(self.eval_data.lengths, Layout(self.world, 1, self.layout.micro_batch_size))[self.rank]
+        self.engine.train(False)
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for idx in plan:
+                real = [i for i in idx if i >= 0]
+                batch = self._collate(self.eval_data.rows(real or [0]))
+                loss = float(self.engine.forward_loss(batch, 1.0))
+                if real:
+                    total, count = total + loss, count + loss_tokens(batch)
+        self.engine.train(True)
+        total, count = dist.all_reduce_sum([total, float(count)])
+        return total / max(count, 1.0)
+
+    # ----------------------------------------------------------------------------------------- saving
+
+    def save_checkpoint(self) -> Path:
+        """Shards + trainer state + RNG, then COMPLETED (written last, by rank 0); keep the last K."""
+        ckpt = checkpoint_root(self.output_dir) / f"step-{self.state.step:08d}"
+        if dist.is_rank_zero():
+            shutil.rmtree(ckpt, ignore_errors=True)
+        dist.barrier()
+        self.engine.save(ckpt, self.tokenizer_dir, dist.is_rank_zero())
+        torch.save(dist.rng_state(), ckpt / f"rng-rank{self.rank}.pt")
+        if dist.is_rank_zero():
+            self.state.run_id = self.tracker.run_id
+            (ckpt / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1))
+        dist.barrier()
+        if dist.is_rank_zero():
+            (ckpt / COMPLETED).write_text(f"step {self.state.step}\n")
+            _prune(self.output_dir, self.cfg.train.keep_last)
+            log.info("saved checkpoint %s", ckpt)
+        dist.barrier()
+        return ckpt
+
+    def _write_probe(self) -> None:
+        """Engine logits on the first row, saved so an export can be checked against the engine."""
+        split = self.eval_data or self.data
+        batch = self._collate(split.rows([0]))
+        self.engine.train(False)
+        logits = self.engine.logits(batch)
+        self.engine.train(True)
+        if dist.is_rank_zero():
+            torch.save({"batch": batch, "logits": logits}, self.output_dir / PROBE_FILE)
+
+    def close(self) -> None:
+        """Close the tracker and the consumed-ids log."""
+        self.tracker.finish()
+        if self.consumed is not None:
+            self.consumed.close()
+
+
+def _peak_memory_gb() -> float:
+    """Peak accelerator memory of this process, or its peak resident set size on CPU."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def total_steps(cfg: RunConfig, num_rows: int, world_size: int) -> int:
+    """Optimizer steps of the run: ``train.max_steps``, else ``train.epochs`` passes over the data."""
+    layout = Layout(world_size, cfg.train.grad_accum, cfg.train.micro_batch_size)
+    per_epoch = steps_per_epoch(num_rows, layout)
+    if per_epoch == 0:
+        from biotune.errors import ConfigError, Problem
+
+        raise ConfigError([Problem("train.micro_batch_size", f"the data has {num_rows} rows but one step needs "
+                                   f"{layout.rows_per_step} (world {world_size} x grad_accum x micro_batch_size)",
+                                   "lower train.grad_accum/micro_batch_size or build more data")])
+    if cfg.train.max_steps > 0:
+        return cfg.train.max_steps
+    return max(1, int(cfg.train.epochs * per_epoch))

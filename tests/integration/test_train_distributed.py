@@ -1,0 +1,125 @@
+"""Real ZeRO-3 over 2 CPU processes (gloo): partitioning, falling loss, export, crash + exact resume.
+
+Three 2-rank launches share one module-scoped setup: an uninterrupted run, a run whose rank 1 is SIGKILLed
+after step 6, and its ``resume: auto`` continuation. A fourth single-process launch checks the world-size
+guard. See tests/integration/train_support.py for the dataset (real NCBI-disease sentences).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from train_support import REPO_ROOT, make_packed_dataset, read_jsonl, torchrun, train_env, write_config
+
+pytestmark = pytest.mark.slow
+
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_tokenizer, corpora: Path) -> dict:
+    tmp = tmp_path_factory.mktemp("train2")
+    data = make_packed_dataset(tmp / "data", corpora, tiny_tokenizer)
+    common = {"max_steps": STEPS, "save_every": 4, "eval_every": 4, "keep_last": 2, "peak_tflops": 1.0}
+    full = write_config(tmp / "full.yaml", tiny_model, data, tmp / "full", **common)
+    crash = write_config(tmp / "crash.yaml", tiny_model, data, tmp / "crash", **common)
+    return {"tmp": tmp, "full_cfg": full, "crash_cfg": crash, "full": tmp / "full", "crash": tmp / "crash"}
+
+
+@pytest.fixture(scope="module")
+def full_run(setup: dict) -> dict:
+    proc = torchrun(setup["full_cfg"], 2)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return setup
+
+
+def _losses(out: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r}
+
+
+def test_zero3_partitions_and_loss_falls(full_run: dict) -> None:
+    out = full_run["full"]
+    info = __import__("json").loads((out / "run_info.json").read_text())
+    assert info["world_size"] == 2
+    assert info["partition_fraction_per_rank"] == pytest.approx([0.5, 0.5], abs=0.01)
+    assert info["attn_implementation"] == "sdpa"
+    losses = _losses(out)
+    assert sorted(losses) == list(range(1, STEPS + 1))
+    assert losses[STEPS] < losses[1] - 0.5
+    metrics = read_jsonl(out / "metrics.jsonl")
+    evals = [r["eval_loss"] for r in metrics if "eval_loss" in r]
+    assert len(evals) == 2 and evals[1] < evals[0]
+    last = [r for r in metrics if r.get("step") == STEPS and "loss" in r][0]
+    for key in ("lr", "grad_norm", "tokens_per_s", "tokens_per_s_per_device", "mfu", "peak_mem_gb"):
+        assert last[key] > 0, key
+    assert last["tokens_per_s_per_device"] == pytest.approx(last["tokens_per_s"] / 2)
+    assert list((out / "wandb").glob("offline-run-*")), "wandb offline run dir missing"
+
+
+def test_checkpoints_complete_and_pruned(full_run: dict) -> None:
+    ckpts = sorted(p.name for p in (full_run["full"] / "checkpoints").iterdir())
+    assert ckpts == ["step-00000004", "step-00000008"]
+    for name in ckpts:
+        ck = full_run["full"] / "checkpoints" / name
+        assert (ck / "COMPLETED").is_file() and (ck / "rng-rank0.pt").is_file() and (ck / "rng-rank1.pt").is_file()
+        assert len(list((ck / "zero").glob("zero_pp_rank_*_model_states.pt"))) == 2
+
+
+def test_consumed_ids_balanced_per_rank(full_run: dict) -> None:
+    consumed = read_jsonl(full_run["full"] / "consumed.jsonl")
+    assert [c["step"] for c in consumed] == list(range(1, STEPS + 1))
+    seen = [sid for c in consumed for rank_ids in c["sample_ids"] for sid in rank_ids]
+    assert len(seen) == len(set(seen)), "a sample was consumed twice within the first epoch"
+    assert all(len(c["sample_ids"]) == 2 and all(c["sample_ids"]) for c in consumed)
+
+
+def test_export_matches_engine_logits(full_run: dict) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = full_run["full"]
+    probe = torch.load(out / "export_probe.pt")
+    model = AutoModelForCausalLM.from_pretrained(out / "hf", attn_implementation="sdpa").eval()
+    assert AutoTokenizer.from_pretrained(out / "hf").eos_token == "</s>"
+    assert (out / "hf" / "generation_config.json").is_file()
+    b = probe["batch"]
+    with torch.no_grad():
+        logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"], use_cache=False).logits
+    torch.testing.assert_close(logits, probe["logits"], atol=1e-5, rtol=1e-5)
+
+
+def test_sigkill_then_resume_consumes_same_samples(full_run: dict) -> None:
+    crash_cfg, crash = full_run["crash_cfg"], full_run["crash"]
+    proc = torchrun(crash_cfg, 2, env_extra={"BIOTUNE_FAULT_KILL_AT_STEP": "6:1"})
+    assert proc.returncode != 0
+    assert (crash / "checkpoints" / "step-00000004" / "COMPLETED").is_file()
+    assert len(read_jsonl(crash / "consumed.jsonl")) >= 6
+    run_id = __import__("json").loads((crash / "tracking.json").read_text())["run_id"]
+    # A save that died half-way: shards present, no COMPLETED marker. Resume must skip it.
+    partial = crash / "checkpoints" / "step-00000006"
+    shutil.copytree(crash / "checkpoints" / "step-00000004", partial)
+    (partial / "COMPLETED").unlink()
+
+    proc = torchrun(crash_cfg, 2, "train.resume=auto")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "skipping checkpoint" in proc.stderr and "step-00000006" in proc.stderr
+    assert "resumed from" in proc.stderr and "step-00000004" in proc.stderr
+    full_ids = [c["sample_ids"] for c in read_jsonl(full_run["full"] / "consumed.jsonl")]
+    assert [c["sample_ids"] for c in read_jsonl(crash / "consumed.jsonl")] == full_ids
+    full_losses, resumed_losses = _losses(full_run["full"]), _losses(crash)
+    assert sorted(resumed_losses) == list(range(1, STEPS + 1))
+    for step in range(5, STEPS + 1):
+        assert resumed_losses[step] == pytest.approx(full_losses[step], abs=1e-5), step
+    assert __import__("json").loads((crash / "tracking.json").read_text())["run_id"] == run_id
+
+
+def test_world_size_change_explains_universal_checkpoint(full_run: dict) -> None:
+    cmd = [sys.executable, "-m", "biotune.cli", "train", str(full_run["full_cfg"]), "train.max_steps=12"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=train_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "saved by 2 ranks but this run has 1" in proc.stderr
+    assert "ds_to_universal" in proc.stderr and "load_universal" in proc.stderr

@@ -1,0 +1,112 @@
+"""Evaluation sets from real corpora, predictions files, and scoring completions through the task parsers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from biotune.data.sources import SOURCES
+from biotune.errors import ConfigError, DataError
+from biotune.eval import score as sc
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ncbi(corpora: Path) -> sc.EvalSet:
+    return sc.build_eval_set("ncbi_disease", "test", corpora, max_examples=40)
+
+
+def test_eval_set_ids_are_sample_ids_of_the_real_split(ncbi: sc.EvalSet) -> None:
+    assert len(ncbi.samples) == 40 and len(set(ncbi.ids)) == 40
+    assert all(i == f"ncbi_disease/test/{r.id}" for i, r in zip(ncbi.ids, ncbi.records, strict=True))
+    assert all(s.instruction and s.input for s in ncbi.samples)
+
+
+def test_dev_resolves_to_the_corpus_spelling_and_missing_test_split_is_an_error() -> None:
+    assert sc.resolve_split(SOURCES["ncbi_disease"], "dev") == "devel"
+    assert sc.resolve_split(SOURCES["chemprot"], "dev") == "dev"
+    with pytest.raises(ConfigError, match="'bc2gm' has no 'test' split") as err:
+        sc.resolve_split(SOURCES["bc2gm"], "test")
+    assert err.value.problems[0].key == "eval.splits"
+
+
+def test_gold_completions_score_perfectly_and_parse_cleanly(ncbi: sc.EvalSet) -> None:
+    result, rows = sc.score_set(ncbi, {s.id: s.output for s in ncbi.samples})
+    assert result.metrics["f1"] == 1.0 and result.parse_failures == 0
+    assert result.headline == "f1" and result.to_dict()["score"] == 1.0
+    assert rows[0]["reference"] == list(ncbi.records[0].tags) and rows[0]["parse_ok"]
+
+
+def test_repeated_tokens_with_different_tags_are_scored_by_position(corpora: Path) -> None:
+    # Find real sentences where one token text carries an entity tag in one place and O in another:
+    # a scorer keyed on token text (the paper's) cannot get these right; ours must score them perfectly.
+    full = sc.build_eval_set("ncbi_disease", "test", corpora)
+    picked = [i for i, r in enumerate(full.records)
+              if any(r.tokens.count(t) > 1 and len({g for tok, g in zip(r.tokens, r.tags, strict=True) if tok == t}) > 1
+                     for t in r.tokens)][:10]
+    assert picked, "the real test split has such sentences"
+    subset = sc.EvalSet(full.source, full.split, full.kind, full.spec, full.task,
+                        [full.records[i] for i in picked], [full.samples[i] for i in picked])
+    result, _ = sc.score_set(subset, {s.id: s.output for s in subset.samples})
+    assert result.metrics["f1"] == 1.0 and result.parse_failures == 0
+
+
+def test_noisy_llm_output_is_tolerated_and_failures_are_counted(corpora: Path) -> None:
+    qa = sc.build_eval_set("pubmedqa", "test", corpora, max_examples=30)
+    completions = {}
+    for k, s in enumerate(qa.samples):
+        if k < 3:
+            completions[s.id] = "I am not sure what you mean."  # unparsable
+        elif k % 2:
+            completions[s.id] = f"  Answer:\n{s.output.upper()}  \nThis is my reasoning."  # prose + case noise
+        else:
+            completions[s.id] = s.output
+    result, rows = sc.score_set(qa, completions)
+    assert result.parse_failures == 3 and result.parse_failure_rate == pytest.approx(0.1)
+    assert [r["parse_ok"] for r in rows[:4]] == [False, False, False, True]
+    assert rows[0]["parse_error"]
+    assert result.n == 30  # failures are scored, not dropped
+    assert result.metrics["accuracy"] == pytest.approx(27 / 30)  # every noisy-but-right answer counts
+
+
+@pytest.mark.parametrize(("source", "headline"), [
+    ("ncbi_disease", "f1"), ("chemprot", "micro_f1"), ("ddi", "micro_f1"), ("i2b2_2010_re", "micro_f1_with_negative"),
+    ("gad", "f1"), ("euadr", "f1"), ("mednli", "accuracy"), ("pubmedqa", "accuracy"), ("bioasq_yesno", "accuracy"),
+    ("hoc", "f1"),
+])
+def test_headline_metric_follows_blurb_and_paper_conventions(source: str, headline: str) -> None:
+    assert sc.headline_metric(SOURCES[source]) == headline
+
+
+def test_read_predictions_rejects_bad_lines_with_file_and_line(tmp_path: Path) -> None:
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_text('{"id": "a/b/c", "completion": "x"}\n{not json\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not valid JSON"):
+        sc.read_predictions(bad_json)
+    no_field = _write_jsonl(tmp_path / "nofield.jsonl", [{"id": "a/b/c"}])
+    with pytest.raises(DataError, match=r"nofield.jsonl:1: .*'completion'"):
+        sc.read_predictions(no_field)
+    dup = _write_jsonl(tmp_path / "dup.jsonl", [{"id": "a/b/c", "completion": "x"}, {"id": "a/b/c", "completion": "y"}])
+    with pytest.raises(DataError, match=r"dup.jsonl:2: duplicate id 'a/b/c' \(first on line 1\)"):
+        sc.read_predictions(dup)
+    with pytest.raises(DataError, match="does not exist"):
+        sc.read_predictions(tmp_path / "nope.jsonl")
+
+
+def test_unknown_and_missing_ids_are_errors(tmp_path: Path, corpora: Path, ncbi: sc.EvalSet) -> None:
+    rows = [{"id": i, "completion": "O"} for i in ncbi.ids]
+    path = _write_jsonl(tmp_path / "p.jsonl", rows[:-2] + [{"id": "ncbi_disease/test/nope", "completion": "x"}])
+    preds = sc.read_predictions(path)
+    with pytest.raises(DataError, match=r"1 unknown id\(s\), e.g. ncbi_disease/test/nope; 2 example\(s\) without"):
+        sc.load_sets_for_predictions(preds, path, corpora, "tags", 1234, 40)
+    for bad_id, message in (("nosuch/test/1", "unknown source 'nosuch'"), ("ncbi_disease/final/1", "no split 'final'"),
+                            ("no-slashes", "unknown id 'no-slashes'")):
+        bad = _write_jsonl(tmp_path / "bad.jsonl", [{"id": bad_id, "completion": "x"}])
+        with pytest.raises(DataError, match=message):
+            sc.load_sets_for_predictions(sc.read_predictions(bad), bad, corpora, "tags", 1234, None)
