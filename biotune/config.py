@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from biotune.errors import ConfigError, Problem
@@ -297,8 +297,17 @@ def _parse_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[Problem
             problems.append(Problem(ov, "an override must look like key.sub=value", f"write e.g. train.max_steps=10, not '{ov}'"))
         else:
             good.append(ov)
-    data = OmegaConf.to_container(OmegaConf.from_dotlist(good), resolve=False) if good else {}
-    return data, problems  # type: ignore[return-value]
+    data: dict[str, Any] = {}
+    for ov in good:
+        try:
+            one = OmegaConf.to_container(OmegaConf.from_dotlist([ov]), resolve=False)
+        except Exception as err:  # a YAML scanner error, e.g. a value starting with '@'
+            key = ov.split("=", 1)[0]
+            problems.append(Problem(key, f"cannot parse the value: {str(err).splitlines()[0]}",
+                                    f"quote it, e.g. {key}='\"{ov.split('=', 1)[1]}\"'"))
+            continue
+        data = OmegaConf.to_container(OmegaConf.merge(data, one), resolve=False)  # type: ignore[assignment]
+    return data, problems
 
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -15,6 +15,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -87,8 +88,10 @@ def init_process_group(denv: DistEnv) -> None:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(denv.local_rank)
-    dist.init_process_group(backend=backend, rank=denv.rank, world_size=denv.world_size)
-    log.info("process group: backend=%s world_size=%d launcher=%s", backend, denv.world_size, denv.launcher)
+    timeout = timedelta(minutes=int(os.environ.get("BIOTUNE_COLLECTIVE_TIMEOUT_MIN", "30")))
+    dist.init_process_group(backend=backend, rank=denv.rank, world_size=denv.world_size, timeout=timeout)
+    log.info("process group: backend=%s world_size=%d launcher=%s timeout=%s", backend, denv.world_size,
+             denv.launcher, timeout)
 
 
 def destroy_process_group() -> None:

@@ -162,6 +162,9 @@ _SPECS = [
         labels=("yes", "no"), licence="BioASQ terms of use (registration); redistribution unclear", restricted=True,
         credentialed=False, description="BioASQ Task B yes/no questions with the ideal answer as context (Bio-ELECTRA TSV).",
     ),
+    _ner("synthetic_ner", "synthetic_ner", ("Disease", "Chemical"), "synthetic (biotune.data.synthetic)",
+         "Synthetic NER from bundled lexicons: the pipeline's learnability probe (write it with "
+         "biotune.data.synthetic.write_corpus).", splits=_files("synthetic_ner", ("train", "test")), generated=True),
 ]  # fmt: skip
 
 SOURCES: dict[str, SourceSpec] = {spec.name: spec for spec in _SPECS}

@@ -37,6 +37,8 @@ class SourceSpec:
     """NER only: the type given to untyped ``B``/``I`` tags (so every tag is typed IOB2)."""
     type_map: dict[str, str] = field(default_factory=dict)
     """PubTator only: corpus mention type -> entity type (e.g. ``SpecificDisease`` -> ``Disease``)."""
+    generated: bool = False
+    """True for corpora written by code (``synthetic_ner``) rather than found under the data root."""
     label_aliases: dict[str, str] = field(default_factory=dict)
     """Label spellings in the files -> the canonical label (e.g. ``false`` -> ``No Relations``)."""
 
