@@ -49,7 +49,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cfg = config.load(CONFIG, [f"data.root={work / 'corpus'}"])
     samples = source_samples("synthetic_ner", "train", work / "corpus", cfg.data.ner_format, cfg.data.seed)
     texts = [render_prompt(cfg.data.template, s.instruction, s.input) + s.output for s in samples[:500]]
-    model = make_tiny_llama(work / "model", texts + synthetic.corpus_text(), vocab_size=700, hidden_size=128,
+    model = make_tiny_llama(work / "model", texts + synthetic.corpus_text(), vocab_size=2000, hidden_size=128,
                             num_layers=2, max_positions=1024)
     return work, model
 
