@@ -10,8 +10,14 @@ TORCH_SPEC=${BIOTUNE_TORCH_SPEC:-torch==2.13.0}
 stamp=.venv/.biotune-install-$(sha256sum setup.cfg | cut -c1-16)
 if [ -f "$stamp" ]; then exit 0; fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "$TORCH_SPEC" -e '.[dev]'
+log=.venv/install.log
+echo "installing biotune into $(pwd)/.venv (log: $log)"
+if ! { .venv/bin/python -m pip install -q --upgrade pip && \
+       .venv/bin/python -m pip install -q "$TORCH_SPEC" -e '.[dev]'; } >"$log" 2>&1; then
+  tail -40 "$log" >&2
+  echo "install failed; full log: $log" >&2
+  exit 1
+fi
 rm -f .venv/.biotune-install-*
 touch "$stamp"
 echo "biotune installed in $(pwd)/.venv"
