@@ -106,7 +106,9 @@ def cache_key(cfg: DataConfig, root: Path, fingerprint: str) -> str:
         data.pop(volatile, None)
     specs = [_spec(n) for n, m in sorted(cfg.sources.items()) if m.include]
     payload = {"data": data, "tokenizer": fingerprint, "version": BUILD_VERSION,
-               "files": _file_signature(root, specs), "instruction_files": cfg.instruction_files}
+               "files": _file_signature(root, specs),
+               "instruction_files": [[f, *((Path(f).stat().st_size, int(Path(f).stat().st_mtime)) if Path(f).is_file() else ())]
+                                     for f in cfg.instruction_files]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -143,9 +145,11 @@ def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
 
 def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
     """Evaluation splits of every included source (for the leakage check)."""
+    from biotune.data.sources import SOURCES
+
     out: dict[str, list[Sample]] = {}
     for name, mix in cfg.sources.items():
-        if not mix.include:
+        if not mix.include or name not in SOURCES:  # instruction-set sources have no eval splits
             continue
         spec = _spec(name)
         for split in cfg.leakage_splits:
@@ -269,9 +273,12 @@ def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[
         by_source[name] = source_samples(name, mix.split, root, d.ner_format, d.seed)
         logger.info("source %-24s %-6s %7d samples", name, mix.split, len(by_source[name]))
     for name, samples in _instruction_samples(d).items():
+        if name in by_source:
+            raise ConfigError([Problem("data.instruction_files", f"instruction rows name source '{name}', which is "
+                                       "also a configured corpus", "rename the source column in the instruction file")])
         by_source[name] = samples
         kinds[name] = "instruction"
-        d.sources.setdefault(name, SourceMix())
+        d.sources.setdefault(name, SourceMix(group="instruction"))
     return by_source, kinds
 
 

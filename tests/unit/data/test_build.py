@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -108,3 +109,16 @@ def test_cli_build_failure_exits_nonzero(tmp_path: Path, tiny_model: Path) -> No
     assert proc.returncode == 2 and "data.sources.nope" in proc.stderr
     manifest = list((tmp_path / "out").rglob("manifest.json")) if (tmp_path / "out").exists() else []
     assert manifest == []
+
+
+def test_published_instruction_files_join_the_mixture(tmp_path: Path, tiny_model: Path) -> None:
+    rows = [{"instruction": "Answer the medical question.", "input": f"What treats condition {i}?",
+             "output": f"Drug {i}.", "source": "chatdoctor"} for i in range(12)]
+    path = tmp_path / "instructions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = build_dataset(_cfg(tmp_path, tiny_model, f"data.instruction_files=[{path}]"))
+    m = read_manifest(out)
+    chat = m["sources"]["chatdoctor"]
+    assert (chat["available"], chat["realised"], chat["group"]) == (12, 12, "instruction")
+    assert m["tasks"]["instruction"]["realised"] == 12
+    assert "ncbi_disease" in m["sources"]
