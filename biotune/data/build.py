@@ -91,7 +91,10 @@ def _file_signature(root: Path, specs: list[Any]) -> list[list[Any]]:
     for spec in specs:
         for split, rel in sorted(spec.splits.items()):
             path = root / rel
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            # A split file's siblings count too (e.g. PubMedQA's test-id list beside ori_pqal.json).
+            folder = path if path.is_dir() else path.parent
+            files = sorted(p for p in (folder.rglob("*") if path.is_dir() else folder.glob("*")) if p.is_file()) \
+                if folder.is_dir() else [path]
             for f in files:
                 st = f.stat() if f.exists() else None
                 sig.append([spec.name, split, str(f.relative_to(root)) if f.exists() else str(rel),
