@@ -21,7 +21,6 @@ from omegaconf.errors import OmegaConfBaseException
 from biotune.errors import ConfigError, Problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_ROOT = "@sample"  # data.root value that selects the corpus bundled inside the package
 
 
 def default_data_root() -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from biotune import __version__
-from biotune.config import SAMPLE_ROOT, DataConfig, RunConfig, SourceMix
+from biotune.config import DataConfig, RunConfig, SourceMix
 from biotune.data import leakage, mixture
 from biotune.data.records import Sample
 from biotune.errors import ConfigError, DataError, Problem
@@ -40,10 +40,10 @@ MANIFEST = "manifest.json"
 
 
 def resolve_root(root: str) -> Path:
-    """``data.root`` as a directory (``@sample`` = the corpus bundled inside the package)."""
-    if root == SAMPLE_ROOT:
-        return Path(__file__).resolve().parent / "sample"
-    path = Path(root).expanduser().resolve()
+    """``data.root`` as an existing directory (``@sample`` = the corpus bundled inside the package)."""
+    from biotune.data import sources
+
+    path = sources.resolve_root(root).expanduser().resolve()
     if not path.is_dir():
         raise ConfigError([Problem("data.root", f"directory {path} does not exist",
                                    "point data.root (or $BIOTUNE_DATA_DIR) at the corpora, or use data.root=@sample")])
