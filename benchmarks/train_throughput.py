@@ -3,10 +3,14 @@
     DS_ACCELERATOR=cpu python benchmarks/train_throughput.py [--steps 30] [--samples 600]
 
 Same samples (real NCBI-disease sentences in the paper's ``token : TAG`` format), same tiny Llama, same ZeRO-3
-engine (one process, gloo). Packed = biotune's rows through the real Trainer.train_step; padded = the same samples
-in batches from transformers' DataCollatorForSeq2Seq (input_ids/labels/attention_mask padded to the batch's
-longest), as many samples per batch as a packed row holds on average. Reported: non-pad tokens/s of each, their
+engine (one process, gloo). Packed = biotune's rows through the real Trainer.train_step; padded = the very samples
+of that step's packed row as one batch from transformers' DataCollatorForSeq2Seq (input_ids/labels/attention_mask
+padded to the batch's longest), so both arms process the same tokens and take the same optimizer steps; the arms
+are interleaved step by step. Reported: non-pad tokens/s of each, their
 ratio, and the packing-efficiency ratio of the two layouts (target: throughput ratio >= 0.9 x layout ratio).
+Packed rows run with the trainer's default attention (``auto``: ``sdpa_packed`` on CPU, ``biotune.attention``);
+for comparison, the same packed steps are timed again with transformers' ``sdpa`` (a block-diagonal mask over the
+whole row), the implementation that missed the target before ``sdpa_packed`` existed.
 Overhead = (Trainer.train_step time - bare forward/backward/step time on the same collated batches) / bare.
 The last output line is one JSON object.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -62,12 +67,12 @@ def _build(tmp: Path, data_root: Path, n_samples: int, capacity: int):
     return model_dir, tok, batch, len(rows)
 
 
-def _engine(model_dir: Path, out: Path):
+def _engine(model_dir: Path, out: Path, attn: str):
     from biotune.config import RunConfig
     from biotune.engine import build_ds_config, build_engine
 
     cfg = RunConfig()
-    cfg.model.name_or_path, cfg.model.dtype, cfg.model.attn_implementation = str(model_dir), "fp32", "sdpa"
+    cfg.model.name_or_path, cfg.model.dtype, cfg.model.attn_implementation = str(model_dir), "fp32", attn
     cfg.model.gradient_checkpointing = False
     cfg.optim.lr, cfg.optim.schedule = 1e-3, "constant"
     cfg.train.output_dir = str(out)
@@ -78,6 +83,11 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _padded(collator, features: list[dict]) -> dict:
+    b = collator(features)
+    return {k: b[k] for k in ("input_ids", "labels", "attention_mask")}
 
 
 def _bare_step(engine, batches, denominator: float) -> None:
@@ -98,45 +108,57 @@ def run(args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     model_dir, tok, batch, n_rows = _build(tmp, Path(args.data_root), args.samples, args.capacity)
     dist.init_process_group(dist.DistEnv(master_port=str(args.port)))
-    cfg, engine = _engine(model_dir, tmp / "run")
+    cfg, engine = _engine(model_dir, tmp / "run", args.attn)
     trainer = Trainer(cfg, engine, PackedSplit(tmp / "data" / "train"), None, NullTracker(), tmp / "run",
                       10**6, None, tok.pad_token_id)
     engine.train(True)
 
-    # ---- packed: the real train_step, interleaved with bare engine steps on the same collated batches
-    trainer_t, bare_t, packed_tokens = [], [], []
+    # Every iteration times the same samples four ways, back to back, so that machine noise hits all arms alike:
+    #   packed  - the real Trainer.train_step on this step's packed row(s), with the configured attention;
+    #   bare    - the engine's bare forward/backward/step on the same collated rows (the loop-overhead reference);
+    #   block   - the same bare step with transformers' sdpa (block-diagonal mask over the whole row);
+    #   grouped - the same samples as one batch from transformers' DataCollatorForSeq2Seq (pad to longest, sdpa):
+    #             a packed row holds samples of similar length, so this is length-grouped batching;
+    #   padded  - the standard padded run: batches of as many samples, drawn in a seeded random order, same collator.
+    collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+    feats = {str(k): {"input_ids": i, "labels": lab}
+             for k, i, lab in zip(batch.kept, batch.input_ids, batch.labels, strict=True)}
+    model = engine.ds.module
+    per_batch = max(1, round(len(batch.kept) / n_rows))
+    order = [str(k) for k in random.Random(0).sample(list(batch.kept), len(batch.kept))]
+    times: dict[str, list[float]] = {"packed": [], "bare": [], "block": [], "grouped": [], "padded": []}
+    tokens_per_step, grouped_slots, padded_tokens, padded_slots = [], [], [], []
     for i in range(args.warmup + args.steps):
         pos = DataPosition(trainer.state.epoch, trainer.state.step_in_epoch)
         mine = step_rows(trainer.data.lengths, trainer.layout, cfg.train.seed, pos)[0]
-        batches = [trainer._collate(trainer.data.rows(idx)) for idx in mine]
+        rows = [trainer.data.rows(idx) for idx in mine]
+        batches = [trainer._collate(r) for r in rows]
         denominator = float(max(1, sum(loss_tokens(b) for b in batches)))
-        tokens = int(sum(trainer.data.lengths[j] for idx in mine for j in idx))
-        t_trainer = _timed(trainer.train_step)
-        t_bare = _timed(lambda b=batches, d=denominator: _bare_step(engine, b, d))
+        grouped = _padded(collator, [feats[sid] for r in rows for ids in r["sample_ids"] for sid in ids])
+        start = (i * per_batch) % (len(order) - per_batch + 1)
+        padded = _padded(collator, [feats[sid] for sid in order[start:start + per_batch]])
+        step = {"packed": trainer.train_step,
+                "bare": lambda b=batches, d=denominator: _bare_step(engine, b, d),
+                "block": lambda b=batches, d=denominator: _bare_step(engine, b, d),
+                "grouped": lambda b=grouped, d=denominator: _bare_step(engine, [b], d),
+                "padded": lambda b=padded: _bare_step(engine, [b], float(max(1, loss_tokens(b))))}
+        for arm, fn in step.items():
+            model.set_attn_implementation(engine.attn_implementation if arm in ("packed", "bare") else "sdpa")
+            t = _timed(fn)
+            if i >= args.warmup:
+                times[arm].append(t)
         if i >= args.warmup:
-            trainer_t.append(t_trainer)
-            bare_t.append(t_bare)
-            packed_tokens.append(tokens)
+            tokens_per_step.append(int(sum(trainer.data.lengths[j] for idx in mine for j in idx)))
+            assert int(grouped["attention_mask"].sum()) == tokens_per_step[-1], "grouped = the packed step's tokens"
+            grouped_slots.append(int(grouped["input_ids"].numel()))
+            padded_tokens.append(int(padded["attention_mask"].sum()))
+            padded_slots.append(int(padded["input_ids"].numel()))
 
-    # ---- padded: same samples, transformers' collator, same samples per step on average
-    per_batch = max(1, round(len(batch.kept) / n_rows))
-    collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
-    feats = [{"input_ids": i, "labels": lab} for i, lab in zip(batch.input_ids, batch.labels, strict=True)]
-    padded_t, padded_tokens, padded_slots = [], [], []
-    for i in range(args.warmup + args.steps):
-        start = (i * per_batch) % max(1, len(feats) - per_batch)
-        chunk = feats[start:start + per_batch]
-        b = collator(chunk)
-        b = {k: b[k] for k in ("input_ids", "labels", "attention_mask")}
-        denominator = float(max(1, loss_tokens(b)))
-        t = _timed(lambda b=b, d=denominator: _bare_step(engine, [b], d))
-        if i >= args.warmup:
-            padded_t.append(t)
-            padded_tokens.append(int(b["attention_mask"].sum()))
-            padded_slots.append(int(b["input_ids"].numel()))
-
-    packed_tps = sum(packed_tokens) / sum(trainer_t)
-    padded_tps = sum(padded_tokens) / sum(padded_t)
+    tokens = sum(tokens_per_step)
+    packed_tps, blockmask_tps, grouped_tps = (tokens / sum(times[a]) for a in ("packed", "block", "grouped"))
+    padded_tps = sum(padded_tokens) / sum(times["padded"])
+    grouped_layout = sum(grouped_slots) / tokens
+    trainer_t, bare_t = times["packed"], times["bare"]
     packed_eff = 1.0  # micro_batch_size=1: a packed row is never padded
     padded_eff = sum(padded_tokens) / sum(padded_slots)
     layout_ratio = packed_eff / padded_eff
@@ -148,7 +170,12 @@ def run(args: argparse.Namespace) -> dict:
             "packed_nonpad_tokens_per_s": round(packed_tps, 1), "padded_nonpad_tokens_per_s": round(padded_tps, 1),
             "throughput_ratio": round(packed_tps / padded_tps, 3), "packing_efficiency_packed": packed_eff,
             "packing_efficiency_padded": round(padded_eff, 4), "layout_ratio": round(layout_ratio, 3),
+            "packed_attention": engine.attn_implementation,
             "throughput_vs_layout": round(packed_tps / padded_tps / layout_ratio, 3), "target_vs_layout": 0.9,
+            "packed_sdpa_blockmask_nonpad_tokens_per_s": round(blockmask_tps, 1),
+            "sdpa_blockmask_throughput_vs_layout": round(blockmask_tps / padded_tps / layout_ratio, 3),
+            "grouped_nonpad_tokens_per_s": round(grouped_tps, 1), "packing_efficiency_grouped": round(1 / grouped_layout, 4),
+            "throughput_vs_layout_grouped": round(packed_tps / grouped_tps / grouped_layout, 3),
             "loop_overhead": round(overhead, 4), "target_overhead": 0.05}
 
 
@@ -160,6 +187,7 @@ def main() -> None:
     p.add_argument("--capacity", type=int, default=1024)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--port", type=int, default=29777)
+    p.add_argument("--attn", default="auto", help="model.attn_implementation for the packed rows (default: auto)")
     p.add_argument("--data-root", default=os.environ.get("BIOTUNE_DATA_DIR", str(REPO.parent / "shared" / "data")))
     args = p.parse_args()
     os.environ.setdefault("DS_ACCELERATOR", "cpu")

@@ -92,7 +92,9 @@ class ModelConfig:
     dtype: str = "bf16"
     """``bf16``, ``fp16`` or ``fp32``."""
     attn_implementation: str = "auto"
-    """``auto`` (flash_attention_2 when installed and on CUDA, else sdpa), ``sdpa``, ``eager``, ``flash_attention_2``."""
+    """``auto`` (flash_attention_2 when installed and on CUDA, else sdpa_packed), ``sdpa_packed`` (sdpa run on each
+    packed sequence alone, ``biotune.attention``), ``sdpa`` (one block-diagonal mask per row), ``eager``,
+    ``flash_attention_2``."""
     gradient_checkpointing: bool = True
     trust_remote_code: bool = False
 
@@ -160,7 +162,9 @@ class TrackingConfig:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     log_dataset_text: bool = False
-    """Allow example text in trackers; never for sources flagged restricted."""
+    """Attach a table of training examples (text) to the wandb run; never from sources flagged restricted."""
+    dataset_text_examples: int = 32
+    """How many examples that table holds, when ``log_dataset_text`` is on."""
 
 
 @dataclass
@@ -401,9 +405,11 @@ def validate(cfg: RunConfig) -> list[Problem]:
         p.append(Problem("data.sources.*.weight", "all included weights are zero while data.total_samples is set",
                          "give at least one included source a weight > 0"))
     _choice(p, "model.dtype", m.dtype, ("bf16", "fp16", "fp32"))
-    _choice(p, "model.attn_implementation", m.attn_implementation, ("auto", "sdpa", "eager", "flash_attention_2"))
+    _choice(p, "model.attn_implementation", m.attn_implementation, ("auto", "sdpa_packed", "sdpa", "eager",
+                                                                          "flash_attention_2"))
     _choice(p, "optim.schedule", o.schedule, ("cosine", "linear", "constant"))
     _positive(p, "optim.lr", o.lr)
+    _positive(p, "tracking.dataset_text_examples", tr.dataset_text_examples)
     _positive(p, "optim.warmup_steps", o.warmup_steps, allow_zero=True)
     if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
         p.append(Problem("optim.betas", f"must be two numbers in [0, 1), got {o.betas}", "use e.g. [0.9, 0.95]"))

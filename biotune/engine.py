@@ -8,7 +8,6 @@ Hugging Face safetensors, offline). Keeping DeepSpeed behind this one door leave
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from biotune import attention
 from biotune.config import REPO_ROOT, ModelConfig, RunConfig
 from biotune.errors import CheckpointError, ConfigError, DataError, Problem
 
@@ -30,14 +30,6 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 # --------------------------------------------------------------------------------------------- config
-
-
-def resolve_attn(requested: str) -> str:
-    """``auto`` -> flash_attention_2 when flash-attn is installed and CUDA is present, else sdpa."""
-    if requested != "auto":
-        return requested
-    has_flash = importlib.util.find_spec("flash_attn") is not None
-    return "flash_attention_2" if has_flash and torch.cuda.is_available() else "sdpa"
 
 
 def _ds_template_path(path: str) -> Path:
@@ -147,7 +139,7 @@ def load_model(m: ModelConfig, ds_config: dict[str, Any]) -> tuple[torch.nn.Modu
     check_model_source(m)
     _attach_deepspeed_comm()
     hf_ds = HfDeepSpeedConfig(ds_config)  # must stay referenced while the engine lives
-    attn = resolve_attn(m.attn_implementation)
+    attn = attention.resolve(m.attn_implementation)
     try:
         model = AutoModelForCausalLM.from_pretrained(m.name_or_path, dtype=DTYPES[m.dtype], attn_implementation=attn,
                                                      trust_remote_code=m.trust_remote_code)

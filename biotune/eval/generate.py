@@ -105,7 +105,8 @@ def load_model(model_dir: Path, dtype: str = "fp32", attn_implementation: str = 
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    attn = "sdpa" if attn_implementation == "auto" else attn_implementation
+    # Generation batches are left-padded, where sdpa_packed hands over to sdpa anyway (biotune.attention).
+    attn = "sdpa" if attn_implementation in ("auto", "sdpa_packed") else attn_implementation
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, DTYPES.get(dtype, dtype)),
                                                  attn_implementation=attn)
     if torch.cuda.is_available():

@@ -80,7 +80,7 @@ def write_config(path: Path, model: Path, data: Path, output: Path, **train: Any
     """A run config YAML for the tiny model on ``data``."""
     import yaml
 
-    cfg = {"name": "test", "model": {"name_or_path": str(model), "dtype": "fp32", "attn_implementation": "sdpa",
+    cfg = {"name": "test", "model": {"name_or_path": str(model), "dtype": "fp32", "attn_implementation": "auto",
                                      "gradient_checkpointing": False},
            "optim": {"lr": 3e-3, "warmup_steps": 1, "schedule": "cosine", "min_lr_ratio": 0.1},
            "train": {"data_dir": str(data), "output_dir": str(output), "micro_batch_size": 1, "grad_accum": 2,

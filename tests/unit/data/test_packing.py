@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from biotune import attention
 from biotune.data.collate import collate_packed
 from biotune.data.packing import ROW_COLUMNS, pack_bfd, pack_rows, packing_efficiency, rows_to_arrow
 from biotune.data.tokenize import IGNORE_INDEX, tokenize_pairs
@@ -92,7 +93,7 @@ def test_pack_rows_builds_the_dataset_contract() -> None:
     assert packing_efficiency(rows, 8) == pytest.approx(15 / 16)
 
 
-# ----------------------------------------------------------------- exactness of packed attention (sdpa)
+# --------------------------------------------- exactness of packed attention (sdpa's block mask, sdpa_packed)
 
 
 def _corpus_pairs(root: Path, n: int) -> tuple[list[str], list[str]]:
@@ -111,9 +112,12 @@ def _corpus_pairs(root: Path, n: int) -> tuple[list[str], list[str]]:
     return prompts, targets
 
 
-@pytest.fixture(scope="module")
-def leaky_llama(tiny_model: Path):
+@pytest.fixture(scope="module", params=["sdpa", "sdpa_packed"])
+def leaky_llama(tiny_model: Path, request):
     """The tiny Llama re-initialised with std 0.5 (at 0.02 the attention is near-uniform and hides leaks), in float64.
+
+    Once with transformers' sdpa (a block-diagonal mask from the position ids) and once with biotune's
+    ``sdpa_packed`` (sdpa on each sequence alone).
 
     float64 keeps the comparison about attention, not rounding: in float32 the per-token losses (~15 nats at this
     init) already differ by ~2e-5 between two batch shapes, above the 1e-5 tolerance.
@@ -123,7 +127,7 @@ def leaky_llama(tiny_model: Path):
     config = AutoConfig.from_pretrained(tiny_model)
     config.initializer_range = 0.5
     config.use_cache = False
-    config._attn_implementation = "sdpa"
+    config._attn_implementation = attention.resolve(request.param)
     torch.manual_seed(0)
     return LlamaForCausalLM(config).double().eval()
 

@@ -104,7 +104,7 @@ def test_dry_run_prints_resolved_config(capsys: pytest.CaptureFixture[str]) -> N
 
     assert main(["train", "configs/train/tiny.yaml", "train.max_steps=3", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "max_steps: 3" in out and "attn_implementation: sdpa" in out and "dtype: fp32" in out
+    assert "max_steps: 3" in out and "attn_implementation: auto" in out and "dtype: fp32" in out
 
 
 def test_bad_batch_arithmetic_fails_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:

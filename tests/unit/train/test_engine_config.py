@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from biotune import attention
 from biotune.config import REPO_ROOT, RunConfig
 from biotune.engine import (
     build_ds_config,
@@ -14,7 +15,6 @@ from biotune.engine import (
     check_model_source,
     lr_factor,
     offloads_optimizer,
-    resolve_attn,
 )
 from biotune.errors import ConfigError, DataError
 from biotune.flops import lookup_peak_tflops, mfu, peak_flops
@@ -80,9 +80,9 @@ def test_constant_schedule_after_warmup() -> None:
     assert [lr_factor(s, 2, 10, "constant", 0.0) for s in range(4)] == [0.5, 1.0, 1.0, 1.0]
 
 
-def test_attention_auto_is_sdpa_without_flash_attn_or_cuda() -> None:
-    assert resolve_attn("auto") == "sdpa"
-    assert resolve_attn("eager") == "eager"
+def test_attention_auto_is_sdpa_packed_without_flash_attn_or_cuda() -> None:
+    assert attention.resolve("auto") == "sdpa_packed"
+    assert attention.resolve("eager") == "eager" and attention.resolve("sdpa") == "sdpa"
 
 
 def test_missing_model_directory_says_what_to_do(tmp_path: Path) -> None:
