@@ -2,7 +2,11 @@
 
 Other ranks get a :class:`NullTracker`. The wandb run id is persisted in ``<output_dir>/tracking.json`` (and
 in each checkpoint's trainer state), so a resumed run continues the same wandb run. The resolved config and
-the data manifest are attached to the run. No dataset text is ever sent by this module.
+the data manifest are attached to the run.
+
+Dataset text is sent only by :meth:`RankZeroTracker.log_examples`, only when ``tracking.log_dataset_text`` is on,
+only to wandb (never to ``metrics.jsonl``), and never from a source the data manifest flags restricted or does not
+describe at all.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +37,9 @@ class Tracker(Protocol):
     def finish(self) -> None:
         """Flush and close."""
 
+    def log_examples(self, split: Any, manifest: dict[str, Any], decode: Callable[[list[int]], str]) -> None:
+        """Attach training examples as text, where the config allows it."""
+
 
 class NullTracker:
     """The tracker of non-zero ranks: accepts everything, records nothing."""
@@ -40,6 +48,9 @@ class NullTracker:
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Ignore ``metrics``."""
+
+    def log_examples(self, split: Any, manifest: dict[str, Any], decode: Callable[[list[int]], str]) -> None:
+        """Ignore the examples."""
 
     def finish(self) -> None:
         """Nothing to close."""
@@ -78,6 +89,7 @@ class RankZeroTracker:
 
     def __init__(self, cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
                  manifest: dict[str, Any] | None, run_id: str | None = None) -> None:
+        self.cfg = cfg
         self.jsonl = JsonlWriter(output_dir / METRICS_FILE)
         self.run_id = run_id or _stored_run_id(output_dir)
         self._wandb: Any = None
@@ -91,6 +103,21 @@ class RankZeroTracker:
         self.jsonl.write({"step": step, **metrics})
         if self._wandb is not None:
             self._wandb.log(metrics, step=step)
+
+    def log_examples(self, split: Any, manifest: dict[str, Any], decode: Callable[[list[int]], str]) -> None:
+        """A wandb table of up to ``tracking.dataset_text_examples`` training samples from unrestricted sources.
+
+        Does nothing unless ``tracking.log_dataset_text`` is on and wandb is enabled.
+        """
+        if not self.cfg.log_dataset_text or self._wandb is None:
+            return
+        import wandb
+
+        examples = dataset_examples(split, manifest, decode, self.cfg.dataset_text_examples)
+        columns = ["sample_id", "source", "prompt", "response"]
+        table = wandb.Table(columns=columns, data=[[e[c] for c in columns] for e in examples])
+        self._wandb.log({"dataset_examples": table}, step=0)
+        log.info("logged %d dataset examples (restricted sources excluded)", len(examples))
 
     def finish(self) -> None:
         """Close the JSONL file and the wandb run."""
@@ -129,6 +156,37 @@ def _manifest_summary(manifest: dict[str, Any] | None) -> dict[str, Any]:
     if not manifest:
         return {}
     return {k: v for k, v in manifest.items() if not isinstance(v, list) or len(v) <= 64}
+
+
+def dataset_examples(split: Any, manifest: dict[str, Any], decode: Callable[[list[int]], str],
+                     limit: int) -> list[dict[str, str]]:
+    """Up to ``limit`` samples of a packed split as text: ``sample_id``, ``source``, ``prompt``, ``response``.
+
+    A sample's source is its id's first path part. Only sources the manifest lists with ``restricted: false``
+    qualify; anything else (flagged, or unknown to the manifest) is skipped. Rows are read in order, a few at a time.
+    """
+    from biotune.data.tokenize import IGNORE_INDEX
+
+    allowed = {name for name, entry in (manifest.get("sources") or {}).items()
+               if entry.get("restricted", True) is False}
+    out: list[dict[str, str]] = []
+    for start in range(0, len(split), 64):
+        rows = split.rows(list(range(start, min(len(split), start + 64))))
+        for ids, labels, sids, lens in zip(rows["input_ids"], rows["labels"], rows["sample_ids"], rows["seq_lens"],
+                                           strict=True):
+            offset = 0
+            for sid, n in zip(sids, lens, strict=True):
+                seq = list(zip(ids[offset:offset + n], labels[offset:offset + n], strict=True))
+                offset += n
+                source = sid.split("/", 1)[0]
+                if source not in allowed:
+                    continue
+                out.append({"sample_id": sid, "source": source,
+                            "prompt": decode([t for t, lab in seq if lab == IGNORE_INDEX]),
+                            "response": decode([t for t, lab in seq if lab != IGNORE_INDEX])})
+                if len(out) >= limit:
+                    return out
+    return out
 
 
 def build_tracker(cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],

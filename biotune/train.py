@@ -105,6 +105,11 @@ def main(cfg: RunConfig) -> int:
     engine = build_engine(cfg, ds_config, steps)
     tracker = build_tracker(cfg.tracking, output_dir, cfg.name, to_dict(cfg), manifest, denv.is_rank_zero,
                             run_id=state.run_id if state else None)
+    if state is None and cfg.tracking.log_dataset_text:
+        from biotune.data.build import load_tokenizer
+
+        decode = load_tokenizer(tokenizer_dir(cfg), cfg.model.trust_remote_code).decode
+        tracker.log_examples(train_split, manifest, decode)  # rank 0 only; restricted sources never
     trainer = Trainer(cfg, engine, train_split, eval_split, tracker, output_dir, steps, tokenizer_dir(cfg),
                       pad_id)
     _write_run_info(trainer, output_dir, denv.is_rank_zero)

@@ -33,7 +33,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_token
 
 @pytest.fixture(scope="module")
 def full_run(setup: dict) -> dict:
-    proc = torchrun(setup["full_cfg"], 2)
+    proc = torchrun(setup["full_cfg"], 2, "tracking.log_dataset_text=true", "tracking.dataset_text_examples=5")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return setup
 
@@ -47,7 +47,7 @@ def test_zero3_partitions_and_loss_falls(full_run: dict) -> None:
     info = __import__("json").loads((out / "run_info.json").read_text())
     assert info["world_size"] == 2
     assert info["partition_fraction_per_rank"] == pytest.approx([0.5, 0.5], abs=0.01)
-    assert info["attn_implementation"] == "sdpa"
+    assert info["attn_implementation"] == "sdpa_packed"  # auto on CPU
     losses = _losses(out)
     assert sorted(losses) == list(range(1, STEPS + 1))
     assert losses[STEPS] < losses[1] - 0.5
@@ -59,6 +59,14 @@ def test_zero3_partitions_and_loss_falls(full_run: dict) -> None:
         assert last[key] > 0, key
     assert last["tokens_per_s_per_device"] == pytest.approx(last["tokens_per_s"] / 2)
     assert list((out / "wandb").glob("offline-run-*")), "wandb offline run dir missing"
+
+
+def test_dataset_text_only_where_allowed(full_run: dict) -> None:
+    """The full run allowed 5 examples (its one source is unrestricted); the crash run keeps the default (below)."""
+    (table,) = (full_run["full"] / "wandb").rglob("*.table.json")
+    data = __import__("json").loads(table.read_text())
+    assert data["columns"] == ["sample_id", "source", "prompt", "response"] and len(data["data"]) == 5
+    assert all(row[0].startswith("ncbi_disease/train/") and "### Input:" in row[2] for row in data["data"])
 
 
 def test_checkpoints_complete_and_pruned(full_run: dict) -> None:
@@ -115,6 +123,7 @@ def test_sigkill_then_resume_consumes_same_samples(full_run: dict) -> None:
     for step in range(5, STEPS + 1):
         assert resumed_losses[step] == pytest.approx(full_losses[step], abs=1e-5), step
     assert __import__("json").loads((crash / "tracking.json").read_text())["run_id"] == run_id
+    assert not list(crash.rglob("*.table.json")), "tracking.log_dataset_text is off by default: no dataset text"
 
 
 def test_world_size_change_explains_universal_checkpoint(full_run: dict) -> None:
