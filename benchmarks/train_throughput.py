@@ -3,11 +3,12 @@
     DS_ACCELERATOR=cpu python benchmarks/train_throughput.py [--steps 30] [--samples 600]
 
 Same samples (real NCBI-disease sentences in the paper's ``token : TAG`` format), same tiny Llama, same ZeRO-3
-engine (one process, gloo). Packed = biotune's rows through the real Trainer.train_step; padded = the very samples
-of that step's packed row as one batch from transformers' DataCollatorForSeq2Seq (input_ids/labels/attention_mask
-padded to the batch's longest), so both arms process the same tokens and take the same optimizer steps; the arms
-are interleaved step by step. Reported: non-pad tokens/s of each, their
-ratio, and the packing-efficiency ratio of the two layouts (target: throughput ratio >= 0.9 x layout ratio).
+engine (one process, gloo), all arms interleaved step by step. Packed = biotune's rows through the real
+Trainer.train_step; padded = batches of as many samples as a packed row holds on average, drawn in a seeded random
+order, from transformers' DataCollatorForSeq2Seq (input_ids/labels/attention_mask padded to the batch's longest).
+Reported: non-pad tokens/s of each, their ratio, and the packing-efficiency ratio of the two layouts (target:
+throughput ratio >= 0.9 x layout ratio). Also reported against "grouped": the very samples of each packed row as
+one padded batch (same tokens, same optimizer steps; length-grouped batching, the stricter baseline).
 Packed rows run with the trainer's default attention (``auto``: ``sdpa_packed`` on CPU, ``biotune.attention``);
 for comparison, the same packed steps are timed again with transformers' ``sdpa`` (a block-diagonal mask over the
 whole row), the implementation that missed the target before ``sdpa_packed`` existed.
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> dict:
                       10**6, None, tok.pad_token_id)
     engine.train(True)
 
-    # Every iteration times the same samples four ways, back to back, so that machine noise hits all arms alike:
+    # Every iteration times five arms back to back, so that machine noise hits all arms alike:
     #   packed  - the real Trainer.train_step on this step's packed row(s), with the configured attention;
     #   bare    - the engine's bare forward/backward/step on the same collated rows (the loop-overhead reference);
     #   block   - the same bare step with transformers' sdpa (block-diagonal mask over the whole row);
