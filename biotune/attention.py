@@ -20,6 +20,7 @@ kernels only (``NotImplementedError`` on CPU); flex attention has no backward on
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import weakref
 from typing import Any
 
@@ -98,23 +99,21 @@ _bounds_cache: tuple[Any, int, list[list[int]]] | None = None
 def sequence_bounds(position_ids: torch.Tensor, batch_size: int) -> list[list[int]]:
     """Per row, the offsets where a sequence starts, plus the row width: ``[0, s1, s2, ..., width]``.
 
-    A sequence starts wherever the position does not follow the previous one by exactly 1 (the rule transformers'
-    ``find_packed_sequence_indices`` uses), so right-padding collated as its own ``0..k-1`` ramp is one more
-    sequence. The answer is cached for the tensor it came from: every layer of one forward asks about the same
+    A sequence starts wherever the position does not follow the previous one by exactly 1 (transformers'
+    ``find_packed_sequence_indices``, used here, so both sdpa paths cut rows alike), so right-padding collated as
+    its own ``0..k-1`` ramp is one more sequence. The answer is cached for the tensor it came from: every layer of one forward asks about the same
     ``position_ids``, and on a GPU each fresh answer is a device sync.
     """
     global _bounds_cache
     if _bounds_cache is not None and _bounds_cache[0]() is position_ids and _bounds_cache[1] == position_ids._version:
         return _bounds_cache[2]
+    from transformers.masking_utils import find_packed_sequence_indices
+
     pos = position_ids.expand(batch_size, -1)
-    width = pos.shape[1]
-    starts = torch.ones_like(pos, dtype=torch.bool)
-    starts[:, 1:] = pos[:, 1:] - pos[:, :-1] != 1
-    rows, cols = torch.nonzero(starts, as_tuple=True)
-    bounds: list[list[int]] = [[] for _ in range(batch_size)]
-    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-        bounds[r].append(c)
-    for b in bounds:
-        b.append(width)
+    seq = find_packed_sequence_indices(pos)  # per token, the index of its sequence in the row; None: one per row
+    if seq is None:
+        bounds = [[0, pos.shape[1]] for _ in range(batch_size)]
+    else:
+        bounds = [[0, *itertools.accumulate(torch.bincount(row).tolist())] for row in seq]
     _bounds_cache = (weakref.ref(position_ids), position_ids._version, bounds)
     return bounds
