@@ -120,26 +120,22 @@ def cache_key(cfg: DataConfig, root: Path, fingerprint: str) -> str:
 
 def source_samples(name: str, split: str, root: Path, ner_format: str, seed: int) -> list[Sample]:
     """Every record of one source split as an instruction sample (paraphrase choice seeded per source)."""
-    import random
-
     from biotune.data.sources import load_records
-    from biotune.data.tasks import task_for
+    from biotune.data.tasks import make_samples, task_for
 
-    spec = _spec(name)
-    task = task_for(spec, ner_format)
-    rng = random.Random(f"{seed}:paraphrase:{name}:{split}")
-    return [task.to_sample(r, name, split, rng) for r in load_records(name, split, root)]
+    task = task_for(_spec(name), ner_format)
+    return make_samples(task, load_records(name, split, root), name, split, seed)
 
 
 def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
     """Published-schema instruction files, grouped by their ``source`` column."""
     if not cfg.instruction_files:
         return {}
-    from biotune.data.sources.instructions import read_instruction_set
+    from biotune.data.sources.instructions import load_instructions
 
     out: dict[str, list[Sample]] = {}
     for ref in cfg.instruction_files:
-        for rec in read_instruction_set(ref):
+        for rec in load_instructions(ref):
             out.setdefault(rec.source, []).append(
                 Sample(id=f"{rec.source}/train/{rec.id}", source=rec.source, task="instruction",
                        instruction=rec.instruction, input=rec.input, output=rec.output))

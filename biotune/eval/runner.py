@@ -48,7 +48,7 @@ def eval_sources(cfg: RunConfig) -> list[str]:
     """
     names = list(cfg.eval.sources)
     if not names:
-        names = [n for n, mix in cfg.data.sources.items() if mix.include and source_spec(n).kind != "instruction"]
+        names = [n for n, mix in cfg.data.sources.items() if mix.include]
     if not names:
         raise ConfigError([Problem("eval.sources", "nothing to evaluate: eval.sources is empty and data.sources "
                                    "has no task source", "set eval.sources=[ncbi_disease,...]")])

@@ -5,13 +5,14 @@ An evaluation set is one source split turned into samples by the same task objec
 A predictions file is JSONL with one ``{"id": ..., "completion": ...}`` per example; it may come from
 ``biotune eval`` or from any other model. Every completion is parsed by the task's parser; parse failures
 are counted and reported (a failed parse scores as a wrong or empty prediction, never as a skipped one).
+The task also scores the set (``task.score``, ``task.headline``) and gives each example its resampling unit
+and additive statistics (``task.unit``, ``task.example_stats``; see :mod:`biotune.eval.example_stats`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,15 +20,11 @@ from typing import Any
 
 from biotune.data.records import Record, Sample
 from biotune.errors import ConfigError, DataError, Problem
-from biotune.eval import metrics
 
 log = logging.getLogger(__name__)
 
 #: Requested split name -> the spellings corpora use for it, in order of preference.
 SPLIT_ALIASES = {"dev": ("dev", "devel", "validation", "valid"), "test": ("test",), "train": ("train",)}
-
-#: Sources whose headline RE metric keeps the negative class (the paper's i2b2-2010 convention).
-WITH_NEGATIVE_PREFIXES = ("i2b2",)
 
 
 @dataclass
@@ -61,6 +58,9 @@ class SetScore:
     """Name of the metric the paper/BLURB reports for this set (``f1``, ``micro_f1``, ``accuracy``...)."""
     metrics: dict[str, float] = field(default_factory=dict)
     tokens_per_second: float | None = None
+    reducer: str | None = None
+    """How the headline follows from the per-example ``stats`` of the rows (a key of
+    :data:`biotune.eval.example_stats.REDUCERS`); None for a score not made by :func:`score_set`."""
 
     @property
     def parse_failure_rate(self) -> float:
@@ -84,10 +84,16 @@ def resolve_split(spec: Any, split: str) -> str:
     for name in SPLIT_ALIASES.get(split, (split,)):
         if name in spec.splits:
             return name
-    raise ConfigError([Problem("eval.splits", f"source '{spec.name}' has no '{split}' split (it has: "
-                               f"{', '.join(sorted(spec.splits))})",
-                               f"evaluate it on another split (e.g. eval.splits=[{sorted(spec.splits)[-1]}]) "
-                               f"or drop it from eval.sources")])
+    raise ConfigError(
+        [
+            Problem(
+                "eval.splits",
+                f"source '{spec.name}' has no '{split}' split (it has: {', '.join(sorted(spec.splits))})",
+                f"evaluate it on another split (e.g. eval.splits=[{sorted(spec.splits)[-1]}]) "
+                f"or drop it from eval.sources",
+            )
+        ]
+    )
 
 
 def source_spec(name: str) -> Any:
@@ -98,32 +104,36 @@ def source_spec(name: str) -> Any:
 
     if name not in SOURCES:
         close = difflib.get_close_matches(name, list(SOURCES), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known sources: {', '.join(sorted(SOURCES))}"
+        hint = (
+            f"did you mean {', '.join(close)}?" if close else f"known sources: {', '.join(sorted(SOURCES))}"
+        )
         raise ConfigError([Problem("eval.sources", f"unknown source '{name}'", hint)])
     return SOURCES[name]
 
 
-def build_eval_set(name: str, split: str, root: Path, ner_format: str = "tags", seed: int = 1234,
-                   max_examples: int | None = None) -> EvalSet:
+def build_eval_set(
+    name: str,
+    split: str,
+    root: Path,
+    ner_format: str = "tags",
+    seed: int = 1234,
+    max_examples: int | None = None,
+) -> EvalSet:
     """Read one source split and turn its records into samples with the training task object.
 
     The instruction paraphrase is drawn with the same seeded generator as ``biotune data build``, so an
     evaluation prompt matches what the model was trained on. ``max_examples`` keeps the first N records.
     """
     from biotune.data.sources import load_records
-    from biotune.data.tasks import task_for
+    from biotune.data.tasks import make_samples, task_for
 
     spec = source_spec(name)
-    if spec.kind == "instruction":
-        raise ConfigError([Problem("eval.sources", f"'{name}' is a free-text instruction set with no gold labels",
-                                   "evaluate task sources (ner, re, nli, qa, cls) only")])
     real_split = resolve_split(spec, split)
     records = list(load_records(name, real_split, root))
     if max_examples is not None:
         records = records[:max_examples]
     task = task_for(spec, ner_format)
-    rng = random.Random(f"{seed}:paraphrase:{name}:{real_split}")
-    samples = [task.to_sample(r, name, real_split, rng) for r in records]
+    samples = make_samples(task, records, name, real_split, seed)
     return EvalSet(name, real_split, spec.kind, spec, task, records, samples)
 
 
@@ -138,7 +148,9 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "predictions file does not exist", "pass the JSONL file written by `biotune eval`")
+        raise DataError(
+            path, "predictions file does not exist", "pass the JSONL file written by `biotune eval`"
+        )
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
     with path.open(encoding="utf-8") as fh:
@@ -148,15 +160,31 @@ def read_predictions(path: str | Path) -> dict[str, str]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(path, f"not valid JSON ({err.msg})", 'write one {"id": ..., "completion": ...} object per line',
-                                lineno) from err
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("completion"), str):
-                raise DataError(path, "each line needs a string 'id' and a string 'completion'",
-                                'write e.g. {"id": "ncbi_disease/test/123", "completion": "..."}', lineno)
+                raise DataError(
+                    path,
+                    f"not valid JSON ({err.msg})",
+                    'write one {"id": ..., "completion": ...} object per line',
+                    lineno,
+                ) from err
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("id"), str)
+                or not isinstance(row.get("completion"), str)
+            ):
+                raise DataError(
+                    path,
+                    "each line needs a string 'id' and a string 'completion'",
+                    'write e.g. {"id": "ncbi_disease/test/123", "completion": "..."}',
+                    lineno,
+                )
             pid = row["id"]
             if pid in out:
-                raise DataError(path, f"duplicate id '{pid}' (first on line {first_line[pid]})",
-                                "keep one completion per example id", lineno)
+                raise DataError(
+                    path,
+                    f"duplicate id '{pid}' (first on line {first_line[pid]})",
+                    "keep one completion per example id",
+                    lineno,
+                )
             out[pid] = row["completion"]
             first_line[pid] = lineno
     if not out:
@@ -179,8 +207,11 @@ def sets_in_predictions(predictions: Iterable[str], path: str | Path) -> list[tu
         try:
             source, split, _ = split_id(pid)
         except ValueError as err:
-            raise DataError(path, f"unknown id '{pid}': {err}",
-                            "use the example ids of `biotune eval` ('<source>/<split>/<record id>')") from err
+            raise DataError(
+                path,
+                f"unknown id '{pid}': {err}",
+                "use the example ids of `biotune eval` ('<source>/<split>/<record id>')",
+            ) from err
         seen.setdefault((source, split), None)
     return list(seen)
 
@@ -200,63 +231,67 @@ def check_coverage(predictions: dict[str, str], sets: Sequence[EvalSet], path: s
     if missing:
         problems.append(f"{len(missing)} example(s) without a prediction, e.g. {', '.join(missing[:5])}")
     if problems:
-        raise DataError(path, "; ".join(problems),
-                        "predict every example of each evaluated split exactly once, with ids "
-                        "'<source>/<split>/<record id>' (and the same --max-examples as generation)")
+        raise DataError(
+            path,
+            "; ".join(problems),
+            "predict every example of each evaluated split exactly once, with ids "
+            "'<source>/<split>/<record id>' (and the same --max-examples as generation)",
+        )
 
 
 # --------------------------------------------------------------------------------------------- scoring
 
 
-def headline_metric(spec: Any) -> str:
-    """The metric reported as this source's score (BLURB / paper conventions)."""
-    if spec.kind == "ner" or spec.kind == "cls":
-        return "f1"
-    if spec.kind == "re":
-        if _is_binary(spec):
-            return "f1"
-        return "micro_f1_with_negative" if spec.name.startswith(WITH_NEGATIVE_PREFIXES) else "micro_f1"
-    return "accuracy"
-
-
-def _is_binary(spec: Any) -> bool:
-    return spec.negative_label is not None and len(spec.labels) == 2
-
-
-def compute_metrics(spec: Any, gold: list[Any], pred: list[Any]) -> dict[str, float]:
-    """Metrics for one set from gold values and parsed predictions (``None`` = unparsable)."""
-    if spec.kind == "ner":
-        return metrics.ner_scores(gold, pred)
-    if spec.kind == "cls":
-        return metrics.multilabel_scores(gold, pred, spec.labels)
-    out = metrics.classification_scores(gold, pred, spec.labels, spec.negative_label)
-    if spec.kind == "re" and _is_binary(spec):
-        positive = next(label for label in spec.labels if label != spec.negative_label)
-        out.update(metrics.binary_f1(gold, pred, positive))
-    return out
-
-
 def score_set(eval_set: EvalSet, completions: dict[str, str]) -> tuple[SetScore, list[dict[str, Any]]]:
-    """Parse each completion with the set's task and score the set; also returns per-example rows."""
+    """Parse each completion with the set's task and score the set; also returns per-example rows.
+
+    Each row holds the id, completion, parsed prediction, reference and parse status, the example's resampling
+    ``unit`` (``"<source>/<split>/<task.unit(record)>"``: the example id unless the record names its document)
+    and its additive ``stats`` (``task.example_stats``), whose sums reduce to the headline with
+    ``metric_from_stats(score.reducer, ...)``.
+    """
+    task = eval_set.task
     gold: list[Any] = []
     pred: list[Any] = []
     rows: list[dict[str, Any]] = []
     failures = 0
     for record, sample in zip(eval_set.records, eval_set.samples, strict=True):
         completion = completions[sample.id]
-        parsed = eval_set.task.parse(completion, record)
-        reference = eval_set.task.reference(record)
+        parsed = task.parse(completion, record)
+        reference = task.reference(record)
         failures += not parsed.ok
         gold.append(reference)
         pred.append(parsed.value)
-        rows.append({"id": sample.id, "completion": completion, "prediction": _jsonable(parsed.value),
-                     "reference": _jsonable(reference), "parse_ok": parsed.ok, "parse_error": parsed.error})
-    spec = eval_set.spec
-    score = SetScore(eval_set.source, eval_set.split, spec.kind, len(gold), failures, headline_metric(spec),
-                     compute_metrics(spec, gold, pred))
+        rows.append(
+            {
+                "id": sample.id,
+                "completion": completion,
+                "prediction": _jsonable(parsed.value),
+                "reference": _jsonable(reference),
+                "parse_ok": parsed.ok,
+                "parse_error": parsed.error,
+                "unit": f"{eval_set.source}/{eval_set.split}/{task.unit(record)}",
+                "stats": task.example_stats(reference, parsed.value),
+            }
+        )
+    score = SetScore(
+        eval_set.source,
+        eval_set.split,
+        eval_set.kind,
+        len(gold),
+        failures,
+        task.headline,
+        task.score(gold, pred),
+        reducer=task.reducer,
+    )
     if failures:
-        log.warning("%s/%s: %d of %d completions did not parse cleanly", eval_set.source, eval_set.split,
-                    failures, len(gold))
+        log.warning(
+            "%s/%s: %d of %d completions did not parse cleanly",
+            eval_set.source,
+            eval_set.split,
+            failures,
+            len(gold),
+        )
     return score, rows
 
 
@@ -264,20 +299,32 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def load_sets_for_predictions(predictions: dict[str, str], path: str | Path, root: Path, ner_format: str,
-                              seed: int, max_examples: int | None) -> list[EvalSet]:
+def load_sets_for_predictions(
+    predictions: dict[str, str],
+    path: str | Path,
+    root: Path,
+    ner_format: str,
+    seed: int,
+    max_examples: int | None,
+) -> list[EvalSet]:
     """Build the evaluation sets that a predictions file's ids name, checking that the ids cover them."""
     from biotune.data.sources import SOURCES
 
     sets = []
     for source, split in sets_in_predictions(predictions, path):
         if source not in SOURCES:
-            raise DataError(path, f"unknown source '{source}' in ids like '{source}/{split}/...'",
-                            f"use one of: {', '.join(sorted(SOURCES))}")
+            raise DataError(
+                path,
+                f"unknown source '{source}' in ids like '{source}/{split}/...'",
+                f"use one of: {', '.join(sorted(SOURCES))}",
+            )
         spec = SOURCES[source]
         if split not in spec.splits:
-            raise DataError(path, f"source '{source}' has no split '{split}' (it has {', '.join(sorted(spec.splits))})",
-                            "use the split names in the example ids that `biotune eval` writes")
+            raise DataError(
+                path,
+                f"source '{source}' has no split '{split}' (it has {', '.join(sorted(spec.splits))})",
+                "use the split names in the example ids that `biotune eval` writes",
+            )
         sets.append(build_eval_set(source, split, root, ner_format, seed, max_examples))
     check_coverage(predictions, sets, path)
     return sets

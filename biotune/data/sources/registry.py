@@ -136,7 +136,8 @@ _SPECS = [
     ),
     SourceSpec(
         name="i2b2_2010_re", kind="re", format="i2b2_re", splits=_files("i2b2_2010/re", ("train", "test")),
-        labels=I2B2_2010_LABELS, negative_label="No Relations", label_aliases={"false": "No Relations"},
+        labels=I2B2_2010_LABELS, negative_label="No Relations", headline_with_negative=True,
+        label_aliases={"false": "No Relations"},
         licence="n2c2/DBMI data use agreement (credentialed)", restricted=True, credentialed=True, paper_count=22256,
         description="i2b2-2010 concept relations, masked-entity TSV as used by Llama2-MedTuned (user-supplied files).",
     ),

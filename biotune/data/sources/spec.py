@@ -31,6 +31,9 @@ class SourceSpec:
     description: str
     negative_label: str | None = None
     """RE only: the label that means "no relation"."""
+    headline_with_negative: bool = False
+    """RE only: the headline micro-F1 counts the negative class too (the paper's i2b2-2010 convention); BLURB's,
+    the default, leaves it out."""
     paper_count: int | None = None
     """Train examples Llama2-MedTuned used from this source, where the paper used it."""
     entity_type: str | None = None

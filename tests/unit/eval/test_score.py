@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from biotune.data.sources import SOURCES
+from biotune.data.tasks import task_for
 from biotune.errors import ConfigError, DataError
 from biotune.eval import score as sc
 
@@ -47,12 +48,25 @@ def test_repeated_tokens_with_different_tags_are_scored_by_position(corpora: Pat
     # Find real sentences where one token text carries an entity tag in one place and O in another:
     # a scorer keyed on token text (the paper's) cannot get these right; ours must score them perfectly.
     full = sc.build_eval_set("ncbi_disease", "test", corpora)
-    picked = [i for i, r in enumerate(full.records)
-              if any(r.tokens.count(t) > 1 and len({g for tok, g in zip(r.tokens, r.tags, strict=True) if tok == t}) > 1
-                     for t in r.tokens)][:10]
+    picked = [
+        i
+        for i, r in enumerate(full.records)
+        if any(
+            r.tokens.count(t) > 1
+            and len({g for tok, g in zip(r.tokens, r.tags, strict=True) if tok == t}) > 1
+            for t in r.tokens
+        )
+    ][:10]
     assert picked, "the real test split has such sentences"
-    subset = sc.EvalSet(full.source, full.split, full.kind, full.spec, full.task,
-                        [full.records[i] for i in picked], [full.samples[i] for i in picked])
+    subset = sc.EvalSet(
+        full.source,
+        full.split,
+        full.kind,
+        full.spec,
+        full.task,
+        [full.records[i] for i in picked],
+        [full.samples[i] for i in picked],
+    )
     result, _ = sc.score_set(subset, {s.id: s.output for s in subset.samples})
     assert result.metrics["f1"] == 1.0 and result.parse_failures == 0
 
@@ -64,7 +78,9 @@ def test_noisy_llm_output_is_tolerated_and_failures_are_counted(corpora: Path) -
         if k < 3:
             completions[s.id] = "I am not sure what you mean."  # unparsable
         elif k % 2:
-            completions[s.id] = f"  Answer:\n{s.output.upper()}  \nThis is my reasoning."  # prose + case noise
+            completions[s.id] = (
+                f"  Answer:\n{s.output.upper()}  \nThis is my reasoning."  # prose + case noise
+            )
         else:
             completions[s.id] = s.output
     result, rows = sc.score_set(qa, completions)
@@ -75,13 +91,38 @@ def test_noisy_llm_output_is_tolerated_and_failures_are_counted(corpora: Path) -
     assert result.metrics["accuracy"] == pytest.approx(27 / 30)  # every noisy-but-right answer counts
 
 
-@pytest.mark.parametrize(("source", "headline"), [
-    ("ncbi_disease", "f1"), ("chemprot", "micro_f1"), ("ddi", "micro_f1"), ("i2b2_2010_re", "micro_f1_with_negative"),
-    ("gad", "f1"), ("euadr", "f1"), ("mednli", "accuracy"), ("pubmedqa", "accuracy"), ("bioasq_yesno", "accuracy"),
-    ("hoc", "f1"),
-])
+@pytest.mark.parametrize(
+    ("source", "headline"),
+    [
+        ("ncbi_disease", "f1"),
+        ("chemprot", "micro_f1"),
+        ("ddi", "micro_f1"),
+        ("i2b2_2010_re", "micro_f1_with_negative"),
+        ("gad", "f1"),
+        ("euadr", "f1"),
+        ("mednli", "accuracy"),
+        ("pubmedqa", "accuracy"),
+        ("bioasq_yesno", "accuracy"),
+        ("hoc", "f1"),
+    ],
+)
 def test_headline_metric_follows_blurb_and_paper_conventions(source: str, headline: str) -> None:
-    assert sc.headline_metric(SOURCES[source]) == headline
+    assert task_for(SOURCES[source]).headline == headline
+
+
+def test_rows_carry_unit_and_stats_and_the_score_its_reducer(ncbi: sc.EvalSet) -> None:
+    completions = {s.id: ("colon : O" if k % 3 == 0 else s.output) for k, s in enumerate(ncbi.samples)}
+    result, rows = sc.score_set(ncbi, completions)
+    assert result.reducer == "f1" and result.to_dict()["reducer"] == "f1"
+    keys = {"id", "completion", "prediction", "reference", "parse_ok", "parse_error", "unit", "stats"}
+    assert all(set(row) == keys for row in rows)
+    assert [
+        row["unit"] for row in rows
+    ] == ncbi.ids  # CoNLL sentences name no document: the unit is the example
+    assert all(set(row["stats"]) == {"tp", "fp", "fn"} for row in rows)
+    tp, fp, fn = (sum(row["stats"][k] for row in rows) for k in ("tp", "fp", "fn"))
+    assert result.metrics["gold_entities"] == tp + fn and result.metrics["pred_entities"] == tp + fp
+    assert 0 < result.metrics["f1"] < 1
 
 
 def test_read_predictions_rejects_bad_lines_with_file_and_line(tmp_path: Path) -> None:
@@ -92,7 +133,9 @@ def test_read_predictions_rejects_bad_lines_with_file_and_line(tmp_path: Path) -
     no_field = _write_jsonl(tmp_path / "nofield.jsonl", [{"id": "a/b/c"}])
     with pytest.raises(DataError, match=r"nofield.jsonl:1: .*'completion'"):
         sc.read_predictions(no_field)
-    dup = _write_jsonl(tmp_path / "dup.jsonl", [{"id": "a/b/c", "completion": "x"}, {"id": "a/b/c", "completion": "y"}])
+    dup = _write_jsonl(
+        tmp_path / "dup.jsonl", [{"id": "a/b/c", "completion": "x"}, {"id": "a/b/c", "completion": "y"}]
+    )
     with pytest.raises(DataError, match=r"dup.jsonl:2: duplicate id 'a/b/c' \(first on line 1\)"):
         sc.read_predictions(dup)
     with pytest.raises(DataError, match="does not exist"):
@@ -101,12 +144,19 @@ def test_read_predictions_rejects_bad_lines_with_file_and_line(tmp_path: Path) -
 
 def test_unknown_and_missing_ids_are_errors(tmp_path: Path, corpora: Path, ncbi: sc.EvalSet) -> None:
     rows = [{"id": i, "completion": "O"} for i in ncbi.ids]
-    path = _write_jsonl(tmp_path / "p.jsonl", rows[:-2] + [{"id": "ncbi_disease/test/nope", "completion": "x"}])
+    path = _write_jsonl(
+        tmp_path / "p.jsonl", rows[:-2] + [{"id": "ncbi_disease/test/nope", "completion": "x"}]
+    )
     preds = sc.read_predictions(path)
-    with pytest.raises(DataError, match=r"1 unknown id\(s\), e.g. ncbi_disease/test/nope; 2 example\(s\) without"):
+    with pytest.raises(
+        DataError, match=r"1 unknown id\(s\), e.g. ncbi_disease/test/nope; 2 example\(s\) without"
+    ):
         sc.load_sets_for_predictions(preds, path, corpora, "tags", 1234, 40)
-    for bad_id, message in (("nosuch/test/1", "unknown source 'nosuch'"), ("ncbi_disease/final/1", "no split 'final'"),
-                            ("no-slashes", "unknown id 'no-slashes'")):
+    for bad_id, message in (
+        ("nosuch/test/1", "unknown source 'nosuch'"),
+        ("ncbi_disease/final/1", "no split 'final'"),
+        ("no-slashes", "unknown id 'no-slashes'"),
+    ):
         bad = _write_jsonl(tmp_path / "bad.jsonl", [{"id": bad_id, "completion": "x"}])
         with pytest.raises(DataError, match=message):
             sc.load_sets_for_predictions(sc.read_predictions(bad), bad, corpora, "tags", 1234, None)
