@@ -47,7 +47,7 @@ def main() -> None:
     import torch
 
     from biotune.eval.generate import Generations, generate_hf, load_model
-    from biotune.tiny import make_tiny_llama
+    from biotune.testing.tiny import make_tiny_llama
 
     root = data_root()
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ order, from transformers' DataCollatorForSeq2Seq (input_ids/labels/attention_mas
 Reported: non-pad tokens/s of each, their ratio, and the packing-efficiency ratio of the two layouts (target:
 throughput ratio >= 0.9 x layout ratio). Also reported against "grouped": the very samples of each packed row as
 one padded batch (same tokens, same optimizer steps; length-grouped batching, the stricter baseline).
-Packed rows run with the trainer's default attention (``auto``: ``sdpa_packed`` on CPU, ``biotune.attention``);
+Packed rows run with the trainer's default attention (``auto``: ``sdpa_packed`` on CPU, ``biotune.train.attention``);
 for comparison, the same packed steps are timed again with transformers' ``sdpa`` (a block-diagonal mask over the
 whole row), the implementation that missed the target before ``sdpa_packed`` existed.
 Overhead = (Trainer.train_step time - bare forward/backward/step time on the same collated batches) / bare.
@@ -55,7 +55,7 @@ def _build(tmp: Path, data_root: Path, n_samples: int, capacity: int):
 
     from biotune.data.packing import pack_rows
     from biotune.data.tokenize import tokenize_pairs
-    from biotune.tiny import make_tiny_llama
+    from biotune.testing.tiny import make_tiny_llama
 
     prompts, targets = _samples(data_root, n_samples)
     model_dir = make_tiny_llama(tmp / "model", prompts + targets, max_positions=capacity)
@@ -70,7 +70,8 @@ def _build(tmp: Path, data_root: Path, n_samples: int, capacity: int):
 
 def _engine(model_dir: Path, out: Path, attn: str):
     from biotune.config import RunConfig
-    from biotune.engine import build_ds_config, build_engine
+    from biotune.train.ds_config import build_ds_config
+    from biotune.train.engine import build_engine
 
     cfg = RunConfig()
     cfg.model.name_or_path, cfg.model.dtype, cfg.model.attn_implementation = str(model_dir), "fp32", attn
@@ -101,9 +102,9 @@ def run(args: argparse.Namespace) -> dict:
     from transformers import DataCollatorForSeq2Seq
 
     from biotune import distributed as dist
-    from biotune.batches import DataPosition, PackedSplit, loss_tokens, step_rows
-    from biotune.tracking import NullTracker
-    from biotune.trainer import Trainer
+    from biotune.data.loader import DataPosition, PackedSplit, loss_tokens, step_rows
+    from biotune.train.tracking import NullTracker
+    from biotune.train.trainer import Trainer
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))

@@ -17,8 +17,8 @@ from biotune.errors import EXIT_ERROR, BiotuneError
 #: Modules that own a subcommand, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "biotune.data.cli",
-    "biotune.train",
-    "biotune.export",
+    "biotune.train.run",
+    "biotune.train.export",
     "biotune.eval.cli",
     "biotune.plan",
     "biotune.demo",
@@ -31,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # not written yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -93,7 +94,7 @@ class ModelConfig:
     """``bf16``, ``fp16`` or ``fp32``."""
     attn_implementation: str = "auto"
     """``auto`` (flash_attention_2 when installed and on CUDA, else sdpa_packed), ``sdpa_packed`` (sdpa run on each
-    packed sequence alone, ``biotune.attention``), ``sdpa`` (one block-diagonal mask per row), ``eager``,
+    packed sequence alone, ``biotune.train.attention``), ``sdpa`` (one block-diagonal mask per row), ``eager``,
     ``flash_attention_2``."""
     gradient_checkpointing: bool = True
     trust_remote_code: bool = False
@@ -208,7 +209,7 @@ def _is_dataclass_type(tp: Any) -> bool:
 
 
 def _unwrap_optional(tp: Any) -> Any:
-    if get_origin(tp) in (Union, getattr(__import__("types"), "UnionType", Union)):
+    if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) == 1:
             return args[0]

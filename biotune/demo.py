@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from biotune.config import REPO_ROOT
+from biotune.testing.launch import torchrun
+from biotune.train.checkpoint import export_dir
 
 log = logging.getLogger(__name__)
 DEMO_CONFIG = REPO_ROOT / "configs" / "train" / "demo.yaml"
@@ -41,12 +40,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", default=str(DEMO_CONFIG), help="run config (default: configs/train/demo.yaml)")
     p.add_argument("overrides", nargs="*", help="key=value overrides for every step")
     p.set_defaults(func=run)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _step(n: int, text: str) -> None:
@@ -66,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     _step(1, "tiny Llama + tokenizer, trained locally on the sample corpus")
     model_dir = make_model(out / "model-init", resolve_root("@sample"))
     base = [f"model.name_or_path={model_dir}", f"data.out_dir={out / 'data'}", f"train.output_dir={out / 'train'}",
-            f"eval.output_dir={out / 'eval'}", f"eval.model={out / 'train' / 'hf'}", *args.overrides]
+            f"eval.output_dir={out / 'eval'}", f"eval.model={export_dir(out / 'train')}", *args.overrides]
     cfg = config.load(args.config, base)
 
     _step(2, "data build: bundled sample -> instruction samples -> mixture -> tokenized, packed shards")
@@ -79,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"training failed with exit code {code}", file=sys.stderr)
         return code
 
-    _step(4, f"export: {out / 'train' / 'hf'} (Hugging Face safetensors, written at the end of training)")
-    if not (out / "train" / "hf" / "config.json").is_file():
+    _step(4, f"export: {export_dir(out / 'train')} (Hugging Face safetensors, written at the end of training)")
+    if not (export_dir(out / "train") / "config.json").is_file():
         print("the export is missing", file=sys.stderr)
         return 1
 
@@ -98,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 def make_model(path: Path, sample_root: Path) -> Path:
     """The tiny random Llama, with a tokenizer trained on every text file of the sample corpus."""
-    from biotune.tiny import make_tiny_llama
+    from biotune.testing.tiny import make_tiny_llama
 
     if (path / "config.json").is_file():
         return path
@@ -110,13 +103,7 @@ def make_model(path: Path, sample_root: Path) -> Path:
 
 def train(config_path: str, overrides: list[str], nproc: int) -> int:
     """``torchrun --nproc_per_node N -m biotune.cli train CONFIG overrides``, streaming its output."""
-    env = dict(os.environ)
-    env.setdefault("DS_ACCELERATOR", "cpu")
-    env.setdefault("WANDB_MODE", "offline")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           f"--master_port={_free_port()}", "-m", "biotune.cli", "train", config_path, *overrides]
-    return subprocess.run(cmd, env=env, check=False).returncode
+    return torchrun(nproc, ["train", config_path, *overrides]).returncode
 
 
 def write_report(out: Path, eval_dir: Path, train_dir: Path) -> str:

@@ -33,6 +33,13 @@ from pathlib import Path
 from biotune import config as config_mod
 from biotune.config import RunConfig
 from biotune.errors import ConfigError, Problem
+from biotune.train.ds_config import OFFLOAD_VARIANTS, offload_variant, read_template
+from biotune.train.hardware import (
+    DEFAULT_PLAN_DEVICE,
+    PEAK_TFLOPS,
+    lookup_peak_tflops,
+    training_flops_per_token,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +60,6 @@ CPU_BUFFER_FACTOR = 1.5
 LOGIT_BYTES = 2 + 4 + 4
 #: CUDA context, NCCL buffers and allocator fragmentation, per GPU.
 RUNTIME_OVERHEAD_BYTES = 3 * GIB
-
-#: Offload variants: name -> (offload optimizer, offload parameters).
-OFFLOAD_VARIANTS: dict[str, tuple[bool, bool]] = {
-    "none": (False, False),
-    "optimizer": (True, False),
-    "optimizer+params": (True, True),
-}
-
-#: Dense bf16 peak TFLOPS per device, for tokens/s at a given MFU.
-PEAK_TFLOPS = {"h100": 989.0, "h200": 989.0, "a100": 312.0, "l40s": 362.0}
-
 
 @dataclass(frozen=True)
 class LlamaDims:
@@ -233,8 +229,8 @@ def deepspeed_buffers(dims: LlamaDims, ds_config: dict | None) -> int:
 
 
 def flops_per_token(dims: LlamaDims, seq_len: int) -> float:
-    """Training FLOPs per token: 6 N for the matmuls plus 12 L h s for attention scores (no recompute counted)."""
-    return 6 * dims.total_params() + 12 * dims.layers * dims.hidden * seq_len
+    """Training FLOPs per token of this model, by the formula the trainer's logged MFU uses."""
+    return training_flops_per_token(dims.total_params(), dims.layers, dims.hidden, seq_len)
 
 
 def tokens_per_second(dims: LlamaDims, seq_len: int, peak_tflops: float, mfu: float) -> float:
@@ -262,27 +258,18 @@ def dims_for(name_or_path: str) -> LlamaDims:
                      tied_embeddings=bool(raw.get("tie_word_embeddings", False)))
 
 
-def read_deepspeed_config(path: str) -> dict | None:
-    """The ZeRO JSON named by ``train.deepspeed`` (relative to the cwd or the repo), or None if absent."""
-    for candidate in (Path(path), config_mod.REPO_ROOT / path):
-        if candidate.is_file():
-            return json.loads(candidate.read_text(encoding="utf-8"))
-    logger.warning("deepspeed config %s not found; assuming no offload", path)
-    return None
+def default_peak_tflops(dtype: str) -> float:
+    """The peak of :data:`~biotune.train.hardware.DEFAULT_PLAN_DEVICE` for ``dtype``."""
+    return gpu_peak_tflops(DEFAULT_PLAN_DEVICE, dtype)
 
 
-def offload_variant(ds_config: dict | None) -> str:
-    """Which offload variant a DeepSpeed config selects."""
-    zero = (ds_config or {}).get("zero_optimization", {})
-
-    def on_cpu(key: str) -> bool:
-        return str((zero.get(key) or {}).get("device", "none")).lower() in ("cpu", "nvme")
-
-    opt, params = on_cpu("offload_optimizer"), on_cpu("offload_param")
-    if params and not opt:
-        raise ConfigError([Problem("zero_optimization.offload_param", "parameter offload without optimizer "
-                                   "offload is not a ZeRO-3 variant", "offload the optimizer too")])
-    return next(k for k, v in OFFLOAD_VARIANTS.items() if v == (opt, params))
+def gpu_peak_tflops(gpu: str, dtype: str) -> float:
+    """Dense peak TFLOP/s of a GPU type (the trainer's table); ConfigError for an unknown type."""
+    peak = lookup_peak_tflops(gpu, dtype)
+    if peak is None:
+        raise ConfigError([Problem("--gpu", f"no {dtype} peak known for GPU type '{gpu}'",
+                                   f"use one of {', '.join(PEAK_TFLOPS)}, or set train.peak_tflops")])
+    return peak
 
 
 def make_plan(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: float = 80.0, mfu: float = 0.4,
@@ -293,7 +280,7 @@ def make_plan(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: flo
         raise ConfigError([Problem("--nodes/--gpus-per-node", f"got {nodes} x {gpus_per_node}",
                                    "give at least one node and one GPU per node")])
     dims = dims_for(cfg.model.name_or_path)
-    ds_config = read_deepspeed_config(cfg.train.deepspeed)
+    ds_config = read_template(cfg.train.deepspeed)
     mbs = micro_batch_size or cfg.train.micro_batch_size
     seq = seq_len or cfg.data.max_seq_len
     states = {name: zero3_model_states(dims.total_params(), dims.largest_module_params(), gpus_per_node, nodes,
@@ -303,7 +290,7 @@ def make_plan(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: flo
                 offload=offload_variant(ds_config), states=states, activations=activation_memory(dims, mbs, seq),
                 buffers_bytes=deepspeed_buffers(dims, ds_config), overhead_bytes=RUNTIME_OVERHEAD_BYTES,
                 gpu_memory_bytes=int(gpu_memory_gb * GB), mfu=mfu,
-                peak_tflops=peak_tflops or cfg.train.peak_tflops or PEAK_TFLOPS["h100"])
+                peak_tflops=peak_tflops or cfg.train.peak_tflops or default_peak_tflops(cfg.model.dtype))
 
 
 def format_plan(plan: Plan) -> str:
@@ -351,8 +338,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-node", type=int, default=8)
     p.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of one GPU in GB (default 80)")
     p.add_argument("--mfu", type=float, default=0.4, help="model-FLOPs utilisation for tokens/s (default 0.4)")
-    p.add_argument("--gpu", choices=sorted(PEAK_TFLOPS), default=None,
-                   help="GPU type for the peak TFLOPS (default: train.peak_tflops, else h100)")
+    p.add_argument("--gpu", default=None,
+                   help=f"GPU type for the peak TFLOPS, matched like CUDA device names ({', '.join(PEAK_TFLOPS)}; "
+                        f"default: train.peak_tflops, else {DEFAULT_PLAN_DEVICE})")
     p.add_argument("--seq-len", type=int, default=None, help="default: data.max_seq_len")
     p.add_argument("--micro-batch-size", type=int, default=None, help="default: train.micro_batch_size")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -382,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
         print(cfg.launch.cpu_procs_per_node)
         return 0
     plan = make_plan(cfg, args.nodes, args.gpus_per_node, gpu_memory_gb=args.gpu_memory_gb, mfu=args.mfu,
-                     peak_tflops=PEAK_TFLOPS[args.gpu] if args.gpu else None, seq_len=args.seq_len,
+                     peak_tflops=gpu_peak_tflops(args.gpu, cfg.model.dtype) if args.gpu else None, seq_len=args.seq_len,
                      micro_batch_size=args.micro_batch_size)
     print(json.dumps(plan_to_dict(plan), indent=2) if args.json else format_plan(plan))
     return 0 if plan.fits else 1

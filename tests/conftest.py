@@ -44,7 +44,7 @@ def _corpus_texts(root: Path, limit: int = 3000) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, corpora: Path) -> Path:
     """A tiny random Llama with a BPE tokenizer trained on real corpus text (session-scoped)."""
-    from biotune.tiny import make_tiny_llama
+    from biotune.testing.tiny import make_tiny_llama
 
     return make_tiny_llama(tmp_path_factory.mktemp("tiny_llama"), _corpus_texts(corpora))
 

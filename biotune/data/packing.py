@@ -7,7 +7,7 @@ sample attends only to itself: packing is exact. Because every sample's first la
 shifted loss never crosses a sample boundary either.
 
 This module owns bin packing and the row layout of the dataset contract; it does not tokenize, pad or batch
-(see ``biotune.data.tokenize`` and ``biotune.data.collate``).
+(see ``biotune.data.tokenize`` and ``biotune.data.loader``).
 """
 
 from __future__ import annotations

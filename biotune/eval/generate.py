@@ -41,35 +41,32 @@ class Generations:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def is_zero_checkpoint(path: Path) -> bool:
-    """True for a DeepSpeed ZeRO checkpoint directory (``latest`` file, or ZeRO shard files below it)."""
-    if (path / "latest").is_file():
-        return True
-    return any(path.glob("*/*zero_pp_rank_*_model_states.pt")) or any(path.glob("*zero_pp_rank_*_model_states.pt"))
-
-
 def resolve_model_dir(path: str, export_dir: Path | None = None) -> Path:
     """A loadable HF model directory from ``eval.model``.
 
-    Accepts an exported HF directory, a training run's output directory (its ``hf/`` export is used), or
-    a ZeRO checkpoint directory, which is converted through the trainer's exporter into ``export_dir``.
+    Accepts an exported HF directory, a training run's output directory (its final export is used), or a
+    checkpoint directory, which is exported into ``export_dir`` unless that already holds the export of this
+    very checkpoint (same path and COMPLETED content; any other export there is replaced).
 
     Raises:
         ConfigError: when ``path`` is empty or does not exist.
-        CheckpointError: when a ZeRO checkpoint is incomplete or cannot be exported.
+        CheckpointError: when a checkpoint is incomplete or cannot be exported.
         DataError: when the directory has no tokenizer.
     """
+    from biotune.train import checkpoint as layout
+
     if not path:
         raise ConfigError([Problem("eval.model", "no model given", "set eval.model=DIR (an exported model or a checkpoint)")])
     model_dir = Path(path).expanduser().resolve()
     if not model_dir.is_dir():
         raise ConfigError([Problem("eval.model", f"directory {model_dir} does not exist",
                                    "point eval.model at an exported HF model or a checkpoint directory")])
-    if not (model_dir / "config.json").is_file() and (model_dir / "hf" / "config.json").is_file() \
-            and not is_zero_checkpoint(model_dir):
-        model_dir = model_dir / "hf"  # a training run's output directory: its final export
-    elif is_zero_checkpoint(model_dir) or (model_dir / "zero").is_dir():
-        model_dir = _export_zero_checkpoint(model_dir, export_dir or model_dir.parent / f"{model_dir.name}-hf")
+    run_export = layout.export_dir(model_dir)
+    if not (model_dir / "config.json").is_file() and (run_export / "config.json").is_file() \
+            and not layout.is_checkpoint(model_dir):
+        model_dir = run_export  # a training run's output directory: its final export
+    elif layout.is_checkpoint(model_dir):
+        model_dir = _export_checkpoint(model_dir, export_dir or model_dir.parent / f"{model_dir.name}-hf")
     if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
         raise DataError(model_dir, "model directory has no tokenizer (no tokenizer.json, tokenizer.model or "
                         "tokenizer_config.json)", "save the tokenizer beside the weights (tokenizer.save_pretrained(DIR)) "
@@ -77,20 +74,22 @@ def resolve_model_dir(path: str, export_dir: Path | None = None) -> Path:
     return model_dir
 
 
-def _export_zero_checkpoint(ckpt: Path, out: Path) -> Path:
-    """Consolidate a ZeRO checkpoint into an HF directory with the trainer's exporter (``biotune export``)."""
+def _export_checkpoint(ckpt: Path, out: Path) -> Path:
+    """Consolidate a checkpoint into an HF directory with the trainer's exporter (``biotune export``)."""
+    from biotune.train.checkpoint import require_complete
+
+    require_complete(ckpt)
     try:
-        from biotune.engine import export_checkpoint
+        from biotune.train.export import export_checkpoint, export_matches
     except ModuleNotFoundError as err:
-        if err.name not in ("biotune.engine", "deepspeed"):
+        if err.name != "deepspeed":
             raise
         raise CheckpointError(f"{ckpt} is a ZeRO checkpoint and the exporter is unavailable ({err}); export it "
                               "with `biotune export CKPT OUT` where DeepSpeed is installed and set eval.model=OUT") from err
-    if not (ckpt / "COMPLETED").is_file():
-        raise CheckpointError(f"{ckpt} is a ZeRO checkpoint without a COMPLETED marker (an interrupted save); "
-                              "evaluate an older, complete checkpoint or the run's hf/ export")
-    if not (out / "config.json").is_file():
-        log.info("exporting ZeRO checkpoint %s to %s", ckpt, out)
+    if export_matches(out, ckpt):
+        log.info("reusing %s: the export of %s", out, ckpt)
+    else:
+        log.info("exporting checkpoint %s to %s", ckpt, out)
         export_checkpoint(ckpt, out)
     return out
 
@@ -105,7 +104,7 @@ def load_model(model_dir: Path, dtype: str = "fp32", attn_implementation: str = 
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    # Generation batches are left-padded, where sdpa_packed hands over to sdpa anyway (biotune.attention).
+    # Generation batches are left-padded, where sdpa_packed hands over to sdpa anyway (biotune.train.attention).
     attn = "sdpa" if attn_implementation in ("auto", "sdpa_packed") else attn_implementation
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, DTYPES.get(dtype, dtype)),
                                                  attn_implementation=attn)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from biotune.train import checkpoint as layout
 from train_support import REPO_ROOT, make_packed_dataset, read_jsonl, torchrun, train_env, write_config
 
 pytestmark = pytest.mark.slow
@@ -70,12 +71,13 @@ def test_dataset_text_only_where_allowed(full_run: dict) -> None:
 
 
 def test_checkpoints_complete_and_pruned(full_run: dict) -> None:
-    ckpts = sorted(p.name for p in (full_run["full"] / "checkpoints").iterdir())
+    ckpts = [p.name for p in layout.list_checkpoints(full_run["full"])]
     assert ckpts == ["step-00000004", "step-00000008"]
-    for name in ckpts:
-        ck = full_run["full"] / "checkpoints" / name
-        assert (ck / "COMPLETED").is_file() and (ck / "rng-rank0.pt").is_file() and (ck / "rng-rank1.pt").is_file()
-        assert len(list((ck / "zero").glob("zero_pp_rank_*_model_states.pt"))) == 2
+    for ck in layout.list_checkpoints(full_run["full"]):
+        assert layout.is_complete(ck) and all((ck / layout.rng_file(r)).is_file() for r in (0, 1))
+        assert len(list((ck / layout.ZERO_DIR).glob("zero_pp_rank_*_model_states.pt"))) == 2
+        assert (ck / layout.MODEL_META_DIR / "config.json").is_file()
+        assert not list(ck.glob("*.pt")), "biotune's own checkpoint state must not be pickled"
 
 
 def test_consumed_ids_balanced_per_rank(full_run: dict) -> None:
@@ -91,9 +93,9 @@ def test_export_matches_engine_logits(full_run: dict) -> None:
 
     out = full_run["full"]
     probe = torch.load(out / "export_probe.pt")
-    model = AutoModelForCausalLM.from_pretrained(out / "hf", attn_implementation="sdpa").eval()
-    assert AutoTokenizer.from_pretrained(out / "hf").eos_token == "</s>"
-    assert (out / "hf" / "generation_config.json").is_file()
+    model = AutoModelForCausalLM.from_pretrained(layout.export_dir(out), attn_implementation="sdpa").eval()
+    assert AutoTokenizer.from_pretrained(layout.export_dir(out)).eos_token == "</s>"
+    assert (layout.export_dir(out) / "generation_config.json").is_file()
     b = probe["batch"]
     with torch.no_grad():
         logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"], use_cache=False).logits

@@ -17,11 +17,12 @@ pytestmark = pytest.mark.slow
 
 
 def _one_step(model: Path, data: Path, out: Path, micro: int, accum: int, pad_id: int) -> dict:
-    from biotune.batches import PackedSplit
     from biotune.config import RunConfig
-    from biotune.engine import build_ds_config, build_engine
-    from biotune.tracking import NullTracker
-    from biotune.trainer import Trainer
+    from biotune.data.loader import PackedSplit
+    from biotune.train.ds_config import build_ds_config
+    from biotune.train.engine import build_engine
+    from biotune.train.tracking import NullTracker
+    from biotune.train.trainer import Trainer
 
     cfg = RunConfig()
     cfg.model.name_or_path, cfg.model.dtype, cfg.model.attn_implementation = str(model), "fp32", "sdpa"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from biotune.train import checkpoint as layout
 from train_support import REPO_ROOT, make_packed_dataset, read_jsonl, train_env, write_config
 
 from biotune.errors import EXIT_PREEMPTED
@@ -41,4 +42,4 @@ def test_sigusr1_saves_checkpoint_and_exits_75(tmp_path: Path, tiny_model: Path,
     state = json.loads((ckpts[0] / "trainer_state.json").read_text())
     assert ckpts[0].name == f"step-{state['step']:08d}"
     assert state["step"] >= 3 and len(read_jsonl(consumed)) == state["step"]
-    assert not (out / "hf").exists(), "a preempted run must not export"
+    assert not layout.export_dir(out).exists(), "a preempted run must not export"

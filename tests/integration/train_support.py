@@ -7,14 +7,15 @@ biotune's own tokenizer/packer, so the trainer sees the same layout as ``biotune
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from biotune.config import REPO_ROOT
+from biotune.testing.launch import free_port, launch_env, torchrun_cmd
+
+__all__ = ["REPO_ROOT", "free_port", "make_packed_dataset", "read_jsonl", "torchrun", "train_env", "write_config"]
+
 
 
 def conll_sentences(path: Path, limit: int) -> list[list[tuple[str, str]]]:
@@ -58,22 +59,10 @@ def make_packed_dataset(out: Path, corpora: Path, tokenizer: Any, n_samples: int
     return out
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def train_env() -> dict[str, str]:
-    """Environment for spawned training: venv first on PATH (ninja pitfall), CPU accelerator, offline wandb."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(DS_ACCELERATOR="cpu", WANDB_MODE="offline", WANDB_SILENT="true", TOKENIZERS_PARALLELISM="false",
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS"):
-        env.pop(key, None)
-    return env
+    """Environment for spawned training (biotune's local-launch environment, one thread per rank)."""
+    return launch_env({"DS_ACCELERATOR": "cpu", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+                       "OMP_NUM_THREADS": "1"})
 
 
 def write_config(path: Path, model: Path, data: Path, output: Path, **train: Any) -> Path:
@@ -93,10 +82,8 @@ def write_config(path: Path, model: Path, data: Path, output: Path, **train: Any
 def torchrun(config: Path, nproc: int, *overrides: str, env_extra: dict[str, str] | None = None,
              timeout: int = 300) -> subprocess.CompletedProcess[str]:
     """``torchrun --nproc_per_node N -m biotune.cli train CONFIG ...`` on CPU; returns the finished process."""
-    env = {**train_env(), **(env_extra or {})}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
-           "127.0.0.1", "--master_port", str(free_port()), "-m", "biotune.cli", "train", str(config), *overrides]
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(torchrun_cmd(nproc, ["train", str(config), *overrides]), cwd=REPO_ROOT,
+                          env={**train_env(), **(env_extra or {})}, capture_output=True, text=True, timeout=timeout)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

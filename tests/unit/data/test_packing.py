@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from biotune import attention
-from biotune.data.collate import collate_packed
+from biotune.data.loader import collate_packed
 from biotune.data.packing import ROW_COLUMNS, pack_bfd, pack_rows, packing_efficiency, rows_to_arrow
 from biotune.data.tokenize import IGNORE_INDEX, tokenize_pairs
+from biotune.train import attention
 
 # ---------------------------------------------------------------------------------------------- pack_bfd
 

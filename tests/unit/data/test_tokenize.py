@@ -132,7 +132,7 @@ def test_fingerprint_survives_save_load_and_differs_for_another_tokenizer(tiny_t
                                                                           tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from biotune.tiny import train_tokenizer
+    from biotune.testing.tiny import train_tokenizer
 
     fp = tokenizer_fingerprint(tiny_tokenizer)
     assert fp == tokenizer_fingerprint(tiny_tokenizer)

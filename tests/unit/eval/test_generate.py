@@ -9,6 +9,7 @@ import pytest
 
 from biotune.errors import CheckpointError, ConfigError, DataError
 from biotune.eval import generate
+from biotune.train import checkpoint as layout
 
 PROMPTS = {f"ex{i}": "### Instruction: tag the diseases\n### Input: " + " ".join(["cancer of the breast"] * (i + 1))
            + "\n### Output:" for i in range(7)}
@@ -85,15 +86,14 @@ def test_model_directory_errors(tmp_path: Path, tiny_model: Path) -> None:
 
 
 def test_incomplete_zero_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    ckpt = tmp_path / "step-00000001"
-    (ckpt / "zero").mkdir(parents=True)
-    (ckpt / "latest").write_text("zero")
-    assert generate.is_zero_checkpoint(ckpt)
-    with pytest.raises(CheckpointError, match="without a COMPLETED marker"):
+    ckpt = layout.checkpoint_dir(tmp_path, 1)
+    (ckpt / layout.ZERO_DIR).mkdir(parents=True)
+    assert layout.is_checkpoint(ckpt)
+    with pytest.raises(CheckpointError, match=f"no {layout.COMPLETED} marker"):
         generate.resolve_model_dir(str(ckpt))
 
 
 def test_a_training_output_dir_resolves_to_its_export(tmp_path: Path, tiny_model: Path) -> None:
     run = tmp_path / "run"
-    shutil.copytree(tiny_model, run / "hf")
-    assert generate.resolve_model_dir(str(run)) == (run / "hf").resolve()
+    shutil.copytree(tiny_model, layout.export_dir(run))
+    assert generate.resolve_model_dir(str(run)) == layout.export_dir(run).resolve()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biotune import attention
+from biotune.train import attention
 
 
 def _model(impl: str, kind: str = "llama", **overrides):

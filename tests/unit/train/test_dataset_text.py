@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from biotune import config
-from biotune.batches import PackedSplit
 from biotune.config import TrackingConfig
 from biotune.data.build import build_dataset, load_tokenizer, read_manifest
-from biotune.tracking import build_tracker, dataset_examples
+from biotune.data.loader import PackedSplit
+from biotune.train.tracking import build_tracker, dataset_examples
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from biotune import attention
 from biotune.config import REPO_ROOT, RunConfig
-from biotune.engine import (
-    build_ds_config,
-    check_batch_arithmetic,
-    check_model_source,
-    lr_factor,
-    offloads_optimizer,
-)
 from biotune.errors import ConfigError, DataError
-from biotune.flops import lookup_peak_tflops, mfu, peak_flops
+from biotune.train import attention
+from biotune.train.ds_config import build_ds_config, check_batch_arithmetic, offloads_optimizer
+from biotune.train.engine import check_model_source, lr_factor
+from biotune.train.hardware import lookup_peak_tflops, mfu, peak_flops, training_flops_per_token
 
 DS_FILES = sorted((REPO_ROOT / "configs" / "deepspeed").glob("*.json"))
 
@@ -101,5 +96,6 @@ def test_peak_flops_table_and_mfu() -> None:
     assert lookup_peak_tflops("NVIDIA A100-SXM4-80GB", "fp32") == 156.0
     assert lookup_peak_tflops("cpu", "bf16") is None
     assert peak_flops("bf16", override_tflops=2.0) == 2e12
-    assert mfu(1_000_000, 1000.0, 6e9) == pytest.approx(1.0)
-    assert mfu(1_000_000, 1000.0, None) is None
+    assert mfu(6e6, 1000.0, 6e9) == pytest.approx(1.0)
+    assert mfu(6e6, 1000.0, None) is None
+    assert training_flops_per_token(1_000_000, 2, 64, 128) == 6e6 + 12 * 2 * 64 * 128

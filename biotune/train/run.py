@@ -2,8 +2,8 @@
 
 Launch lines::
 
-    torchrun --nproc_per_node 8 -m biotune.cli train configs/train/medtuned_7b.yaml
-    deepspeed --num_gpus 8 --module biotune.cli train configs/train/medtuned_7b.yaml
+    torchrun --nproc_per_node 8 -m biotune.cli train configs/train/llama2_7b.yaml
+    deepspeed --num_gpus 8 --module biotune.cli train configs/train/llama2_7b.yaml
     DS_ACCELERATOR=cpu biotune train configs/train/tiny.yaml        # one CPU process
 
 Exit codes: 0 done, 2 bad input, 75 (``EXIT_PREEMPTED``) preempted by SIGUSR1/SIGTERM after saving a
@@ -19,6 +19,8 @@ from typing import Any
 
 from biotune import distributed as dist
 from biotune.config import RunConfig, load, to_dict, to_yaml
+from biotune.io import atomic_write_json, atomic_write_text
+from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,8 @@ def tokenizer_dir(cfg: RunConfig) -> str:
 
 def open_data(cfg: RunConfig, data_dir: Path) -> tuple[Any, Any, dict[str, Any], int]:
     """Train/eval splits, the manifest and the pad id, after checking the tokenizer fingerprint."""
-    from biotune.batches import PackedSplit, check_tokenizer
     from biotune.data.build import load_tokenizer, read_manifest
+    from biotune.data.loader import PackedSplit, check_tokenizer
     from biotune.data.tokenize import tokenizer_fingerprint
 
     manifest = read_manifest(data_dir)
@@ -72,17 +74,16 @@ def open_data(cfg: RunConfig, data_dir: Path) -> tuple[Any, Any, dict[str, Any],
 
 
 def _save_resolved_config(cfg: RunConfig, output_dir: Path) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / "config.yaml.tmp"
-    tmp.write_text(to_yaml(cfg))
-    tmp.replace(output_dir / "config.yaml")
+    atomic_write_text(output_dir / CONFIG_FILE, to_yaml(cfg))
 
 
 def main(cfg: RunConfig) -> int:
     """Build the environment, data, engine, tracker and trainer; run; return the exit code."""
-    from biotune.engine import build_ds_config, build_engine, check_model_source, export_checkpoint
-    from biotune.tracking import build_tracker
-    from biotune.trainer import Trainer, check_world_size, read_state, resolve_resume, total_steps, trim_logs
+    from biotune.train.checkpoint import check_world_size, read_state, resolve_resume, trim_logs
+    from biotune.train.ds_config import build_ds_config
+    from biotune.train.engine import build_engine, check_model_source
+    from biotune.train.tracking import build_tracker
+    from biotune.train.trainer import Trainer, total_steps
 
     denv = dist.read_env()
     dist.setup_logging(denv)
@@ -120,18 +121,17 @@ def main(cfg: RunConfig) -> int:
     finally:
         trainer.close()
     if code == 0 and cfg.train.export_on_finish and denv.is_rank_zero:
-        from biotune.trainer import latest_completed
+        from biotune.train.checkpoint import export_dir, latest_completed
+        from biotune.train.export import export_checkpoint
 
-        export_checkpoint(latest_completed(output_dir), output_dir / "hf", cfg.model.dtype)
+        export_checkpoint(latest_completed(output_dir), export_dir(output_dir), cfg.model.dtype)
     return code
 
 
 def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
     """Attention backend, parameter count and each rank's share of the parameters (run_info.json)."""
-    import json
-
     shares = dist.all_gather_objects(trainer.engine.local_partition_fraction())
     if is_rank_zero:
         info = {"attn_implementation": trainer.engine.attn_implementation, "num_params": trainer.engine.num_params,
                 "world_size": trainer.world, "partition_fraction_per_rank": shares}
-        (output_dir / "run_info.json").write_text(json.dumps(info, indent=1))
+        atomic_write_json(output_dir / RUN_INFO_FILE, info)

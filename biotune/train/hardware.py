@@ -1,12 +1,13 @@
-"""Model FLOPs utilisation: 6·N·tokens per second against the device's peak.
+"""Device peaks and training FLOPs: the one table and the one formula behind every MFU biotune prints.
 
-The peak comes from ``train.peak_tflops`` when set, else from :data:`PEAK_TFLOPS` (dense, no sparsity,
-per device) matched against the CUDA device name. Unknown devices (and CPUs) give no MFU rather than a guess.
+Both the trainer's logged MFU and ``biotune plan``'s throughput estimate use :func:`training_flops_per_token`
+(6·N for the matmuls plus 12·L·h·s for the attention scores, PaLM appendix B) and :data:`PEAK_TFLOPS`, so a
+planned MFU and a measured one are comparable. The peak comes from ``train.peak_tflops`` when set, else from
+the table matched against the CUDA device name; unknown devices (and CPUs) give no MFU rather than a guess.
+This module imports no torch at import time (``biotune plan`` stays torch-free).
 """
 
 from __future__ import annotations
-
-import torch
 
 #: Dense peak TFLOP/s per device for 16-bit (bf16/fp16) and fp32 (TF32 tensor cores where they exist).
 PEAK_TFLOPS: dict[str, dict[str, float]] = {
@@ -27,9 +28,14 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "MI250X": {"bf16": 383.0, "fp16": 383.0, "fp32": 47.9},
 }
 
+#: The device ``biotune plan`` assumes when neither ``--peak-tflops`` nor ``train.peak_tflops`` is given.
+DEFAULT_PLAN_DEVICE = "H100"
+
 
 def device_name() -> str:
     """The accelerator's name (``cpu`` without CUDA)."""
+    import torch
+
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
@@ -50,13 +56,16 @@ def peak_flops(dtype: str, override_tflops: float | None = None, name: str | Non
     return tflops * 1e12 if tflops else None
 
 
-def training_flops_per_token(num_params: int) -> float:
-    """6·N: forward (2N) + backward (4N) per token, attention FLOPs ignored."""
-    return 6.0 * num_params
+def training_flops_per_token(num_params: int, layers: int, hidden: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6·N (forward 2N + backward 4N) plus 12·L·h·s for the attention scores.
+
+    No activation recomputation is counted (MFU, not hardware FLOPs utilisation).
+    """
+    return 6.0 * num_params + 12.0 * layers * hidden * seq_len
 
 
-def mfu(num_params: int, tokens_per_s_per_device: float, peak: float | None) -> float | None:
+def mfu(flops_per_token: float, tokens_per_s_per_device: float, peak: float | None) -> float | None:
     """Fraction of the peak reached by ``tokens_per_s_per_device``; None without a known peak."""
     if not peak:
         return None
-    return training_flops_per_token(num_params) * tokens_per_s_per_device / peak
+    return flops_per_token * tokens_per_s_per_device / peak

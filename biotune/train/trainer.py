@@ -5,21 +5,18 @@ Loss normalisation: each optimizer step first all-reduces the number of loss tok
 DeepSpeed averages gradients over ranks, so the gradient is that of the mean over the step's unmasked tokens
 whatever the split into ranks and accumulation steps.
 
-Checkpoints: ``<output_dir>/checkpoints/step-NNNNNNNN/`` holds the ZeRO shards (``zero/``), the HF config and
-tokenizer (``hf/``), ``trainer_state.json`` (step, data position, world size, tracking run id), one
-``rng-rankR.pt`` per rank and, written last, ``COMPLETED``. SIGUSR1/SIGTERM finish the current step, save,
-and make :meth:`Trainer.fit` return :data:`~biotune.errors.EXIT_PREEMPTED`.
+Checkpoints follow the layout that :mod:`biotune.train.checkpoint` owns. SIGUSR1/SIGTERM finish the current
+step, save, and make :meth:`Trainer.fit` return :data:`~biotune.errors.EXIT_PREEMPTED`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,114 +24,26 @@ from typing import Any
 import torch
 
 from biotune import distributed as dist
-from biotune.batches import (
+from biotune.config import RunConfig
+from biotune.data.loader import (
     DataPosition,
     Layout,
     PackedSplit,
     advance,
+    collate_packed,
     eval_plan,
     loss_tokens,
     step_rows,
     steps_per_epoch,
 )
-from biotune.config import RunConfig
-from biotune.data.collate import collate_packed
-from biotune.engine import Engine
-from biotune.errors import EXIT_OK, EXIT_PREEMPTED, CheckpointError
-from biotune.flops import mfu, peak_flops
-from biotune.tracking import JsonlWriter, Tracker, truncate_jsonl
+from biotune.errors import EXIT_OK, EXIT_PREEMPTED
+from biotune.train import checkpoint as ckpt_layout
+from biotune.train.checkpoint import CONSUMED_FILE, PROBE_FILE, TrainerState, check_world_size, read_state
+from biotune.train.engine import Engine
+from biotune.train.hardware import mfu, peak_flops
+from biotune.train.tracking import JsonlWriter, Tracker
 
 log = logging.getLogger(__name__)
-
-COMPLETED = "COMPLETED"
-STATE_FILE = "trainer_state.json"
-CONSUMED_FILE = "consumed.jsonl"
-PROBE_FILE = "export_probe.pt"
-
-
-@dataclass
-class TrainerState:
-    """What a checkpoint needs beyond the ZeRO shards to continue exactly."""
-
-    step: int = 0
-    epoch: int = 0
-    step_in_epoch: int = 0
-    world_size: int = 1
-    run_id: str | None = None
-    tokens_seen: int = 0
-
-
-# --------------------------------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_root(output_dir: Path) -> Path:
-    """Where a run's checkpoints live."""
-    return Path(output_dir) / "checkpoints"
-
-
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    """Checkpoint directories, oldest first (complete or not)."""
-    root = checkpoint_root(output_dir)
-    return sorted(root.glob("step-*"), key=lambda p: p.name) if root.is_dir() else []
-
-
-def latest_completed(output_dir: Path) -> Path | None:
-    """The newest checkpoint with a COMPLETED marker; newer incomplete ones are skipped with a warning."""
-    for ckpt in reversed(list_checkpoints(output_dir)):
-        if (ckpt / COMPLETED).is_file():
-            return ckpt
-        log.warning("skipping checkpoint %s: no %s marker (the save was interrupted); "
-                    "falling back to the previous one", ckpt, COMPLETED)
-    return None
-
-
-def resolve_resume(resume: str, output_dir: Path) -> Path | None:
-    """The checkpoint to resume from for ``train.resume`` (``auto``, ``none`` or a path)."""
-    if resume == "none":
-        return None
-    if resume == "auto":
-        return latest_completed(output_dir)
-    path = Path(resume)
-    if not (path / COMPLETED).is_file():
-        raise CheckpointError(f"{path}: not a COMPLETED checkpoint (missing or interrupted save); "
-                              "use train.resume=auto to pick the newest complete one")
-    return path
-
-
-def read_state(ckpt: Path) -> TrainerState:
-    """The trainer state stored in ``ckpt``."""
-    return TrainerState(**json.loads((ckpt / STATE_FILE).read_text()))
-
-
-def check_world_size(ckpt: Path, state: TrainerState, world_size: int) -> None:
-    """CheckpointError when the checkpoint was written by a different number of ranks."""
-    if state.world_size != world_size:
-        raise CheckpointError(
-            f"{ckpt} was saved by {state.world_size} ranks but this run has {world_size}. ZeRO-3 shards are "
-            "per rank. Either relaunch with the original world size, or convert the checkpoint with DeepSpeed's "
-            f"universal-checkpoint path (`python -m deepspeed.checkpoint.ds_to_universal --input_folder {ckpt}/zero "
-            "--output_folder <dir>` and set \"checkpoint\": {\"load_universal\": true} in the DeepSpeed JSON), or "
-            f"`biotune export {ckpt} <hf_dir>` and start a new run from the export (optimizer state is lost)")
-
-
-def trim_logs(output_dir: Path, step: int) -> None:
-    """Drop consumed.jsonl/metrics.jsonl lines past ``step`` (what a crash left after the resumed checkpoint).
-
-    Call on rank 0 before the tracker and the trainer open these files.
-    """
-    for name in (CONSUMED_FILE, "metrics.jsonl"):
-        truncate_jsonl(Path(output_dir) / name, step)
-
-
-def _prune(output_dir: Path, keep_last: int) -> None:
-    complete = [c for c in list_checkpoints(output_dir) if (c / COMPLETED).is_file()]
-    newest = complete[-1].name if complete else ""
-    for ckpt in complete[:-keep_last]:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    for ckpt in list_checkpoints(output_dir):  # interrupted saves older than the newest complete one
-        if not (ckpt / COMPLETED).is_file() and ckpt.name < newest:
-            shutil.rmtree(ckpt, ignore_errors=True)
-
 
 # --------------------------------------------------------------------------------------------- signals
 
@@ -181,7 +90,7 @@ class Trainer:
         state = read_state(ckpt)
         check_world_size(ckpt, state, self.world)
         self.engine.load(ckpt)
-        dist.set_rng_state(torch.load(ckpt / f"rng-rank{self.rank}.pt", weights_only=False))
+        dist.set_rng_state(ckpt_layout.load_rng(ckpt, self.rank))
         self.state = TrainerState(**{**asdict(state), "run_id": self.tracker.run_id or state.run_id})
         log.info("resumed from %s at step %d (epoch %d, step %d of the epoch)", ckpt, state.step, state.epoch,
                  state.step_in_epoch)
@@ -216,7 +125,7 @@ class Trainer:
                 last_saved = step
         if self.eval_data is not None and not (t.eval_every and self.state.step % t.eval_every == 0):
             self.tracker.log({"eval_loss": self.evaluate()}, self.state.step)
-        if last_saved != self.state.step or not list_checkpoints(self.output_dir):
+        if last_saved != self.state.step or not ckpt_layout.list_checkpoints(self.output_dir):
             self.save_checkpoint()
         self._write_probe()
         return EXIT_OK
@@ -271,7 +180,7 @@ class Trainer:
                    "grad_norm": self.engine.grad_norm(), "tokens_per_s": tok_s,
                    "tokens_per_s_per_device": tok_s / self.world, "peak_mem_gb": _peak_memory_gb(),
                    "tokens_seen": float(self.state.tokens_seen), "epoch": self.state.epoch}
-        util = mfu(self.engine.num_params, tok_s / self.world, self.peak)
+        util = mfu(self.engine.flops_per_token, tok_s / self.world, self.peak)
         if util is not None:
             metrics["mfu"] = util
         self.tracker.log(metrics, step)
@@ -311,19 +220,19 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Shards + trainer state + RNG, then COMPLETED (written last, by rank 0); keep the last K."""
-        ckpt = checkpoint_root(self.output_dir) / f"step-{self.state.step:08d}"
+        ckpt = ckpt_layout.checkpoint_dir(self.output_dir, self.state.step)
         if dist.is_rank_zero():
-            shutil.rmtree(ckpt, ignore_errors=True)
+            shutil.rmtree(ckpt, ignore_errors=True)  # ours: a stale save of this very step
         dist.barrier()
         self.engine.save(ckpt, self.tokenizer_dir, dist.is_rank_zero())
-        torch.save(dist.rng_state(), ckpt / f"rng-rank{self.rank}.pt")
+        ckpt_layout.save_rng(ckpt, self.rank, dist.rng_state())
         if dist.is_rank_zero():
             self.state.run_id = self.tracker.run_id
-            (ckpt / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1))
+            ckpt_layout.write_state(ckpt, self.state)
         dist.barrier()
         if dist.is_rank_zero():
-            (ckpt / COMPLETED).write_text(f"step {self.state.step}\n")
-            _prune(self.output_dir, self.cfg.train.keep_last)
+            ckpt_layout.mark_completed(ckpt, self.state.step)
+            ckpt_layout.prune(self.output_dir, self.cfg.train.keep_last)
             log.info("saved checkpoint %s", ckpt)
         dist.barrier()
         return ckpt

@@ -2,94 +2,32 @@
 
 It fills the ZeRO-3 JSON's batch/clipping/precision fields from the run config, creates
 ``HfDeepSpeedConfig`` before ``from_pretrained`` (so ZeRO-3 partitions the weights at load time), builds the
-optimizer and warmup+cosine/linear schedule, and saves, loads and exports checkpoints (ZeRO shards ->
-Hugging Face safetensors, offline). Keeping DeepSpeed behind this one door leaves room for FSDP2 later.
+optimizer and warmup+cosine/linear schedule, and saves and loads the ZeRO shards of a checkpoint. Keeping DeepSpeed behind this one door leaves room for FSDP2 later.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from biotune import attention
-from biotune.config import REPO_ROOT, ModelConfig, RunConfig
+from biotune.config import ModelConfig, RunConfig
 from biotune.errors import CheckpointError, ConfigError, DataError, Problem
+from biotune.train import attention
+from biotune.train.checkpoint import MODEL_META_DIR, ZERO_DIR
+from biotune.train.ds_config import offloads_optimizer
+from biotune.train.hardware import training_flops_per_token
 
 log = logging.getLogger(__name__)
 
-DS_TAG = "zero"  # DeepSpeed's tag directory inside each of our checkpoint directories
-HF_META_DIR = "hf"  # model config, generation config and tokenizer, saved beside the shards for export
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 # --------------------------------------------------------------------------------------------- config
-
-
-def _ds_template_path(path: str) -> Path:
-    p = Path(path)
-    if not p.is_absolute() and not p.exists():
-        p = REPO_ROOT / path
-    if not p.is_file():
-        raise ConfigError([Problem("train.deepspeed", f"DeepSpeed config {path} does not exist",
-                                   "use configs/deepspeed/zero3.json, zero3_offload_optimizer.json or "
-                                   "zero3_offload_all.json")])
-    return p
-
-
-def _find_auto(node: Any, prefix: str = "") -> list[str]:
-    if isinstance(node, dict):
-        return [k for key, v in node.items() for k in _find_auto(v, f"{prefix}{key}.")]
-    return [prefix.rstrip(".")] if node == "auto" else []
-
-
-def check_batch_arithmetic(cfg: RunConfig, world_size: int) -> None:
-    """Raise a ConfigError unless micro_batch_size * grad_accum * world_size matches global_batch_size."""
-    t = cfg.train
-    actual = t.micro_batch_size * t.grad_accum * world_size
-    if t.global_batch_size is not None and t.global_batch_size != actual:
-        per_rank = t.global_batch_size / (t.micro_batch_size * world_size)
-        fix = (f"set train.grad_accum={int(per_rank)}" if per_rank.is_integer() and per_rank >= 1 else
-               f"choose train.global_batch_size as a multiple of micro_batch_size*world_size = "
-               f"{t.micro_batch_size * world_size}")
-        raise ConfigError([Problem("train.global_batch_size",
-                                   f"{t.global_batch_size} != micro_batch_size {t.micro_batch_size} * grad_accum "
-                                   f"{t.grad_accum} * world_size {world_size} = {actual}", fix)])
-
-
-def build_ds_config(cfg: RunConfig, world_size: int) -> dict[str, Any]:
-    """The DeepSpeed config: the JSON template with batch, clipping and precision filled from ``cfg``."""
-    check_batch_arithmetic(cfg, world_size)
-    ds = json.loads(_ds_template_path(cfg.train.deepspeed).read_text())
-    t = cfg.train
-    ds.update({"train_micro_batch_size_per_gpu": t.micro_batch_size, "gradient_accumulation_steps": t.grad_accum,
-               "train_batch_size": t.micro_batch_size * t.grad_accum * world_size,
-               "gradient_clipping": cfg.optim.grad_clip, "steps_per_print": 10**9,
-               "bf16": {"enabled": cfg.model.dtype == "bf16"},
-               "fp16": {"enabled": cfg.model.dtype == "fp16", "initial_scale_power": 16},
-               "zero_allow_untested_optimizer": True})
-    ds.setdefault("zero_optimization", {})["stage"] = 3
-    if offloads_optimizer(ds):  # DeepSpeedCPUAdam, built by DeepSpeed from this block
-        o = cfg.optim
-        ds["optimizer"] = {"type": "AdamW", "params": {"lr": o.lr, "betas": list(o.betas), "eps": o.eps,
-                                                        "weight_decay": o.weight_decay}}
-    leftover = _find_auto(ds)
-    if leftover:
-        raise ConfigError([Problem("train.deepspeed", f"fields still 'auto' after filling: {leftover}",
-                                   "remove them from the JSON; biotune derives them from the run config")])
-    return ds
-
-
-def offloads_optimizer(ds: dict[str, Any]) -> bool:
-    """True when the ZeRO config offloads optimizer states (to CPU or NVMe)."""
-    off = ds.get("zero_optimization", {}).get("offload_optimizer", {}) or {}
-    return off.get("device", "none") not in ("none", None)
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
@@ -165,6 +103,8 @@ class Engine:
     hf_ds: Any
     attn_implementation: str
     num_params: int
+    flops_per_token: float
+    """Training FLOPs per token at ``data.max_seq_len`` (:func:`biotune.train.hardware.training_flops_per_token`)."""
 
     def forward_loss(self, batch: dict[str, torch.Tensor], denominator: float) -> torch.Tensor:
         """Summed token loss of ``batch`` divided by ``denominator`` (labels -100 carry no loss)."""
@@ -205,15 +145,15 @@ class Engine:
 
     def save(self, ckpt_dir: Path, tokenizer_dir: str | None, is_rank_zero: bool) -> None:
         """Save the ZeRO shards (every rank) and, on rank 0, the HF config/tokenizer needed by export."""
-        self.ds.save_checkpoint(str(ckpt_dir), tag=DS_TAG)
+        self.ds.save_checkpoint(str(ckpt_dir), tag=ZERO_DIR)
         if is_rank_zero:
-            _save_hf_meta(self.ds.module, ckpt_dir / HF_META_DIR, tokenizer_dir)
+            _save_hf_meta(self.ds.module, ckpt_dir / MODEL_META_DIR, tokenizer_dir)
 
     def load(self, ckpt_dir: Path) -> None:
         """Restore shards, optimizer and lr-schedule state from one of our checkpoint directories."""
-        path, _ = self.ds.load_checkpoint(str(ckpt_dir), tag=DS_TAG)
+        path, _ = self.ds.load_checkpoint(str(ckpt_dir), tag=ZERO_DIR)
         if path is None:
-            raise CheckpointError(f"{ckpt_dir}: DeepSpeed found no '{DS_TAG}' shards; pick another checkpoint "
+            raise CheckpointError(f"{ckpt_dir}: DeepSpeed found no '{ZERO_DIR}' shards; pick another checkpoint "
                                   "or start with train.resume=none")
 
 
@@ -247,26 +187,26 @@ def build_engine(cfg: RunConfig, ds_config: dict[str, Any], total_steps: int) ->
     ds_engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
                                          model_parameters=None if optimizer else model.parameters(),
                                          config=ds_config)
-    return Engine(ds_engine, hf_ds, attn, int(num_params))
+    mc = model.config
+    flops = training_flops_per_token(int(num_params), mc.num_hidden_layers, mc.hidden_size, cfg.data.max_seq_len)
+    return Engine(ds_engine, hf_ds, attn, int(num_params), flops)
 
 
-# --------------------------------------------------------------------------------------------- export
+# --------------------------------------------------------------------------------------------- export (biotune.train.export)
 
 
-def export_checkpoint(ckpt_dir: Path, out_dir: Path, dtype: str | None = None,
-                      max_shard_size: str = "5GB") -> Path:
-    """Consolidate a checkpoint's ZeRO shards into a Hugging Face model directory (offline, one process)."""
+def write_hf_model(ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_shard_size: str = "5GB") -> None:
+    """Consolidate ``ckpt_dir``'s ZeRO shards and save a Hugging Face model into the new directory ``out_dir``.
+
+    Called by :func:`biotune.train.export.export_checkpoint`, which checks the paths and swaps the result in.
+    """
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     unset_hf_deepspeed_config()  # build the full model here, not a ZeRO-3-partitioned one
-    ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
-    meta = ckpt_dir / HF_META_DIR
-    if not (ckpt_dir / DS_TAG).is_dir() or not (meta / "config.json").is_file():
-        raise CheckpointError(f"{ckpt_dir} is not a biotune checkpoint (needs {DS_TAG}/ shards and "
-                              f"{HF_META_DIR}/config.json); pass a directory like <output_dir>/checkpoints/step-00000100")
-    state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=DS_TAG)
+    meta = ckpt_dir / MODEL_META_DIR
+    state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=ZERO_DIR)
     config = AutoConfig.from_pretrained(meta)
     config.use_cache = True
     torch_dtype = DTYPES[dtype] if dtype else getattr(config, "dtype", None) or torch.float32
@@ -277,17 +217,11 @@ def export_checkpoint(ckpt_dir: Path, out_dir: Path, dtype: str | None = None,
         raise CheckpointError(f"{ckpt_dir}: shards do not match the model config (missing {missing[:5]}, "
                               f"unexpected {unexpected[:5]}); was the checkpoint written by another model?")
     model.to(torch_dtype)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
+    model.save_pretrained(out_dir, safe_serialization=True, max_shard_size=max_shard_size)
     if (meta / "generation_config.json").is_file():
-        GenerationConfig.from_pretrained(meta).save_pretrained(tmp)
+        GenerationConfig.from_pretrained(meta).save_pretrained(out_dir)
     if (meta / "tokenizer_config.json").is_file():
-        AutoTokenizer.from_pretrained(meta).save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.replace(out_dir)
-    log.info("exported %s -> %s (%s)", ckpt_dir, out_dir, torch_dtype)
-    return out_dir
+        AutoTokenizer.from_pretrained(meta).save_pretrained(out_dir)
 
 
 def _tied_keys(model: torch.nn.Module) -> set[str]:

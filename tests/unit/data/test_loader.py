@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biotune.batches import (
+from biotune.data.loader import (
     DataPosition,
     Layout,
     PackedSplit,

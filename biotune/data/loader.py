@@ -5,12 +5,19 @@ permutation of the rows; each optimizer step takes the next ``world * grad_accum
 to ranks and micro-steps by longest-processing-time so the non-pad tokens per rank stay balanced. The plan is
 a pure function of (row lengths, seed, epoch, layout), so resuming at ``(epoch, step_in_epoch)`` skips the
 consumed rows without reading them. Incomplete last steps of an epoch are dropped.
+
+:func:`collate_packed` stacks a micro-batch of packed rows into tensors (no attention mask): rows are
+right-padded to the longest row in the micro-batch, ``input_ids`` with the pad id, ``labels`` with -100, and
+``position_ids`` with ``0..k-1`` for ``k`` pad tokens, i.e. the padding is one more "sequence" of the
+block-diagonal attention: real tokens never attend to it and it carries no loss. This needs ``use_cache=False``
+and no ``attention_mask`` in the forward call (see ``biotune.data.packing``).
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from biotune.data.tokenize import IGNORE_INDEX
 from biotune.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -142,3 +150,26 @@ def check_tokenizer(manifest: dict[str, Any], data_dir: Path, fingerprint: str) 
                         f"shards were built with tokenizer {built}, but the model's tokenizer is {fingerprint}",
                         "rebuild the data with this tokenizer (`biotune data build` with the same model/"
                         "data.tokenizer), or point model.name_or_path at the model the data was built for")
+
+
+def collate_packed(rows: Sequence[Mapping[str, Any]], pad_token_id: int | None) -> dict[str, torch.Tensor]:
+    """Right-pad and stack packed rows: ``input_ids``, ``labels``, ``position_ids`` as ``(batch, longest)`` LongTensors.
+
+    Row values may be lists or arrays. Padding is never attended by real tokens and carries no loss, so any valid
+    id works: ``pad_token_id=None`` (Llama tokenizers have no pad token) pads with id 0.
+    """
+    if not rows:
+        raise ValueError("collate_packed needs at least one row")
+    pad_token_id = 0 if pad_token_id is None else pad_token_id
+    width = max(len(r["input_ids"]) for r in rows)
+    batch = len(rows)
+    input_ids = torch.full((batch, width), int(pad_token_id), dtype=torch.long)
+    labels = torch.full((batch, width), IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.arange(width, dtype=torch.long).repeat(batch, 1)
+    for b, row in enumerate(rows):
+        n = len(row["input_ids"])
+        input_ids[b, :n] = torch.as_tensor(row["input_ids"], dtype=torch.long)
+        labels[b, :n] = torch.as_tensor(row["labels"], dtype=torch.long)
+        position_ids[b, :n] = torch.as_tensor(row["position_ids"], dtype=torch.long)
+        position_ids[b, n:] = torch.arange(width - n, dtype=torch.long)
+    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}

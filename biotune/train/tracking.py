@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biotune.config import TrackingConfig
+from biotune.io import atomic_write_json
+from biotune.train.checkpoint import METRICS_FILE, RUN_ID_FILE
 
 log = logging.getLogger(__name__)
 
-RUN_ID_FILE = "tracking.json"
-METRICS_FILE = "metrics.jsonl"
 
 
 class Tracker(Protocol):
@@ -54,16 +54,6 @@ class NullTracker:
 
     def finish(self) -> None:
         """Nothing to close."""
-
-
-def truncate_jsonl(path: Path, max_step: int) -> None:
-    """Drop lines whose ``step`` is beyond ``max_step`` (the tail a crash left after the resumed checkpoint)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= max_step]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    tmp.replace(path)
 
 
 class JsonlWriter:
@@ -132,10 +122,7 @@ def _stored_run_id(output_dir: Path) -> str | None:
 
 
 def _store_run_id(output_dir: Path, run_id: str | None) -> None:
-    path = output_dir / RUN_ID_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"run_id": run_id}))
-    tmp.replace(path)
+    atomic_write_json(output_dir / RUN_ID_FILE, {"run_id": run_id})
 
 
 def _start_wandb(cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],

@@ -1,0 +1,104 @@
+"""Files biotune writes and reads back: atomic text/JSON/JSONL writes and a JSONL reader that names lines.
+
+Every file biotune writes goes through :func:`atomic_write_text` (or the JSON helpers on top of it): the content
+goes to a hidden temporary sibling, is flushed, and is renamed over the target, so a crash or a signal leaves
+either the old file or the new one, never half of one, and no temporary file behind on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from biotune.errors import DataError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; rename it over ``path`` on success, remove it on error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        _respect_umask(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _respect_umask(path: Path) -> None:
+    """mkstemp creates files 0600; give them the mode a plain open() would (shared caches need it)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write ``rows`` as JSON Lines to ``path`` atomically."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    """Parse a JSON file; a missing, non-UTF-8 or malformed file is a DataError naming it (and the line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found" if not path.exists() else "not a file", fix)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})", fix) from None
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", fix, line=err.lineno) from None
+
+
+def read_jsonl(path: str | Path, fix: str = "each line must be one JSON object") -> list[dict[str, Any]]:
+    """JSON Lines -> list of objects (blank lines skipped); a bad line is a DataError with its line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found" if not path.exists() else "not a file", fix)
+    rows: list[dict[str, Any]] = []
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                raise DataError(path, f"not UTF-8 text ({err.reason})", fix, line=number) from None
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", fix, line=number) from None
+            if not isinstance(row, dict):
+                raise DataError(path, f"expected a JSON object, got {type(row).__name__}", fix, line=number)
+            rows.append(row)
+    return rows
+
+
+def truncate_jsonl(path: str | Path, max_step: int) -> None:
+    """Drop lines whose ``step`` is beyond ``max_step`` (the tail a crash left after the resumed checkpoint)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = [r for r in read_jsonl(path) if r.get("step", 0) <= max_step]
+    write_jsonl(path, kept)

@@ -1,0 +1,125 @@
+"""``biotune export CKPT OUT``: a checkpoint's ZeRO shards -> a Hugging Face model directory, offline.
+
+Runs in one process without a GPU or a process group: DeepSpeed's zero_to_fp32 consolidation, then
+``save_pretrained`` (sharded safetensors) with the tokenizer and generation config saved beside the shards.
+The result loads with ``AutoModelForCausalLM.from_pretrained(OUT)``.
+
+Safe with the user's files: OUT may not be, contain or lie inside the checkpoint's run; a non-empty OUT that is
+not a previous biotune export is refused unless ``--force``; an old export is replaced by renames (the new one
+is complete before the old one is moved away), never deleted first. Each export records the checkpoint it came
+from (:data:`EXPORT_MARKER`), so an evaluation can tell whether an existing export is the one it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from biotune.errors import CheckpointError, ConfigError, Problem
+from biotune.io import atomic_write_json, read_json
+from biotune.train.checkpoint import COMPLETED, MODEL_META_DIR, ZERO_DIR, require_complete
+
+log = logging.getLogger(__name__)
+
+#: Written into every export: which checkpoint (path and COMPLETED content) it was made from.
+EXPORT_MARKER = "biotune_export.json"
+_SHARD_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``export`` subcommand."""
+    p = subparsers.add_parser("export", help="export a training checkpoint to Hugging Face format",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="a checkpoint directory, e.g. runs/train/checkpoints/step-00000100")
+    p.add_argument("out", help="output directory for the Hugging Face model")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None,
+                   help="weights dtype (default: the model config's)")
+    p.add_argument("--max-shard-size", default="5GB", help="safetensors shard size, e.g. 5GB or 500MB (default 5GB)")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT even when it is a non-empty directory that biotune did not write")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``export`` command."""
+    if not _SHARD_SIZE.match(args.max_shard_size.strip()):
+        raise ConfigError([Problem("--max-shard-size", f"'{args.max_shard_size}' is not a size",
+                                   "give a number and a unit, e.g. 5GB or 500MB")])
+    out = export_checkpoint(Path(args.checkpoint), Path(args.out), args.dtype, args.max_shard_size, force=args.force)
+    print(out)
+    return 0
+
+
+def checkpoint_identity(ckpt: Path) -> dict[str, str]:
+    """What identifies a checkpoint: its resolved path and its COMPLETED marker's content."""
+    return {"checkpoint": str(Path(ckpt).resolve()), "completed": (Path(ckpt) / COMPLETED).read_text()}
+
+
+def export_matches(out: Path, ckpt: Path) -> bool:
+    """True when ``out`` is a biotune export of exactly ``ckpt`` (same path and COMPLETED content)."""
+    marker = Path(out) / EXPORT_MARKER
+    if not marker.is_file() or not (Path(out) / "config.json").is_file():
+        return False
+    try:
+        return read_json(marker, "re-export") == checkpoint_identity(ckpt)
+    except Exception:  # an unreadable marker is simply not a match: the export is redone
+        return False
+
+
+def check_destination(ckpt: Path, out: Path, force: bool = False) -> None:
+    """Refuse an OUT that would overwrite the checkpoint, its run, or files biotune did not write."""
+    ckpt_r, out_r = ckpt.resolve(), out.resolve()
+    run_dir = ckpt_r.parent.parent if ckpt_r.parent.name == "checkpoints" else ckpt_r
+    for owner, what in ((ckpt_r, "the checkpoint"), (run_dir, "the checkpoint's run directory")):
+        if out_r == owner or owner.is_relative_to(out_r):
+            raise ConfigError([Problem("OUT", f"{out} is or contains {what} ({owner})",
+                                       "export to a new directory outside the run, e.g. runs/exports/NAME")])
+    if out_r.is_relative_to(ckpt_r):
+        raise ConfigError([Problem("OUT", f"{out} lies inside the checkpoint {ckpt}",
+                                   "export to a directory outside the checkpoint")])
+    if out.exists() and not out.is_dir():
+        raise ConfigError([Problem("OUT", f"{out} exists and is a file", "choose a directory path for the export")])
+    if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_MARKER).is_file() and not force:
+        raise ConfigError([Problem("OUT", f"{out} is a non-empty directory that is not a biotune export",
+                                   "choose an empty or new directory, or pass --force to replace it")])
+
+
+def export_checkpoint(ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_shard_size: str = "5GB",
+                      force: bool = False) -> Path:
+    """Consolidate a checkpoint's ZeRO shards into a Hugging Face model directory (offline, one process)."""
+    ckpt_dir, out_dir = require_complete(ckpt_dir), Path(out_dir)
+    meta = ckpt_dir / MODEL_META_DIR
+    if not (ckpt_dir / ZERO_DIR).is_dir() or not (meta / "config.json").is_file():
+        raise CheckpointError(f"{ckpt_dir} is not a complete biotune checkpoint (needs {ZERO_DIR}/ shards and "
+                              f"{MODEL_META_DIR}/config.json); pass a directory like <output_dir>/checkpoints/step-00000100")
+    check_destination(ckpt_dir, out_dir, force)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    try:
+        from biotune.train.engine import write_hf_model
+
+        write_hf_model(ckpt_dir, tmp, dtype, max_shard_size)
+        atomic_write_json(tmp / EXPORT_MARKER, checkpoint_identity(ckpt_dir))
+        _swap_in(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # ours: made above
+        raise
+    log.info("exported %s -> %s", ckpt_dir, out_dir)
+    return out_dir
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Put the finished export ``new`` at ``out``: move any old one aside by rename, then remove it."""
+    if not out.exists():
+        os.replace(new, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old / out.name)
+    os.replace(new, out)
+    shutil.rmtree(old, ignore_errors=True)  # the previous export (or the --force'd directory), now replaced
