@@ -91,8 +91,3 @@ def load_instructions(location: str | Path, split: str = "train") -> list[Instru
         raise DataError(location, "no instruction rows", "check the file or the split name")
     log.info("read %d instruction records from %s (%s)", len(records), location, split)
     return records
-
-
-def read_instruction_set(location: str | Path, split: str = "train") -> list[InstructionRecord]:
-    """Alias of :func:`load_instructions` (the name ``biotune.data.build`` uses)."""
-    return load_instructions(location, split)
