@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
@@ -82,8 +83,13 @@ def heatmap(
     ax = fig.add_subplot()
     norm = TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
     shown = np.ma.masked_invalid(values)
-    image = ax.imshow(shown, cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
-    image.cmap.set_bad(_NAN_COLOUR)
+    image = ax.imshow(
+        shown,
+        cmap=colormaps[CMAP].with_extremes(bad=_NAN_COLOUR),
+        norm=norm,
+        aspect="auto",
+        interpolation="nearest",
+    )
     for i in range(n_rows):
         for j in range(n_cols):
             value = values[i, j]

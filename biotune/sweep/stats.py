@@ -415,35 +415,32 @@ def paired_bootstrap(
     n_boot: int = 1000,
     seed: int = 0,
     eval_set: str = "eval",
+    names: tuple[str, str] = ("base", "variant"),
 ) -> Comparison:
     """Paired bootstrap of Δ = variant − base on one eval set (one ``ExampleStats`` per training seed).
 
     Every file is aligned to ``base[0]`` by example id; units come from ``base[0]``. See the module
-    docstring for the method. ``eval_set`` keys the resamples (``collect`` passes ``<source>/<split>``).
+    docstring for the method. ``eval_set`` keys the resamples and ``names`` (base, variant) key each arm's
+    seed draws; ``collect`` passes ``<source>/<split>`` and the variant names, so the two agree exactly.
 
     Raises:
         DataError: when a file's example ids (or units) differ from ``base[0]``'s, naming both files.
     """
     if not base or not variant:
         raise ValueError("paired_bootstrap needs at least one seed per arm")
+    if names[0] == names[1]:
+        raise ValueError("the two arms need different names")
     reference = base[0]
     check_unique_ids(reference)
-    arms_ex = {"base": [align(reference, b) for b in base], "variant": [align(reference, v) for v in variant]}
     codes, n_units = unit_codes(reference.units)
-    resamples = Resamples.draw(eval_set, n_units, n_boot, seed)
     arms = {
-        name: unit_sums(np.stack([e.stats for e in exs]), codes, n_units) for name, exs in arms_ex.items()
+        name: unit_sums(np.stack([align(reference, e).stats for e in exs]), codes, n_units)
+        for name, exs in zip(names, (base, variant), strict=True)
     }
+    resamples = Resamples.draw(eval_set, n_units, n_boot, seed)
     scores = score_arms(resamples, reference.reducer, reference.stat_names, arms)
-    return Comparison(
-        eval_set,
-        scores["base"],
-        scores["variant"],
-        delta(scores["variant"], scores["base"]),
-        reference.n,
-        n_units,
-        resamples,
-    )
+    b, v = scores[names[0]], scores[names[1]]
+    return Comparison(eval_set, b, v, delta(v, b), reference.n, n_units, resamples)
 
 
 # ------------------------------------------------------------------------------------------- corrections

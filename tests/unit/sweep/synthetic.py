@@ -1,4 +1,4 @@
-"""Helpers for the sweep tests: synthetic eval output directories in the real format, and cells pointing at them.
+"""Synthetic sweep data for the tests: eval output directories in the real format, and cells pointing at them.
 
 An eval output directory holds ``report.json`` (rows with source, split, kind, n, metric, score, reducer) and
 ``predictions/<source>__<split>.jsonl`` (rows with id, reference, prediction, parse_ok, unit, stats), as
