@@ -1,0 +1,322 @@
+"""The sweep config: every shipped sweep loads; every bad sweep is one ConfigError naming each key and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from biotune import config
+from biotune.errors import ConfigError
+from biotune.sweep import spec as sp
+from biotune.sweep.spec import load_sweep, points
+
+REPO = Path(__file__).resolve().parents[3]
+SWEEPS = sorted((REPO / "configs" / "sweep").glob("*.yaml"))
+
+# A small base of our own: five registered sources in four groups (ner x2, re, cls, qa), on the bundled sample.
+BASE = """\
+name: sweep-test-base
+model: {name_or_path: runs/tiny_llama}
+data:
+  root: "@sample"
+  sources:
+    ncbi_disease: {epochs: 2}
+    bc5cdr_chem: {}
+    gad: {}
+    hoc: {}
+    pubmedqa: {}
+train: {max_steps: 10}
+"""
+
+
+def write_sweep(tmp_path: Path, body: str, base: str = BASE) -> Path:
+    (tmp_path / "base.yaml").write_text(base)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(body)
+    return path
+
+
+def problems_of(path: Path) -> dict[str, list[str]]:
+    """Key -> problem texts of the ConfigError that loading ``path`` must raise."""
+    with pytest.raises(ConfigError) as info:
+        load_sweep(path)
+    assert all(p.fix for p in info.value.problems), "every problem names its fix"
+    assert str(path) in str(info.value)
+    out: dict[str, list[str]] = {}
+    for p in info.value.problems:
+        out.setdefault(p.key, []).append(f"{p.problem} | {p.fix}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------- shipped
+
+
+def test_sweep_configs_exist() -> None:
+    assert {p.stem for p in SWEEPS} >= {"demo", "medtuned_loo", "swarm"}
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_every_shipped_sweep_loads(path: Path) -> None:
+    spec = load_sweep(path)
+    assert Path(spec.base).is_absolute() and Path(spec.base).is_file()
+    base = spec.load_base()
+    names = [pt.name for pt in points(spec, base.data)]
+    assert names[0] == "base" and len(names) == len(set(names)) >= 2
+    assert f"biotune sweep plan configs/sweep/{path.name}" in path.read_text().split("\nname:")[0]
+
+
+def test_demo_is_base_plus_one_task_left_out() -> None:
+    spec = load_sweep(REPO / "configs/sweep/demo.yaml")
+    base = spec.load_base()
+    pts = points(spec, base.data)
+    assert [pt.kind for pt in pts] == ["base", "leave_one_out"]
+    assert spec.base.endswith("configs/train/demo.yaml")
+
+
+def test_medtuned_loo_has_controls_and_three_seeds() -> None:
+    spec = load_sweep(REPO / "configs/sweep/medtuned_loo.yaml")
+    base = spec.load_base()
+    pts = points(spec, base.data)
+    included = [n for n, m in base.data.sources.items() if m.include]
+    assert spec.seeds == [0, 1, 2] and spec.budget == sp.FREE
+    assert [pt.value for pt in pts if pt.kind == "leave_one_out"] == included
+    assert [pt.value for pt in pts if pt.kind == "control"] == [f"loo-source-{n}" for n in included]
+
+
+def test_swarm_is_large_enough_to_fit() -> None:
+    spec = load_sweep(REPO / "configs/sweep/swarm.yaml")
+    (axis,) = spec.axes
+    assert isinstance(axis, sp.SwarmAxis) and axis.fit
+    k = len(sp.source_groups(spec.load_base().data))
+    assert axis.n >= k + 1 and axis.min_weight * k < 1
+
+
+# --------------------------------------------------------------------------------------------- names
+
+
+def test_names_follow_the_scheme(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """\
+name: names
+base: base.yaml
+budget: free
+axes:
+  - {type: leave_one_out, over: source, only: [hoc]}
+  - {type: leave_one_out, over: group, only: [ner]}
+  - {type: scale, over: source, target: ncbi_disease, factors: [0.5, 2]}
+  - {type: mixtures, mixtures: {ner_heavy: {ncbi_disease: 3, hoc: 1}}}
+  - {type: swarm, n: 12, seed: 3}
+  - {type: values, key: optim.lr, values: [1.0e-5, 2.0e-5]}
+  - {type: values, key: data.ner_format, values: [entities], name: fmt}
+""",
+    )
+    spec = load_sweep(path)
+    names = [pt.name for pt in points(spec, spec.load_base().data)]
+    assert names == [
+        "base",
+        "loo-source-hoc",
+        "control-loo-source-hoc",
+        "loo-group-ner",
+        "control-loo-group-ner",
+        "scale-ncbi_disease-x0.5",
+        "scale-ncbi_disease-x2",
+        "mix-ner_heavy",
+        *[f"swarm-{j:03d}" for j in range(12)],
+        "lr-1e-05",
+        "lr-2e-05",
+        "fmt-entities",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("optim.lr", 2e-5),
+        ("data.template", "alpaca"),
+        ("data.total_samples", 100),
+        ("model.gradient_checkpointing", False),
+        ("optim.betas", [0.9, 0.99]),
+        ("data.root", "@sample"),
+        ("tracking.entity", None),
+    ],
+)
+def test_override_reads_back_the_same_value(key: str, value: object) -> None:
+    cfg = config.load(None, [sp.override(key, value)])
+    section, field = key.split(".")
+    assert getattr(getattr(cfg, section), field) == value
+
+
+# --------------------------------------------------------------------------------------------- bad configs
+
+
+def test_every_problem_is_listed_in_one_error(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """\
+name: every-problem
+base: base.yaml
+overrides: [train.max_stepz=5]
+budget: fixed_sample
+keep: everything
+seedz: [1]
+axes:
+  - {type: leave_one_out, over: source, only: [ncbi_disease, no_such_source]}
+  - {type: scale, over: group, target: nerr, factors: [2, -1]}
+  - {type: mixtures, mixtures: {m1: {ncbi_disease: -1, hoc: 0}}}
+  - {type: mixtures, mixtures: {m1: {hoc: 1}}}
+  - {type: swarm, n: 4, fit: true}
+  - {type: values, key: optim.lrr, values: [1.0e-5]}
+  - {type: values, key: optim.lr, values: [fast, 1.0e-5]}
+  - {type: shuffle, over: source}
+  - {type: scale, target: hoc, factors: [2], budget: fixed_everything}
+""",
+    )
+    found = problems_of(path)
+    expected = {
+        "seedz",
+        "budget",
+        "keep",
+        "train.max_stepz",
+        "axes[0].only[1]",
+        "axes[1].target",
+        "axes[1].factors[1]",
+        "axes[2].mixtures.m1.ncbi_disease",
+        "axes[2].mixtures.m1",
+        "axes[3].mixtures.m1",
+        "axes[4].n",
+        "axes[5].key",
+        "axes[6].values[0]",
+        "axes[7].type",
+        "axes[8].budget",
+    }
+    assert expected <= set(found), sorted(expected - set(found))
+    assert "did you mean 'seeds'" in found["seedz"][0]
+    assert "did you mean 'train.max_steps'" in found["train.max_stepz"][0]
+    assert "did you mean 'optim.lr'" in found["axes[5].key"][0]
+    assert "unknown source 'no_such_source'" in found["axes[0].only[1]"][0]
+    assert "unknown group 'nerr'" in found["axes[1].target"][0]
+    assert "negative" in found["axes[2].mixtures.m1.ncbi_disease"][0]
+    assert any("every weight is zero" in t for t in found["axes[2].mixtures.m1"])
+    assert "variant name 'mix-m1'" in found["axes[3].mixtures.m1"][0]
+    assert "6 parameters" in found["axes[4].n"][0] and "n >= 6" in found["axes[4].n"][0]
+    assert "fixed_samples" in found["budget"][0]
+
+
+def test_bad_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "name: x\nbase: base.yaml\naxes:\n  - {type: leave_one_out, over: source\n")
+    found = problems_of(path)
+    (key,) = found
+    assert key == f"{path}:5" or key == f"{path}:4"
+    assert "cannot parse" in found[key][0]
+
+
+def test_missing_base_names_the_paths_tried(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "name: x\nbase: configs/train/nope.yaml\naxes: [{type: leave_one_out}]\n")
+    found = problems_of(path)
+    assert "configs/train/nope.yaml" in found["base"][0]
+    assert str(tmp_path / "configs/train/nope.yaml") in found["base"][0]
+
+
+def test_base_problems_surface_with_their_keys(tmp_path: Path) -> None:
+    bad_base = BASE.replace(
+        "train: {max_steps: 10}", "train: {max_steps: 10, micro_batch_size: 0}\noptim: {lrr: 1}"
+    )
+    path = write_sweep(
+        tmp_path, "name: x\nbase: base.yaml\nbudget: nope\naxes: [{type: leave_one_out}]\n", bad_base
+    )
+    found = problems_of(path)
+    assert {"train.micro_batch_size", "optim.lrr", "budget"} <= set(found)
+    assert str(tmp_path / "base.yaml") in found["optim.lrr"][0]
+    assert "did you mean 'optim.lr'" in found["optim.lrr"][0]
+
+
+def test_leave_one_out_that_empties_the_mixture(tmp_path: Path) -> None:
+    one = "data:\n  root: '@sample'\n  sources:\n    hoc: {}\n"
+    path = write_sweep(
+        tmp_path, "name: x\nbase: base.yaml\naxes: [{type: leave_one_out, over: source}]\n", one
+    )
+    assert "empties the mixture" in problems_of(path)["axes[0]"][0]
+
+
+def test_leave_one_group_out_that_empties_the_mixture(tmp_path: Path) -> None:
+    ner = "data:\n  root: '@sample'\n  sources:\n    ncbi_disease: {}\n    bc5cdr_chem: {}\n"
+    body = "name: x\nbase: base.yaml\naxes: [{type: leave_one_out, over: group, only: [ner]}]\n"
+    path = write_sweep(tmp_path, body, ner)
+    assert "empties the mixture" in problems_of(path)["axes[0].only[0]"][0]
+
+
+def test_unknown_source_in_the_base_and_source_not_in_base(tmp_path: Path) -> None:
+    base = BASE.replace("    pubmedqa: {}\n", "    pubmedqa: {}\n    pubmedqaa: {}\n")
+    body = "name: x\nbase: base.yaml\naxes: [{type: scale, target: bc2gm, factors: [2]}]\n"
+    found = problems_of(write_sweep(tmp_path, body, base))
+    assert "did you mean pubmedqa" in found["data.sources.pubmedqaa"][0]
+    assert "not in the base mixture" in found["axes[0].target"][0]
+
+
+def test_duplicate_names_from_collisions(tmp_path: Path) -> None:
+    body = """\
+name: x
+base: base.yaml
+axes:
+  - {type: values, key: train.epochs, values: [2]}
+  - {type: values, key: data.sources.hoc.epochs, values: [2]}
+  - {type: values, key: data.sources.hoc.epochs, values: [3], name: hoc-epochs}
+  - {type: leave_one_out, only: [hoc]}
+  - {type: leave_one_out, only: [hoc, gad]}
+"""
+    found = problems_of(write_sweep(tmp_path, body))
+    assert set(found) == {"axes[1]", "axes[4]"}
+    assert "'epochs-2' is also made by axes[0]" in found["axes[1]"][0]
+    assert "'loo-source-hoc' is also made by axes[3]" in found["axes[4]"][0]
+
+
+def test_values_axis_checks_key_values_and_seeds(tmp_path: Path) -> None:
+    body = """\
+name: x
+base: base.yaml
+axes:
+  - {type: values, key: data.templat, values: [alpaca]}
+  - {type: values, key: data.template, values: [alpaca, jinja]}
+  - {type: values, key: train.seed, values: [1, 2]}
+  - {type: values, key: optim.lr, values: []}
+"""
+    found = problems_of(write_sweep(tmp_path, body))
+    assert "did you mean 'data.template'" in found["axes[0].key"][0]
+    assert set(found) == {"axes[0].key", "axes[1].values[1]", "axes[2].key", "axes[3].values"}
+    assert "jinja" in found["axes[1].values[1]"][0]
+    assert "seeds:" in found["axes[2].key"][0]
+
+
+def test_swarm_bounds(tmp_path: Path) -> None:
+    body = """\
+name: x
+base: base.yaml
+axes:
+  - {type: swarm, n: 5, fit: true}
+  - {type: swarm, n: 40, min_weight: 0.25, alpha: 0}
+  - {type: swarm, n: 0, over: group, min_distance: 2.5, name: s3}
+"""
+    found = problems_of(write_sweep(tmp_path, body))
+    assert "5 sources has 6 parameters" in found["axes[0].n"][0]
+    assert {"axes[1].min_weight", "axes[1].alpha", "axes[2].n", "axes[2].min_distance"} <= set(found)
+    assert "1/5" in found["axes[1].min_weight"][0]
+
+
+def test_fit_counts_groups_when_over_groups(tmp_path: Path) -> None:
+    body = "name: x\nbase: base.yaml\naxes: [{type: swarm, over: group, n: 5, fit: true}]\n"
+    load_sweep(write_sweep(tmp_path, body))  # 4 groups: 5 parameters, 5 mixtures
+
+
+def test_structure_problems(tmp_path: Path) -> None:
+    body = "name: x\nbase: base.yaml\nseeds: [1, 1]\nmin_effect: 2\naxes:\n  - 3\n  - {over: source}\n"
+    found = problems_of(write_sweep(tmp_path, body))
+    assert {"axes[0]", "axes[1].type", "seeds", "min_effect"} <= set(found)
+    no_axes = problems_of(write_sweep(tmp_path, "name: x\nbase: base.yaml\n"))
+    assert "axes" in no_axes and "base" not in no_axes
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_sweep("configs/sweep/no_such_sweep.yaml")
