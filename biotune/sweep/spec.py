@@ -313,9 +313,8 @@ def points(spec: SweepSpec, data: DataConfig) -> list[Point]:
 
     Names: ``base``; ``loo-source-<source>``, ``loo-group-<group>``; ``scale-<target>-x<factor>``;
     ``mix-<mixture>``; ``swarm-<index>`` (zero-padded to 3+ digits); ``<key's last part>-<value>``
-    (``lr-2e-05``);
-    ``control-<leave-out variant>``. An axis's ``name:`` replaces its prefix. Cells add ``-s<seed>``
-    (:func:`biotune.sweep.variants.cell_name`).
+    (``lr-2e-05``); ``control-<leave-out variant>``. An axis's ``name:`` replaces its prefix; characters
+    outside ``[A-Za-z0-9._+-]`` become ``_``. Cells add ``-s<seed>`` (``biotune.sweep.variants.cell_name``).
     """
     out = [Point(BASE, BASE, -1)]
     for i, axis in enumerate(spec.axes):
@@ -477,10 +476,8 @@ def _unknown_problem(key: str, name: str, kind: str, data: DataConfig) -> Proble
 def _check_choice(
     problems: list[Problem], key: str, value: str, allowed: tuple[str, ...], empty_ok: bool = False
 ) -> None:
-    if not (empty_ok and value == "") and value not in allowed:
-        problems.append(
-            Problem(key, f"'{value}' is not one of {', '.join(allowed)}", f"set {key} to one of {allowed}")
-        )
+    if not (empty_ok and value == ""):
+        config._choice(problems, key, value, allowed)
 
 
 def _check_settings(spec: SweepSpec, problems: list[Problem]) -> None:
@@ -502,11 +499,16 @@ def _check_settings(spec: SweepSpec, problems: list[Problem]) -> None:
         problems.append(Problem("min_effect", f"must be in (0, 1), got {spec.min_effect}", "use e.g. 0.02"))
 
 
-def _check_mixture_axis(key: str, axis: Axis, data: DataConfig | None, problems: list[Problem]) -> None:
+def _check_mixture_axis(
+    key: str,
+    axis: LeaveOneOutAxis | ScaleAxis | MixturesAxis | SwarmAxis,
+    data: DataConfig | None,
+    problems: list[Problem],
+) -> None:
     """Checks shared by the four axes that act on the mixture."""
-    _check_choice(problems, f"{key}.over", axis.over, OVER)  # type: ignore[union-attr]
-    _check_choice(problems, f"{key}.budget", axis.budget, BUDGETS, empty_ok=True)  # type: ignore[union-attr]
-    if data is None or axis.over not in OVER:  # type: ignore[union-attr]
+    _check_choice(problems, f"{key}.over", axis.over, OVER)
+    _check_choice(problems, f"{key}.budget", axis.budget, BUDGETS, empty_ok=True)
+    if data is None or axis.over not in OVER:
         return
     known, kind = _known_names(axis, data)
     if isinstance(axis, LeaveOneOutAxis):

@@ -457,7 +457,11 @@ def _realise(pt: Point, ctx: _Context) -> Variant:
         assert isinstance(axis, sp.ValuesAxis)
         ov = [sp.override(axis.key, pt.value)]
         cfg = config.load(ctx.spec.base, [*ctx.spec.overrides, *ov])
-        return _make(pt, cfg, ov, realised_counts(cfg.data, ctx.available), ctx, "", {})
+        try:
+            counts = realised_counts(cfg.data, ctx.available)
+        except ValueError as err:
+            raise _Unrealisable(str(err), "pass the available samples of every source it includes") from err
+        return _make(pt, cfg, ov, counts, ctx, "", {})
     counts, rule, requested = _point_counts(pt, ctx)
     empty = [n for n, c in counts.items() if c > 0 and ctx.available.get(n, 0) <= 0]
     if empty:
