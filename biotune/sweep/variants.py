@@ -13,7 +13,7 @@ Budget rules (an axis's ``budget``, else the sweep's):
   ``requested_counts``); a source whose ``cap`` would be passed is held at the cap and the rest renormalise.
 * ``fixed_tokens``: the variant holds ``T_B = sum_s B_s * tau_s`` tokens, where ``tau_s`` is the mean
   number of tokens per sample of source ``s`` (:func:`measure_tokens_per_sample`: a seeded subsample
-  tokenized as the build does, over-long samples excluded). The total is
+  tokenized as the build does, a dropped over-long sample counting 0). The total is
   ``round(T_B / sum_s share_s * tau_s)`` samples, split as above: the tokens match to within rounding
   (a few samples' worth).
 * ``free``: leave-outs keep the other sources' counts (the variant shrinks); scales multiply the target's
@@ -295,7 +295,12 @@ def _fixed(shares: Mapping[str, float], rule: str, ctx: _Context) -> dict[str, i
     norm = _normalised(shares)
     if rule == sp.FIXED_TOKENS:
         tau = ctx.tau(list(norm))
-        total = round(_base_tokens(ctx) / sum(norm[n] * tau[n] for n in norm))
+        per_sample = sum(norm[n] * tau[n] for n in norm)
+        if per_sample <= 0:
+            raise _Unrealisable(
+                "its sources keep no tokens (every sample too long?)", "check data.max_seq_len"
+            )
+        total = round(_base_tokens(ctx) / per_sample)
     else:
         total = ctx.total
     counts = _allocate(total, norm, ctx.caps())
@@ -573,7 +578,8 @@ def measure_tokens_per_sample(spec: SweepSpec, limit: int = 256, tokenizer: Any 
 
     A seeded subsample of at most ``limit`` samples per source is rendered with the base's template and
     ner_format and tokenized with its tokenizer (prompt + output + EOS, over-long samples dropped or truncated
-    as ``data.truncation`` says); the mean is over the kept samples.
+    as ``data.truncation`` says). A dropped sample counts 0 tokens, so that samples x mean = the tokens the
+    build keeps.
     """
     from biotune.data.build import load_tokenizer, resolve_root, source_samples, tokenizer_path
     from biotune.data.sources import SOURCES
@@ -595,6 +601,5 @@ def measure_tokens_per_sample(spec: SweepSpec, limit: int = 256, tokenizer: Any 
         prompts = [render_prompt(d.template, s.instruction, s.input, tok) for s in samples]
         targets = [render_target(d.template, s.output, tok) for s in samples]
         batch = tokenize_pairs(prompts, targets, tok, d.max_seq_len, d.truncation)
-        lengths = np.diff(batch.offsets)
-        out[name] = float(lengths.mean()) if lengths.size else 0.0
+        out[name] = float(np.diff(batch.offsets).sum() / len(samples)) if samples else 0.0
     return out

@@ -474,3 +474,22 @@ def test_eval_set_sizes_on_the_bundled_sample() -> None:
     sizes = pl.eval_set_sizes(spec)
     assert sizes and all(0 < n <= 8 for n in sizes.values())  # demo: eval.max_examples 8
     assert "pubmedqa/test" in sizes
+
+
+def test_measure_tokens_per_sample_counts_what_the_build_keeps(tmp_path: Path) -> None:
+    from biotune.testing.tiny import train_tokenizer
+
+    tok = train_tokenizer(
+        ["### Instruction: find diseases ### Input: aspirin caused ulcers ### Output: none"] * 20
+    )
+    body = "name: t\nbase: configs/train/demo.yaml\noverrides: [data.max_seq_len={}]\naxes: [{{type: leave_one_out}}]\n"
+    measured = {}
+    for limit in (256, 100_000):
+        path = tmp_path / f"s{limit}.yaml"
+        path.write_text(body.format(limit))
+        measured[limit] = vr.measure_tokens_per_sample(load_sweep(path), limit=6, tokenizer=tok)
+    short, long = measured[256], measured[100_000]
+    assert set(long) == set(vr.count_available(load_sweep(path))) and all(t > 0 for t in long.values())
+    assert all(short[s] <= long[s] for s in long), "dropped samples count 0 tokens"
+    assert any(short[s] < long[s] for s in long)
+    assert vr.measure_tokens_per_sample(load_sweep(path), limit=6, tokenizer=tok) == long, "seeded"
