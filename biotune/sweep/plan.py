@@ -177,10 +177,10 @@ def mde_warnings(
         p = baseline if isinstance(baseline, int | float) else baseline.get(name, 0.5)
         mde = minimum_detectable_effect(n, float(p), alpha, power)
         if mde > effect:
-            shown = "not reachable" if math.isinf(mde) else f"{mde:.3f}"
+            shown = "not reachable" if math.isinf(mde) else f"{mde:.3g}"
             out.append(
                 f"{name}: n={n} at a base score of {p:.2f} detects differences of {shown} or more "
-                f"(alpha {alpha}, power {power}), above the planned {effect:.3f}: use a larger test set, "
+                f"(alpha {alpha}, power {power}), above the planned {effect:.3g}: use a larger test set, "
                 "or expect to see only larger effects"
             )
     return out
