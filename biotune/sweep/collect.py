@@ -106,6 +106,8 @@ class ResultRow:
     reducer: str | None = None
     n: int | None = None
     n_units: int | None = None
+    seeds: list[int] = field(default_factory=list)
+    """Training seeds behind ``seed_scores``, in the same order (empty when they differ across a family's sets)."""
     seed_scores: list[float] = field(default_factory=list)
     mean: float | None = None
     sd: float | None = None
@@ -473,19 +475,24 @@ def _check_row(path: Path, lineno: int, row: Any, reducer: str, names: Sequence[
 
 @dataclass
 class _Variant:
+    """A variant's cells, and for each eval set the done cells (with the set's report row) that have it."""
+
     name: str
     cells: list[CellResult]
     sets: dict[str, list[tuple[CellResult, _SetInfo]]] = field(default_factory=dict)
 
     @property
     def first(self) -> CellResult:
+        """The first cell: axis, budget and weights are the same in every seed's cell."""
         return self.cells[0]
 
     @property
     def done(self) -> list[CellResult]:
+        """The cells in state ``done``."""
         return [c for c in self.cells if c.state == "done"]
 
     def row(self, **kw: Any) -> ResultRow:
+        """A table row of this variant, with its state, logs and budget filled in."""
         c = self.first
         not_done = [x for x in self.cells if x.state != "done"]
         state = (
@@ -511,15 +518,22 @@ class _Variant:
 
 
 class _MacroAcc:
-    """Running sums of one arm's scores over a task family's sets (for the macro-average)."""
+    """One variant's scores on the sets of a task family, gathered for its macro-average."""
 
     def __init__(self) -> None:
         self.sets: list[str] = []
         self.arms: list[st.ArmScore] = []
+        self.seeds: list[list[int]] = []
 
-    def add(self, eval_set: str, arm: st.ArmScore) -> None:
+    def add(self, eval_set: str, arm: st.ArmScore, seeds: list[int]) -> None:
+        """Add one set's scores (and the training seeds behind them)."""
         self.sets.append(eval_set)
         self.arms.append(arm)
+        self.seeds.append(seeds)
+
+    def common_seeds(self) -> list[int]:
+        """The seeds, when every set has the same ones in the same order; else empty."""
+        return self.seeds[0] if all(s == self.seeds[0] for s in self.seeds) else []
 
 
 def _compute(
@@ -556,7 +570,7 @@ def _compute(
         for variant, row in set_rows.items():
             by_variant[variant].append(row)
             macro.setdefault((families[name], info.split), {}).setdefault(variant, _MacroAcc()).add(
-                name, arms[variant]
+                name, arms[variant], row.seeds
             )
     for v in variants:
         rows.extend(by_variant[v])
@@ -610,6 +624,7 @@ def _compute_set(
             reducer=info.reducer,
             n=reference.n,
             n_units=n_units,
+            seeds=[cell.seed for cell, _ in variants[v].sets[name]],
             seed_scores=[SCALE * s for s in arm.seed_scores.tolist()],
             mean=SCALE * arm.mean,
             sd=None if math.isnan(arm.sd) else SCALE * arm.sd,
@@ -650,6 +665,7 @@ def _macro_rows(
         scored[(family, split)] = {
             v: st.macro_average(v, acc.arms) for v, acc in accs.items() if sorted(acc.sets) == sorted(members)
         }
+    seeds = {(key, v): acc.common_seeds() for key, accs in macro.items() for v, acc in accs.items()}
     for v in variants:
         for (family, split), arms in scored.items():
             if v not in arms:
@@ -661,6 +677,9 @@ def _macro_rows(
                 split=split,
                 family=family,
                 metric=f"macro over {len(members)} set(s)",
+                seeds=seeds[((family, split), v)]
+                if len(seeds[((family, split), v)]) == arm.seed_scores.size
+                else [],
                 seed_scores=[SCALE * s for s in arm.seed_scores.tolist()],
                 mean=SCALE * arm.mean,
                 sd=None if math.isnan(arm.sd) else SCALE * arm.sd,
@@ -820,6 +839,7 @@ def to_csv(results: Results) -> str:
     for r in [*results.rows, *results.macro_rows]:
         rec: dict[str, Any] = {k: getattr(r, k) for k in _ROW_FIELDS}
         rec["seed_scores"] = ";".join(f"{s:.6g}" for s in r.seed_scores)
+        rec["seeds"] = ";".join(str(s) for s in r.seeds)
         rec["significant"], rec["control_significant"] = r.significant, r.control_significant
         cell = first[r.variant]
         for s in sources:
@@ -907,9 +927,8 @@ def long_table(results: Results) -> pa.Table:
             None if r.axis_value is None else str(r.axis_value),
             r.is_base,
         )
-        seeds = [c.seed for c in results.cells_of(r.variant) if c.state == "done"]
-        if len(seeds) == len(r.seed_scores):
-            for s, score in zip(seeds, r.seed_scores, strict=True):
+        if len(r.seeds) == len(r.seed_scores):
+            for s, score in zip(r.seeds, r.seed_scores, strict=True):
                 add(meta, s, "score", score)
         for name in _AGGREGATES:
             value = getattr(r, name)

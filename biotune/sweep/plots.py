@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
@@ -90,38 +91,7 @@ def heatmap(
         aspect="auto",
         interpolation="nearest",
     )
-    for i in range(n_rows):
-        for j in range(n_cols):
-            value = values[i, j]
-            if not np.isfinite(value):
-                ax.text(j, i, "n/a", ha="center", va="center", fontsize=8, color="#888888")
-                continue
-            if not significant[i, j]:
-                ax.add_patch(
-                    Rectangle(
-                        (j - 0.5, i - 0.5),
-                        1,
-                        1,
-                        facecolor="white",
-                        alpha=0.6,
-                        hatch="///",
-                        edgecolor="#999999",
-                        linewidth=0,
-                    )
-                )
-                ax.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=8, color="#555555")
-            else:
-                dark = abs(norm(value) - 0.5) > 0.3
-                ax.text(
-                    j,
-                    i,
-                    f"{value:+.1f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    fontweight="bold",
-                    color="white" if dark else "black",
-                )
+    _annotate(ax, values, significant, norm)
     ax.set_xticks(range(n_cols), labels=list(col_labels), rotation=40, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(n_rows), labels=list(row_labels))
     ax.set_xticks(np.arange(-0.5, n_cols, 1), minor=True)
@@ -132,11 +102,43 @@ def heatmap(
     ax.set_ylabel(ylabel)
     fig.suptitle(title, fontsize=12)
     ax.set_title(textwrap.fill(mask_note, width=max(40, int(width * 11))), fontsize=7.5, color="#444444")
-    bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02)
+    bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02, fraction=0.05, aspect=30)
     bar.set_label(cbar_label)
     bar.locator = MaxNLocator(nbins=7, symmetric=True)
     bar.update_ticks()
     return _save(fig, path)
+
+
+def _annotate(ax: Axes, values: np.ndarray, significant: np.ndarray, norm: TwoSlopeNorm) -> None:
+    """Print each value in its cell; grey out and hatch the non-significant ones; "n/a" where none."""
+    for (i, j), value in np.ndenumerate(values):
+        if not np.isfinite(value):
+            ax.text(j, i, "n/a", ha="center", va="center", fontsize=8, color="#888888")
+        elif not significant[i, j]:
+            mask = Rectangle(
+                (j - 0.5, i - 0.5),
+                1,
+                1,
+                facecolor="white",
+                alpha=0.6,
+                hatch="///",
+                edgecolor="#999999",
+                linewidth=0,
+            )
+            ax.add_patch(mask)
+            ax.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=8, color="#555555")
+        else:
+            dark = abs(norm(value) - 0.5) > 0.3
+            ax.text(
+                j,
+                i,
+                f"{value:+.1f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                fontweight="bold",
+                color="white" if dark else "black",
+            )
 
 
 def _categorical_axes(rows: Sequence[ResultRow]) -> dict[str, list[str]]:

@@ -74,6 +74,12 @@ def _sweep(root: Path) -> list[CellResult]:
         )
         for f in (0.5, 2.0, 4.0)
     ]
+    cells.append(
+        make_cell(root, "loo-bc5cdr", 1, _sets(7, {"bc5cdr": -0.2}), axis="leave_out", axis_value="bc5cdr")
+    )
+    cells.append(
+        make_cell(root, "loo-bc5cdr", 2, None, axis="leave_out", axis_value="bc5cdr", state="running")
+    )
     cells.append(make_cell(root, "loo-gad", 1, None, axis="leave_out", axis_value="gad", state="failed"))
     cells.append(make_cell(root, "loo-gad", 2, None, axis="leave_out", axis_value="gad", state="missing"))
     return cells
@@ -154,6 +160,9 @@ def test_markdown_shows_every_cell_failed_and_missing_ones_with_their_logs(
         assert f"| {c.name} | {c.variant} |" in md
     failed = next(c for c in cells if c.state == "failed")
     assert failed.log_path and failed.log_path in md
+    partial = _row(results, "loo-bc5cdr", "bc5cdr/test")
+    assert partial.state == "partial" and (partial.seeds_done, partial.seeds_planned) == (1, 2)
+    assert partial.seeds == [1] and partial.sd is None and "loo-bc5cdr-s2" in partial.logs
     gad = next(r for r in results.rows if r.variant == "loo-gad")
     assert gad.state == "failed,missing" and not gad.eval_set and gad.seeds_done == 0
     assert "## Dev sets (use these for selection)" in md and "## Test sets" in md
