@@ -26,7 +26,7 @@ import numpy as np
 from biotune import __version__
 from biotune.config import DataConfig, RunConfig, SourceMix
 from biotune.data import leakage, mixture
-from biotune.data.records import Sample
+from biotune.data.records import Sample, base_id, sample_id
 from biotune.errors import ConfigError, DataError, Problem
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
     for ref in cfg.instruction_files:
         for rec in load_instructions(ref):
             out.setdefault(rec.source, []).append(
-                Sample(id=f"{rec.source}/train/{rec.id}", source=rec.source, task="instruction",
+                Sample(id=sample_id(rec.source, "train", rec.id), source=rec.source, task="instruction",
                        instruction=rec.instruction, input=rec.input, output=rec.output))
     return out
 
@@ -175,7 +175,7 @@ def _tokenize_and_pack(samples: list[Sample], cfg: RunConfig, tokenizer: Any) ->
     unique: list[Sample] = []
     which: list[int] = []
     for s in samples:
-        base = s.id.split("#")[0]
+        base = base_id(s.id)
         if base not in first:
             first[base] = len(unique)
             unique.append(s)

@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass, replace
 
 from biotune.config import DataConfig, SourceMix
-from biotune.data.records import Sample
+from biotune.data.records import Sample, base_id, is_repeat, repeat_id
 from biotune.errors import ConfigError, Problem
 
 
@@ -73,10 +73,10 @@ def _realise(samples: list[Sample], count: int, rng: random.Random) -> list[Samp
     full, rest = divmod(count, n)
     out: list[Sample] = []
     for k in range(full):
-        out += samples if k == 0 else [replace(s, id=f"{s.id}#{k}") for s in samples]
+        out += [replace(s, id=repeat_id(s.id, k)) for s in samples] if k else samples
     if rest:
         picked = sorted(rng.sample(range(n), rest))
-        out += [samples[i] if full == 0 else replace(samples[i], id=f"{samples[i].id}#{full}") for i in picked]
+        out += [replace(samples[i], id=repeat_id(samples[i].id, full)) if full else samples[i] for i in picked]
     return out
 
 
@@ -120,9 +120,9 @@ def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[li
     """Hold out ``fraction`` of the mixture for the trainer's eval loss (by base id, so repeats stay together)."""
     if fraction <= 0:
         return samples, []
-    base_ids = sorted({s.id.split("#")[0] for s in samples})
+    base_ids = sorted({base_id(s.id) for s in samples})
     k = max(1, round(len(base_ids) * fraction))
     held = set(random.Random(f"{seed}:heldout").sample(base_ids, k))
-    train = [s for s in samples if s.id.split("#")[0] not in held]
-    evals = [s for s in samples if s.id.split("#")[0] in held and "#" not in s.id]
+    train = [s for s in samples if base_id(s.id) not in held]
+    evals = [s for s in samples if base_id(s.id) in held and not is_repeat(s.id)]
     return train, evals

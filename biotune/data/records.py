@@ -2,6 +2,10 @@
 
 Records are corpus-agnostic. Every record has a stable ``id`` (unique within its source and split) that
 follows it through the mixture, the packed rows, the trainer's consumed-sample log and the evaluator.
+
+This module owns the sample-id format: ``"<source>/<split>/<record id>"`` (record ids may contain ``/``), with
+``#k`` appended to the k-th extra copy of a sample when the mixture upsamples. Make and read ids only through
+:func:`sample_id`, :func:`repeat_id`, :func:`base_id` and :func:`parse_sample_id`.
 """
 
 from __future__ import annotations
@@ -93,3 +97,35 @@ class Sample:
     instruction: str
     input: str
     output: str
+
+
+#: Separates a sample id from the repeat number the mixture gives extra copies (``ncbi_disease/train/7#2``).
+REPEAT_SEP = "#"
+
+
+def sample_id(source: str, split: str, record_id: str) -> str:
+    """The id of the sample made from ``record_id`` of ``source``'s ``split``."""
+    return f"{source}/{split}/{record_id}"
+
+
+def repeat_id(sid: str, k: int) -> str:
+    """The id of the ``k``-th extra copy of sample ``sid`` (``k == 0`` is the sample itself)."""
+    return sid if k == 0 else f"{sid}{REPEAT_SEP}{k}"
+
+
+def base_id(sid: str) -> str:
+    """``sid`` without a repeat suffix."""
+    return sid.split(REPEAT_SEP, 1)[0]
+
+
+def is_repeat(sid: str) -> bool:
+    """True for an extra copy made by upsampling."""
+    return REPEAT_SEP in sid
+
+
+def parse_sample_id(sid: str) -> tuple[str, str, str]:
+    """``"<source>/<split>/<record id>"`` (repeat suffix ignored) -> (source, split, record id); ValueError if malformed."""
+    parts = base_id(sid).split("/", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"sample id {sid!r} is not '<source>/<split>/<record id>'")
+    return parts[0], parts[1], parts[2]

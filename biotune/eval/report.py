@@ -49,7 +49,7 @@ def report_rows(scores: Sequence[SetScore], baselines: dict[str, Any] | None = N
         accuracy_task = s.headline == "accuracy"
         row: dict[str, Any] = {
             "dataset": f"{s.source}/{s.split}", "source": s.source, "split": s.split, "kind": s.kind, "n": s.n,
-            "metric": s.headline, "score": _pct(m.get(s.headline)),
+            "metric": s.headline, "reducer": s.reducer, "score": _pct(m.get(s.headline)),
             "precision": None if accuracy_task else _pct(m.get("precision")),
             "recall": None if accuracy_task else _pct(m.get("recall")),
             "f1": _pct(m.get("macro_f1") if accuracy_task else m.get(s.headline)),

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biotune.data.records import Record, Sample
+from biotune.data.records import Record, Sample, parse_sample_id
 from biotune.errors import ConfigError, DataError, Problem
 
 log = logging.getLogger(__name__)
@@ -192,20 +192,12 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     return out
 
 
-def split_id(example_id: str) -> tuple[str, str, str]:
-    """``"<source>/<split>/<record id>"`` -> its three parts (record ids may contain ``/``)."""
-    parts = example_id.split("/", 2)
-    if len(parts) != 3 or not all(parts):
-        raise ValueError(f"example id {example_id!r} is not '<source>/<split>/<record id>'")
-    return parts[0], parts[1], parts[2]
-
-
 def sets_in_predictions(predictions: Iterable[str], path: str | Path) -> list[tuple[str, str]]:
     """The (source, split) pairs named by a predictions file's ids, in first-seen order."""
     seen: dict[tuple[str, str], None] = {}
     for pid in predictions:
         try:
-            source, split, _ = split_id(pid)
+            source, split, _ = parse_sample_id(pid)
         except ValueError as err:
             raise DataError(
                 path,

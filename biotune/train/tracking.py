@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biotune.config import TrackingConfig
+from biotune.data.records import parse_sample_id
 from biotune.io import atomic_write_json
 from biotune.train.checkpoint import METRICS_FILE, RUN_ID_FILE
 
@@ -165,7 +166,7 @@ def dataset_examples(split: Any, manifest: dict[str, Any], decode: Callable[[lis
             for sid, n in zip(sids, lens, strict=True):
                 seq = list(zip(ids[offset:offset + n], labels[offset:offset + n], strict=True))
                 offset += n
-                source = sid.split("/", 1)[0]
+                source = parse_sample_id(sid)[0]
                 if source not in allowed:
                     continue
                 out.append({"sample_id": sid, "source": source,

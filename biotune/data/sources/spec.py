@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: The kinds of record a source yields (see :mod:`biotune.data.records`).
-KINDS = ("ner", "re", "nli", "qa", "cls", "instruction")
+KINDS = ("ner", "re", "nli", "qa", "cls")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from biotune.data.records import Record, Sample
+from biotune.data.records import Record, Sample, sample_id
 from biotune.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class Task(ABC):
         self._check(record)
         instruction = self.instructions[rng.randrange(len(self.instructions))] if self.instructions else ""
         return Sample(
-            id=f"{source}/{split}/{record.id}",
+            id=sample_id(source, split, record.id),
             source=source,
             task=self.kind,
             instruction=instruction,
