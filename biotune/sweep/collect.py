@@ -560,6 +560,10 @@ def _compute(
         groups.update(c.groups)
     families = {name: groups.get(info.source) or info.kind or "other" for name, info in set_infos.items()}
     controls = {c.control_for: c.variant for c in cells if c.control_for is not None}
+    for v in variants.values():
+        lacking = [name for name in set_infos if v.done and name not in v.sets]
+        if lacking:
+            log.warning("collect: %s has no predictions on %s", v.name, ", ".join(lacking))
 
     rows: list[ResultRow] = [v.row(eval_set="") for v in variants.values() if not v.done]
     macro: dict[tuple[str, str], dict[str, _MacroAcc]] = {}
@@ -792,8 +796,10 @@ def to_markdown(results: Results) -> str:
         "",
         f"{len(results.variants())} variants, {len(results.cells)} cells ({n_done} done); base: "
         f"{results.base or 'none'}. Scores in percent; Δ = variant − base in points with a 95% paired "
-        f"bootstrap CI ({results.n_boot} resamples of documents for NER/RE, of examples otherwise; seed "
-        f"{results.seed}); p corrected by {label} across the table; * = corrected p < {st.ALPHA}.",
+        f"bootstrap CI ({results.n_boot} resamples of documents for NER/RE, of examples otherwise, and of "
+        f"training seeds where a variant has several; seed {results.seed}); score = mean ± sd over training "
+        f"seeds. p: two-sided, from the bootstrap standard error, corrected by {label} within three families "
+        f"(Δ vs base per set, Δ vs control per set, macro-averages); * = corrected p < {st.ALPHA}.",
         "",
     ]
     splits = list(dict.fromkeys(r.split for r in results.rows if r.split))
