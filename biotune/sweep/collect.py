@@ -192,7 +192,8 @@ def collect(
         plots: draw the PNGs (the heatmap, scaling curves, interaction matrix).
 
     Raises:
-        ConfigError: inconsistent cells (duplicate names, unknown state, no or several base variants...).
+        ConfigError: inconsistent cells (duplicate names, unknown states, several base variants, a done
+            cell without eval_dir, a control of an unknown variant), each named by its index in ``cells``.
         DataError: a missing or malformed report or predictions file (named with its line and the fix), or
             predictions of two cells that do not cover the same examples.
     """
@@ -207,8 +208,8 @@ def collect(
                 )
             ]
         )
+    base = _check_cells(list(cells))
     cells = _ordered(cells)
-    base = _check_cells(cells)
     _check_out_dir(out)
     rows, macro_rows = _compute(cells, base, n_boot, seed)
     _correct(rows, macro_rows, correction)
