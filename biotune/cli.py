@@ -1,4 +1,4 @@
-"""The ``biotune`` command: ``biotune data|train|export|eval|plan|demo ...``.
+"""The ``biotune`` command: ``biotune data|train|export|eval|sweep|plan|demo ...``.
 
 Each subcommand lives in the module that owns the work; this file only wires them. Every module's
 ``register(subparsers)`` adds its parser with light imports; heavy imports happen when a command runs.
@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "biotune.train.run",
     "biotune.train.export",
     "biotune.eval.cli",
+    "biotune.sweep.cli",
     "biotune.plan",
     "biotune.demo",
 )
@@ -38,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``biotune`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may follow options (`sweep run X.yaml --local a.b=1`): argparse stops at the option
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:

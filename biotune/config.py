@@ -161,7 +161,12 @@ class TrackingConfig:
     project: str = "biotune"
     entity: str | None = None
     group: str | None = None
+    """wandb group: a sweep puts all its runs, training and evaluation, in the group named after it."""
+    job_type: str = "train"
+    """wandb job type of the training run (evaluation runs use ``eval``)."""
     tags: list[str] = field(default_factory=list)
+    run_config: dict[str, Any] = field(default_factory=dict)
+    """Extra entries of the wandb run config; a sweep records the variant, its axis value and mixture weights."""
     log_dataset_text: bool = False
     """Attach a table of training examples (text) to the wandb run; never from sources flagged restricted."""
     dataset_text_examples: int = 32

@@ -64,7 +64,9 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     local = Path(path).expanduser()
-    if (path.startswith((".", "/", "~")) or local.exists()) and not local.is_dir():
+    # A path under an existing local directory (runs/tiny_llama while runs/ exists) is never sent to the hub.
+    looks_local = path.startswith((".", "/", "~")) or local.exists() or Path(local.parts[0]).is_dir()
+    if looks_local and not local.is_dir():
         raise ConfigError([Problem("data.tokenizer", f"tokenizer directory {local} does not exist",
                                    "build or export a model first, or point data.tokenizer at a directory")])
     try:

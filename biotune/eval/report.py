@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from biotune.config import TrackingConfig
 from biotune.errors import DataError
 from biotune.eval.score import SetScore
 
@@ -175,22 +176,27 @@ def _run_names(runs: Sequence[str]) -> list[str]:
 
 
 def log_to_wandb(rows: Sequence[dict[str, Any]], predictions: dict[str, list[dict[str, Any]]], *,
-                 mode: str, project: str, entity: str | None, run_name: str, out_dir: Path,
-                 upload_predictions: bool, restricted: set[str]) -> None:
-    """Log the report as a wandb table (and per-example predictions only when allowed).
+                 tracking: TrackingConfig, run_name: str, out_dir: Path, upload_predictions: bool,
+                 restricted: set[str]) -> None:
+    """Log the report as a wandb table, each set's headline score in the run summary (and per-example
+    predictions only when allowed), in the training run's wandb group with ``job_type=eval``.
 
     Predictions are uploaded only when ``upload_predictions`` is true, and never for restricted sources.
     """
-    if mode == "disabled":
+    if tracking.wandb_mode == "disabled":
         return
     import wandb
 
-    run = wandb.init(project=project, entity=entity, name=run_name, mode=mode, dir=str(out_dir), job_type="eval")
+    run = wandb.init(project=tracking.project, entity=tracking.entity, name=run_name, mode=tracking.wandb_mode,
+                     dir=str(out_dir), job_type="eval", group=tracking.group, tags=list(tracking.tags),
+                     config=dict(tracking.run_config))
     try:
         cols = ["dataset", "n", "metric", "score", "precision", "recall", "f1", "accuracy", "parse_failure_rate",
                 "tokens_per_second"]
         run.log({"eval/report": wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in rows])})
-        run.log({f"eval/{r['dataset']}/{r['metric']}": r["score"] for r in rows if r["score"] is not None})
+        scores = {f"eval/{r['dataset']}/{r['metric']}": r["score"] for r in rows if r["score"] is not None}
+        run.log(scores)
+        run.summary.update(scores)
         if upload_predictions:
             for dataset, preds in predictions.items():
                 if dataset.split("/")[0] in restricted:

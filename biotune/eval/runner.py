@@ -143,9 +143,8 @@ def _write_outputs(cfg: RunConfig, model_dir: Path, scores: list[SetScore], deta
     rows = report.write_report(out, scores, meta)
     t = cfg.tracking
     restricted = {s.source for s in scores if getattr(source_spec(s.source), "restricted", True)}
-    report.log_to_wandb(rows, details, mode=t.wandb_mode, project=t.project, entity=t.entity,
-                        run_name=f"{cfg.name}-eval", out_dir=out, upload_predictions=cfg.eval.upload_predictions,
-                        restricted=restricted)
+    report.log_to_wandb(rows, details, tracking=t, run_name=f"{cfg.name}-eval", out_dir=out,
+                        upload_predictions=cfg.eval.upload_predictions, restricted=restricted)
     log.info("report written to %s", out / report.REPORT_MD)
     return out
 

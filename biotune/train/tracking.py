@@ -131,10 +131,10 @@ def _start_wandb(cfg: TrackingConfig, output_dir: Path, run_name: str, config: d
     import wandb
 
     os.environ.setdefault("WANDB_MODE", cfg.wandb_mode)
-    full_config = {**config, "data_manifest": _manifest_summary(manifest)}
-    run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group, tags=list(cfg.tags),
-                     name=run_name, id=run_id, resume="allow", dir=str(output_dir), config=full_config,
-                     mode=cfg.wandb_mode)
+    full_config = {**config, **dict(cfg.run_config), "data_manifest": _manifest_summary(manifest)}
+    run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
+                     tags=list(cfg.tags), name=run_name, id=run_id, resume="allow", dir=str(output_dir),
+                     config=full_config, mode=cfg.wandb_mode)
     log.info("wandb run %s (%s) in %s", run.id, cfg.wandb_mode, output_dir)
     return run
 

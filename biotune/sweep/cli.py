@@ -1,0 +1,249 @@
+"""``biotune sweep plan|run|submit|status|collect|cell``: dataset-composition ablations.
+
+    biotune sweep plan configs/sweep/medtuned_loo.yaml          # variants, samples/tokens, GPU-hours, disk, MDE
+    biotune sweep run configs/sweep/demo.yaml --local           # every cell here, one after another
+    biotune sweep submit configs/sweep/medtuned_loo.yaml --gpus-per-node 8 --max-concurrent 4   # SLURM arrays
+    biotune sweep status configs/sweep/medtuned_loo.yaml        # done / running / failed (with log) / missing
+    biotune sweep collect configs/sweep/medtuned_loo.yaml       # table with paired-bootstrap CIs, plots, fit
+
+Re-running ``run`` or ``submit`` skips cells that are done; ``--failed`` re-runs only the failed ones. Every
+command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from biotune.errors import ConfigError, Problem
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``sweep`` command and its subcommands."""
+    p = subparsers.add_parser("sweep", help="dataset-composition ablation sweeps", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="sweep_command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help_)
+        q.add_argument("sweep", help="sweep YAML, e.g. configs/sweep/demo.yaml")
+        q.add_argument("--out", default=None, help="sweep directory (default runs/sweeps/<name>)")
+        if name in ("plan", "run", "submit"):
+            q.add_argument("overrides", nargs="*", help="key=value overrides applied to every variant")
+        return q
+
+    q = add("plan", "list the variants with their realised data, compute and disk estimates")
+    q.add_argument("--json", action="store_true", help="print the rows as JSON")
+    q.add_argument("--gpus", type=int, default=8, help="GPUs per cell for the GPU-hour estimate (default 8)")
+    q.set_defaults(func=_plan)
+    q = add("run", "run the cells on this machine, one after another")
+    q.add_argument("--local", action="store_true", required=True, help="run here (SLURM: use `sweep submit`)")
+    q.add_argument("--failed", action="store_true", help="re-run only failed cells")
+    q.add_argument("--nproc", type=int, default=None, help="training processes (default: GPUs, else "
+                   "launch.cpu_procs_per_node)")
+    q.add_argument("--collect", action="store_true", help="collect the results when every cell is done")
+    q.set_defaults(func=_run)
+    q = add("submit", "submit the cells as SLURM job arrays (returns at once)")
+    q.add_argument("--failed", action="store_true", help="re-submit only failed cells")
+    q.add_argument("--partition", default=None)
+    q.add_argument("--data-partition", default=None, help="partition of the CPU data-build array")
+    q.add_argument("--nodes", type=int, default=1, help="nodes per cell (default 1)")
+    q.add_argument("--gpus-per-node", type=int, default=None)
+    q.add_argument("--cpus-per-task", type=int, default=None)
+    q.add_argument("--time", default=None, help="time limit per task, e.g. 24:00:00")
+    q.add_argument("--max-concurrent", type=int, default=None, help="array throttle %%N")
+    q.add_argument("--nproc", type=int, default=None, help="training processes per node")
+    q.set_defaults(func=_submit)
+    q = add("status", "the state of every cell")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_status)
+    q = add("collect", "results table with paired-bootstrap CIs, plots, and the fit for swarm axes")
+    q.add_argument("--correction", choices=("holm", "bh"), default="holm")
+    q.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--no-plots", action="store_true")
+    q.set_defaults(func=_collect)
+    q = sub.add_parser("cell", help="run stages of one cell (what slurm/sweep.sh calls)")
+    q.add_argument("sweep_dir")
+    q.add_argument("cell")
+    q.add_argument("--stage", action="append", choices=("data", "train", "eval", "finish"), default=None)
+    q.add_argument("--nproc", type=int, default=None)
+    q.set_defaults(func=_cell)
+
+
+def _load(ns: argparse.Namespace) -> Any:
+    """The expanded sweep (plan/run/submit), or the one prepared in its directory (status/collect)."""
+    from biotune.sweep import runner
+
+    if not hasattr(ns, "overrides"):
+        spec = runner.load_sweep(ns.sweep)
+        out = Path(ns.out) if ns.out else runner.default_out(spec)
+        if not (out / runner.SWEEP_FILE).is_file():
+            runner.require_prepared(runner.Sweep(spec, Path(ns.sweep), out, [], []))
+        return runner.from_dir(out)
+    return runner.load(ns.sweep, ns.out, overrides=ns.overrides)
+
+
+def _plan(ns: argparse.Namespace) -> int:
+    from biotune.sweep import plan as planning
+    from biotune.sweep import runner
+    from biotune.sweep import variants as vr
+
+    spec = runner.with_overrides(runner.load_sweep(ns.sweep), ns.overrides)
+    available = vr.count_available(spec)
+    tokens = _tokens_or_none(spec)
+    sweep = runner.load(ns.sweep, ns.out, available, ns.overrides)
+    estimate = compute_estimator(sweep, tokens, ns.gpus) if tokens else None
+    rows = planning.plan_rows(spec, sweep.variants, available, tokens, estimate)
+    sizes = planning.eval_set_sizes(spec)
+    warnings = planning.mde_warnings(sizes, spec.min_effect)
+    if ns.json:
+        print(json.dumps({"rows": rows, "eval_sets": sizes, "warnings": warnings}, indent=1, default=str))
+        return 0
+    seeds = max(len(v.seeds) for v in sweep.variants)
+    print(f"sweep {spec.name}: {len(sweep.variants)} variants x {seeds} seed(s) = {len(sweep.cells)} cells; "
+          f"keep={spec.keep}; directory {sweep.out}\n")
+    print(planning.format_plan(rows))
+    print("evaluation sets: " + ", ".join(f"{k} (n={n})" for k, n in sizes.items()))
+    for w in warnings:
+        print(f"warning: {w}")
+    return 0
+
+
+def _tokens_or_none(spec: Any) -> dict[str, float] | None:
+    """Tokens per sample, or None (with a note) when the base's tokenizer is not there yet."""
+    from biotune.sweep import variants as vr
+
+    try:
+        return vr.measure_tokens_per_sample(spec)
+    except ConfigError as err:
+        print(f"note: no token counts ({err.problems[0].problem.splitlines()[0]})")
+        return None
+
+
+def compute_estimator(sweep: Any, tokens_per_sample: dict[str, float], gpus: int) -> Any:
+    """GPU-hours and disk per variant from ``biotune plan`` (None when the model's size is unknown)."""
+    from biotune.plan import make_plan
+
+    base = sweep.spec.load_base()
+    try:
+        plan = make_plan(base, nodes=1, gpus_per_node=gpus)
+    except ConfigError:
+        return None
+    params = plan.dims.total_params()
+    epochs = base.train.epochs if base.train.max_steps <= 0 else None
+    keep_bytes = {"checkpoint": 16 * params + 2 * params, "export": 2 * params, "predictions": 0}[sweep.spec.keep]
+
+    def estimate(variant: Any) -> dict[str, float]:
+        tokens = sum(n * tokens_per_sample.get(s, 0.0) for s, n in variant.counts.items())
+        seen = tokens * (epochs or 1.0)
+        hours = seen / max(plan.tokens_per_second_per_gpu * gpus, 1e-9) / 3600 * gpus
+        return {"gpu_hours": round(hours * len(variant.seeds), 2),
+                "disk_gb": round(keep_bytes * len(variant.seeds) / 1e9, 1)}
+
+    return estimate
+
+
+def _run(ns: argparse.Namespace) -> int:
+    from biotune.sweep import runner
+
+    sweep = _load(ns)
+    code = runner.run_local(sweep, ns.nproc, ns.failed)
+    if code == 0 and ns.collect:
+        return _collect_sweep(sweep, "holm", 1000, 0, plots=True)
+    return code
+
+
+def _submit(ns: argparse.Namespace) -> int:
+    from biotune.sweep import slurm
+
+    sweep = _load(ns)
+    res = slurm.Resources(partition=ns.partition, nodes=ns.nodes, gpus_per_node=ns.gpus_per_node,
+                          cpus_per_task=ns.cpus_per_task, time=ns.time, max_concurrent=ns.max_concurrent,
+                          nproc=ns.nproc, data_partition=ns.data_partition)
+    record = slurm.submit(sweep, res, ns.failed)
+    if not record["cells"]:
+        print(f"sweep {sweep.spec.name}: every cell is done; nothing submitted")
+        return 0
+    print(f"sweep {sweep.spec.name}: submitted {record['cells']} cell(s) and {record['data_tasks']} data "
+          f"build(s) as job(s) {', '.join(record['jobs'])}; follow with `biotune sweep status {ns.sweep}`")
+    return 0
+
+
+def _status(ns: argparse.Namespace) -> int:
+    from biotune.sweep import runner
+
+    sweep = _load(ns)
+    runner.require_prepared(sweep)
+    rows = runner.status_rows(sweep)
+    print(json.dumps(rows, indent=1) if ns.json else runner.format_status(rows), end="")
+    return 0
+
+
+def _collect(ns: argparse.Namespace) -> int:
+    if ns.n_boot < 100:
+        raise ConfigError([Problem("--n-boot", f"{ns.n_boot} resamples are too few for a 95% CI",
+                                   "use at least 1000 (100 for a quick look)")])
+    return _collect_sweep(_load(ns), ns.correction, ns.n_boot, ns.seed, plots=not ns.no_plots)
+
+
+def _collect_sweep(sweep: Any, correction: str, n_boot: int, seed: int, plots: bool) -> int:
+    from biotune.sweep import runner
+    from biotune.sweep.collect import collect
+
+    runner.require_prepared(sweep)
+    out = sweep.out / runner.RESULTS_DIR
+    results = collect(runner.cell_results(sweep), out, correction=correction, n_boot=n_boot, seed=seed,
+                      plots=plots)
+    print((out / "results.md").read_text(encoding="utf-8"))
+    print(f"results: {out}")
+    _fit_if_swarm(sweep, out, results)
+    _log_to_wandb(sweep, out, results)
+    return 0
+
+
+def _fit_if_swarm(sweep: Any, out: Path, results: Any) -> None:
+    from biotune.sweep.spec import SwarmAxis
+
+    if not any(isinstance(a, SwarmAxis) and a.fit for a in sweep.spec.axes):
+        return
+    from biotune.sweep import fit
+
+    for i, axis in enumerate(sweep.spec.axes):
+        if isinstance(axis, SwarmAxis) and axis.fit:
+            report = fit.fit_and_propose(results, out / f"fit-{i}", axis=axis.type, level=axis.over,
+                                         seed=axis.seed)
+            print(f"fit of axis {i} ({axis.over}): {report}")
+
+
+def _log_to_wandb(sweep: Any, out: Path, results: Any) -> None:
+    """The results table and plots as a wandb run in the sweep's group (job_type=collect)."""
+    base = sweep.spec.load_base()
+    t = base.tracking
+    if t.wandb_mode == "disabled":
+        return
+    import wandb
+
+    run = wandb.init(project=t.project, entity=t.entity, group=sweep.spec.name, job_type="collect",
+                     name=f"{sweep.spec.name}-collect", dir=str(out), mode=t.wandb_mode)
+    try:
+        import csv
+
+        with (out / "results.csv").open(encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        if rows:
+            run.log({"sweep/results": wandb.Table(columns=rows[0], data=rows[1:])})
+        for png in sorted(out.glob("*.png")):
+            run.log({f"sweep/{png.stem}": wandb.Image(str(png))})
+    finally:
+        run.finish()
+
+
+def _cell(ns: argparse.Namespace) -> int:
+    from biotune.sweep import runner
+
+    sweep = runner.from_dir(ns.sweep_dir)
+    stages = tuple(ns.stage or runner.STAGES)
+    return runner.run_cell(sweep, sweep.cell(ns.cell), ns.nproc, echo=False, stages=stages)

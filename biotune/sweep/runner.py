@@ -1,0 +1,431 @@
+"""Sweep cells on disk: prepare them, run one, run them all locally, report their state, feed ``collect``.
+
+A sweep directory (``--out``, default ``runs/sweeps/<name>``) is owned by this module::
+
+    sweep.json                 the expanded sweep: variants (counts, weights, content hash) and cells
+    data/                      the shared data-build cache (``data.out_dir``): identical data builds once
+    cells/<variant>-s<seed>/   one directory per cell, never shared
+        config.yaml            the cell's full run config (what every stage of the cell reads)
+        state.json             state (running | done | failed | preempted), stage, attempts, log, data dir
+        cell.log               the output of every stage, appended across attempts
+        train/                 train.output_dir (checkpoints, metrics.jsonl, hf/ export)
+        eval/                  eval.output_dir (report.json, predictions/<source>__<split>.jsonl)
+    results/                   what ``biotune sweep collect`` writes
+    slurm/                     array task lists and the submissions log (``biotune sweep submit``)
+
+A cell is *done* when its state says so and its evaluation report exists; a cell with no state file is
+*missing*. Re-running skips done cells; ``--failed`` re-runs only failed ones. Every stage of a cell runs the
+same command on a laptop and in a SLURM array task (``slurm/sweep.sh``): the training stage goes through
+``launch/torchrun.sh`` (one node) or ``srun launch/srun_node.sh`` (several), so pre-emption (SIGUSR1 ->
+checkpoint -> exit 75 -> requeue -> ``train.resume=auto``) works the same as for a single run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from biotune import config
+from biotune.config import REPO_ROOT, RunConfig
+from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
+from biotune.io import atomic_write_json, atomic_write_text, read_json
+from biotune.sweep import variants as vr
+from biotune.sweep.spec import BASE, CONTROL, SweepSpec, load_sweep
+from biotune.train import checkpoint as layout
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "sweep.json"
+DATA_DIR = "data"
+CELLS_DIR = "cells"
+RESULTS_DIR = "results"
+SLURM_DIR = "slurm"
+CELL_CONFIG = "config.yaml"
+CELL_STATE = "state.json"
+CELL_LOG = "cell.log"
+TRAIN_DIR = "train"
+EVAL_DIR = "eval"
+
+DONE, RUNNING, FAILED, PREEMPTED, MISSING = "done", "running", "failed", "preempted", "missing"
+#: The stages of a cell, in order.
+STAGES = ("data", "train", "eval", "finish")
+
+
+@dataclass
+class Sweep:
+    """An expanded sweep bound to its directory."""
+
+    spec: SweepSpec
+    path: Path
+    """The sweep YAML."""
+    out: Path
+    """The sweep directory."""
+    variants: list[vr.Variant]
+    cells: list[vr.Cell]
+    cli_overrides: tuple[str, ...] = ()
+    """Overrides given on the command line (kept in ``sweep.json`` so every later command sees them)."""
+
+    def cell_dir(self, name: str) -> Path:
+        """The directory of cell ``name``."""
+        return self.out / CELLS_DIR / name
+
+    def cell(self, name: str) -> vr.Cell:
+        """The cell called ``name``; a ConfigError listing the cells otherwise."""
+        for c in self.cells:
+            if c.name == name:
+                return c
+        raise ConfigError([Problem("CELL", f"no cell '{name}' in sweep {self.spec.name}",
+                                   f"use one of: {', '.join(c.name for c in self.cells)}")], self.path)
+
+    def variant(self, name: str) -> vr.Variant:
+        """The variant called ``name``."""
+        return next(v for v in self.variants if v.name == name)
+
+
+def default_out(spec: SweepSpec) -> Path:
+    """Where a sweep lives when ``--out`` is not given: ``runs/sweeps/<name>`` under the working directory."""
+    return Path("runs") / "sweeps" / spec.name
+
+
+def load(path: str | Path, out: str | Path | None = None, available: dict[str, int] | None = None,
+         overrides: Sequence[str] = ()) -> Sweep:
+    """Load and expand a sweep YAML (counting the corpora unless ``available`` is given).
+
+    ``overrides`` (``key=value``, from the command line) apply to every variant, after the sweep file's own.
+    """
+    spec = with_overrides(load_sweep(path), overrides)
+    available = available if available is not None else vr.count_available(spec)
+    needs_tokens = any(spec.budget_of(a) == "fixed_tokens" for a in spec.axes)
+    tokens = vr.measure_tokens_per_sample(spec) if needs_tokens else None
+    variants = vr.expand(spec, available, tokens)
+    return Sweep(spec, Path(path).resolve(), Path(out or default_out(spec)).resolve(), variants,
+                 vr.cells(spec, variants), tuple(overrides))
+
+
+def with_overrides(spec: SweepSpec, overrides: Sequence[str]) -> SweepSpec:
+    """``spec`` with command-line overrides appended to its own (validated against the base config)."""
+    if not overrides:
+        return spec
+    spec = dataclasses.replace(spec, overrides=[*spec.overrides, *overrides])
+    spec.load_base()  # a ConfigError naming the bad key, before anything is written
+    return spec
+
+
+def from_dir(out: str | Path) -> Sweep:
+    """The sweep prepared in directory ``out`` (from its ``sweep.json``, without re-reading the corpora)."""
+    out = Path(out).resolve()
+    index = read_json(out / SWEEP_FILE, "pass a sweep directory written by `biotune sweep run` or `submit`")
+    spec = with_overrides(load_sweep(index["sweep_file"]), index.get("cli_overrides", []))
+    variants = [vr.Variant(**{**v, "overrides": tuple(v["overrides"]), "seeds": tuple(v["seeds"])})
+                for v in index["variants"]]
+    cells = [vr.Cell(**{**c, "overrides": tuple(c["overrides"])}) for c in index["cells"]]
+    return Sweep(spec, Path(index["sweep_file"]), out, variants, cells, tuple(index.get("cli_overrides", [])))
+
+
+# --------------------------------------------------------------------------------------------- preparing
+
+
+def cell_config(sweep: Sweep, cell: vr.Cell) -> RunConfig:
+    """The full run config of a cell: the variant's overrides plus the sweep's paths and tracking view."""
+    d = sweep.cell_dir(cell.name)
+    v = sweep.variant(cell.variant)
+    cfg = config.load(sweep.spec.base, [
+        *cell.overrides, f"name={sweep.spec.name}-{cell.name}", f"train.output_dir={d / TRAIN_DIR}",
+        f"eval.output_dir={d / EVAL_DIR}", f"data.out_dir={sweep.out / DATA_DIR}", "train.resume=auto",
+        f"tracking.group={sweep.spec.name}", "tracking.job_type=train"])
+    if not cfg.eval.sources:  # every cell is evaluated on the same sets: the base's sources, even if left out
+        base = sweep.spec.load_base()
+        cfg.eval.sources = [n for n, mix in base.data.sources.items() if mix.include]
+    cfg.tracking.run_config = {"sweep": sweep.spec.name, "variant": v.name, "cell": cell.name, "seed": cell.seed,
+                               "axis": v.kind, "axis_value": _plain(v.value), "weights": dict(v.weights),
+                               "content_hash": v.content_hash}
+    cfg.tracking.tags = [*cfg.tracking.tags, "sweep", f"variant:{v.name}"]
+    return cfg
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def prepare(sweep: Sweep) -> None:
+    """Write ``sweep.json`` and each cell's ``config.yaml`` (refusing a directory that holds another sweep)."""
+    index = sweep.out / SWEEP_FILE
+    if index.is_file():
+        old = read_json(index, f"remove {sweep.out} if it is a stale sweep directory, or pass another --out")
+        if old.get("name") != sweep.spec.name:
+            raise ConfigError([Problem("--out", f"{sweep.out} holds sweep '{old.get('name')}', not "
+                                       f"'{sweep.spec.name}'", "pass another --out directory")])
+    elif sweep.out.exists() and any(sweep.out.iterdir()):
+        raise ConfigError([Problem("--out", f"{sweep.out} is a non-empty directory that is not a sweep",
+                                   "pass a new or empty --out directory")])
+    for cell in sweep.cells:
+        atomic_write_text(sweep.cell_dir(cell.name) / CELL_CONFIG, config.to_yaml(cell_config(sweep, cell)))
+    atomic_write_json(index, {
+        "name": sweep.spec.name, "sweep_file": str(sweep.path), "base": str(sweep.spec.base),
+        "cli_overrides": list(sweep.cli_overrides),
+        "keep": sweep.spec.keep,
+        "variants": [dataclasses.asdict(v) for v in sweep.variants],
+        "cells": [dataclasses.asdict(c) for c in sweep.cells]})
+
+
+# --------------------------------------------------------------------------------------------- state
+
+
+def read_state(cell_dir: Path) -> dict[str, Any]:
+    """The cell's state record (``{"state": "missing"}`` when it never started)."""
+    path = cell_dir / CELL_STATE
+    if not path.is_file():
+        return {"state": MISSING}
+    return read_json(path, f"delete {path} to mark the cell as never run, then re-run it")
+
+
+def write_state(cell_dir: Path, state: str, **info: Any) -> dict[str, Any]:
+    """Update the cell's state record (keeping what earlier stages recorded)."""
+    record = {**read_state(cell_dir), **info, "state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record.setdefault("log", str(cell_dir / CELL_LOG))
+    atomic_write_json(cell_dir / CELL_STATE, record)
+    return record
+
+
+def cell_state(sweep: Sweep, cell: vr.Cell) -> str:
+    """done, running, failed, preempted or missing (done needs the evaluation report too)."""
+    d = sweep.cell_dir(cell.name)
+    state = read_state(d)["state"]
+    if state == DONE and not (d / EVAL_DIR / "report.json").is_file():
+        return FAILED
+    return state
+
+
+# --------------------------------------------------------------------------------------------- one cell
+
+
+class StageFailed(Exception):
+    """A stage of a cell exited non-zero."""
+
+    def __init__(self, stage: str, code: int) -> None:
+        super().__init__(f"stage {stage} exited {code}")
+        self.stage, self.code = stage, code
+
+
+def _run_stage(cmd: Sequence[str], logf: Any, env: dict[str, str], echo: bool) -> int:
+    """Run one stage, appending its output to the cell log (and echoing progress lines when asked).
+
+    SIGUSR1/SIGTERM sent to this process are forwarded to the stage, so a pre-emption reaches the trainer.
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=REPO_ROOT, start_new_session=True)
+    previous = {sig: signal.signal(sig, lambda s, f: proc.send_signal(s)) for sig in (signal.SIGUSR1, signal.SIGTERM)}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            logf.write(line)
+            logf.flush()
+            if echo and _is_progress(line):
+                print(f"      {line.rstrip()[-150:]}", flush=True)
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _is_progress(line: str) -> bool:
+    return any(key in line for key in ("step ", "evaluating ", "built ", "cache hit", "exported ", "error"))
+
+
+def _env(nproc: int | None) -> dict[str, str]:
+    from biotune.testing.launch import launch_env
+
+    extra = {"BIOTUNE_NPROC_PER_NODE": str(nproc)} if nproc else {}
+    return launch_env(extra)
+
+
+def _train_cmd(cfg_path: Path) -> list[str]:
+    """One node: launch/torchrun.sh; inside a multi-node allocation: one srun task per node."""
+    nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", "1") or 1)
+    if os.environ.get("SLURM_JOB_ID") and nodes > 1:
+        return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+                str(REPO_ROOT / "launch" / "srun_node.sh"), str(cfg_path)]
+    return ["bash", str(REPO_ROOT / "launch" / "torchrun.sh"), str(cfg_path)]
+
+
+def run_cell(sweep: Sweep, cell: vr.Cell, nproc: int | None = None, echo: bool = True,
+             stages: Sequence[str] = STAGES) -> int:
+    """Run the given stages of one cell; returns 0, EXIT_PREEMPTED, or the failing stage's exit code."""
+    d = sweep.cell_dir(cell.name)
+    cfg_path = d / CELL_CONFIG
+    if not cfg_path.is_file():
+        prepare(sweep)
+    attempts = int(read_state(d).get("attempts", 0)) + ("train" in stages)
+    write_state(d, RUNNING, stage=stages[0], attempts=attempts)
+    env = _env(nproc)
+    py = [sys.executable, "-m", "biotune.cli"]
+    commands = {"data": [*py, "data", "build", str(cfg_path)], "train": _train_cmd(cfg_path),
+                "eval": [*py, "eval", str(cfg_path)]}
+    with (d / CELL_LOG).open("a", encoding="utf-8") as logf:
+        try:
+            for stage in stages:
+                write_state(d, RUNNING, stage=stage)
+                start = time.perf_counter()
+                if echo:
+                    print(f"    {cell.name}: {stage} ...", flush=True)
+                logf.write(f"\n===== {time.strftime('%H:%M:%S')} {cell.name}: {stage} =====\n")
+                logf.flush()
+                if stage == "finish":
+                    apply_keep_policy(sweep, d)
+                    continue
+                code = _run_stage(commands[stage], logf, env, echo)
+                if code == EXIT_PREEMPTED:
+                    write_state(d, PREEMPTED, stage=stage)
+                    return EXIT_PREEMPTED
+                if code != 0:
+                    raise StageFailed(stage, code)
+                write_state(d, RUNNING, **{f"{stage}_seconds": round(time.perf_counter() - start, 1)})
+        except StageFailed as err:
+            write_state(d, FAILED, stage=err.stage, exit_code=err.code)
+            print(f"    {cell.name}: {err.stage} failed (exit {err.code}); log: {d / CELL_LOG}", file=sys.stderr)
+            return err.code
+    if "finish" in stages:
+        write_state(d, DONE, stage="finish")
+    return 0
+
+
+def apply_keep_policy(sweep: Sweep, cell_dir: Path) -> None:
+    """What a cell keeps after its evaluation (``keep`` in the sweep file); only paths inside the cell go.
+
+    * ``checkpoint``: everything;
+    * ``export``: the Hugging Face export and the evaluation; the ZeRO checkpoints (shards and optimizer
+      state, ~1 TB per variant at 70B) are deleted;
+    * ``predictions``: the evaluation only (report and per-example predictions).
+    """
+    train = cell_dir / TRAIN_DIR
+    if sweep.spec.keep == "checkpoint":
+        return
+    doomed = [layout.checkpoint_root(train)]
+    if sweep.spec.keep == "predictions":
+        doomed.append(layout.export_dir(train))
+    for path in doomed:
+        if path.is_dir() and path.resolve().is_relative_to(cell_dir.resolve()):
+            shutil.rmtree(path)
+
+
+# --------------------------------------------------------------------------------------------- many cells
+
+
+def select(sweep: Sweep, failed_only: bool = False) -> list[vr.Cell]:
+    """The cells to (re-)run: everything not done, or only the failed ones."""
+    states = {c.name: cell_state(sweep, c) for c in sweep.cells}
+    if failed_only:
+        return [c for c in sweep.cells if states[c.name] == FAILED]
+    return [c for c in sweep.cells if states[c.name] != DONE]
+
+
+def run_local(sweep: Sweep, nproc: int | None = None, failed_only: bool = False) -> int:
+    """Run the selected cells one after another on this machine; returns 0 when all are done."""
+    prepare(sweep)
+    todo = select(sweep, failed_only)
+    skipped = len(sweep.cells) - len(todo)
+    print(f"sweep {sweep.spec.name}: {len(sweep.cells)} cells, {skipped} already done, running {len(todo)} "
+          f"in {sweep.out}", flush=True)
+    worst = 0
+    for i, cell in enumerate(todo, 1):
+        start = time.perf_counter()
+        print(f"[{i}/{len(todo)}] {cell.name}", flush=True)
+        code = run_cell(sweep, cell, nproc)
+        print(f"[{i}/{len(todo)}] {cell.name}: {cell_state(sweep, cell)} in {time.perf_counter() - start:.0f}s",
+              flush=True)
+        if code == EXIT_PREEMPTED:
+            return code
+        worst = worst or code
+    return 0 if worst == 0 else 1
+
+
+def status_rows(sweep: Sweep) -> list[dict[str, Any]]:
+    """One row per cell: state, stage, attempts and log path."""
+    rows = []
+    for c in sweep.cells:
+        d = sweep.cell_dir(c.name)
+        rec = read_state(d)
+        state = cell_state(sweep, c)
+        rows.append({"cell": c.name, "variant": c.variant, "seed": c.seed, "state": state,
+                     "stage": rec.get("stage", ""), "attempts": rec.get("attempts", 0),
+                     "log": rec.get("log", "") if state != MISSING else ""})
+    return rows
+
+
+def format_status(rows: Sequence[dict[str, Any]]) -> str:
+    """The status rows as a Markdown table with a count per state."""
+    lines = ["| cell | state | stage | attempts | log |", "|---|---|---|---|---|"]
+    lines += [f"| {r['cell']} | {r['state']} | {r['stage']} | {r['attempts']} | {r['log']} |" for r in rows]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    return "\n".join(lines) + "\n\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- collect
+
+
+def _manifest_budget(data_dir: Path | None) -> dict[str, dict[str, float]]:
+    """Realised samples and tokens per source from a built dataset's manifest."""
+    if data_dir is None or not (data_dir / "manifest.json").is_file():
+        return {}
+    manifest = read_json(data_dir / "manifest.json", "rebuild the data")
+    out = {}
+    for name, entry in manifest.get("sources", {}).items():
+        tokens = entry.get("tokens", {}) or {}
+        out[name] = {"samples": int(entry.get("kept_after_tokenize", entry.get("realised", 0))),
+                     "tokens": int(tokens.get("total", 0)),
+                     "epochs": float(entry.get("realised", 0)) / max(1, int(entry.get("available", 0) or 1))}
+    return out
+
+
+def _data_dir_of(cell_dir: Path) -> Path | None:
+    """The built dataset the cell trained on (the path ``data build`` printed last)."""
+    log_path = cell_dir / CELL_LOG
+    if not log_path.is_file():
+        return None
+    found = None
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        candidate = Path(line.strip())
+        if line.strip().startswith("/") and (candidate / "manifest.json").is_file():
+            found = candidate
+    return found
+
+
+def cell_results(sweep: Sweep) -> list[Any]:
+    """The :class:`~biotune.sweep.collect.CellResult` of every cell, whatever its state."""
+    from biotune.sweep.collect import CellResult
+
+    out = []
+    for c in sweep.cells:
+        v = sweep.variant(c.variant)
+        d = sweep.cell_dir(c.name)
+        state = cell_state(sweep, c)
+        budget = _manifest_budget(_data_dir_of(d)) or {
+            s: {"samples": n, "tokens": 0, "epochs": 0.0} for s, n in v.counts.items()}
+        out.append(CellResult(
+            name=c.name, variant=v.name, seed=c.seed, axis=v.kind, axis_value=_plain(v.value),
+            is_base=v.kind == BASE, control_for=str(v.value) if v.kind == CONTROL else None,
+            state=state if state in (DONE, RUNNING, FAILED, MISSING) else RUNNING,
+            log_path=str(d / CELL_LOG) if state != MISSING else None, budget=budget, weights=dict(v.weights),
+            groups=dict(v.source_groups), eval_dir=d / EVAL_DIR if state == DONE else None))
+    return out
+
+
+def require_prepared(sweep: Sweep) -> None:
+    """DataError unless ``sweep.out`` holds this sweep (``status``/``collect`` read, they never create)."""
+    if not (sweep.out / SWEEP_FILE).is_file():
+        raise DataError(sweep.out / SWEEP_FILE, "no sweep here",
+                        "run `biotune sweep run SWEEP.yaml --local` or `biotune sweep submit SWEEP.yaml` first, or "
+                        "pass the --out directory they used")
