@@ -26,6 +26,7 @@ from typing import Any
 
 from biotune.config import REPO_ROOT
 from biotune.testing.launch import torchrun
+from biotune.testing.tiny import make_sample_llama
 from biotune.train.checkpoint import export_dir
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     _step(1, "tiny Llama + tokenizer, trained locally on the sample corpus")
-    model_dir = make_model(out / "model-init", resolve_root("@sample"))
+    model_dir = make_sample_llama(out / "model-init")
     base = [f"model.name_or_path={model_dir}", f"data.out_dir={out / 'data'}", f"train.output_dir={out / 'train'}",
             f"eval.output_dir={out / 'eval'}", f"eval.model={export_dir(out / 'train')}", *args.overrides]
     cfg = config.load(args.config, base)
@@ -87,18 +88,6 @@ def run(args: argparse.Namespace) -> int:
     print(report, flush=True)
     print(f"\ndemo finished in {time.perf_counter() - start:.0f}s; run directory: {out}", flush=True)
     return 0
-
-
-def make_model(path: Path, sample_root: Path) -> Path:
-    """The tiny random Llama, with a tokenizer trained on every text file of the sample corpus."""
-    from biotune.testing.tiny import make_tiny_llama
-
-    if (path / "config.json").is_file():
-        return path
-    texts = [p.read_text(encoding="utf-8") for p in sorted(sample_root.rglob("*")) if p.is_file()
-             and p.suffix in (".tsv", ".txt", ".json", ".jsonl")]
-    texts.append("### Instruction: ### Input: ### Output: Below is an instruction that describes a task.")
-    return make_tiny_llama(path, texts, vocab_size=1024, hidden_size=128, num_layers=2)
 
 
 def train(config_path: str, overrides: list[str], nproc: int) -> int:

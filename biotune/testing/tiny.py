@@ -63,3 +63,21 @@ def make_tiny_llama(out_dir: str | Path, texts: Iterable[str], vocab_size: int =
     (out / "biotune_tiny.json").write_text(json.dumps({"vocab_size": len(tok), "hidden_size": hidden_size,
                                                        "num_layers": num_layers}))
     return out
+
+
+def make_sample_llama(path: str | Path) -> Path:
+    """The demo's tiny random Llama: a tokenizer trained on every text file of the bundled sample corpus.
+
+    Made once: an existing model at ``path`` is returned as it is. Unit tests use it, so they need no
+    ``../shared/data``.
+    """
+    from biotune.data.sources import resolve_root
+
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    sample_root = resolve_root("@sample")
+    texts = [p.read_text(encoding="utf-8") for p in sorted(sample_root.rglob("*")) if p.is_file()
+             and p.suffix in (".tsv", ".txt", ".json", ".jsonl")]
+    texts.append("### Instruction: ### Input: ### Output: Below is an instruction that describes a task.")
+    return make_tiny_llama(path, texts, vocab_size=1024, hidden_size=128, num_layers=2)

@@ -60,6 +60,7 @@ SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 NodeName=n1 NodeHostname=localhost NodeAddr=127.0.0.1 Port=17001 CPUs={CPUS_PER_NODE} RealMemory=8000 State=UNKNOWN
 NodeName=n2 NodeHostname=localhost NodeAddr=127.0.0.1 Port=17002 CPUs={CPUS_PER_NODE} RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes=n[1-2] Default=YES MaxTime=INFINITE State=UP
+MaxArraySize=2
 """
 
 
