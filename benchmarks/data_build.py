@@ -30,7 +30,8 @@ def main() -> None:
 
     from biotune import config
     from biotune.data import mixture
-    from biotune.data.build import _collect, build_dataset, load_tokenizer, read_manifest
+    from biotune.data.build import _collect, build_dataset, load_tokenizer
+    from biotune.data.dataset import Manifest
     from biotune.data.templates import render_prompt, render_target
 
     work = Path(tempfile.mkdtemp(prefix="bench-data-build-"))
@@ -44,7 +45,7 @@ def main() -> None:
     start = time.perf_counter()
     out = build_dataset(cfg)
     build_s = time.perf_counter() - start
-    manifest = read_manifest(out)
+    manifest = Manifest.read(out)
 
     # The floor: the same realised samples' texts, encoded in one batch by the bare fast tokenizer.
     by_source, kinds = _collect(cfg, Path(cfg.data.root))
@@ -67,9 +68,9 @@ def main() -> None:
           "ratio_to_floor": round(build_s / floor_s, 3), "target_ratio": 1.5,
           "meets_target": build_s / floor_s <= 1.5, "distinct_samples": len(distinct),
           "floor_distinct_encode_seconds": round(floor_distinct_s, 2),
-          "ratio_to_distinct_floor": round(build_s / floor_distinct_s, 3), "rows": manifest["packing"]["rows"],
-          "packing_efficiency": manifest["packing"]["efficiency"], "tokens": manifest["totals"]["tokens"],
-          "floor_tokens": floor_tokens, "dropped": manifest["truncation"]["dropped"],
+          "ratio_to_distinct_floor": round(build_s / floor_distinct_s, 3), "rows": manifest.packing["rows"],
+          "packing_efficiency": manifest.packing["efficiency"], "tokens": manifest.totals["tokens"],
+          "floor_tokens": floor_tokens, "dropped": manifest.truncation["dropped"],
           "config": "configs/data/all_staged.yaml", "tokenizer": "mistral-7b-v0.1 (mistral-common)"})
 
 

@@ -50,8 +50,8 @@ def _step(n: int, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo end to end; returns the exit code."""
     from biotune import config
-    from biotune.data.build import build_dataset, read_manifest, resolve_root
-    from biotune.data.cli import format_stats
+    from biotune.data.build import build_dataset
+    from biotune.data.dataset import Manifest
 
     start = time.perf_counter()
     out = Path(args.out).resolve()
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     _step(2, "data build: bundled sample -> instruction samples -> mixture -> tokenized, packed shards")
     data_dir = build_dataset(cfg)
-    print(format_stats(read_manifest(data_dir)), flush=True)
+    print(Manifest.read(data_dir).format_stats(), flush=True)
 
     _step(3, f"train: DeepSpeed ZeRO-3 over {args.nproc} CPU processes (torchrun, gloo)")
     code = train(args.config, [*base, f"train.data_dir={data_dir}"], args.nproc)

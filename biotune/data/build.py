@@ -26,6 +26,7 @@ import numpy as np
 from biotune import __version__
 from biotune.config import DataConfig, RunConfig, SourceMix
 from biotune.data import leakage, mixture
+from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.records import Sample, base_id, sample_id
 from biotune.errors import ConfigError, DataError, Problem
 
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the build's output for the same inputs changes (tasks, templates, tokenization, packing).
 BUILD_VERSION = "1"
-MANIFEST = "manifest.json"
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -249,13 +249,13 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
     fingerprint = tokenizer_fingerprint(tokenizer)
     key = cache_key(d, root, fingerprint)
     out = Path(d.out_dir) / key
-    if (out / MANIFEST).is_file() and not force:
+    if (out / MANIFEST_FILE).is_file() and not force:
         logger.info("data cache hit: %s", out)
         return out
     start = time.perf_counter()
     manifest = _build_into(out, cfg, root, tokenizer, tok_path, fingerprint, key)
-    logger.info("built %s rows (%s samples) in %.1fs -> %s", manifest["packing"]["rows"],
-                manifest["totals"]["samples_kept"], time.perf_counter() - start, out)
+    logger.info("built %s rows (%s samples) in %.1fs -> %s", manifest.packing["rows"],
+                manifest.totals["samples_kept"], time.perf_counter() - start, out)
     return out
 
 
@@ -284,7 +284,7 @@ def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[
 
 
 def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path: str, fingerprint: str,
-                key: str) -> dict[str, Any]:
+                key: str) -> Manifest:
     d = cfg.data
     by_source, kinds = _collect(cfg, root)
     mixed, table = mixture.compose(by_source, d, kinds)
@@ -309,7 +309,7 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
             content["eval"] = _save_split(eval_cols, tmp / "eval", key)
         manifest = _manifest(cfg, key, tok_path, fingerprint, table, train, train_stats, train_cols,
                              heldout_stats, leak, content)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        manifest.write(tmp)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -321,7 +321,7 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
 
 def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: list[mixture.SourceCount],
               train: list[Sample], stats: dict[str, Any], cols: list[dict[str, Any]], heldout: dict[str, Any] | None,
-              leak: leakage.LeakageReport | None, content: dict[str, str]) -> dict[str, Any]:
+              leak: leakage.LeakageReport | None, content: dict[str, str]) -> Manifest:
     from biotune.data.sources import SOURCES
 
     d = cfg.data
@@ -333,14 +333,13 @@ def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: 
     sources = {}
     for row in table:
         spec = SOURCES.get(row.source)
-        entry = dataclasses.asdict(row)
-        entry.update(kept_after_tokenize=realised_after_tok.get(row.source, 0),
-                     licence=getattr(spec, "licence", "see the instruction file"),
-                     restricted=bool(getattr(spec, "restricted", False)),
-                     credentialed=bool(getattr(spec, "credentialed", False)),
-                     paper_count=getattr(spec, "paper_count", None),
-                     tokens=_length_stats(per_source_tokens.get(row.source, []), d.max_seq_len))
-        sources[row.source] = entry
+        sources[row.source] = SourceEntry(
+            **dataclasses.asdict(row), kept_after_tokenize=realised_after_tok.get(row.source, 0),
+            licence=getattr(spec, "licence", "see the instruction file"),
+            restricted=bool(getattr(spec, "restricted", False)),
+            credentialed=bool(getattr(spec, "credentialed", False)),
+            paper_count=getattr(spec, "paper_count", None),
+            tokens=_length_stats(per_source_tokens.get(row.source, []), d.max_seq_len))
     tasks: dict[str, dict[str, int]] = {}
     for row in table:
         t = tasks.setdefault(row.group, {"requested": 0, "realised": 0})
@@ -348,30 +347,21 @@ def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: 
         t["realised"] += row.realised
     n_rows = len(cols)
     n_tok = int(sum(int(r["num_tokens"]) for r in cols))
-    return {
-        "biotune_version": __version__, "build_version": BUILD_VERSION, "cache_key": key,
-        "content_hash": hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
-        "split_hashes": content, "config": {k: v for k, v in dataclasses.asdict(d).items() if k != "out_dir"}, "template": d.template,
-        "ner_format": d.ner_format, "tokenizer": tok_path, "tokenizer_fingerprint": fingerprint,
-        "max_seq_len": d.max_seq_len,
-        "truncation": {"policy": d.truncation, "dropped": stats["dropped"], "truncated": stats["truncated"]},
-        "sources": sources, "tasks": tasks,
-        "totals": {"samples_mixed": stats["samples_in"], "samples_kept": stats["samples_kept"],
-                   "tokens": n_tok, "loss_tokens": int(sum(int(r["num_loss_tokens"]) for r in cols))},
-        "length_stats": _length_stats(stats["lengths"], d.max_seq_len),
-        "packing": {"enabled": d.pack, "rows": n_rows, "capacity": d.max_seq_len,
-                    "efficiency": round(n_tok / max(1, n_rows * d.max_seq_len), 6),
-                    "mean_seqs_per_row": round(statistics.fmean(len(r["seq_lens"]) for r in cols), 3) if n_rows else 0},
-        "heldout": None if heldout is None else {"samples": heldout["samples_kept"], "dropped": heldout["dropped"]},
-        "leakage": leak.to_dict() if leak else None,
-        "restricted_sources": sorted(s for s, e in sources.items() if e["restricted"] and e["realised"]),
-    }
-
-
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """Read a built dataset's manifest with a clear error when it is not a built dataset."""
-    mpath = Path(path) / MANIFEST
-    if not mpath.is_file():
-        raise DataError(mpath, "not a built biotune dataset (no manifest.json)",
-                        "pass the directory printed by `biotune data build`")
-    return json.loads(mpath.read_text())
+    return Manifest(
+        biotune_version=__version__, build_version=BUILD_VERSION, cache_key=key,
+        content_hash=hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
+        split_hashes=content, config={k: v for k, v in dataclasses.asdict(d).items() if k != "out_dir"},
+        template=d.template, ner_format=d.ner_format, tokenizer=tok_path, tokenizer_fingerprint=fingerprint,
+        max_seq_len=d.max_seq_len,
+        truncation={"policy": d.truncation, "dropped": stats["dropped"], "truncated": stats["truncated"]},
+        sources=sources, tasks=tasks,
+        totals={"samples_mixed": stats["samples_in"], "samples_kept": stats["samples_kept"],
+                "tokens": n_tok, "loss_tokens": int(sum(int(r["num_loss_tokens"]) for r in cols))},
+        length_stats=_length_stats(stats["lengths"], d.max_seq_len),
+        packing={"enabled": d.pack, "rows": n_rows, "capacity": d.max_seq_len,
+                 "efficiency": round(n_tok / max(1, n_rows * d.max_seq_len), 6),
+                 "mean_seqs_per_row": round(statistics.fmean(len(r["seq_lens"]) for r in cols), 3) if n_rows else 0},
+        heldout=None if heldout is None else {"samples": heldout["samples_kept"], "dropped": heldout["dropped"]},
+        leakage=leak.to_dict() if leak else None,
+        restricted_sources=sorted(name for name, e in sources.items() if e.restricted and e.realised),
+    )

@@ -30,48 +30,21 @@ def register(subparsers: Any) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from biotune import config
-    from biotune.data.build import build_dataset, read_manifest
+    from biotune.data.build import build_dataset
+    from biotune.data.dataset import Manifest
 
     cfg = config.load(args.config, args.overrides)
     if args.dry_run:
         print(config.to_yaml(cfg))
         return 0
     out = build_dataset(cfg, force=args.force)
-    print(format_stats(read_manifest(out)))
+    print(Manifest.read(out).format_stats())
     print(out)
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from biotune.data.build import read_manifest
+    from biotune.data.dataset import Manifest
 
-    print(format_stats(read_manifest(Path(args.dir))))
+    print(Manifest.read(Path(args.dir)).format_stats())
     return 0
-
-
-def format_stats(m: dict[str, Any]) -> str:
-    """The composition table (requested vs realised per source and task) and the token-length histogram."""
-    lines = [f"dataset {m['cache_key']}  template={m['template']}  ner_format={m['ner_format']}  "
-             f"max_seq_len={m['max_seq_len']}  tokenizer={m['tokenizer']}", ""]
-    head = f"{'source':<24} {'task':<12} {'avail':>8} {'request':>8} {'realised':>8} {'kept':>8} {'mean tok':>8}  licence"
-    lines += [head, "-" * len(head)]
-    for name, s in sorted(m["sources"].items()):
-        flag = " (restricted)" if s["restricted"] else ""
-        mean = s["tokens"].get("mean", 0)
-        lines.append(f"{name:<24} {s['group']:<12} {s['available']:>8} {s['requested']:>8} {s['realised']:>8} "
-                     f"{s['kept_after_tokenize']:>8} {mean:>8}  {s['licence']}{flag}")
-    lines += ["", f"{'task group':<24} {'requested':>10} {'realised':>10}"]
-    lines += [f"{g:<24} {t['requested']:>10} {t['realised']:>10}" for g, t in sorted(m["tasks"].items())]
-    t, p, tr = m["totals"], m["packing"], m["truncation"]
-    lines += ["", f"samples kept {t['samples_kept']} of {t['samples_mixed']} (dropped {tr['dropped']}, truncated "
-              f"{tr['truncated']}, policy {tr['policy']}); tokens {t['tokens']} ({t['loss_tokens']} with loss)",
-              f"packed rows {p['rows']}  efficiency {p['efficiency']:.4f}  sequences/row {p['mean_seqs_per_row']}"]
-    leak = m.get("leakage")
-    if leak:
-        lines.append(f"leakage: {leak['total_exact']} exact / {leak['total_normalised']} normalised overlaps with eval splits")
-    hist = m["length_stats"].get("histogram", {})
-    if hist:
-        top = max(hist.values()) or 1
-        lines += ["", "token lengths per sample:"]
-        lines += [f"  {rng:>11} {n:>8} {'#' * round(40 * n / top)}" for rng, n in hist.items() if n or rng.startswith("0")]
-    return "\n".join(lines)

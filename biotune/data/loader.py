@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from biotune.data.dataset import ROW_COLUMNS
 from biotune.data.tokenize import IGNORE_INDEX
 from biotune.errors import DataError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"  # written by biotune.data.build
-REQUIRED_COLUMNS = ("input_ids", "labels", "position_ids", "sample_ids", "num_tokens")
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ class PackedSplit:
             self.ds = load_from_disk(str(path))
         except FileNotFoundError as err:
             raise DataError(path, "not a saved dataset split", "rebuild it with `biotune data build`") from err
-        missing = [c for c in REQUIRED_COLUMNS if c not in self.ds.column_names]
+        missing = [c for c in ROW_COLUMNS if c not in self.ds.column_names]
         if missing:
             raise DataError(path, f"missing columns {missing}", "rebuild the dataset with `biotune data build`")
         self.lengths = np.asarray(self.ds["num_tokens"], dtype=np.int64)
@@ -140,16 +139,6 @@ class PackedSplit:
     def rows(self, indices: list[int]) -> dict[str, list[Any]]:
         """Columns of the rows at ``indices`` (in that order)."""
         return self.ds[list(indices)]
-
-
-def check_tokenizer(manifest: dict[str, Any], data_dir: Path, fingerprint: str) -> None:
-    """DataError when the shards were tokenized by another tokenizer than the model's."""
-    built = manifest.get("tokenizer_fingerprint")
-    if built != fingerprint:
-        raise DataError(Path(data_dir) / MANIFEST,
-                        f"shards were built with tokenizer {built}, but the model's tokenizer is {fingerprint}",
-                        "rebuild the data with this tokenizer (`biotune data build` with the same model/"
-                        "data.tokenizer), or point model.name_or_path at the model the data was built for")
 
 
 def collate_packed(rows: Sequence[Mapping[str, Any]], pad_token_id: int | None) -> dict[str, torch.Tensor]:

@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-log = logging.getLogger(__name__)
+from biotune.data.dataset import ROW_COLUMNS
 
-ROW_COLUMNS = ("input_ids", "labels", "position_ids", "seq_lens", "sample_ids", "num_tokens", "num_loss_tokens")
-"""Columns of a packed row (the built-dataset contract)."""
+log = logging.getLogger(__name__)
 
 
 def _check_lengths(lengths: Sequence[int], capacity: int) -> np.ndarray:

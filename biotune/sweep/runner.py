@@ -23,7 +23,6 @@ checkpoint -> exit 75 -> requeue -> ``train.resume=auto``) works the same as for
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -38,6 +37,7 @@ from typing import Any
 
 from biotune import config
 from biotune.config import REPO_ROOT, RunConfig
+from biotune.data.dataset import MANIFEST_FILE, Manifest
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
 from biotune.io import atomic_write_json, atomic_write_text, read_json
 from biotune.sweep import variants as vr
@@ -378,16 +378,12 @@ def format_status(rows: Sequence[dict[str, Any]]) -> str:
 
 def _manifest_budget(data_dir: Path | None) -> dict[str, dict[str, float]]:
     """Realised samples and tokens per source from a built dataset's manifest."""
-    if data_dir is None or not (data_dir / "manifest.json").is_file():
+    if data_dir is None or not (data_dir / MANIFEST_FILE).is_file():
         return {}
-    manifest = read_json(data_dir / "manifest.json", "rebuild the data")
-    out = {}
-    for name, entry in manifest.get("sources", {}).items():
-        tokens = entry.get("tokens", {}) or {}
-        out[name] = {"samples": int(entry.get("kept_after_tokenize", entry.get("realised", 0))),
-                     "tokens": int(tokens.get("total", 0)),
-                     "epochs": float(entry.get("realised", 0)) / max(1, int(entry.get("available", 0) or 1))}
-    return out
+    manifest = Manifest.read(data_dir)
+    return {name: {"samples": e.kept_after_tokenize, "tokens": int(e.tokens.get("total", 0)),
+                   "epochs": e.realised / max(1, e.available)}
+            for name, e in manifest.sources.items() if e.included}
 
 
 def _data_dir_of(cell_dir: Path) -> Path | None:
@@ -398,7 +394,7 @@ def _data_dir_of(cell_dir: Path) -> Path | None:
     found = None
     for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
         candidate = Path(line.strip())
-        if line.strip().startswith("/") and (candidate / "manifest.json").is_file():
+        if line.strip().startswith("/") and (candidate / MANIFEST_FILE).is_file():
             found = candidate
     return found
 

@@ -59,18 +59,19 @@ def tokenizer_dir(cfg: RunConfig) -> str:
     return cfg.data.tokenizer or cfg.model.name_or_path
 
 
-def open_data(cfg: RunConfig, data_dir: Path) -> tuple[Any, Any, dict[str, Any], int]:
+def open_data(cfg: RunConfig, data_dir: Path) -> tuple[Any, Any, Any, int]:
     """Train/eval splits, the manifest and the pad id, after checking the tokenizer fingerprint."""
-    from biotune.data.build import load_tokenizer, read_manifest
-    from biotune.data.loader import PackedSplit, check_tokenizer
+    from biotune.data.build import load_tokenizer
+    from biotune.data.dataset import EVAL_SPLIT, TRAIN_SPLIT, Manifest
+    from biotune.data.loader import PackedSplit
     from biotune.data.tokenize import tokenizer_fingerprint
 
-    manifest = read_manifest(data_dir)
+    manifest = Manifest.read(data_dir)
     tok = load_tokenizer(tokenizer_dir(cfg), cfg.model.trust_remote_code)
-    check_tokenizer(manifest, data_dir, tokenizer_fingerprint(tok))
-    eval_split = PackedSplit(data_dir / "eval") if (data_dir / "eval").is_dir() else None
+    manifest.check_tokenizer(tokenizer_fingerprint(tok), data_dir)
+    eval_split = PackedSplit(data_dir / EVAL_SPLIT) if (data_dir / EVAL_SPLIT).is_dir() else None
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    return PackedSplit(data_dir / "train"), eval_split, manifest, int(pad)
+    return PackedSplit(data_dir / TRAIN_SPLIT), eval_split, manifest, int(pad)
 
 
 def _save_resolved_config(cfg: RunConfig, output_dir: Path) -> None:

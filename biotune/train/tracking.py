@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biotune.config import TrackingConfig
+from biotune.data.dataset import Manifest
 from biotune.data.records import parse_sample_id
 from biotune.io import atomic_write_json
 from biotune.train.checkpoint import METRICS_FILE, RUN_ID_FILE
@@ -38,7 +39,7 @@ class Tracker(Protocol):
     def finish(self) -> None:
         """Flush and close."""
 
-    def log_examples(self, split: Any, manifest: dict[str, Any], decode: Callable[[list[int]], str]) -> None:
+    def log_examples(self, split: Any, manifest: Manifest, decode: Callable[[list[int]], str]) -> None:
         """Attach training examples as text, where the config allows it."""
 
 
@@ -50,7 +51,7 @@ class NullTracker:
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Ignore ``metrics``."""
 
-    def log_examples(self, split: Any, manifest: dict[str, Any], decode: Callable[[list[int]], str]) -> None:
+    def log_examples(self, split: Any, manifest: Manifest, decode: Callable[[list[int]], str]) -> None:
         """Ignore the examples."""
 
     def finish(self) -> None:
@@ -79,7 +80,7 @@ class RankZeroTracker:
     """metrics.jsonl always; wandb too unless ``tracking.wandb_mode == "disabled"``."""
 
     def __init__(self, cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
-                 manifest: dict[str, Any] | None, run_id: str | None = None) -> None:
+                 manifest: Manifest | None, run_id: str | None = None) -> None:
         self.cfg = cfg
         self.jsonl = JsonlWriter(output_dir / METRICS_FILE)
         self.run_id = run_id or _stored_run_id(output_dir)
@@ -95,7 +96,7 @@ class RankZeroTracker:
         if self._wandb is not None:
             self._wandb.log(metrics, step=step)
 
-    def log_examples(self, split: Any, manifest: dict[str, Any], decode: Callable[[list[int]], str]) -> None:
+    def log_examples(self, split: Any, manifest: Manifest, decode: Callable[[list[int]], str]) -> None:
         """A wandb table of up to ``tracking.dataset_text_examples`` training samples from unrestricted sources.
 
         Does nothing unless ``tracking.log_dataset_text`` is on and wandb is enabled.
@@ -127,11 +128,11 @@ def _store_run_id(output_dir: Path, run_id: str | None) -> None:
 
 
 def _start_wandb(cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
-                 manifest: dict[str, Any] | None, run_id: str | None) -> Any:
+                 manifest: Manifest | None, run_id: str | None) -> Any:
     import wandb
 
     os.environ.setdefault("WANDB_MODE", cfg.wandb_mode)
-    full_config = {**config, **dict(cfg.run_config), "data_manifest": _manifest_summary(manifest)}
+    full_config = {**config, **dict(cfg.run_config), "data_manifest": manifest.summary() if manifest else {}}
     run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
                      tags=list(cfg.tags), name=run_name, id=run_id, resume="allow", dir=str(output_dir),
                      config=full_config, mode=cfg.wandb_mode)
@@ -139,14 +140,7 @@ def _start_wandb(cfg: TrackingConfig, output_dir: Path, run_name: str, config: d
     return run
 
 
-def _manifest_summary(manifest: dict[str, Any] | None) -> dict[str, Any]:
-    """The manifest without per-sample lists (counts, hashes, sources): safe to attach, no dataset text."""
-    if not manifest:
-        return {}
-    return {k: v for k, v in manifest.items() if not isinstance(v, list) or len(v) <= 64}
-
-
-def dataset_examples(split: Any, manifest: dict[str, Any], decode: Callable[[list[int]], str],
+def dataset_examples(split: Any, manifest: Manifest, decode: Callable[[list[int]], str],
                      limit: int) -> list[dict[str, str]]:
     """Up to ``limit`` samples of a packed split as text: ``sample_id``, ``source``, ``prompt``, ``response``.
 
@@ -155,8 +149,7 @@ def dataset_examples(split: Any, manifest: dict[str, Any], decode: Callable[[lis
     """
     from biotune.data.tokenize import IGNORE_INDEX
 
-    allowed = {name for name, entry in (manifest.get("sources") or {}).items()
-               if entry.get("restricted", True) is False}
+    allowed = manifest.unrestricted_sources()
     out: list[dict[str, str]] = []
     for start in range(0, len(split), 64):
         rows = split.rows(list(range(start, min(len(split), start + 64))))
@@ -178,7 +171,7 @@ def dataset_examples(split: Any, manifest: dict[str, Any], decode: Callable[[lis
 
 
 def build_tracker(cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
-                  manifest: dict[str, Any] | None, is_rank_zero: bool, run_id: str | None = None) -> Tracker:
+                  manifest: Manifest | None, is_rank_zero: bool, run_id: str | None = None) -> Tracker:
     """The rank-0 tracker, or a :class:`NullTracker` on other ranks."""
     if not is_rank_zero:
         return NullTracker()

@@ -38,6 +38,7 @@ def make_packed_dataset(out: Path, corpora: Path, tokenizer: Any, n_samples: int
     """Write ``out/manifest.json`` + ``out/train`` (+ ``out/eval``) per the built-dataset contract."""
     from datasets import Dataset
 
+    from biotune.data.dataset import EVAL_SPLIT, TRAIN_SPLIT, Manifest, SourceEntry
     from biotune.data.packing import pack_rows
     from biotune.data.tokenize import tokenize_pairs, tokenizer_fingerprint
 
@@ -49,13 +50,12 @@ def make_packed_dataset(out: Path, corpora: Path, tokenizer: Any, n_samples: int
     ids = [f"ncbi_disease/train/{i}" for i in batch.kept]
     split_at = len(batch.kept) - eval_samples
     out.mkdir(parents=True, exist_ok=True)
-    for name, sl in (("train", slice(0, split_at)), ("eval", slice(split_at, None))):
+    for name, sl in ((TRAIN_SPLIT, slice(0, split_at)), (EVAL_SPLIT, slice(split_at, None))):
         rows = pack_rows(batch.input_ids[sl], batch.labels[sl], ids[sl], capacity)
         cols = {k: [r[k].tolist() if hasattr(r[k], "tolist") else r[k] for r in rows] for k in rows[0]}
         Dataset.from_dict(cols).save_to_disk(str(out / name))
-    manifest = {"tokenizer_fingerprint": tokenizer_fingerprint(tokenizer), "max_seq_len": capacity,
-                "template": "medtuned", "content_hash": "test", "sources": {"ncbi_disease": {"restricted": False}}}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    Manifest(tokenizer_fingerprint=tokenizer_fingerprint(tokenizer), max_seq_len=capacity, template="medtuned",
+             content_hash="test", sources={"ncbi_disease": SourceEntry(realised=split_at, restricted=False)}).write(out)
     return out
 
 

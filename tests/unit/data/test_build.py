@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from biotune import config
-from biotune.data.build import build_dataset, read_manifest, resolve_root
+from biotune.data.build import build_dataset, resolve_root
+from biotune.data.dataset import Manifest
 from biotune.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -31,7 +32,7 @@ def test_sample_build_manifest_and_cache(tmp_path: Path, tiny_model: Path, caplo
 
     cfg = _cfg(tmp_path, tiny_model, "data.eval_fraction=0.1")
     out = build_dataset(cfg)
-    m = read_manifest(out)
+    m = Manifest.read(out).to_dict()
     assert m["template"] == "medtuned" and m["tokenizer_fingerprint"]
     ncbi = m["sources"]["ncbi_disease"]
     assert ncbi["realised"] == ncbi["requested"] == 2 * ncbi["available"] > 0
@@ -74,7 +75,7 @@ def test_leakage_is_detected_and_fatal_when_configured(tmp_path: Path, tiny_mode
                                   "data.sources.bc5cdr_chem.split=test", "data.sources.bc5cdr_disease.cap=0",
                                   "data.leakage_splits=[test]", f"data.leakage={mode}", "data.max_seq_len=1024"])
 
-    leak = read_manifest(build_dataset(cfg(tmp_path / "warn", "warn")))["leakage"]
+    leak = Manifest.read(build_dataset(cfg(tmp_path / "warn", "warn"))).to_dict()["leakage"]
     assert leak["checked"]["bc5cdr_disease/test"] == 4797
     assert leak["exact"]["bc5cdr_disease/test"] >= 4700, leak
     assert "bc5cdr_chem/test" not in leak["checked"], "a source's own training split is not an eval split"
@@ -117,7 +118,7 @@ def test_published_instruction_files_join_the_mixture(tmp_path: Path, tiny_model
     path = tmp_path / "instructions.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = build_dataset(_cfg(tmp_path, tiny_model, f"data.instruction_files=[{path}]"))
-    m = read_manifest(out)
+    m = Manifest.read(out).to_dict()
     chat = m["sources"]["chatdoctor"]
     assert (chat["available"], chat["realised"], chat["group"]) == (12, 12, "instruction")
     assert m["tasks"]["instruction"]["realised"] == 12

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from biotune.data.dataset import Manifest
 from biotune.data.loader import (
     DataPosition,
     Layout,
     PackedSplit,
     advance,
-    check_tokenizer,
     epoch_order,
     eval_plan,
     loss_tokens,
@@ -67,9 +67,9 @@ def test_loss_tokens_counts_shifted_labels() -> None:
 
 def test_tokenizer_mismatch_names_manifest_and_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
-        check_tokenizer({"tokenizer_fingerprint": "aaa"}, tmp_path, "bbb")
+        Manifest(tokenizer_fingerprint="aaa").check_tokenizer("bbb", tmp_path)
     assert "manifest.json" in str(err.value) and "rebuild" in str(err.value)
-    check_tokenizer({"tokenizer_fingerprint": "aaa"}, tmp_path, "aaa")
+    Manifest(tokenizer_fingerprint="aaa").check_tokenizer("aaa", tmp_path)
 
 
 def test_packed_split_rejects_missing_columns(tmp_path: Path) -> None:

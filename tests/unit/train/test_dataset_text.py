@@ -6,13 +6,15 @@ The data is a real build of the bundled sample corpus, which mixes open sources 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from biotune import config
 from biotune.config import TrackingConfig
-from biotune.data.build import build_dataset, load_tokenizer, read_manifest
+from biotune.data.build import build_dataset, load_tokenizer
+from biotune.data.dataset import Manifest
 from biotune.data.loader import PackedSplit
 from biotune.train.tracking import build_tracker, dataset_examples
 
@@ -24,8 +26,8 @@ def sample_build(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     out = tmp_path_factory.mktemp("text") / "data"
     cfg = config.load(REPO / "configs/data/sample.yaml", [f"data.tokenizer={tiny_model}", f"data.out_dir={out}"])
     data_dir = build_dataset(cfg)
-    manifest = read_manifest(data_dir)
-    assert manifest["sources"]["bioasq_yesno"]["restricted"] and manifest["sources"]["bioasq_yesno"]["realised"]
+    manifest = Manifest.read(data_dir)
+    assert manifest.sources["bioasq_yesno"].restricted and manifest.sources["bioasq_yesno"].realised
     return PackedSplit(data_dir / "train"), manifest, load_tokenizer(str(tiny_model))
 
 
@@ -33,12 +35,12 @@ def _all_text(path: Path) -> str:
     return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in path.rglob("*") if p.is_file())
 
 
-def _restricted_texts(split: PackedSplit, manifest: dict, tokenizer) -> list[str]:
+def _restricted_texts(split: PackedSplit, manifest: Manifest, tokenizer) -> list[str]:
     """Every restricted sample's response text, decoded the same way (what must never leave)."""
-    everything = dataset_examples(split, {"sources": {k: {**v, "restricted": False}
-                                                      for k, v in manifest["sources"].items()}},
-                                  tokenizer.decode, limit=10**6)
-    return [e["prompt"] for e in everything if manifest["sources"][e["source"]]["restricted"]]
+    open_all = dataclasses.replace(manifest, sources={k: dataclasses.replace(v, restricted=False)
+                                                      for k, v in manifest.sources.items()})
+    everything = dataset_examples(split, open_all, tokenizer.decode, limit=10**6)
+    return [e["prompt"] for e in everything if manifest.sources[e["source"]].restricted]
 
 
 def test_examples_skip_restricted_and_unknown_sources(sample_build) -> None:
@@ -49,7 +51,7 @@ def test_examples_skip_restricted_and_unknown_sources(sample_build) -> None:
     assert all(e["sample_id"].startswith(e["source"] + "/") and e["prompt"] and e["response"] for e in examples)
     assert len(dataset_examples(split, manifest, tokenizer.decode, limit=5)) == 5
     # a source the manifest does not describe counts as restricted
-    unknown = {"sources": {k: v for k, v in manifest["sources"].items() if k != "ncbi_disease"}}
+    unknown = dataclasses.replace(manifest, sources={k: v for k, v in manifest.sources.items() if k != "ncbi_disease"})
     assert "ncbi_disease" not in {e["source"] for e in dataset_examples(split, unknown, tokenizer.decode, 10**6)}
 
 

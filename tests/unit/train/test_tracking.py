@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from biotune.config import TrackingConfig
+from biotune.data.dataset import Manifest
 from biotune.io import truncate_jsonl
 from biotune.train.tracking import NullTracker, build_tracker
 
@@ -20,7 +21,7 @@ def test_truncate_jsonl_drops_lines_past_the_checkpoint(tmp_path: Path) -> None:
 def test_trackers_rank_zero_jsonl_and_null_elsewhere(tmp_path: Path) -> None:
     cfg = TrackingConfig(wandb_mode="disabled")
     assert isinstance(build_tracker(cfg, tmp_path, "r", {}, None, is_rank_zero=False), NullTracker)
-    tracker = build_tracker(cfg, tmp_path, "r", {"a": 1}, {"sources": {}}, is_rank_zero=True)
+    tracker = build_tracker(cfg, tmp_path, "r", {"a": 1}, Manifest(), is_rank_zero=True)
     tracker.log({"loss": 2.5}, step=1)
     tracker.finish()
     assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 1, "loss": 2.5}
@@ -29,7 +30,7 @@ def test_trackers_rank_zero_jsonl_and_null_elsewhere(tmp_path: Path) -> None:
 
 def test_wandb_offline_run_id_persists(tmp_path: Path) -> None:
     cfg = TrackingConfig(wandb_mode="offline", project="p", group="g", tags=["t"])
-    first = build_tracker(cfg, tmp_path, "r", {"a": 1}, {"tokenizer_fingerprint": "x"}, is_rank_zero=True)
+    first = build_tracker(cfg, tmp_path, "r", {"a": 1}, Manifest(tokenizer_fingerprint="x"), is_rank_zero=True)
     run_id = first.run_id
     first.finish()
     again = build_tracker(cfg, tmp_path, "r", {"a": 1}, None, is_rank_zero=True)
