@@ -86,7 +86,8 @@ def _compare(ns: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from biotune.eval.report import compare, write_atomic
+    from biotune.eval.report import compare
+    from biotune.io import atomic_write_text
 
     if len(ns.runs) < 2:
         from biotune.errors import ConfigError, Problem
@@ -95,5 +96,5 @@ def _compare(ns: argparse.Namespace) -> int:
     table, data = compare(ns.runs)
     print(table)
     if ns.json:
-        write_atomic(Path(ns.json), json.dumps(data, indent=2) + "\n")
+        atomic_write_text(Path(ns.json), json.dumps(data, indent=2) + "\n")
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,11 @@ from typing import Any
 from biotune.config import TrackingConfig
 from biotune.errors import DataError
 from biotune.eval.score import SetScore
+from biotune.io import atomic_write_text, write_jsonl
 
 log = logging.getLogger(__name__)
+
+PREDICTIONS_DIR = "predictions"
 
 BASELINES_PATH = Path(__file__).resolve().parent / "baselines.json"
 REPORT_JSON = "report.json"
@@ -97,17 +99,20 @@ def to_markdown(rows: Sequence[dict[str, Any]], baselines: dict[str, Any] | None
     return "\n".join(lines + notes) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (no partial output)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def predictions_path(out_dir: str | Path, source: str, split: str) -> Path:
+    """The per-example predictions file of one evaluation set in an eval output directory.
+
+    Rows: ``id``, ``completion``, ``prediction``, ``reference``, ``parse_ok``, ``parse_error``, ``unit`` (the
+    resampling unit) and ``stats`` (the additive per-example statistics of ``biotune.eval.example_stats``).
+    """
+    return Path(out_dir) / PREDICTIONS_DIR / f"{source}__{split}.jsonl"
 
 
-def write_jsonl_atomic(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write ``rows`` as JSONL, atomically."""
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+def write_set_predictions(out_dir: str | Path, details: dict[str, list[dict[str, Any]]]) -> None:
+    """Write each set's per-example rows (``details`` keyed by ``"<source>/<split>"``)."""
+    for dataset, rows in details.items():
+        source, split = dataset.split("/", 1)
+        write_jsonl(predictions_path(out_dir, source, split), rows)
 
 
 def write_report(out_dir: Path, scores: Sequence[SetScore], meta: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,8 +120,8 @@ def write_report(out_dir: Path, scores: Sequence[SetScore], meta: dict[str, Any]
     baselines = load_baselines()
     rows = report_rows(scores, baselines)
     payload = {"meta": meta, "rows": rows, "scores": [s.to_dict() for s in scores]}
-    write_atomic(out_dir / REPORT_JSON, json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    write_atomic(out_dir / REPORT_MD, to_markdown(rows, baselines))
+    atomic_write_text(out_dir / REPORT_JSON, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(out_dir / REPORT_MD, to_markdown(rows, baselines))
     return rows
 
 

@@ -27,6 +27,7 @@ from biotune.eval.score import (
     score_set,
     source_spec,
 )
+from biotune.io import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,8 @@ def _evaluate(cfg: RunConfig) -> Path | None:
 def _write_outputs(cfg: RunConfig, model_dir: Path, scores: list[SetScore], details: dict[str, list[dict[str, Any]]],
                    completions: dict[str, str]) -> Path:
     out = Path(cfg.eval.output_dir)
-    report.write_jsonl_atomic(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()])
-    for dataset, rows in details.items():
-        report.write_jsonl_atomic(out / "predictions" / f"{dataset.replace('/', '__')}.jsonl", rows)
+    write_jsonl(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()])
+    report.write_set_predictions(out, details)
     meta = {"model": str(model_dir), "template": cfg.data.template, "ner_format": cfg.data.ner_format,
             "backend": generate.choose_backend(cfg.eval.backend), "num_beams": cfg.eval.num_beams,
             "max_new_tokens": cfg.eval.max_new_tokens, "max_examples": cfg.eval.max_examples,
@@ -162,7 +162,6 @@ def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | No
         details[f"{eval_set.source}/{eval_set.split}"] = rows
     if out_dir is not None:
         out = Path(out_dir)
-        for dataset, rows in details.items():
-            report.write_jsonl_atomic(out / "predictions" / f"{dataset.replace('/', '__')}.jsonl", rows)
+        report.write_set_predictions(out, details)
         report.write_report(out, scores, {"predictions": str(path), "ner_format": cfg.data.ner_format})
     return scores

@@ -28,7 +28,6 @@ import io
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -41,7 +40,8 @@ import pyarrow.parquet as pq
 
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.eval.example_stats import REDUCERS
-from biotune.eval.report import read_report, write_atomic
+from biotune.eval.report import predictions_path, read_report
+from biotune.io import atomic_path, atomic_write_text
 from biotune.sweep import stats as st
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ CELL_STATES: tuple[str, ...] = ("done", "running", "failed", "missing")
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"
 RESULTS_PARQUET = "results.parquet"
-PREDICTIONS_DIR = "predictions"
 #: Scores and deltas are reported in percent points, like ``report.json``.
 SCALE = 100.0
 _OUR_FILES = (RESULTS_MD, RESULTS_CSV, RESULTS_PARQUET)
@@ -215,9 +214,9 @@ def collect(
     _correct(rows, macro_rows, correction)
     results = Results(rows, macro_rows, list(cells), base, correction, n_boot, seed)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / RESULTS_MD, to_markdown(results))
+    atomic_write_text(out / RESULTS_MD, to_markdown(results))
     results.paths["md"] = out / RESULTS_MD
-    write_atomic(out / RESULTS_CSV, to_csv(results))
+    atomic_write_text(out / RESULTS_CSV, to_csv(results))
     results.paths["csv"] = out / RESULTS_CSV
     replace_atomic(out / RESULTS_PARQUET, lambda tmp: pq.write_table(long_table(results), tmp))
     results.paths["parquet"] = out / RESULTS_PARQUET
@@ -232,13 +231,8 @@ def collect(
 
 def replace_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Write ``path`` through ``write(temporary path)`` and an atomic rename (never a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -325,11 +319,6 @@ class _SetInfo:
     metric: str
     reducer: str
     kind: str | None
-
-
-def predictions_path(eval_dir: Path, source: str, split: str) -> Path:
-    """The per-set predictions file of an eval output directory."""
-    return Path(eval_dir) / PREDICTIONS_DIR / f"{source}__{split}.jsonl"
 
 
 def _report_sets(cell: CellResult) -> dict[str, _SetInfo]:

@@ -42,7 +42,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from biotune.errors import ConfigError, Problem
-from biotune.eval.report import write_atomic
+from biotune.io import atomic_write_text
 from biotune.sweep.collect import CellResult, Results
 
 log = logging.getLogger(__name__)
@@ -142,8 +142,8 @@ def write_olmix_csvs(swarm: Swarm, out_dir: str | Path) -> tuple[Path, Path]:
     w.writerow(["run", *names])
     for i, run in enumerate(swarm.runs):
         w.writerow([run, *(f"{swarm.metrics[n][i]:.10g}" for n in names)])
-    write_atomic(out / "ratios.csv", ratios.getvalue())
-    write_atomic(out / "metrics.csv", metrics.getvalue())
+    atomic_write_text(out / "ratios.csv", ratios.getvalue())
+    atomic_write_text(out / "metrics.csv", metrics.getvalue())
     return out / "ratios.csv", out / "metrics.csv"
 
 
@@ -593,7 +593,7 @@ def fit_and_propose(
             "nearest_l1": proposal.nearest_l1,
         },
     }
-    write_atomic(out / "fit.json", json.dumps(summary, indent=2) + "\n")
-    write_atomic(out / "proposal.yaml", proposal_yaml(proposal, source_weights(proposal, base_cell, level)))
+    atomic_write_text(out / "fit.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "proposal.yaml", proposal_yaml(proposal, source_weights(proposal, base_cell, level)))
     paths = {"ratios": ratios, "metrics": metrics, "fit": out / "fit.json", "proposal": out / "proposal.yaml"}
     return FitReport(swarm, fits, proposal, paths)
