@@ -208,36 +208,19 @@ def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
     if results.base is None:
         return out
     for axis, variants in _categorical_axes(results.rows).items():
-        values, sig, row_labels, col_labels = _matrix(results.rows, variants)
-        if np.isfinite(values).any():
-            name = f"delta_heatmap_{_slug(axis)}"
-            out[name] = heatmap(
-                values,
-                sig,
-                row_labels,
-                col_labels,
-                out_dir / f"{name}.png",
-                title=f"Effect of {axis} on each eval set (vs {results.base})",
-                xlabel="eval set",
-                ylabel=axis,
-                cbar_label="Δ vs base (points)",
-                mask_note=note,
-            )
-        values, sig, row_labels, col_labels = _matrix(results.macro_rows, variants)
-        if np.isfinite(values).any():
-            name = f"interaction_{_slug(axis)}"
-            out[name] = heatmap(
-                values,
-                sig,
-                row_labels,
-                col_labels,
-                out_dir / f"{name}.png",
-                title=f"{axis} × task family (macro-average Δ vs {results.base})",
-                xlabel="task family / split",
-                ylabel=axis,
-                cbar_label="macro-average Δ vs base (points)",
-                mask_note=note,
-            )
+        views = (
+            (results.rows, "delta_heatmap", f"Effect of {axis} on each eval set (vs {results.base})", "eval set",
+             "Δ vs base (points)"),
+            (results.macro_rows, "interaction", f"{axis} × task family (macro-average Δ vs {results.base})",
+             "task family / split", "macro-average Δ vs base (points)"),
+        )
+        for rows, prefix, title, xlabel, cbar_label in views:
+            values, sig, row_labels, col_labels = _matrix(rows, variants)
+            if not np.isfinite(values).any():
+                continue
+            name = f"{prefix}_{_slug(axis)}"
+            out[name] = heatmap(values, sig, row_labels, col_labels, out_dir / f"{name}.png", title=title,
+                                xlabel=xlabel, ylabel=axis, cbar_label=cbar_label, mask_note=note)
     for axis, variants in _numeric_axes(results.rows).items():
         name = f"scaling_{_slug(axis)}"
         path = scaling_curves(
