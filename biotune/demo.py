@@ -27,7 +27,7 @@ from typing import Any
 from biotune.config import REPO_ROOT
 from biotune.testing.launch import torchrun
 from biotune.testing.tiny import make_sample_llama
-from biotune.train.checkpoint import export_dir
+from biotune.train.checkpoint import METRICS_FILE, export_dir
 
 log = logging.getLogger(__name__)
 DEMO_CONFIG = REPO_ROOT / "configs" / "train" / "demo.yaml"
@@ -98,7 +98,7 @@ def train(config_path: str, overrides: list[str], nproc: int) -> int:
 def write_report(out: Path, eval_dir: Path, train_dir: Path) -> str:
     """``report.md`` (metrics table + loss curve) and ``loss.png`` in the run directory; returns the table."""
     table = (eval_dir / "report.md").read_text() if (eval_dir / "report.md").is_file() else "(no eval report)"
-    steps, losses = read_losses(train_dir / "metrics.jsonl")
+    steps, losses = read_losses(train_dir / METRICS_FILE)
     if steps:
         plot_loss(steps, losses, out / "loss.png")
     text = (f"# biotune demo\n\nTraining loss: {losses[0]:.3f} -> {losses[-1]:.3f} over {steps[-1]} steps "

@@ -28,6 +28,7 @@ from biotune.eval.score import (
     source_spec,
 )
 from biotune.io import write_jsonl
+from biotune.train.checkpoint import export_dir
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def evaluate(cfg: RunConfig) -> Path | None:
 
 
 def _evaluate(cfg: RunConfig) -> Path | None:
-    model_dir = generate.resolve_model_dir(cfg.eval.model or str(Path(cfg.train.output_dir) / "hf"),
+    model_dir = generate.resolve_model_dir(cfg.eval.model or str(export_dir(cfg.train.output_dir)),
                                            Path(cfg.eval.output_dir) / "exported_model")
     sets = build_sets(cfg)
     tokenizer, gen = _generator(cfg, model_dir)

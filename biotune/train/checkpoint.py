@@ -75,6 +75,12 @@ def export_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / EXPORT_DIR
 
 
+def run_dir_of(ckpt: str | Path) -> Path:
+    """The run directory a checkpoint belongs to (the checkpoint itself when it is not under ``checkpoints/``)."""
+    ckpt = Path(ckpt)
+    return ckpt.parent.parent if ckpt.parent.name == CHECKPOINTS_DIR else ckpt
+
+
 def rng_file(rank: int) -> str:
     """The RNG-state file name of ``rank``."""
     return f"rng-rank{rank}.json"

@@ -23,7 +23,7 @@ from typing import Any
 
 from biotune.errors import CheckpointError, ConfigError, Problem
 from biotune.io import atomic_write_json, read_json
-from biotune.train.checkpoint import COMPLETED, MODEL_META_DIR, ZERO_DIR, require_complete
+from biotune.train.checkpoint import COMPLETED, MODEL_META_DIR, ZERO_DIR, require_complete, run_dir_of
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def export_matches(out: Path, ckpt: Path) -> bool:
 def check_destination(ckpt: Path, out: Path, force: bool = False) -> None:
     """Refuse an OUT that would overwrite the checkpoint, its run, or files biotune did not write."""
     ckpt_r, out_r = ckpt.resolve(), out.resolve()
-    run_dir = ckpt_r.parent.parent if ckpt_r.parent.name == "checkpoints" else ckpt_r
+    run_dir = run_dir_of(ckpt_r)
     for owner, what in ((ckpt_r, "the checkpoint"), (run_dir, "the checkpoint's run directory")):
         if out_r == owner or owner.is_relative_to(out_r):
             raise ConfigError([Problem("OUT", f"{out} is or contains {what} ({owner})",
