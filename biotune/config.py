@@ -63,6 +63,7 @@ class DataConfig:
     total_samples: int | None = None
     """If set, sources are sampled to this total by weight (upsampling with repeats where needed)."""
     seed: int = 1234
+    """Seeds sampling, repeats, paraphrased instructions and the held-out split (not training: ``train.seed``)."""
     ner_format: str = "tags"
     """NER output format: ``tags`` (the paper's ``token : TAG`` lines) or ``entities`` (compact list)."""
     template: str = "medtuned"
@@ -70,9 +71,11 @@ class DataConfig:
     tokenizer: str = ""
     """Tokenizer directory or hub id; empty means the model's (``model.name_or_path``)."""
     max_seq_len: int = 2048
+    """Longest sample (prompt + output + EOS) in tokens, and the capacity of a packed row."""
     truncation: str = "drop"
     """Over-long samples: ``drop`` them, or ``truncate`` the input side (the output is never cut)."""
     pack: bool = True
+    """Pack samples into rows of ``max_seq_len`` (best-fit decreasing); False = one sample per row."""
     eval_fraction: float = 0.0
     """Fraction of the mixture held out for the trainer's eval loss (rows, after packing)."""
     leakage_splits: list[str] = field(default_factory=lambda: ["test", "devel", "dev"])
@@ -82,6 +85,7 @@ class DataConfig:
     out_dir: str = "runs/data"
     """Built datasets go to ``out_dir/<content hash>/``."""
     num_proc: int = 1
+    """Processes for reading and tokenizing; not used yet (the data issue makes it real); kept out of the cache key."""
 
 
 @dataclass
@@ -97,7 +101,9 @@ class ModelConfig:
     packed sequence alone, ``biotune.train.attention``), ``sdpa`` (one block-diagonal mask per row), ``eager``,
     ``flash_attention_2``."""
     gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (less memory, ~30% more compute)."""
     trust_remote_code: bool = False
+    """Allow model/tokenizer code from the model directory or hub repo (off: never run downloaded code)."""
 
 
 @dataclass
@@ -105,14 +111,21 @@ class OptimConfig:
     """Optimizer and learning-rate schedule."""
 
     lr: float = 2e-5
+    """Peak learning rate (AdamW)."""
     weight_decay: float = 0.0
+    """AdamW decoupled weight decay."""
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    """AdamW (beta1, beta2)."""
     eps: float = 1e-8
+    """AdamW epsilon."""
     schedule: str = "cosine"
     """``cosine``, ``linear`` or ``constant`` (all after linear warmup)."""
     warmup_steps: int = 0
+    """Linear warmup from 0 over this many optimizer steps."""
     min_lr_ratio: float = 0.0
+    """Final learning rate as a fraction of ``lr`` (cosine and linear schedules)."""
     grad_clip: float = 1.0
+    """Global gradient-norm clipping threshold."""
 
 
 @dataclass
@@ -122,26 +135,35 @@ class TrainConfig:
     data_dir: str = ""
     """A built dataset directory (``biotune data build``); empty = build ``data`` first and use it."""
     output_dir: str = "runs/train"
+    """The run directory: checkpoints, metrics, export (layout: ``biotune.train.checkpoint``)."""
     deepspeed: str = "configs/deepspeed/zero3.json"
     """ZeRO-3 JSON (no offload / optimizer offload / param+optimizer offload); batch fields are filled in."""
     micro_batch_size: int = 1
     """Packed rows per rank per micro-step."""
     grad_accum: int = 1
+    """Micro-steps per optimizer step."""
     global_batch_size: int | None = None
     """If set, must equal micro_batch_size * grad_accum * world_size (checked at start)."""
     max_steps: int = -1
     """Optimizer steps; -1 = run ``epochs`` passes over the data."""
     epochs: float = 1.0
+    """Passes over the packed rows when ``max_steps`` is -1."""
     save_every: int = 500
+    """Save a checkpoint every this many optimizer steps (and always at the end)."""
     keep_last: int = 2
+    """Complete checkpoints kept; older ones are deleted."""
     eval_every: int = 0
+    """Held-out loss every this many steps (0 = only at the end, when there is a held-out split)."""
     log_every: int = 10
+    """Log loss, throughput and MFU every this many steps."""
     resume: str = "auto"
     """``auto`` (newest COMPLETED checkpoint in output_dir, if any), ``none``, or a checkpoint path."""
     seed: int = 1234
+    """Training seed: data order, dropout, initialisation of anything new (a sweep's seeds set this)."""
     peak_tflops: float | None = None
     """Per-device peak for MFU; None = look up the device in a table."""
     export_on_finish: bool = True
+    """Export the last checkpoint to ``output_dir/hf`` (Hugging Face safetensors) when training ends."""
 
 
 @dataclass
@@ -159,12 +181,15 @@ class TrackingConfig:
     wandb_mode: str = "offline"
     """``offline``, ``online`` or ``disabled``."""
     project: str = "biotune"
+    """wandb project."""
     entity: str | None = None
+    """wandb entity (team or user); None = the logged-in default."""
     group: str | None = None
     """wandb group: a sweep puts all its runs, training and evaluation, in the group named after it."""
     job_type: str = "train"
     """wandb job type of the training run (evaluation runs use ``eval``)."""
     tags: list[str] = field(default_factory=list)
+    """wandb tags."""
     run_config: dict[str, Any] = field(default_factory=dict)
     """Extra entries of the wandb run config; a sweep records the variant, its axis value and mixture weights."""
     log_dataset_text: bool = False
@@ -182,14 +207,21 @@ class EvalConfig:
     sources: list[str] = field(default_factory=list)
     """Sources to evaluate; empty = every source in ``data.sources`` that has the split."""
     splits: list[str] = field(default_factory=lambda: ["test"])
+    """Splits to evaluate (``dev`` finds ``devel``/``validation`` spellings)."""
     max_examples: int | None = None
+    """Evaluate at most this many examples per set (the first ones, in corpus order); None = all."""
     batch_size: int = 16
+    """Prompts per generation batch (left-padded)."""
     max_new_tokens: int = 256
+    """Generation length limit."""
     num_beams: int = 1
+    """Beam width (1 = greedy)."""
     backend: str = "hf"
     """``hf`` or ``vllm`` (used only when installed)."""
     output_dir: str = "runs/eval"
+    """Where report.json, report.md and predictions/ go."""
     upload_predictions: bool = False
+    """Upload per-example predictions to wandb (never for restricted sources)."""
 
 
 @dataclass
@@ -197,6 +229,7 @@ class RunConfig:
     """The root of every biotune config."""
 
     name: str = "biotune"
+    """Run name (wandb run name; eval runs append ``-eval``)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

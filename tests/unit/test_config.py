@@ -81,3 +81,23 @@ def test_cli_exits_nonzero_with_the_key(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "data.max_seq_lenn" in proc.stderr and "did you mean 'data.max_seq_len'" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_every_leaf_field_has_an_attribute_docstring() -> None:
+    """Config fields document themselves (litgpt-style attribute docstrings): a new field without one fails."""
+    import ast
+    import dataclasses
+
+    tree = ast.parse((REPO / "biotune" / "config.py").read_text())
+    documented: dict[str, set[str]] = {}
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        body = cls.body
+        documented[cls.name] = {
+            st.target.id for i, st in enumerate(body)
+            if isinstance(st, ast.AnnAssign) and i + 1 < len(body) and isinstance(body[i + 1], ast.Expr)
+            and isinstance(body[i + 1].value, ast.Constant) and isinstance(body[i + 1].value.value, str)}
+    missing = [f"{section.__name__}.{f.name}"
+               for section in (config.SourceMix, config.DataConfig, config.ModelConfig, config.OptimConfig,
+                               config.TrainConfig, config.LaunchConfig, config.TrackingConfig, config.EvalConfig)
+               for f in dataclasses.fields(section) if f.name not in documented[section.__name__]]
+    assert missing == []
