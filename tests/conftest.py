@@ -1,9 +1,17 @@
-"""Shared fixtures: where the real corpora are, and a tiny random Llama + tokenizer built locally."""
+"""Shared fixtures: where the real corpora are, and tiny random Llamas + tokenizers built locally.
+
+Unit tests use ``tiny_model``/``tiny_tokenizer``, whose tokenizer is trained on the bundled ``@sample`` corpus,
+so ``pytest tests/unit`` needs no ``../shared/data``. Integration tests read the real corpora through ``corpora``
+(which fails, never skips, when they are missing) and, where their token counts matter, use ``corpus_model``/
+``corpus_tokenizer``, whose tokenizer is trained on real corpus text.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +38,27 @@ def corpora() -> Path:
     return root
 
 
+# ----------------------------------------------------------------------------------------------- tiny models
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama whose BPE tokenizer is trained on the bundled sample corpus (session-scoped)."""
+    from biotune.testing.tiny import make_sample_llama
+
+    return make_sample_llama(tmp_path_factory.mktemp("sample_llama") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model: Path) -> Any:
+    """The tokenizer of :func:`tiny_model`, loaded once per session."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
 def _corpus_texts(root: Path, limit: int = 3000) -> list[str]:
+    """The first ``limit`` lines of three real training files, plus the template's cue words."""
     texts: list[str] = []
     for rel in ("ncbi_disease/iob/train.tsv", "bc5cdr/chem-iob/train.tsv", "gad/fold1/train.tsv"):
         path = root / rel
@@ -42,15 +70,50 @@ def _corpus_texts(root: Path, limit: int = 3000) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory, corpora: Path) -> Path:
-    """A tiny random Llama with a BPE tokenizer trained on real corpus text (session-scoped)."""
+def corpus_model(tmp_path_factory: pytest.TempPathFactory, corpora: Path) -> Path:
+    """A tiny random Llama with a BPE tokenizer trained on real corpus text, for integration tests whose packed
+    rows, step counts or timing were sized with it (session-scoped; needs ``corpora``)."""
     from biotune.testing.tiny import make_tiny_llama
 
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny_llama"), _corpus_texts(corpora))
+    return make_tiny_llama(tmp_path_factory.mktemp("corpus_llama"), _corpus_texts(corpora))
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer(tiny_model: Path):
+def corpus_tokenizer(corpus_model: Path) -> Any:
+    """The tokenizer of :func:`corpus_model`, loaded once per session."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tiny_model)
+    return AutoTokenizer.from_pretrained(corpus_model)
+
+
+# ----------------------------------------------------------------------------------------------- record checks
+
+
+def _assert_valid_records(name: str, records: Sequence[Any]) -> None:
+    """Records have the source's record type, unique ids, labels from the spec and aligned IOB2 tags."""
+    from biotune.data.records import DocLabels, NerSentence, NliPair, QaItem, RelationPair
+    from biotune.data.sources import SOURCES
+
+    record_types = {"ner": NerSentence, "re": RelationPair, "nli": NliPair, "qa": QaItem, "cls": DocLabels}
+    spec = SOURCES[name]
+    assert records and all(isinstance(r, record_types[spec.kind]) for r in records)
+    assert len({r.id for r in records}) == len(records)
+    if spec.kind == "ner":
+        tags = set(spec.tag_set)
+        for r in records:
+            assert len(r.tokens) == len(r.tags) and set(r.tags) <= tags
+            for prev, tag in zip(("O", *r.tags), r.tags, strict=False):
+                assert not tag.startswith("I-") or prev[2:] == tag[2:], (r.id, r.tags)
+    elif spec.kind == "cls":
+        assert all(set(r.labels) <= set(spec.labels) for r in records)
+    else:
+        assert all(r.label in spec.labels for r in records)
+
+
+@pytest.fixture(scope="session")
+def assert_valid_records() -> Callable[[str, Sequence[Any]], None]:
+    """``check(name, records)``: asserts the records read for source ``name`` are well formed.
+
+    Shared by the reader tests on the sample corpus (unit) and on the real corpora (integration).
+    """
+    return _assert_valid_records
