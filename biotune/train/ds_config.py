@@ -39,7 +39,8 @@ def read_template(path: str) -> dict[str, Any]:
     try:
         ds = json.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise DataError(p, f"not UTF-8 text ({err.reason})", f"point train.deepspeed at a JSON file like {_SHIPPED}")
+        raise DataError(p, f"not UTF-8 text ({err.reason})",
+                        f"point train.deepspeed at a JSON file like {_SHIPPED}") from None
     except json.JSONDecodeError as err:
         raise DataError(p, f"invalid JSON: {err.msg} (column {err.colno})",
                         "fix the JSON syntax (compare with configs/deepspeed/zero3.json)", line=err.lineno) from None

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from biotune.train import checkpoint as layout
 from train_support import REPO_ROOT, make_packed_dataset, read_jsonl, torchrun, train_env, write_config
+
+from biotune.train import checkpoint as layout
 
 pytestmark = pytest.mark.slow
 

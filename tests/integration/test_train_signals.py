@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from biotune.train import checkpoint as layout
 from train_support import REPO_ROOT, make_packed_dataset, read_jsonl, train_env, write_config
 
 from biotune.errors import EXIT_PREEMPTED
+from biotune.train import checkpoint as layout
 
 pytestmark = pytest.mark.slow
 
