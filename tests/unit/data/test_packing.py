@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ import torch
 
 from biotune.data.loader import collate_packed
 from biotune.data.packing import ROW_COLUMNS, pack_bfd, pack_rows, packing_efficiency, rows_to_arrow
-from biotune.data.tokenize import IGNORE_INDEX, tokenize_pairs
+from biotune.data.sources import SAMPLE, load_records
+from biotune.data.tokenize import IGNORE_INDEX, TokenizedBatch, tokenize_pairs
 from biotune.train import attention
 
 # ---------------------------------------------------------------------------------------------- pack_bfd
@@ -96,19 +98,16 @@ def test_pack_rows_builds_the_dataset_contract() -> None:
 # --------------------------------------------- exactness of packed attention (sdpa's block mask, sdpa_packed)
 
 
-def _corpus_pairs(root: Path, n: int) -> tuple[list[str], list[str]]:
-    prompts, targets, current = [], [], []
-    for line in (root / "bc5cdr" / "chem-iob" / "train.tsv").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            current.append(line.split("\t"))
-            continue
-        if 4 <= len(current) <= 14:
-            prompts.append("### Instruction: Tag chemicals.\n ### Input: " + " ".join(t for t, _ in current)
+def _sample_pairs(n: int) -> tuple[list[str], list[str]]:
+    """The first ``n`` BC5CDR-chemical sentences of 4 to 14 tokens in the bundled sample corpus, as NER pairs."""
+    prompts, targets = [], []
+    for record in load_records("bc5cdr_chem", "train", SAMPLE):
+        if 4 <= len(record.tokens) <= 14:
+            prompts.append("### Instruction: Tag chemicals.\n ### Input: " + " ".join(record.tokens)
                            + "\n ### Output: ")
-            targets.append("\n".join(f"{t} : {tag}" for t, tag in current))
+            targets.append("\n".join(f"{t} : {tag}" for t, tag in zip(record.tokens, record.tags, strict=True)))
             if len(prompts) == n:
                 break
-        current = []
     return prompts, targets
 
 
@@ -133,8 +132,9 @@ def leaky_llama(tiny_model: Path, request):
 
 
 @pytest.fixture(scope="module")
-def samples(tiny_tokenizer, corpora: Path):
-    prompts, targets = _corpus_pairs(corpora, 7)
+def samples(tiny_tokenizer: Any) -> TokenizedBatch:
+    """Seven sample-corpus pairs of different token lengths, tokenized with prompt-masked labels."""
+    prompts, targets = _sample_pairs(7)
     batch = tokenize_pairs(prompts, targets, tiny_tokenizer, max_seq_len=400)
     assert len(batch.kept) == 7 and len(set(batch.lengths)) > 3
     return batch

@@ -1,4 +1,5 @@
-"""Prompt masking, truncation policies and the tokenizer fingerprint, on the tiny tokenizer and real corpus text."""
+"""Prompt masking, truncation policies and the tokenizer fingerprint, on the tiny tokenizer and the text of the
+bundled sample corpus."""
 
 from __future__ import annotations
 
@@ -7,38 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from biotune.data.sources import SAMPLE, load_records
 from biotune.data.tokenize import IGNORE_INDEX, tokenize_pairs, tokenize_sample, tokenizer_fingerprint
 from biotune.errors import ConfigError
 
 
-def _ncbi_sentences(root: Path, limit: int) -> list[list[tuple[str, str]]]:
-    sentences: list[list[tuple[str, str]]] = []
-    current: list[tuple[str, str]] = []
-    for line in (root / "ncbi_disease" / "iob" / "train.tsv").read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            if current:
-                sentences.append(current)
-                current = []
-                if len(sentences) == limit:
-                    break
-            continue
-        token, tag = line.split("\t")
-        current.append((token, tag))
-    return sentences
-
-
-def _pairs(root: Path, limit: int = 60) -> tuple[list[str], list[str]]:
-    prompts, targets = [], []
-    for sent in _ncbi_sentences(root, limit):
-        words = " ".join(tok for tok, _ in sent)
-        prompts.append(f"### Instruction: Tag every disease mention.\n ### Input: {words}\n ### Output: ")
-        targets.append("\n".join(f"{tok} : {tag}" for tok, tag in sent))
-    return prompts, targets
-
-
 @pytest.fixture(scope="module")
-def pairs(corpora: Path) -> tuple[list[str], list[str]]:
-    return _pairs(corpora)
+def pairs() -> tuple[list[str], list[str]]:
+    """NER prompt/target pairs from every NCBI-disease sentence of the bundled sample corpus (all splits)."""
+    prompts, targets = [], []
+    for split in ("train", "devel", "test"):
+        for record in load_records("ncbi_disease", split, SAMPLE):
+            prompts.append(f"### Instruction: Tag every disease mention.\n ### Input: {' '.join(record.tokens)}"
+                           "\n ### Output: ")
+            targets.append("\n".join(f"{tok} : {tag}" for tok, tag in zip(record.tokens, record.tags, strict=True)))
+    return prompts, targets
 
 
 def test_prompt_is_masked_exactly_and_target_plus_eos_is_labelled(tiny_tokenizer, pairs) -> None:
