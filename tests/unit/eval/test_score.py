@@ -1,4 +1,5 @@
-"""Evaluation sets from real corpora, predictions files, and scoring completions through the task parsers."""
+"""Evaluation sets from the bundled sample corpus, predictions files, and scoring completions through the task
+parsers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.sources import SOURCES
+from biotune.data.sources import SAMPLE_ROOT, SOURCES
 from biotune.data.tasks import task_for
 from biotune.errors import ConfigError, DataError
 from biotune.eval import score as sc
@@ -19,14 +20,17 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ncbi(corpora: Path) -> sc.EvalSet:
-    return sc.build_eval_set("ncbi_disease", "test", corpora, max_examples=40)
+def ncbi() -> sc.EvalSet:
+    """The NCBI-disease test split of the bundled sample corpus as an evaluation set."""
+    return sc.build_eval_set("ncbi_disease", "test", SAMPLE_ROOT)
 
 
-def test_eval_set_ids_are_sample_ids_of_the_real_split(ncbi: sc.EvalSet) -> None:
-    assert len(ncbi.samples) == 40 and len(set(ncbi.ids)) == 40
+def test_eval_set_ids_are_sample_ids_of_the_split(ncbi: sc.EvalSet) -> None:
+    assert len(ncbi.samples) == len(ncbi.records) > 3 and len(set(ncbi.ids)) == len(ncbi.ids)
     assert all(i == f"ncbi_disease/test/{r.id}" for i, r in zip(ncbi.ids, ncbi.records, strict=True))
     assert all(s.instruction and s.input for s in ncbi.samples)
+    first = sc.build_eval_set("ncbi_disease", "test", SAMPLE_ROOT, max_examples=3)
+    assert first.ids == ncbi.ids[:3] and first.samples == ncbi.samples[:3]  # the first N, prompts unchanged
 
 
 def test_dev_resolves_to_the_corpus_spelling_and_missing_test_split_is_an_error() -> None:
@@ -44,35 +48,29 @@ def test_gold_completions_score_perfectly_and_parse_cleanly(ncbi: sc.EvalSet) ->
     assert rows[0]["reference"] == list(ncbi.records[0].tags) and rows[0]["parse_ok"]
 
 
-def test_repeated_tokens_with_different_tags_are_scored_by_position(corpora: Path) -> None:
-    # Find real sentences where one token text carries an entity tag in one place and O in another:
-    # a scorer keyed on token text (the paper's) cannot get these right; ours must score them perfectly.
-    full = sc.build_eval_set("ncbi_disease", "test", corpora)
-    picked = [
-        i
-        for i, r in enumerate(full.records)
-        if any(
-            r.tokens.count(t) > 1
-            and len({g for tok, g in zip(r.tokens, r.tags, strict=True) if tok == t}) > 1
-            for t in r.tokens
-        )
-    ][:10]
-    assert picked, "the real test split has such sentences"
-    subset = sc.EvalSet(
-        full.source,
-        full.split,
-        full.kind,
-        full.spec,
-        full.task,
-        [full.records[i] for i in picked],
-        [full.samples[i] for i in picked],
-    )
-    result, _ = sc.score_set(subset, {s.id: s.output for s in subset.samples})
+def test_repeated_tokens_with_different_tags_are_scored_by_position(tmp_path: Path) -> None:
+    # One token text tagged as an entity in one place and O in another (the real NCBI-disease test split has
+    # such sentences): a scorer keyed on token text (the paper's) cannot get these right; ours must score them
+    # perfectly.
+    sentences = [
+        ("Patients with colon cancer were screened for cancer risk .", "O O B-Disease I-Disease O O O O O O"),
+        ("Myotonic dystrophy ( DM ) is caused by the DM kinase gene .",
+         "B-Disease I-Disease O B-Disease O O O O O O O O O"),
+    ]
+    conll = "\n\n".join("\n".join(f"{tok}\t{tag}" for tok, tag in zip(text.split(), tags.split(), strict=True))
+                        for text, tags in sentences)
+    (tmp_path / "ncbi_disease" / "iob").mkdir(parents=True)
+    (tmp_path / "ncbi_disease" / "iob" / "test.tsv").write_text(conll + "\n", encoding="utf-8")
+    repeated = sc.build_eval_set("ncbi_disease", "test", tmp_path)
+    assert [r.tags for r in repeated.records] == [tuple(tags.split()) for _, tags in sentences]
+    result, _ = sc.score_set(repeated, {s.id: s.output for s in repeated.samples})
     assert result.metrics["f1"] == 1.0 and result.parse_failures == 0
 
 
-def test_noisy_llm_output_is_tolerated_and_failures_are_counted(corpora: Path) -> None:
-    qa = sc.build_eval_set("pubmedqa", "test", corpora, max_examples=30)
+def test_noisy_llm_output_is_tolerated_and_failures_are_counted() -> None:
+    qa = sc.build_eval_set("pubmedqa", "test", SAMPLE_ROOT)
+    n = len(qa.samples)
+    assert n > 4
     completions = {}
     for k, s in enumerate(qa.samples):
         if k < 3:
@@ -84,11 +82,11 @@ def test_noisy_llm_output_is_tolerated_and_failures_are_counted(corpora: Path) -
         else:
             completions[s.id] = s.output
     result, rows = sc.score_set(qa, completions)
-    assert result.parse_failures == 3 and result.parse_failure_rate == pytest.approx(0.1)
+    assert result.parse_failures == 3 and result.parse_failure_rate == pytest.approx(3 / n)
     assert [r["parse_ok"] for r in rows[:4]] == [False, False, False, True]
     assert rows[0]["parse_error"]
-    assert result.n == 30  # failures are scored, not dropped
-    assert result.metrics["accuracy"] == pytest.approx(27 / 30)  # every noisy-but-right answer counts
+    assert result.n == n  # failures are scored, not dropped
+    assert result.metrics["accuracy"] == pytest.approx((n - 3) / n)  # every noisy-but-right answer counts
 
 
 @pytest.mark.parametrize(
@@ -142,7 +140,7 @@ def test_read_predictions_rejects_bad_lines_with_file_and_line(tmp_path: Path) -
         sc.read_predictions(tmp_path / "nope.jsonl")
 
 
-def test_unknown_and_missing_ids_are_errors(tmp_path: Path, corpora: Path, ncbi: sc.EvalSet) -> None:
+def test_unknown_and_missing_ids_are_errors(tmp_path: Path, ncbi: sc.EvalSet) -> None:
     rows = [{"id": i, "completion": "O"} for i in ncbi.ids]
     path = _write_jsonl(
         tmp_path / "p.jsonl", rows[:-2] + [{"id": "ncbi_disease/test/nope", "completion": "x"}]
@@ -151,7 +149,7 @@ def test_unknown_and_missing_ids_are_errors(tmp_path: Path, corpora: Path, ncbi:
     with pytest.raises(
         DataError, match=r"1 unknown id\(s\), e.g. ncbi_disease/test/nope; 2 example\(s\) without"
     ):
-        sc.load_sets_for_predictions(preds, path, corpora, "tags", 1234, 40)
+        sc.load_sets_for_predictions(preds, path, SAMPLE_ROOT, "tags", 1234, None)
     for bad_id, message in (
         ("nosuch/test/1", "unknown source 'nosuch'"),
         ("ncbi_disease/final/1", "no split 'final'"),
@@ -159,4 +157,4 @@ def test_unknown_and_missing_ids_are_errors(tmp_path: Path, corpora: Path, ncbi:
     ):
         bad = _write_jsonl(tmp_path / "bad.jsonl", [{"id": bad_id, "completion": "x"}])
         with pytest.raises(DataError, match=message):
-            sc.load_sets_for_predictions(sc.read_predictions(bad), bad, corpora, "tags", 1234, None)
+            sc.load_sets_for_predictions(sc.read_predictions(bad), bad, SAMPLE_ROOT, "tags", 1234, None)
