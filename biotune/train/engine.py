@@ -7,8 +7,13 @@ optimizer and warmup+cosine/linear schedule, and saves and loads the ZeRO shards
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import pickle
+import re
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,74 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: floa
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
     return min_ratio + (1.0 - min_ratio) * decay
+
+
+# --------------------------------------------------------------------------------------------- safe loading
+
+#: The only non-tensor types DeepSpeed's ZeRO-3 checkpoint files hold (found by loading real ones under
+#: ``weights_only=True``): the stage enum and the loss scaler (static for fp32/bf16, dynamic for fp16).
+#: Everything else torch's weights-only unpickler allows by itself (tensors, storages, dtypes, containers).
+SAFE_DEEPSPEED_TYPES = (
+    "deepspeed.runtime.zero.config.ZeroStageEnum",
+    "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+    "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler",
+)
+
+_UNSAFE_FIX = ("a checkpoint may hold only tensors and DeepSpeed's own state; this file was not written by "
+               "biotune/DeepSpeed or has been altered. Nothing in it was run. Restore the checkpoint from a "
+               "trusted copy, or resume from / export another checkpoint")
+_DAMAGED_FIX = ("the file is truncated or damaged: restore the checkpoint from a copy, or resume from / export "
+                "an older checkpoint under <output_dir>/checkpoints/")
+
+
+def _safe_types() -> list[type]:
+    """The classes of :data:`SAFE_DEEPSPEED_TYPES` (imported here: ``deepspeed`` is imported only in this module)."""
+    import importlib
+
+    out = []
+    for dotted in SAFE_DEEPSPEED_TYPES:
+        module, _, name = dotted.rpartition(".")
+        out.append(getattr(importlib.import_module(module), name))
+    return out
+
+
+def _checked_load(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.load`` forced to ``weights_only=True``; a refused or damaged file is a CheckpointError naming it."""
+
+    def load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["weights_only"] = True
+        kwargs.pop("pickle_module", None)
+        try:
+            return original(f, *args, **kwargs)
+        except pickle.UnpicklingError as err:
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+            first = (str(err).splitlines() or ["unpickling refused"])[0]
+            what = (f"it holds '{found.group(1)}', which is not a tensor or DeepSpeed state" if found
+                    else f"it is not a weights-only file ({first})")
+            raise CheckpointError(f"{f}: refused to load: {what}\n  fix: {_UNSAFE_FIX}") from None
+        except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
+            reason = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
+            raise CheckpointError(f"{f}: cannot read it ({reason})\n  fix: {_DAMAGED_FIX}") from None
+
+    return load
+
+
+@contextlib.contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Make every ``torch.load`` inside the block (DeepSpeed's resume and ``zero_to_fp32``) weights-only.
+
+    DeepSpeed calls ``torch.load(..., weights_only=False)``, which would run any code a crafted file carries.
+    Inside this block ``torch.load`` unpickles only tensors, plain containers and :data:`SAFE_DEEPSPEED_TYPES`
+    (``torch.serialization.safe_globals``); anything else, and a truncated file, is a CheckpointError naming
+    the file. Not re-entrant across threads: the patch is process-wide while the block runs.
+    """
+    original = torch.load
+    with torch.serialization.safe_globals(_safe_types()):
+        torch.load = _checked_load(original)
+        try:
+            yield
+        finally:
+            torch.load = original
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -151,7 +224,8 @@ class Engine:
 
     def load(self, ckpt_dir: Path) -> None:
         """Restore shards, optimizer and lr-schedule state from one of our checkpoint directories."""
-        path, _ = self.ds.load_checkpoint(str(ckpt_dir), tag=ZERO_DIR)
+        with weights_only_loads():
+            path, _ = self.ds.load_checkpoint(str(ckpt_dir), tag=ZERO_DIR)
         if path is None:
             raise CheckpointError(f"{ckpt_dir}: DeepSpeed found no '{ZERO_DIR}' shards; pick another checkpoint "
                                   "or start with train.resume=none")
@@ -206,7 +280,8 @@ def write_hf_model(ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_
 
     unset_hf_deepspeed_config()  # build the full model here, not a ZeRO-3-partitioned one
     meta = ckpt_dir / MODEL_META_DIR
-    state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=ZERO_DIR)
+    with weights_only_loads():
+        state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=ZERO_DIR)
     config = AutoConfig.from_pretrained(meta)
     config.use_cache = True
     torch_dtype = DTYPES[dtype] if dtype else getattr(config, "dtype", None) or torch.float32
