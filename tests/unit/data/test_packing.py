@@ -99,13 +99,14 @@ def test_pack_rows_builds_the_dataset_contract() -> None:
 
 
 def _sample_pairs(n: int) -> tuple[list[str], list[str]]:
-    """The first ``n`` BC5CDR-chemical sentences of 4 to 14 tokens in the bundled sample corpus, as NER pairs."""
+    """The first ``n`` BC5CDR-chemical sentences of 4 to 14 tokens of the sample corpus, as NER pairs."""
     prompts, targets = [], []
     for record in load_records("bc5cdr_chem", "train", SAMPLE):
         if 4 <= len(record.tokens) <= 14:
             prompts.append("### Instruction: Tag chemicals.\n ### Input: " + " ".join(record.tokens)
                            + "\n ### Output: ")
-            targets.append("\n".join(f"{t} : {tag}" for t, tag in zip(record.tokens, record.tags, strict=True)))
+            lines = (f"{t} : {tag}" for t, tag in zip(record.tokens, record.tags, strict=True))
+            targets.append("\n".join(lines))
             if len(prompts) == n:
                 break
     return prompts, targets

@@ -1,5 +1,5 @@
-"""Prompt masking, truncation policies and the tokenizer fingerprint, on the tiny tokenizer and the text of the
-bundled sample corpus."""
+"""Prompt masking, truncation policies and the tokenizer fingerprint, on the tiny tokenizer and the text
+of the bundled sample corpus."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ def pairs() -> tuple[list[str], list[str]]:
     prompts, targets = [], []
     for split in ("train", "devel", "test"):
         for record in load_records("ncbi_disease", split, SAMPLE):
-            prompts.append(f"### Instruction: Tag every disease mention.\n ### Input: {' '.join(record.tokens)}"
-                           "\n ### Output: ")
-            targets.append("\n".join(f"{tok} : {tag}" for tok, tag in zip(record.tokens, record.tags, strict=True)))
+            words = " ".join(record.tokens)
+            prompts.append(f"### Instruction: Tag every disease mention.\n ### Input: {words}\n ### Output: ")
+            lines = (f"{tok} : {tag}" for tok, tag in zip(record.tokens, record.tags, strict=True))
+            targets.append("\n".join(lines))
     return prompts, targets
 
 

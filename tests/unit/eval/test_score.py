@@ -57,8 +57,10 @@ def test_repeated_tokens_with_different_tags_are_scored_by_position(tmp_path: Pa
         ("Myotonic dystrophy ( DM ) is caused by the DM kinase gene .",
          "B-Disease I-Disease O B-Disease O O O O O O O O O"),
     ]
-    conll = "\n\n".join("\n".join(f"{tok}\t{tag}" for tok, tag in zip(text.split(), tags.split(), strict=True))
-                        for text, tags in sentences)
+    conll = "\n\n".join(
+        "\n".join(f"{tok}\t{tag}" for tok, tag in zip(text.split(), tags.split(), strict=True))
+        for text, tags in sentences
+    )
     (tmp_path / "ncbi_disease" / "iob").mkdir(parents=True)
     (tmp_path / "ncbi_disease" / "iob" / "test.tsv").write_text(conll + "\n", encoding="utf-8")
     repeated = sc.build_eval_set("ncbi_disease", "test", tmp_path)
