@@ -1,9 +1,9 @@
 """Shared fixtures: where the real corpora are, and tiny random Llamas + tokenizers built locally.
 
-Unit tests use ``tiny_model``/``tiny_tokenizer``, whose tokenizer is trained on the bundled ``@sample`` corpus,
-so ``pytest tests/unit`` needs no ``../shared/data``. Integration tests read the real corpora through ``corpora``
-(which fails, never skips, when they are missing) and, where their token counts matter, use ``corpus_model``/
-``corpus_tokenizer``, whose tokenizer is trained on real corpus text.
+Unit tests use ``tiny_model``/``tiny_tokenizer``, whose tokenizer is trained on the bundled ``@sample``
+corpus, so ``pytest tests/unit`` needs no ``../shared/data``. Integration tests read the real corpora through
+``corpora`` (which fails, never skips, when they are missing) and, where their token counts matter, use
+``corpus_model``/``corpus_tokenizer``, whose tokenizer is trained on real corpus text.
 """
 
 from __future__ import annotations
@@ -71,8 +71,10 @@ def _corpus_texts(root: Path, limit: int = 3000) -> list[str]:
 
 @pytest.fixture(scope="session")
 def corpus_model(tmp_path_factory: pytest.TempPathFactory, corpora: Path) -> Path:
-    """A tiny random Llama with a BPE tokenizer trained on real corpus text, for integration tests whose packed
-    rows, step counts or timing were sized with it (session-scoped; needs ``corpora``)."""
+    """A tiny random Llama with a BPE tokenizer trained on real corpus text (session-scoped).
+
+    Needs ``corpora``. For the integration tests whose packed rows, step counts or timing were sized with it.
+    """
     from biotune.testing.tiny import make_tiny_llama
 
     return make_tiny_llama(tmp_path_factory.mktemp("corpus_llama"), _corpus_texts(corpora))
@@ -86,7 +88,7 @@ def corpus_tokenizer(corpus_model: Path) -> Any:
     return AutoTokenizer.from_pretrained(corpus_model)
 
 
-# ----------------------------------------------------------------------------------------------- record checks
+# ------------------------------------------------------------------------------------------- record checks
 
 
 def _assert_valid_records(name: str, records: Sequence[Any]) -> None:
