@@ -310,57 +310,140 @@ def _check_types(schema_cfg: DictConfig, data: Any, prefix: str, problems: list[
             del data[key]
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a YAML file, merging the files it lists under ``defaults:`` (relative to it) first."""
+def _read_yaml(path: Path, seen: tuple[Path, ...] = (), included_by: Path | None = None) -> dict[str, Any]:
+    """Read a YAML file, merging the files it lists under ``defaults:`` (relative to it) first.
+
+    ``defaults`` is a list of paths or one path. A missing or broken included file is reported against the file
+    that includes it (``included_by``), so the user knows which ``defaults:`` line to fix.
+    """
     if not path.is_file():
-        raise ConfigError([Problem("<file>", f"config file {path} does not exist",
+        if included_by is not None:
+            raise ConfigError([Problem("defaults", f"included file {path} does not exist",
+                                       f"fix the path under defaults: in {included_by} (paths there are relative "
+                                       "to that file)")], included_by)
+        what = "is a directory, not a YAML file" if path.is_dir() else "does not exist"
+        raise ConfigError([Problem("<file>", f"config file {path} {what}",
                                    "pass the path of a YAML file, e.g. configs/train/demo.yaml")])
     if path in seen:
         raise ConfigError([Problem("defaults", f"{path} includes itself", "remove the cycle")], path)
     try:
         raw = OmegaConf.load(path)
-    except Exception as err:  # yaml.YAMLError carries the line in its message
-        raise ConfigError([Problem("<yaml>", f"cannot parse: {err}", "fix the YAML syntax")], path) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError([Problem("<file>", f"not UTF-8 text ({err.reason} at byte {err.start})",
+                                   "save the config as UTF-8")], path) from None
+    except Exception as err:  # yaml.YAMLError carries the line in its message; OmegaConf: duplicate keys
+        what = " ".join(str(err).split())
+        raise ConfigError([Problem("<yaml>", f"cannot parse: {what}", "fix the YAML syntax at that line")],
+                          path) from None
     data = OmegaConf.to_container(raw, resolve=False) or {}
     if not isinstance(data, dict):
         raise ConfigError([Problem("<root>", "the file must hold a mapping", "write key: value pairs")], path)
+    includes = data.pop("defaults", None) or []
+    if isinstance(includes, str):  # `defaults: base.yaml` means one file, not one file per character
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        raise ConfigError([Problem("defaults", f"expected a list of YAML paths, got {includes!r}",
+                                   "write defaults: [../model/tiny.yaml, ../data/sample.yaml]")], path)
     merged: DictConfig = OmegaConf.create({})
-    for inc in data.pop("defaults", []) or []:
-        merged = OmegaConf.merge(merged, _read_yaml((path.parent / inc).resolve(), (*seen, path)))
-    merged = OmegaConf.merge(merged, data)
+    for inc in includes:
+        included = _read_yaml((path.parent / inc).resolve(), (*seen, path), included_by=path)
+        try:
+            merged = OmegaConf.merge(merged, included)
+        except OmegaConfBaseException as err:
+            raise ConfigError([Problem("defaults", f"{inc} cannot be merged: {str(err).splitlines()[0]}",
+                                       "give each key the same kind of value (mapping, list or scalar) in every "
+                                       "included file")], path) from None
+    try:
+        merged = OmegaConf.merge(merged, data)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "defaults"
+        raise ConfigError([Problem(str(key), f"cannot be merged over the defaults: {str(err).splitlines()[0]}",
+                                   "give it the same kind of value (mapping, list or scalar) as the included "
+                                   "files do")], path) from None
     return OmegaConf.to_container(merged, resolve=False)  # type: ignore[return-value]
 
 
-def _parse_overrides(overrides: list[str]) -> tuple[dict[str, Any], list[Problem]]:
+#: Characters YAML reserves at the start of a plain value: ``data.root=@sample`` means the string ``@sample``.
+_RESERVED_VALUE_START = ("@", "`")
+
+
+def _parse_overrides(overrides: list[str]) -> tuple[list[tuple[str, dict[str, Any]]], list[Problem]]:
+    """``key.sub=value`` strings -> one (key, nested dict) per override, in order, plus their problems.
+
+    The overrides are merged one by one by :func:`load`, so that one bad override is reported by itself.
+    """
     problems: list[Problem] = []
-    good = []
+    parsed: list[tuple[str, dict[str, Any]]] = []
     for ov in overrides:
-        if "=" not in ov or ov.startswith("="):
-            problems.append(Problem(ov, "an override must look like key.sub=value", f"write e.g. train.max_steps=10, not '{ov}'"))
-        else:
-            good.append(ov)
-    data: dict[str, Any] = {}
-    for ov in good:
-        try:
-            one = OmegaConf.to_container(OmegaConf.from_dotlist([ov]), resolve=False)
-        except Exception as err:  # a YAML scanner error, e.g. a value starting with '@'
-            key = ov.split("=", 1)[0]
-            problems.append(Problem(key, f"cannot parse the value: {str(err).splitlines()[0]}",
-                                    f"quote it, e.g. {key}='\"{ov.split('=', 1)[1]}\"'"))
+        key, _, value = ov.partition("=")
+        key = key.strip()
+        if not _ or not key or any(not part for part in key.split(".")):
+            problems.append(Problem(ov, "an override must look like key.sub=value",
+                                    f"write e.g. train.max_steps=10, not '{ov}'"))
             continue
-        data = OmegaConf.to_container(OmegaConf.merge(data, one), resolve=False)  # type: ignore[assignment]
-    return data, problems
+        try:
+            if value.startswith(_RESERVED_VALUE_START):
+                one = OmegaConf.to_container(OmegaConf.from_dotlist([f"{key}=x"]), resolve=False)
+                node = one
+                for part in key.split(".")[:-1]:
+                    node = node[part]  # type: ignore[index]
+                node[key.split(".")[-1]] = value  # type: ignore[index]
+            else:
+                one = OmegaConf.to_container(OmegaConf.from_dotlist([ov]), resolve=False)
+        except Exception as err:  # a YAML scanner error, e.g. an unclosed bracket
+            problems.append(Problem(key, f"cannot parse the value {value!r}: {str(err).splitlines()[0]}",
+                                    f"quote it, e.g. {key}='\"{value}\"', or fix its YAML (lists: [a,b])"))
+            continue
+        parsed.append((key, one))  # type: ignore[arg-type]
+    return parsed, problems
+
+
+def _sources_problem(data: dict[str, Any], where: str) -> Problem | None:
+    """A Problem (and the bad value removed) when ``data.sources`` is not a mapping, e.g. a list of names."""
+    section = data.get("data")
+    if not isinstance(section, dict) or "sources" not in section:
+        return None
+    sources = section["sources"]
+    if sources is None or isinstance(sources, dict):
+        return None
+    del section["sources"]
+    names = sources if isinstance(sources, list) else ["ncbi_disease"]
+    example = ", ".join(f"{n}: {{}}" for n in names[:3] if isinstance(n, str)) or "ncbi_disease: {}"
+    return Problem("data.sources", f"expected a mapping of source name -> settings, got {sources!r} ({where})",
+                   f"write data.sources as a mapping, e.g. data: {{sources: {{{example}}}}}; on the command line: "
+                   "data.sources.NAME.weight=1")
 
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Load a config: schema defaults <- YAML (with its ``defaults:``) <- ``key=value`` overrides.
 
+    A problem caused by an override is reported against the overrides, not the YAML file.
+
     Raises:
         ConfigError: listing every unknown key, wrong type and inconsistent value.
     """
+    overrides = list(overrides or [])
     data: dict[str, Any] = _read_yaml(Path(path).resolve()) if path else {}
-    ov_data, problems = _parse_overrides(list(overrides or []))
-    data = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(data), ov_data), resolve=False)  # type: ignore[assignment]
+    yaml_problems: list[Problem] = []
+    bad = _sources_problem(data, "in the YAML file")
+    yaml_problems += [bad] if bad else []
+    parsed, problems = _parse_overrides(overrides)
+    merged_cfg: DictConfig = OmegaConf.create(data)
+    for key, one in parsed:
+        bad = _sources_problem(one, f"from the override {key}=...")
+        if bad:
+            problems.append(bad)
+            continue
+        try:
+            merged_cfg = OmegaConf.merge(merged_cfg, one)  # type: ignore[assignment]
+        except (OmegaConfBaseException, TypeError, ValueError) as err:
+            problems.append(Problem(key, f"cannot apply this override: {str(err).splitlines()[0]}",
+                                    f"give {key} the same kind of value (mapping, list or scalar) as the config"))
+    data = OmegaConf.to_container(merged_cfg, resolve=False)  # type: ignore[assignment]
+    section = data.get("data")
+    if isinstance(section, dict) and section.get("leakage") is False:  # YAML 1.1 reads `off` as false
+        section["leakage"] = "off"
+    problems = yaml_problems + problems
     _check_keys(RunConfig, data, "", problems)
     _drop_unknown(RunConfig, data)
     schema = OmegaConf.structured(RunConfig)
@@ -369,12 +452,29 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
         merged = OmegaConf.merge(schema, data)
         cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
-        raise ConfigError([Problem(getattr(err, "full_key", "?") or "?", str(err).splitlines()[0],
-                                   "correct the value")], path) from err
+        problems.append(Problem(getattr(err, "full_key", "?") or "?", str(err).splitlines()[0], "correct the value"))
+        raise ConfigError(problems, _blame(path, overrides, problems)) from err
     problems += validate(cfg)
     if problems:
-        raise ConfigError(problems, path)
+        raise ConfigError(problems, _blame(path, overrides, problems))
     return cfg
+
+
+def _blame(path: str | Path | None, overrides: list[str], problems: list[Problem]) -> str | None:
+    """Where the problems come from: the YAML file, the ``key=value`` overrides, or both."""
+
+    def caused(ov: str, p: Problem) -> bool:
+        key = ov.partition("=")[0].strip()
+        return p.key == ov or bool(key) and (p.key == key or p.key.startswith(f"{key}.") or key.startswith(f"{p.key}."))
+
+    blamed = [ov for ov in overrides if any(caused(ov, p) for p in problems)]
+    from_yaml = [p for p in problems if not any(caused(ov, p) for ov in overrides)]
+    if not blamed:
+        return str(path) if path else None
+    named = ("the overrides " if len(blamed) > 1 else "the override ") + " ".join(blamed)
+    if not from_yaml:
+        return f"{named} (on top of {path})" if path else named
+    return f"{path} and {named}" if path else named
 
 
 def _drop_unknown(schema: type, data: Any) -> None:
@@ -461,6 +561,13 @@ def validate(cfg: RunConfig) -> list[Problem]:
     _positive(p, "train.keep_last", t.keep_last)
     _positive(p, "train.eval_every", t.eval_every, allow_zero=True)
     _positive(p, "train.log_every", t.log_every)
+    _positive(p, "train.epochs", t.epochs)
+    _positive(p, "train.peak_tflops", t.peak_tflops)
+    _positive(p, "optim.eps", o.eps)
+    _positive(p, "optim.weight_decay", o.weight_decay, allow_zero=True)
+    _positive(p, "optim.grad_clip", o.grad_clip, allow_zero=True)
+    _positive(p, "data.num_proc", d.num_proc)
+    _positive(p, "eval.max_examples", e.max_examples)
     if t.max_steps == 0 or t.max_steps < -1:
         p.append(Problem("train.max_steps", f"must be -1 (use epochs) or > 0, got {t.max_steps}", "set train.max_steps=-1 or a step count"))
     if t.global_batch_size and t.global_batch_size % (t.micro_batch_size * t.grad_accum):
