@@ -32,7 +32,8 @@ from pathlib import Path
 
 from biotune import config as config_mod
 from biotune.config import RunConfig
-from biotune.errors import ConfigError, Problem
+from biotune.errors import ConfigError, DataError, Problem
+from biotune.io import read_json
 from biotune.train.ds_config import OFFLOAD_VARIANTS, offload_variant, read_template
 from biotune.train.hardware import (
     DEFAULT_PLAN_DEVICE,
@@ -152,6 +153,8 @@ class Plan:
     gpu_memory_bytes: int
     mfu: float
     peak_tflops: float
+    grad_accum: int = 1
+    """Micro-steps per optimizer step that give ``train.global_batch_size`` on this job."""
 
     @property
     def activation_bytes(self) -> int:
@@ -241,8 +244,16 @@ def tokens_per_second(dims: LlamaDims, seq_len: int, peak_tflops: float, mfu: fl
 # --------------------------------------------------------------------------------------------- config -> plan
 
 
+_DIM_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size")
+
+
 def dims_for(name_or_path: str) -> LlamaDims:
-    """Llama dimensions of a model: a known Llama-2 hub id, or a local directory with ``config.json``."""
+    """Llama dimensions of a model: a known Llama-2 hub id, or a local directory with ``config.json``.
+
+    Raises:
+        ConfigError: an unknown model, or a ``config.json`` without positive integer Llama dimensions.
+        DataError: a ``config.json`` that is not UTF-8 JSON (naming its line).
+    """
     if name_or_path in KNOWN_MODELS:
         return KNOWN_MODELS[name_or_path]
     cfg_file = Path(name_or_path) / "config.json"
@@ -250,12 +261,37 @@ def dims_for(name_or_path: str) -> LlamaDims:
         known = ", ".join(KNOWN_MODELS)
         raise ConfigError([Problem("model.name_or_path", f"'{name_or_path}' is neither a known model nor a "
                                    "directory with config.json", f"use one of {known} or a local model dir")])
-    raw = json.loads(cfg_file.read_text(encoding="utf-8"))
-    heads = int(raw["num_attention_heads"])
-    return LlamaDims(hidden=int(raw["hidden_size"]), layers=int(raw["num_hidden_layers"]),
-                     intermediate=int(raw["intermediate_size"]), heads=heads,
-                     kv_heads=int(raw.get("num_key_value_heads") or heads), vocab=int(raw["vocab_size"]),
-                     tied_embeddings=bool(raw.get("tie_word_embeddings", False)))
+    fix = "point model.name_or_path at a directory written by save_pretrained (its config.json is a JSON object)"
+    raw = read_json(cfg_file, fix)
+    if not isinstance(raw, dict):
+        raise DataError(cfg_file, f"expected a JSON object, got {type(raw).__name__}", fix)
+    values: dict[str, int] = {}
+    problems: list[Problem] = []
+    for key in (*_DIM_KEYS, "num_key_value_heads"):
+        value = raw.get(key)
+        if key == "num_key_value_heads" and value is None:
+            continue
+        if value is None:
+            problems.append(Problem(key, "missing", "give the model's Llama dimensions (hidden_size, "
+                                    "num_hidden_layers, intermediate_size, num_attention_heads, vocab_size)"))
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(Problem(key, f"must be a positive integer, got {value!r}",
+                                    f"set {key} to the model's value (a Llama config has e.g. num_attention_heads: 32)"))
+        else:
+            values[key] = value
+    heads, kv = values.get("num_attention_heads"), values.get("num_key_value_heads")
+    if heads and values.get("hidden_size") and values["hidden_size"] % heads:
+        problems.append(Problem("num_attention_heads", f"{heads} does not divide hidden_size "
+                                f"{values['hidden_size']}", "use the model's own config.json"))
+    if heads and kv and heads % kv:
+        problems.append(Problem("num_key_value_heads", f"{kv} does not divide num_attention_heads {heads}",
+                                "use the model's own config.json"))
+    if problems:
+        raise ConfigError(problems, cfg_file)
+    heads = values["num_attention_heads"]
+    return LlamaDims(hidden=values["hidden_size"], layers=values["num_hidden_layers"],
+                     intermediate=values["intermediate_size"], heads=heads, kv_heads=kv or heads,
+                     vocab=values["vocab_size"], tied_embeddings=bool(raw.get("tie_word_embeddings", False)))
 
 
 def default_peak_tflops(dtype: str) -> float:
@@ -272,17 +308,65 @@ def gpu_peak_tflops(gpu: str, dtype: str) -> float:
     return peak
 
 
+def check_job(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: float, mfu: float,
+              seq_len: int | None, micro_batch_size: int | None) -> None:
+    """Every problem with the plan's arguments at once, and the global batch against nodes x GPUs.
+
+    Raises:
+        ConfigError: naming each bad argument (``--mfu`` ...) or key and its fix.
+    """
+    p: list[Problem] = []
+    if nodes < 1 or gpus_per_node < 1:
+        p.append(Problem("--nodes/--gpus-per-node", f"got {nodes} x {gpus_per_node}",
+                         "give at least one node and one GPU per node"))
+    if not 0.0 < mfu <= 1.0:
+        p.append(Problem("--mfu", f"must be in (0, 1], got {mfu}", "give a utilisation such as --mfu 0.4 (40 %)"))
+    if not gpu_memory_gb > 0:
+        p.append(Problem("--gpu-memory-gb", f"must be > 0, got {gpu_memory_gb}", "give one GPU's memory, e.g. 80"))
+    if seq_len is not None and seq_len < 1:
+        p.append(Problem("--seq-len", f"must be >= 1, got {seq_len}", "give a sequence length such as 2048, or omit "
+                         "it to use data.max_seq_len"))
+    if micro_batch_size is not None and micro_batch_size < 1:
+        p.append(Problem("--micro-batch-size", f"must be >= 1, got {micro_batch_size}",
+                         "give packed rows per GPU per micro-step, or omit it to use train.micro_batch_size"))
+    if not p:
+        p += _batch_problems(cfg, nodes * gpus_per_node, micro_batch_size or cfg.train.micro_batch_size)
+    if p:
+        raise ConfigError(p)
+
+
+def job_grad_accum(cfg: RunConfig, world_size: int, micro_batch_size: int) -> int:
+    """The gradient accumulation that reaches ``train.global_batch_size`` on ``world_size`` GPUs (else grad_accum)."""
+    t = cfg.train
+    if t.global_batch_size is None:
+        return t.grad_accum
+    return t.global_batch_size // (micro_batch_size * world_size)
+
+
+def _batch_problems(cfg: RunConfig, world_size: int, micro_batch_size: int) -> list[Problem]:
+    """``train.global_batch_size`` must be a whole number of micro-batches on every GPU of the job."""
+    t = cfg.train
+    if t.global_batch_size is None:
+        return []
+    per_step = micro_batch_size * world_size
+    if t.global_batch_size % per_step == 0 and t.global_batch_size >= per_step:
+        return []
+    return [Problem("train.global_batch_size",
+                    f"{t.global_batch_size} is not a multiple of micro_batch_size {micro_batch_size} x {world_size} "
+                    f"GPU(s) = {per_step}: train would refuse this job",
+                    f"choose --nodes/--gpus-per-node so that micro_batch_size x GPUs divides {t.global_batch_size}, "
+                    "or change train.global_batch_size / train.micro_batch_size")]
+
+
 def make_plan(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: float = 80.0, mfu: float = 0.4,
               peak_tflops: float | None = None, seq_len: int | None = None,
               micro_batch_size: int | None = None) -> Plan:
     """Build the plan for ``cfg`` on ``nodes`` x ``gpus_per_node`` GPUs of ``gpu_memory_gb`` (decimal GB)."""
-    if nodes < 1 or gpus_per_node < 1:
-        raise ConfigError([Problem("--nodes/--gpus-per-node", f"got {nodes} x {gpus_per_node}",
-                                   "give at least one node and one GPU per node")])
+    check_job(cfg, nodes, gpus_per_node, gpu_memory_gb, mfu, seq_len, micro_batch_size)
     dims = dims_for(cfg.model.name_or_path)
     ds_config = read_template(cfg.train.deepspeed)
-    mbs = micro_batch_size or cfg.train.micro_batch_size
-    seq = seq_len or cfg.data.max_seq_len
+    mbs = micro_batch_size if micro_batch_size is not None else cfg.train.micro_batch_size
+    seq = seq_len if seq_len is not None else cfg.data.max_seq_len
     states = {name: zero3_model_states(dims.total_params(), dims.largest_module_params(), gpus_per_node, nodes,
                                        opt, par) for name, (opt, par) in OFFLOAD_VARIANTS.items()}
     return Plan(model=cfg.model.name_or_path, dims=dims, nodes=nodes, gpus_per_node=gpus_per_node,
@@ -290,7 +374,8 @@ def make_plan(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: flo
                 offload=offload_variant(ds_config), states=states, activations=activation_memory(dims, mbs, seq),
                 buffers_bytes=deepspeed_buffers(dims, ds_config), overhead_bytes=RUNTIME_OVERHEAD_BYTES,
                 gpu_memory_bytes=int(gpu_memory_gb * GB), mfu=mfu,
-                peak_tflops=peak_tflops or cfg.train.peak_tflops or default_peak_tflops(cfg.model.dtype))
+                peak_tflops=peak_tflops or cfg.train.peak_tflops or default_peak_tflops(cfg.model.dtype),
+                grad_accum=job_grad_accum(cfg, nodes * gpus_per_node, mbs))
 
 
 def format_plan(plan: Plan) -> str:
@@ -305,7 +390,7 @@ def format_plan(plan: Plan) -> str:
         f"heads {d.heads}/{d.kv_heads} kv, vocab {d.vocab}); largest module {d.largest_module_params() / 1e6:.0f}M",
         f"job        {plan.nodes} node(s) x {plan.gpus_per_node} GPU(s), micro-batch {plan.micro_batch_size} x "
         f"seq {plan.seq_len}, gradient checkpointing {'on' if plan.gradient_checkpointing else 'off'}, "
-        f"offload {plan.offload}",
+        f"offload {plan.offload}, grad accumulation {plan.grad_accum}",
         "",
         "per GPU, ZeRO-3          no offload   opt->CPU     opt+params->CPU",
         "  model states        " + "".join(gib(plan.states[v].gpu_bytes) for v in OFFLOAD_VARIANTS),
@@ -359,7 +444,7 @@ def plan_to_dict(plan: Plan) -> dict:
             "activations_bytes": {"checkpointed": plan.activations.checkpointed, "full": plan.activations.full},
             "buffers_bytes": plan.buffers_bytes, "overhead_bytes": plan.overhead_bytes,
             "total_bytes": plan.total_bytes(), "gpu_memory_bytes": plan.gpu_memory_bytes, "fits": plan.fits,
-            "mfu": plan.mfu, "peak_tflops": plan.peak_tflops,
+            "mfu": plan.mfu, "peak_tflops": plan.peak_tflops, "grad_accum": plan.grad_accum,
             "tokens_per_second_per_gpu": plan.tokens_per_second_per_gpu}
 
 
@@ -373,5 +458,9 @@ def run(args: argparse.Namespace) -> int:
                      peak_tflops=gpu_peak_tflops(args.gpu, cfg.model.dtype) if args.gpu else None, seq_len=args.seq_len,
                      micro_batch_size=args.micro_batch_size)
     print(json.dumps(plan_to_dict(plan), indent=2) if args.json else format_plan(plan))
+    if plan.grad_accum != cfg.train.grad_accum:
+        logger.warning("train.global_batch_size=%s on %d GPU(s) needs train.grad_accum=%d (the config has %d): "
+                       "pass train.grad_accum=%d to train", cfg.train.global_batch_size, plan.nodes * plan.gpus_per_node,
+                       plan.grad_accum, cfg.train.grad_accum, plan.grad_accum)
     return 0 if plan.fits else 1
 
