@@ -131,6 +131,20 @@ def test_collect_writes_table_csv_parquet_and_plots(local_sweep: dict) -> None:
     assert list((results / "wandb").glob("offline-run-*"))  # the collect view in the sweep's wandb group
 
 
+def test_wandb_view_groups_train_eval_and_collect_runs(local_sweep: dict) -> None:
+    from biotune.testing.wandb_files import offline_runs
+
+    test_collect_writes_table_csv_parquet_and_plots(local_sweep)  # the collect run exists even when run alone
+    runs = {r.name: r for r in offline_runs(local_sweep["out"])}
+    assert {r.group for r in runs.values()} == {"three"}
+    train, ev = runs["three-loo-group-qa-s1234"], runs["three-loo-group-qa-s1234-eval"]
+    assert (train.job_type, ev.job_type, runs["three-collect"].job_type) == ("train", "eval", "collect")
+    for run in (train, ev):
+        assert run.config["variant"] == "loo-group-qa" and run.config["axis_value"] == "qa"
+        assert "pubmedqa" not in run.config["weights"] and abs(sum(run.config["weights"].values()) - 1) < 1e-9
+    assert any(k.startswith("eval/pubmedqa/test/") for k in ev.summary)  # per-set scores in the eval summary
+
+
 def test_status_and_collect_of_an_unknown_directory_fail_cleanly(local_sweep: dict, tmp_path: Path) -> None:
     for cmd in ("status", "collect"):
         res = _biotune("sweep", cmd, str(local_sweep["sweep"]), "--out", str(tmp_path / "nowhere"))
