@@ -71,13 +71,57 @@ def _run(config_path: str, overrides: list[str], dry_run: bool) -> int:
     return 0
 
 
+def _check_out_dir(flag: str, out: str | None) -> None:
+    """ConfigError unless ``out`` is a directory or can become one (no file in the way)."""
+    from pathlib import Path
+
+    from biotune.errors import ConfigError, Problem
+
+    if out is None:
+        return
+    path = Path(out)
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                what = "is a file" if place == path else f"lies under the file {place}"
+                raise ConfigError([Problem(flag, f"{out} {what}, not a directory",
+                                           f"give {flag} a directory path (new or existing), e.g. runs/eval-rescored")])
+            return
+
+
+def _check_out_file(flag: str, out: str | None) -> None:
+    """ConfigError when ``out`` is a directory, or a file in the way of its parent directory."""
+    from pathlib import Path
+
+    from biotune.errors import ConfigError, Problem
+
+    if out is None:
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise ConfigError([Problem(flag, f"{out} is a directory", f"give {flag} a file path, e.g. {path / 'compare.json'}")])
+    _check_out_dir(flag, str(path.parent))
+
+
+def _writing(flag: str, what: Any) -> Any:
+    """Run ``what()``; an OSError while writing output becomes a ConfigError naming the flag and the path."""
+    from biotune.errors import ConfigError, Problem
+
+    try:
+        return what()
+    except OSError as err:
+        raise ConfigError([Problem(flag, f"cannot write {err.filename or 'the output'}: {err.strerror or err}",
+                                   f"give {flag} a path you can write to")]) from None
+
+
 def _score(ns: argparse.Namespace) -> int:
     from biotune import config
     from biotune.eval.report import report_rows, to_markdown
     from biotune.eval.runner import score_predictions
 
+    _check_out_dir("--out", ns.out)
     cfg = config.load(ns.config, ns.overrides)
-    scores = score_predictions(ns.predictions, cfg, ns.out)
+    scores = _writing("--out", lambda: score_predictions(ns.predictions, cfg, ns.out))
     print(to_markdown(report_rows(scores)))
     return 0
 
@@ -93,8 +137,9 @@ def _compare(ns: argparse.Namespace) -> int:
         from biotune.errors import ConfigError, Problem
 
         raise ConfigError([Problem("RUN", "compare needs at least two runs", "pass two or more evaluation directories")])
+    _check_out_file("--json", ns.json)
     table, data = compare(ns.runs)
     print(table)
     if ns.json:
-        atomic_write_text(Path(ns.json), json.dumps(data, indent=2) + "\n")
+        _writing("--json", lambda: atomic_write_text(Path(ns.json), json.dumps(data, indent=2) + "\n"))
     return 0

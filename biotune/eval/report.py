@@ -16,7 +16,7 @@ from typing import Any
 from biotune.config import TrackingConfig
 from biotune.errors import DataError
 from biotune.eval.score import SetScore
-from biotune.io import atomic_write_text, write_jsonl
+from biotune.io import atomic_write_text, read_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +125,36 @@ def write_report(out_dir: Path, scores: Sequence[SetScore], meta: dict[str, Any]
     return rows
 
 
+#: Keys every row of a ``report.json`` has (what ``compare`` and ``sweep collect`` read).
+REPORT_ROW_KEYS = ("dataset", "metric", "score")
+
+
 def read_report(run: str | Path) -> dict[str, Any]:
-    """A run's ``report.json`` (``run`` is the run directory or the file itself)."""
+    """A run's ``report.json`` (``run`` is the run directory or the file itself), checked for its shape.
+
+    Raises:
+        DataError: naming the file (and line or row) when it is missing, not UTF-8 JSON, or not a report:
+            an object whose ``rows`` list holds objects with ``dataset``, ``metric`` and a numeric/null ``score``.
+    """
     path = Path(run)
     path = path / REPORT_JSON if path.is_dir() else path
+    fix = "pass a directory written by `biotune eval` (it holds report.json), or re-run `biotune eval` for this run"
     if not path.is_file():
-        raise DataError(path, "no evaluation report here", "pass a directory written by `biotune eval` (it holds report.json)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(path, f"report is not valid JSON ({err.msg})", "re-run `biotune eval` for this run", err.lineno) from err
+        raise DataError(path, "no evaluation report here", fix)
+    report = read_json(path, fix)
+    rows = report.get("rows") if isinstance(report, dict) else None
+    if not isinstance(rows, list):
+        raise DataError(path, "not a biotune evaluation report (expected an object with a 'rows' list)", fix)
+    for i, row in enumerate(rows):
+        missing = [k for k in REPORT_ROW_KEYS if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise DataError(path, f"report row {i} lacks {', '.join(missing)}", fix)
+        score = row["score"]
+        if not isinstance(row["dataset"], str) or not isinstance(row["metric"], str) or \
+                not (score is None or isinstance(score, (int, float)) and not isinstance(score, bool)):
+            raise DataError(path, f"report row {i} has a non-text dataset/metric or a non-numeric score "
+                            f"({row['dataset']!r}, {row['metric']!r}, {score!r})", fix)
+    return report
 
 
 def compare(runs: Sequence[str | Path]) -> tuple[str, dict[str, Any]]:

@@ -144,17 +144,29 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     """Read a JSONL predictions file: ``{"id": str, "completion": str}`` per line.
 
     Raises:
-        DataError: naming file:line for unreadable JSON, a missing/ill-typed field or a duplicate id.
+        DataError: naming file:line for non-UTF-8 bytes, unreadable JSON, a missing/ill-typed field or a
+            duplicate id.
     """
     path = Path(path)
     if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise DataError(
-            path, "predictions file does not exist", "pass the JSONL file written by `biotune eval`"
+            path, f"predictions file {what}", "pass the JSONL file written by `biotune eval` (predictions.jsonl)"
         )
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    path,
+                    f"not UTF-8 text ({err.reason} at byte {err.start} of the line)",
+                    "write the predictions file as UTF-8 JSON lines (json.dumps(..., ensure_ascii=False) "
+                    "to a file opened with encoding='utf-8')",
+                    lineno,
+                ) from None
             if not line.strip():
                 continue
             try:
