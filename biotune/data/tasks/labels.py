@@ -107,6 +107,9 @@ NEGATIVE_SYNONYMS: tuple[str, ...] = (
 )
 # Phrases read as the positive class of a binary relation task (one positive label besides the negative).
 POSITIVE_SYNONYMS: tuple[str, ...] = ("yes", "true", "positive", "related", "association")
+# Phrases read as the negative class of a binary relation task only (GAD, EU-ADR: "yes"/"no" questions); on a
+# multi-class corpus a bare "no" names no relation type, so it stays a parse failure there.
+BINARY_NEGATIVE_SYNONYMS: tuple[str, ...] = ("no",)
 NLI_SYNONYMS: dict[str, tuple[str, ...]] = {
     "entailment": ("entails", "entailed", "entail"),
     "contradiction": ("contradicts", "contradictory", "contradicted", "contradict"),
@@ -270,6 +273,7 @@ class RelationTask(_LabelTask):
             positives = [x for x in self._labels if x != self.negative]
             if len(positives) == 1:
                 out[positives[0]] = out.get(positives[0], ()) + POSITIVE_SYNONYMS
+                out[self.negative] += BINARY_NEGATIVE_SYNONYMS
         return out
 
 
