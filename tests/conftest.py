@@ -1,9 +1,9 @@
-"""Shared fixtures: where the real corpora are, and tiny random Llamas + tokenizers built locally.
+"""Shared fixtures: where the real corpora are, a tiny random Llama + tokenizer built locally, record checks.
 
-Unit tests use ``tiny_model``/``tiny_tokenizer``, whose tokenizer is trained on the bundled ``@sample``
-corpus, so ``pytest tests/unit`` needs no ``../shared/data``. Integration tests read the real corpora through
-``corpora`` (which fails, never skips, when they are missing) and, where their token counts matter, use
-``corpus_model``/``corpus_tokenizer``, whose tokenizer is trained on real corpus text.
+``tiny_model``/``tiny_tokenizer`` have a tokenizer trained on the bundled ``@sample`` corpus, so
+``pytest tests/unit`` needs no ``../shared/data``. Integration tests read the real corpora through ``corpora``
+(which fails, never skips, when they are missing) and use the same tiny model: byte-level BPE never meets an
+unknown token, and real NCBI-disease text takes about as many tokens as with one trained on real text.
 """
 
 from __future__ import annotations
@@ -55,37 +55,6 @@ def tiny_tokenizer(tiny_model: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model)
-
-
-def _corpus_texts(root: Path, limit: int = 3000) -> list[str]:
-    """The first ``limit`` lines of three real training files, plus the template's cue words."""
-    texts: list[str] = []
-    for rel in ("ncbi_disease/iob/train.tsv", "bc5cdr/chem-iob/train.tsv", "gad/fold1/train.tsv"):
-        path = root / rel
-        if path.is_file():
-            lines = path.read_text(encoding="utf-8").splitlines()[:limit]
-            texts.append(" ".join(line.replace("\t", " : ") for line in lines))
-    texts.append("### Instruction: ### Input: ### Output: ### Response: Below is an instruction")
-    return texts
-
-
-@pytest.fixture(scope="session")
-def corpus_model(tmp_path_factory: pytest.TempPathFactory, corpora: Path) -> Path:
-    """A tiny random Llama with a BPE tokenizer trained on real corpus text (session-scoped).
-
-    Needs ``corpora``. For the integration tests whose packed rows, step counts or timing were sized with it.
-    """
-    from biotune.testing.tiny import make_tiny_llama
-
-    return make_tiny_llama(tmp_path_factory.mktemp("corpus_llama"), _corpus_texts(corpora))
-
-
-@pytest.fixture(scope="session")
-def corpus_tokenizer(corpus_model: Path) -> Any:
-    """The tokenizer of :func:`corpus_model`, loaded once per session."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(corpus_model)
 
 
 # ------------------------------------------------------------------------------------------- record checks
