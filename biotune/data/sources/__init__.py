@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from biotune.data.records import Record
-from biotune.data.sources import classification, conll, nli, pubtator, qa, relation
+from biotune.data.sources import _io, classification, conll, nli, pubtator, qa, relation
 from biotune.data.sources.instructions import load_instructions
 from biotune.data.sources.registry import SOURCES
 from biotune.data.sources.spec import KINDS, SourceSpec
@@ -30,6 +30,8 @@ __all__ = [
     "get_spec",
     "load_instructions",
     "load_records",
+    "reader_counts",
+    "reset_reader_counts",
     "resolve_root",
 ]
 
@@ -98,6 +100,30 @@ def load_records(name: str, split: str, root: str | Path) -> list[Record]:
         raise DataError(
             path, f"{name}/{split} data not found", f"{hint}; expected the layout of ../shared/data"
         )
+    _io.take_counts()  # a reader that failed half-way must not leak its counts into this read
     records = READERS[spec.format](path, spec, split)
-    log.info("%s/%s: %d records from %s", name, split, len(records), path)
+    counts = _io.take_counts()
+    _READ_COUNTS[f"{name}/{split}"] = counts
+    noted = {k: v for k, v in counts.items() if v}
+    log.info("%s/%s: %d records from %s%s", name, split, len(records), path, f" {noted}" if noted else "")
     return records
+
+
+#: ``"<source>/<split>"`` -> what the reader repaired or skipped on purpose while reading it (see ``reader_counts``).
+_READ_COUNTS: dict[str, dict[str, int]] = {}
+
+
+def reader_counts() -> dict[str, dict[str, int]]:
+    """What the readers repaired or skipped, per ``"<source>/<split>"`` read since :func:`reset_reader_counts`.
+
+    Counters (absent = 0): ``iob_repairs`` (CoNLL ``I-`` tags that did not continue a mention, turned into
+    ``B-``); ``duplicate_documents`` and ``overlapping_mentions`` (PubTator NER: verbatim repeats read once,
+    mentions dropped under an earlier overlapping one); ``ddi_true_without_type`` (DDI pairs labelled
+    ``DDI-int``). Every split read has an entry, so an empty dict means "read, nothing repaired".
+    """
+    return {key: dict(value) for key, value in _READ_COUNTS.items()}
+
+
+def reset_reader_counts() -> None:
+    """Forget earlier reads (call before a build collects its sources)."""
+    _READ_COUNTS.clear()

@@ -1,8 +1,15 @@
-"""File access shared by the readers: existence, UTF-8 decoding and error messages naming file:line."""
+"""File access shared by the readers: existence, UTF-8 decoding and error messages naming file:line.
+
+Also the readers' counters: what a reader repaired or skipped on purpose (e.g. ``I-`` tags turned into ``B-``)
+is counted with :func:`count` while :func:`biotune.data.sources.load_records` reads a split, and handed to the
+build through :func:`biotune.data.sources.reader_counts`.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +17,26 @@ from typing import Any
 from biotune.errors import DataError
 
 REENCODE_FIX = "re-encode as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)"
+NUL_FIX = (
+    "the file holds NUL bytes (binary or damaged data): restore it from the corpus release, "
+    "or remove them (`tr -d '\\000' < IN > OUT`) and check the lines around"
+)
+_ESCAPED_NUL = re.compile(r"\\u0000", re.IGNORECASE)
+
+#: Counts of the read in progress (see the module docstring); reset by ``load_records`` for each split.
+_CURRENT: Counter[str] = Counter()
+
+
+def count(what: str, n: int = 1) -> None:
+    """Add ``n`` to the counter ``what`` of the split being read (a repair or a documented skip)."""
+    _CURRENT[what] += n
+
+
+def take_counts() -> dict[str, int]:
+    """The counters of the read that just finished, and a fresh start for the next one."""
+    out = dict(_CURRENT)
+    _CURRENT.clear()
+    return out
 
 
 def require_file(path: Path) -> Path:
@@ -43,9 +70,20 @@ def read_text(path: Path, allow_empty: bool = False) -> str:
         raise DataError(
             path, f"byte {raw[exc.start]:#04x} is not valid UTF-8", REENCODE_FIX, line=line
         ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise DataError(path, "NUL byte in the text", NUL_FIX, line=text.count("\n", 0, nul) + 1)
     if not allow_empty and not text.strip():
         raise DataError(path, "file is empty", "restore the file from the corpus release (it has no records)")
     return text
+
+
+def check_no_escaped_nul(text: str, path: Path, first_line: int = 1) -> None:
+    """A JSON ``\\u0000`` escape decodes to a NUL character: refuse it like a raw NUL byte."""
+    found = _ESCAPED_NUL.search(text)
+    if found:
+        line = first_line + text.count("\n", 0, found.start())
+        raise DataError(path, "a JSON string holds \\u0000 (a NUL character)", NUL_FIX, line=line)
 
 
 def lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -59,6 +97,7 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in lines(path):
         if not line.strip():
             continue
+        check_no_escaped_nul(line, path, number)
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -70,12 +109,38 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, obj
 
 
-def load_json(path: Path) -> Any:
-    """Parse a UTF-8 JSON file, naming the line of a syntax error."""
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def load_json(path: Path, key_name: str = "key", duplicate_fix: str = "keep one entry per key") -> Any:
+    """Parse a UTF-8 JSON file, naming the line of a syntax error.
+
+    A key repeated inside one object is an error naming the key (as ``key_name``) and the line of its second
+    occurrence: ``json`` would silently keep the last value.
+    """
+    text = read_text(path)
+    check_no_escaped_nul(text, path)
     try:
-        return json.loads(read_text(path))
+        return json.loads(text, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as exc:
         raise DataError(path, f"invalid JSON: {exc.msg}", "fix the JSON syntax", exc.lineno) from None
+    except _DuplicateKey as dup:
+        places = [m.start() for m in re.finditer(re.escape(json.dumps(dup.key)) + r"\s*:", text)]
+        line = text.count("\n", 0, places[1]) + 1 if len(places) > 1 else None
+        first = f" (first on line {text.count(chr(10), 0, places[0]) + 1})" if places else ""
+        raise DataError(path, f"{key_name} {dup.key} occurs twice{first}; JSON keeps only the last one",
+                        duplicate_fix, line) from None
 
 
 def check_label(label: str, allowed: tuple[str, ...], path: Path, line: int | None) -> None:

@@ -6,7 +6,7 @@ is the first column and the tag the last), a blank line between sentences, ``-DO
 (BioBERT copies of JNLPBA and S800) get the source's ``entity_type``, so every tag we return is typed.
 
 Repair: an ``I-X`` that does not continue an ``X`` mention (after ``O`` or after another type) is turned
-into ``B-X`` and counted. None of the staged corpora need it (their repair count is 0, checked by the tests);
+into ``B-X`` and counted (the ``iob_repairs`` counter of :func:`biotune.data.sources.reader_counts`). None of the staged corpora need it (their repair count is 0, checked by the tests);
 user-supplied files such as i2b2-2012 conversions sometimes do.
 
 Record ids are ``<file stem>:<sentence index>`` (0-based, counting the sentences returned).
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from biotune.data.records import NerSentence
-from biotune.data.sources._io import check_label, lines
+from biotune.data.sources._io import check_label, count, lines
 from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError
 
@@ -102,5 +102,7 @@ def read_conll(path: Path, spec: SourceSpec) -> ConllResult:
 
 
 def load_conll(path: Path, spec: SourceSpec, split: str) -> list[NerSentence]:
-    """Reader entry point for ``format="conll"``."""
-    return read_conll(path, spec).sentences
+    """Reader entry point for ``format="conll"``; the repairs go to the ``iob_repairs`` reader counter."""
+    result = read_conll(path, spec)
+    count("iob_repairs", result.repairs)
+    return result.sentences

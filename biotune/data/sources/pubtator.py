@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from biotune.data.records import NerSentence, RelationPair
-from biotune.data.sources._io import check_label, lines
+from biotune.data.sources._io import check_label, count, lines
 from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError
 
@@ -269,6 +269,8 @@ def load_pubtator_ner(path: Path, spec: SourceSpec, split: str) -> list[NerSente
     """Reader entry point for ``format="pubtator_ner"``."""
     sentences, stats = read_pubtator_ner(path, spec)
     log.info("%s: %s", path.name, stats)
+    count("duplicate_documents", stats.duplicates)
+    count("overlapping_mentions", stats.overlapping)
     if stats.lost_at_boundaries or stats.overlapping:
         log.warning(
             "%s: %d mentions lost at sentence boundaries, %d overlapping mentions dropped",

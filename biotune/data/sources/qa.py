@@ -6,7 +6,7 @@
     the train/dev pool. ``devel`` = the ``len(pool) // 10`` pool PMIDs with the smallest sha256 hex digest
     (50 of the official 500, as the official 450/50 folds; our own deterministic choice, not BLURB's fold 0),
     ``train`` = the rest of the pool. Context = the ``CONTEXTS`` joined by one space; label = ``final_decision``.
-    Record id = PMID.
+    Record id = PMID. A PMID repeated in either file is an error naming it (JSON would keep the last entry).
 ``bioasq_tsv``
     BioASQ yes/no TSV (Bio-ELECTRA preprocessing) with header ``yesno_label<TAB>question<TAB>ideal_answer``;
     ``1`` -> ``yes``, ``0`` -> ``no``; context = the ideal answer. Record id = ``<file stem>:<row index>``.
@@ -28,14 +28,27 @@ _BIOASQ_HEADER = ["yesno_label", "question", "ideal_answer"]
 _BIOASQ_LABELS = {"1": "yes", "0": "no"}
 
 
+_DUPLICATE_FIX = (
+    "keep one entry per PMID: JSON keeps only the last of repeated keys, which can change a gold label; "
+    "restore the file from the PubMedQA release"
+)
+
+
 def _pubmedqa_item(pmid: str, entry: Any, spec: SourceSpec, path: Path) -> QaItem:
     if not isinstance(entry, dict) or not isinstance(entry.get("QUESTION"), str):
         raise DataError(
-            path, f"entry {pmid} lacks QUESTION", "each value needs QUESTION, CONTEXTS, final_decision"
+            path, f"PMID {pmid}: entry lacks QUESTION", "each value needs QUESTION, CONTEXTS, final_decision"
         )
     contexts = entry.get("CONTEXTS") or []
+    if not isinstance(contexts, list):
+        raise DataError(path, f"PMID {pmid}: CONTEXTS is not a list", "write CONTEXTS as a list of strings")
     label = str(entry.get("final_decision", ""))
-    check_label(label, spec.labels, path, None)
+    if label not in spec.labels:
+        raise DataError(
+            path,
+            f"PMID {pmid}: unknown final_decision {label!r}",
+            f"use one of {', '.join(spec.labels)}",
+        )
     return QaItem(pmid, entry["QUESTION"], " ".join(str(c) for c in contexts), label)
 
 
@@ -53,9 +66,9 @@ def pubmedqa_split_ids(all_ids: list[str], test_ids: set[str]) -> dict[str, list
 
 def load_pubmedqa(path: Path, spec: SourceSpec, split: str) -> list[QaItem]:
     """Reader entry point for ``format="pubmedqa"``."""
-    data = load_json(path)
+    data = load_json(path, "PMID", _DUPLICATE_FIX)
     truth_path = path.parent / TEST_IDS_FILE
-    truth = load_json(truth_path)
+    truth = load_json(truth_path, "PMID", _DUPLICATE_FIX)
     if not isinstance(data, dict) or not data:
         raise DataError(
             path, "expected a non-empty JSON object keyed by PMID", "use PubMedQA's ori_pqal.json"

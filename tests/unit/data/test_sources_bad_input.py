@@ -194,3 +194,131 @@ def test_instruction_file_errors(tmp_path: Path) -> None:
         load_instructions(tmp_path / "absent.jsonl")
     with pytest.raises(DataError, match="no split 'test'"):
         load_instructions(_write(tmp_path / "s.json", json.dumps({"train": []})), "test")
+
+
+# ------------------------------------------------------------------------------ silent corruption made loud
+
+
+def test_tab_inside_a_sentence_of_a_two_column_file(tmp_path: Path) -> None:
+    # Before: the first half of the sentence became the row index and the sentence was cut at the tab.
+    path = _write(tmp_path / "gad/fold1/train.tsv", "@GENE$ causes @DISEASE$.\t1\n@GENE$ and\t@DISEASE$.\t0\n")
+    err = _error("gad", "train", tmp_path)
+    assert f"{path}:2" in str(err) and "a tab inside the sentence?" in str(err) and "replace tabs" in str(err)
+
+
+def test_tab_inside_a_sentence_of_an_indexed_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "gad/fold1/test.tsv", "index\tsentence\tlabel\n0\t@GENE$ in\t@DISEASE$.\t1\n")
+    err = _error("gad", "test", tmp_path)
+    assert f"{path}:2" in str(err) and "found 4" in str(err)
+
+
+def test_headerless_indexed_file_still_reads(tmp_path: Path) -> None:
+    _write(tmp_path / "gad/fold1/train.tsv", "7\t@GENE$ causes @DISEASE$.\t1\n9\t@GENE$ and @DISEASE$.\t0\n")
+    records = load_records("gad", "train", tmp_path)
+    assert [r.id for r in records] == ["train:7", "train:9"] and records[1].text == "@GENE$ and @DISEASE$."
+
+
+def _ddi(sentence_text: str, offset: str, entity_text: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<document id="d1">'
+        f'<sentence id="d1.s0" text="{sentence_text}">'
+        '<entity id="d1.s0.e0" charOffset="0-0" type="drug" text="A"/>'
+        f'<entity id="d1.s0.e1" charOffset="{offset}" type="drug" text="{entity_text}"/>'
+        '<pair id="d1.s0.p0" e1="d1.s0.e0" e2="d1.s0.e1" ddi="false"/></sentence></document>\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset", "entity_text", "says"),
+    [("30-34", "B", "outside the sentence"), ("6-6;40-41", "B", "outside the sentence"), ("2-4", "B", "spells 'and'")],
+)
+def test_ddi_char_offset_must_fit_its_sentence(tmp_path: Path, offset: str, entity_text: str, says: str) -> None:
+    # Before: the drug stayed unmasked and @DRUG$ was appended at the end of the sentence.
+    path = _write(tmp_path / "ddi/Train/MedLine/d1.xml", _ddi("A and B mix.", offset, entity_text))
+    err = _error("ddi", "train", tmp_path)
+    assert err.path == str(path) and "sentence d1.s0, entity d1.s0.e1" in str(err) and says in str(err)
+    assert "fix the entity's charOffset" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("text", "lacks"),
+    [
+        ("<< aspirin >> binds COX-1 .", "[[ ]] around the protein"),
+        ("aspirin binds [[ COX-1 ]] .", "<< >> around the chemical"),
+        ("aspirin binds COX-1 .", "<< >> around the chemical and [[ ]] around the protein"),
+    ],
+)
+def test_chemprot_row_without_markers(tmp_path: Path, text: str, lacks: str) -> None:
+    # Before: a sample with an empty head or tail.
+    good = json.dumps({"text": "<< a >> binds [[ b ]] .", "label": "INHIBITOR"})
+    path = _write(tmp_path / "chemprot/scibert-fine/train.jsonl", f"{good}\n{json.dumps({'text': text, 'label': 'INHIBITOR'})}\n")
+    err = _error("chemprot_fine", "train", tmp_path)
+    assert f"{path}:2" in str(err) and lacks in str(err) and "<<chemical>>" in str(err)
+
+
+def _pubmedqa(tmp_path: Path, pqal: str, truth: str = '{"2": "no"}') -> Path:
+    _write(tmp_path / "pubmedqa/test_ground_truth.json", truth)
+    return _write(tmp_path / "pubmedqa/ori_pqal.json", pqal)
+
+
+def _entry(label: str) -> str:
+    return json.dumps({"QUESTION": "Q?", "CONTEXTS": ["c"], "final_decision": label})
+
+
+def test_duplicate_pubmedqa_pmid(tmp_path: Path) -> None:
+    # Before: the last entry silently won, which can flip a test gold label.
+    path = _pubmedqa(tmp_path, f'{{\n"1": {_entry("yes")},\n"2": {_entry("no")},\n"1": {_entry("maybe")}\n}}\n')
+    err = _error("pubmedqa", "train", tmp_path)
+    assert f"{path}:4" in str(err) and "PMID 1 occurs twice (first on line 2)" in str(err) and "gold label" in str(err)
+    truth = _write(tmp_path / "pubmedqa/test_ground_truth.json", '{"2": "no",\n "2": "yes"}')
+    _write(tmp_path / "pubmedqa/ori_pqal.json", f'{{"1": {_entry("yes")}, "2": {_entry("no")}}}')
+    err = _error("pubmedqa", "test", tmp_path)
+    assert f"{truth}:2" in str(err) and "PMID 2 occurs twice" in str(err)
+
+
+def test_pubmedqa_errors_name_the_pmid(tmp_path: Path) -> None:
+    _pubmedqa(tmp_path, f'{{"1": {_entry("perhaps")}, "2": {_entry("no")}}}')
+    assert "PMID 1: unknown final_decision 'perhaps'" in str(_error("pubmedqa", "train", tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("name", "split", "rel", "text", "line"),
+    [
+        ("ncbi_disease", "train", "ncbi_disease/iob/train.tsv", "A\tO\nB\x00\tO\n", 2),
+        ("gad", "train", "gad/fold1/train.tsv", "@GENE$ in @DISEASE$.\t1\n\n@GENE$\x00 x @DISEASE$.\t0\n", 3),
+        ("chemprot_fine", "train", "chemprot/scibert-fine/train.jsonl", '{"text": "<< a >> [[ b\x00 ]]", "label": "INHIBITOR"}\n', 1),
+        ("chemprot_fine", "train", "chemprot/scibert-fine/train.jsonl", '{"text": "<< a >> [[ b\\u0000 ]]", "label": "INHIBITOR"}\n', 1),
+        ("mednli", "test", "mednli/mli_test_v1.jsonl", '{"sentence1": "a\x00", "sentence2": "b", "gold_label": "neutral"}\n', 1),
+        ("bioasq_yesno", "test", "bioasq_yesno/tsv/test.tsv", "yesno_label\tquestion\tideal_answer\n1\tIs\x00 it?\tYes.\n", 2),
+        ("bc5cdr_cid", "train", "bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt", "1|t|Title\x00.\n1|a|Abstract.\n", 1),
+        ("ddi", "train", "ddi/Train/MedLine/d1.xml", '<?xml version="1.0"?>\n<document id="d1">\n<sentence id="s" text="a\x00"/></document>\n', 3),
+    ],
+)  # fmt: skip
+def test_nul_bytes_name_the_line(tmp_path: Path, name: str, split: str, rel: str, text: str, line: int) -> None:
+    path = _write(tmp_path / rel, text)
+    err = _error(name, split, tmp_path)
+    assert f"{path}:{line}" in str(err) and "NUL" in str(err) and "restore it" in str(err)
+
+
+def test_nul_in_hoc_and_pubmedqa(tmp_path: Path) -> None:
+    from biotune.data.sources.classification import hoc_split
+
+    _write(tmp_path / "hoc/labels/5.txt", "< \n")
+    path = _write(tmp_path / "hoc/text/5.txt", "One\x00 sentence .\n")
+    assert f"{path}:1" in str(_error("hoc", hoc_split("5"), tmp_path))
+    path = _pubmedqa(tmp_path, '{"1": {"QUESTION": "Q\\u0000?", "CONTEXTS": [], "final_decision": "yes"}}')
+    assert f"{path}:1" in str(_error("pubmedqa", "train", tmp_path))
+
+
+def test_iob_repairs_and_other_counts_reach_reader_counts(tmp_path: Path) -> None:
+    from biotune.data.sources import reader_counts, reset_reader_counts
+
+    _write(tmp_path / "ncbi_disease/iob/train.tsv", "A\tI-Disease\nB\tO\nC\tI-Disease\nD\tI-Disease\n\nE\tI-Disease\n")
+    _write(tmp_path / "ncbi_disease/iob/test.tsv", "A\tB-Disease\nB\tI-Disease\n")
+    reset_reader_counts()
+    sentences = load_records("ncbi_disease", "train", tmp_path)
+    load_records("ncbi_disease", "test", tmp_path)
+    assert [s.tags for s in sentences] == [("B-Disease", "O", "B-Disease", "I-Disease"), ("B-Disease",)]
+    assert reader_counts() == {"ncbi_disease/train": {"iob_repairs": 3}, "ncbi_disease/test": {"iob_repairs": 0}}
+    reset_reader_counts()
+    assert reader_counts() == {}
