@@ -1,10 +1,14 @@
 """The data build: sources -> tasks -> mixture -> tokenize (prompt-masked) -> pack -> Arrow on disk + manifest.
 
 ``build_dataset(cfg)`` is the one entry point (``biotune data build`` and the trainer call it). The output
-directory is ``data.out_dir/<cache key>/`` where the key hashes the data config, the tokenizer's
-fingerprint, the template, the source files' sizes and mtimes and :data:`BUILD_VERSION`; a rerun with the
-same inputs is a cache hit. The build writes into a temporary sibling directory and renames it at the end,
-so a failed build leaves nothing half-written.
+directory is ``data.out_dir/<cache key>/`` where the key hashes the data config (with the sources in their
+config order, which the mixture depends on), the resolved ``data.root``, the tokenizer's fingerprint, the
+template, a SHA-256 of every source file's content and :data:`BUILD_VERSION`; a rerun with the same inputs is a
+cache hit. File hashes are memoised in ``data.out_dir/.file_hashes.json`` by path, size, mtime and ctime in ns
+(and inode), so unchanged files are not read again. The build writes into a temporary sibling directory
+(``.<key>.tmp-<pid>@<host>-*``) and renames it at the end, so a failed build leaves nothing half-written;
+SIGTERM during a build removes it and exits 75 (rerun to build again), and the next build removes the
+temporary directories of builds that were killed.
 """
 
 from __future__ import annotations
@@ -14,10 +18,16 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import signal
+import socket
 import statistics
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +38,8 @@ from biotune.config import DataConfig, RunConfig, SourceMix
 from biotune.data import leakage, mixture
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.records import Sample, base_id, sample_id
-from biotune.errors import ConfigError, DataError, Problem
+from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
+from biotune.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +99,55 @@ def _spec(name: str) -> Any:
     return SOURCES[name]
 
 
-def _file_signature(root: Path, specs: list[Any]) -> list[list[Any]]:
+#: The memo of file hashes, under ``data.out_dir`` (path -> [[size, mtime_ns, ctime_ns, inode], sha256]).
+HASH_MEMO = ".file_hashes.json"
+
+
+class FileHashes:
+    """SHA-256 of files, memoised in ``out_dir/.file_hashes.json`` by resolved path and (size, st_mtime_ns,
+    st_ctime_ns, inode): the ctime changes on every write and cannot be set back, so a rewrite that keeps the
+    size and restores the mtime (``cp -p``, ``rsync -t``, ``tar``) is still hashed again."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.path = Path(out_dir) / HASH_MEMO
+        self.memo: dict[str, list[Any]] = {}
+        self.dirty = False
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            self.memo = {k: v for k, v in raw.items() if isinstance(v, list) and len(v) == 2} \
+                if isinstance(raw, dict) else {}
+        except (OSError, ValueError):  # no memo yet, or a damaged one: hash again and rewrite it
+            self.memo = {}
+
+    def digest(self, path: Path) -> str:
+        """The file's SHA-256, read again only when its size or mtime (ns) changed."""
+        path = path.resolve()
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        known = self.memo.get(str(path))
+        if known and known[0] == stamp:
+            return str(known[1])
+        sha = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(block)
+        self.memo[str(path)] = [stamp, sha.hexdigest()]
+        self.dirty = True
+        return sha.hexdigest()
+
+    def save(self) -> None:
+        """Write the memo (atomically) if a hash was added; a read-only cache directory is not an error."""
+        if not self.dirty:
+            return
+        try:
+            atomic_write_json(self.path, self.memo, indent=None)
+            self.dirty = False
+        except OSError as err:
+            logger.warning("cannot write the file-hash memo %s: %s", self.path, err)
+
+
+def _file_signature(root: Path, specs: list[Any], hashes: FileHashes) -> list[list[Any]]:
+    """[source, split, file relative to root, sha256] for every file a source split reads (its siblings too)."""
     sig: list[list[Any]] = []
     for spec in specs:
         for split, rel in sorted(spec.splits.items()):
@@ -98,23 +157,126 @@ def _file_signature(root: Path, specs: list[Any]) -> list[list[Any]]:
             files = sorted(p for p in (folder.rglob("*") if path.is_dir() else folder.glob("*")) if p.is_file()) \
                 if folder.is_dir() else [path]
             for f in files:
-                st = f.stat() if f.exists() else None
-                sig.append([spec.name, split, str(f.relative_to(root)) if f.exists() else str(rel),
-                            st.st_size if st else -1, int(st.st_mtime) if st else -1])
+                digest = hashes.digest(f) if f.is_file() else "missing"
+                sig.append([spec.name, split, str(f.relative_to(root)) if f.is_file() else str(rel), digest])
     return sig
 
 
-def cache_key(cfg: DataConfig, root: Path, fingerprint: str) -> str:
-    """Hash of everything that determines the build's output."""
+def cache_key(cfg: DataConfig, root: Path, fingerprint: str, hashes: FileHashes | None = None) -> str:
+    """Hash of everything that determines the build's output.
+
+    ``root`` is the resolved ``data.root``; files are identified by their content (``hashes``, a memo under
+    ``data.out_dir`` when not given). The sources keep their config order: :func:`biotune.data.mixture.compose`
+    concatenates them in that order before its seeded shuffle, so reordering them changes the mixture.
+    """
+    hashes = hashes or FileHashes(cfg.out_dir)
     data = dataclasses.asdict(cfg)
     for volatile in ("out_dir", "num_proc", "root", "tokenizer"):
         data.pop(volatile, None)
-    specs = [_spec(n) for n, m in sorted(cfg.sources.items()) if m.include]
-    payload = {"data": data, "tokenizer": fingerprint, "version": BUILD_VERSION,
-               "files": _file_signature(root, specs),
-               "instruction_files": [[f, *((Path(f).stat().st_size, int(Path(f).stat().st_mtime)) if Path(f).is_file() else ())]
-                                     for f in cfg.instruction_files]}
+    specs = [_spec(n) for n, m in cfg.sources.items() if m.include]
+    instruction_files = []
+    for ref in cfg.instruction_files:
+        local = Path(ref).expanduser()
+        instruction_files.append([ref, hashes.digest(local) if local.is_file() else "not a local file"])
+    payload = {"data": data, "source_order": list(cfg.sources), "root": str(root.resolve()),
+               "tokenizer": fingerprint, "version": BUILD_VERSION, "files": _file_signature(root, specs, hashes),
+               "instruction_files": instruction_files}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- temporary dirs
+
+#: ``.<key>.tmp-<pid>@<host>-<random>``: a build's temporary directory, named after the process writing it.
+_TMP_NAME = re.compile(r"^\.(?P<key>[0-9a-f]+)\.tmp-(?:(?P<pid>\d+)@(?P<host>.+)-)?[a-z0-9_]+$")
+#: A temporary directory from another machine (or of unknown owner) is stale after this long untouched.
+STALE_AFTER_S = 24 * 3600
+
+
+def _tmp_prefix(key: str) -> str:
+    return f".{key}.tmp-{os.getpid()}@{socket.gethostname()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_tmp(out_dir: Path) -> list[Path]:
+    """Remove temporary build directories left by killed builds; returns what was removed.
+
+    Stale: written by a process of this host that is gone, or (another host, or an unknown owner) untouched for
+    :data:`STALE_AFTER_S`. A live build's directory is never touched.
+    """
+    removed: list[Path] = []
+    if not out_dir.is_dir():
+        return removed
+    host = socket.gethostname()
+    for path in out_dir.iterdir():
+        found = _TMP_NAME.match(path.name)
+        if not found or not path.is_dir():
+            continue
+        if found["pid"] and found["host"] == host:
+            stale = not _pid_alive(int(found["pid"]))
+        else:
+            try:
+                stale = time.time() - path.stat().st_mtime > STALE_AFTER_S
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+            logger.info("removed %s, the temporary directory of a build that was killed", path)
+    return removed
+
+
+class BuildInterrupted(SystemExit):
+    """SIGTERM during a build: the temporary directory is removed and the command exits 75 (rerun to build)."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_PREEMPTED)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While building, SIGTERM raises :class:`BuildInterrupted` (so cleanup runs) instead of killing the process.
+
+    Only in the main thread (where Python delivers signals); the previous handler comes back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupted(signum: int, frame: Any) -> None:
+        logger.error("data build interrupted by SIGTERM: nothing was written; run the command again to build")
+        raise BuildInterrupted()
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Give the finished ``tmp`` the umask's mode (mkdtemp makes it 0700) and rename it to ``out``.
+
+    An existing ``out`` (``--force``) is moved aside by rename first and removed only after the swap.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old / out.name)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------- samples
@@ -247,13 +409,18 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
     tok_path = tokenizer_path(cfg)
     tokenizer = load_tokenizer(tok_path, cfg.model.trust_remote_code)
     fingerprint = tokenizer_fingerprint(tokenizer)
-    key = cache_key(d, root, fingerprint)
+    hashes = FileHashes(d.out_dir)
+    key = cache_key(d, root, fingerprint, hashes)
     out = Path(d.out_dir) / key
     if (out / MANIFEST_FILE).is_file() and not force:
         logger.info("data cache hit: %s", out)
+        hashes.save()
         return out
+    clean_stale_tmp(out.parent)
     start = time.perf_counter()
-    manifest = _build_into(out, cfg, root, tokenizer, tok_path, fingerprint, key)
+    with _sigterm_raises():
+        manifest = _build_into(out, cfg, root, tokenizer, tok_path, fingerprint, key)
+    hashes.save()
     logger.info("built %s rows (%s samples) in %.1fs -> %s", manifest.packing["rows"],
                 manifest.totals["samples_kept"], time.perf_counter() - start, out)
     return out
@@ -299,7 +466,7 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
                 raise DataError(d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn")
             logger.warning("leakage: %s", msg)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(key), dir=out.parent))
     try:
         train_cols, train_stats = _tokenize_and_pack(train, cfg, tokenizer)
         content = {"train": _save_split(train_cols, tmp / "train", key)}
@@ -310,9 +477,7 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
         manifest = _manifest(cfg, key, tok_path, fingerprint, table, train, train_stats, train_cols,
                              heldout_stats, leak, content)
         manifest.write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from biotune import config
-from biotune.data.build import build_dataset, resolve_root
+from biotune.data.build import HASH_MEMO, FileHashes, build_dataset, resolve_root
 from biotune.data.dataset import Manifest
 from biotune.errors import ConfigError, DataError
 
@@ -123,3 +125,76 @@ def test_published_instruction_files_join_the_mixture(tmp_path: Path, tiny_model
     assert (chat["available"], chat["realised"], chat["group"]) == (12, 12, "instruction")
     assert m["tasks"]["instruction"]["realised"] == 12
     assert "ncbi_disease" in m["sources"]
+
+
+# ------------------------------------------------------------------------------------------- cache key
+
+
+def _same_size_other_content(path: Path) -> None:
+    """Rewrite ``path`` with different bytes of the same length and the same mtime (ns)."""
+    st = path.stat()
+    text = path.read_text(encoding="utf-8")
+    i = next(i for i, c in enumerate(text) if c.isalpha())
+    path.write_text(text[:i] + ("X" if text[i] != "X" else "Y") + text[i + 1:], encoding="utf-8")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_corpora_with_equal_sizes_and_mtimes_are_different_builds(tmp_path: Path, tiny_model: Path) -> None:
+    # Before: the key held sizes and whole-second mtimes, so the second corpus got the first one's dataset.
+    root = tmp_path / "corpus"
+    shutil.copytree(resolve_root("@sample"), root)
+    one = ["data.sources={ncbi_disease: {}}", f"data.root={root}"]
+    first = build_dataset(_cfg(tmp_path, tiny_model, *one))
+    first_files = _files(first)
+    _same_size_other_content(root / "ncbi_disease" / "iob" / "train.tsv")
+    second = build_dataset(_cfg(tmp_path, tiny_model, *one))
+    assert second != first, "same size and mtime, other content: a new build, not a cache hit"
+    assert _files(second)["train/data-00000-of-00001.arrow"] != first_files["train/data-00000-of-00001.arrow"]
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    assert build_dataset(_cfg(tmp_path, tiny_model, "data.sources={ncbi_disease: {}}", f"data.root={copy}")) != second
+
+
+def test_file_hashes_are_memoised_by_size_and_times_in_ns(tmp_path: Path) -> None:
+    f = tmp_path / "a.tsv"
+    f.write_text("one\n")
+    memo = FileHashes(tmp_path / "out")
+    real = memo.digest(f)
+    memo.save()
+    saved = json.loads((tmp_path / "out" / HASH_MEMO).read_text())
+    assert saved[str(f.resolve())][1] == real
+    saved[str(f.resolve())][1] = "memoised"
+    (tmp_path / "out" / HASH_MEMO).write_text(json.dumps(saved))
+    assert FileHashes(tmp_path / "out").digest(f) == "memoised", "an unchanged file is not read again"
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1))
+    assert FileHashes(tmp_path / "out").digest(f) == real, "a touched file is hashed again"
+    (tmp_path / "out" / HASH_MEMO).write_text("{broken")
+    assert FileHashes(tmp_path / "out").digest(f) == real, "a damaged memo is ignored"
+
+
+def test_source_order_is_part_of_the_key_because_it_changes_the_mixture(tmp_path: Path) -> None:
+    from biotune.data import mixture
+    from biotune.data.build import cache_key
+    from biotune.data.records import Sample
+
+    forward = config.load(None, ["data.root=@sample", "data.sources={gad: {}, hoc: {}}"]).data
+    backward = config.load(None, ["data.root=@sample", "data.sources={hoc: {}, gad: {}}"]).data
+    root = resolve_root("@sample")
+    memo = FileHashes(tmp_path)
+    assert cache_key(forward, root, "tok", memo) != cache_key(backward, root, "tok", memo)
+    samples = {n: [Sample(id=f"{n}/train/{i}", source=n, task="re", instruction="i", input=str(i), output="o")
+                   for i in range(20)] for n in ("gad", "hoc")}
+    kinds = {"gad": "re", "hoc": "cls"}
+    ids = [[s.id for s in mixture.compose(samples, d, kinds)[0]] for d in (forward, backward)]
+    assert ids[0] != ids[1], "compose concatenates sources in config order before its seeded shuffle"
+
+
+def test_built_directories_respect_the_umask(tmp_path: Path, tiny_model: Path) -> None:
+    # Before: mkdtemp's 0700 became the dataset directory's mode, unreadable for a lab sharing the cache.
+    old = os.umask(0o022)
+    try:
+        out = build_dataset(_cfg(tmp_path, tiny_model, "data.sources={gad: {}}"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
