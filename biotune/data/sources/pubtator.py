@@ -140,7 +140,7 @@ def read_pubtator(path: Path) -> list[Document]:
                 "use PubTator lines: PMID|a|..., mention or relation lines with tabs",
                 number,
             )
-        if fields[1].isdigit():
+        if fields[1].isdigit() or len(fields) > 4:  # relation lines have 4 columns; more is a mention
             _parse_mention(doc, fields, path, number)
         else:
             doc.relations.append((fields[1], fields[2], fields[3]))

@@ -322,3 +322,13 @@ def test_iob_repairs_and_other_counts_reach_reader_counts(tmp_path: Path) -> Non
     assert reader_counts() == {"ncbi_disease/train": {"iob_repairs": 3}, "ncbi_disease/test": {"iob_repairs": 0}}
     reset_reader_counts()
     assert reader_counts() == {}
+
+
+def test_pubtator_mention_with_non_integer_offsets_is_not_a_relation(tmp_path: Path) -> None:
+    # Before: a 6-column line whose offset was not a number was read as a relation line and dropped silently.
+    path = _write(
+        tmp_path / "ncbi_disease/original/NCBItrainset_corpus.txt",
+        "1|t|Asthma.\n1|a|x\n1\tzero\t6\tAsthma\tSpecificDisease\tD1\n",
+    )
+    err = _error("ncbi_disease_pubtator", "train", tmp_path)
+    assert f"{path}:3" in str(err) and "not integers" in str(err)
