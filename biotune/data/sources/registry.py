@@ -166,6 +166,13 @@ _SPECS = [
     _ner("synthetic_ner", "synthetic_ner", ("Disease", "Chemical"), "synthetic (biotune.data.synthetic)",
          "Synthetic NER from bundled lexicons: the pipeline's learnability probe (write it with "
          "biotune.data.synthetic.write_corpus).", splits=_files("synthetic_ner", ("train", "test")), generated=True),
+    SourceSpec(
+        name="synthetic_re", kind="re", format="blue_tsv", splits=_files("synthetic_re", ("train", "test")),
+        labels=("ACTIVATOR", "INHIBITOR", "SUBSTRATE", "none"), negative_label="none",
+        licence="synthetic (biotune.data.synthetic)", restricted=False, credentialed=False, generated=True,
+        description="Synthetic chemical-protein relations (@CHEMICAL$/@GENE$ masked), label decided by a cue "
+                    "phrase; a learnability probe (write it with biotune.data.synthetic.write_re_corpus).",
+    ),
 ]  # fmt: skip
 
 SOURCES: dict[str, SourceSpec] = {spec.name: spec for spec in _SPECS}
