@@ -162,6 +162,18 @@ def _file_signature(root: Path, specs: list[Any], hashes: FileHashes) -> list[li
     return sig
 
 
+#: DataConfig fields that do not change what a build writes (where it goes, how many processes make it).
+NOT_DATA = ("out_dir", "num_proc")
+
+
+def data_settings(cfg: DataConfig) -> dict[str, Any]:
+    """The data config without :data:`NOT_DATA`: what a build's output depends on, besides the files."""
+    data = dataclasses.asdict(cfg)
+    for key in NOT_DATA:
+        data.pop(key, None)
+    return data
+
+
 def cache_key(cfg: DataConfig, root: Path, fingerprint: str, hashes: FileHashes | None = None) -> str:
     """Hash of everything that determines the build's output.
 
@@ -170,9 +182,9 @@ def cache_key(cfg: DataConfig, root: Path, fingerprint: str, hashes: FileHashes 
     concatenates them in that order before its seeded shuffle, so reordering them changes the mixture.
     """
     hashes = hashes or FileHashes(cfg.out_dir)
-    data = dataclasses.asdict(cfg)
-    for volatile in ("out_dir", "num_proc", "root", "tokenizer"):
-        data.pop(volatile, None)
+    data = data_settings(cfg)
+    for identified_elsewhere in ("root", "tokenizer"):  # by the resolved root and the tokenizer's fingerprint
+        data.pop(identified_elsewhere, None)
     specs = [_spec(n) for n, m in cfg.sources.items() if m.include]
     instruction_files = []
     for ref in cfg.instruction_files:

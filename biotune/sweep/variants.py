@@ -42,7 +42,6 @@ seed.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import logging
@@ -64,9 +63,6 @@ from biotune.sweep.spec import Point, SweepSpec
 logger = logging.getLogger(__name__)
 
 #: DataConfig fields that do not change the built data (left out of the content hash).
-_NOT_DATA = ("out_dir", "num_proc")
-
-
 @dataclass(frozen=True)
 class Variant:
     """One variant of a sweep: how to make it from the base, and the mixture it realises."""
@@ -200,11 +196,9 @@ def _normalised(counts: Mapping[str, float]) -> dict[str, float]:
 
 def content_hash(data: DataConfig, counts: Mapping[str, int], tokenizer: str) -> str:
     """Hash of what determines the built data: the data config with its realised counts (module docstring)."""
-    from biotune.data.build import BUILD_VERSION
+    from biotune.data.build import BUILD_VERSION, data_settings
 
-    payload = dataclasses.asdict(data)
-    for key in _NOT_DATA:
-        payload.pop(key, None)
+    payload = data_settings(data)
     payload["sources"] = [
         [n, m.split, int(counts[n])] for n, m in data.sources.items() if counts.get(n, 0) > 0
     ]
