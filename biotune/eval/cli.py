@@ -10,6 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 USAGE = """biotune eval CONFIG [key=value ...] [--dry-run]
@@ -71,28 +72,29 @@ def _run(config_path: str, overrides: list[str], dry_run: bool) -> int:
     return 0
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` (or ``path`` itself) when it is not a directory."""
+    for place in (path, *path.parents):
+        if place.exists():
+            return None if place.is_dir() else place
+    return None
+
+
 def _check_out_dir(flag: str, out: str | None) -> None:
     """ConfigError unless ``out`` is a directory or can become one (no file in the way)."""
-    from pathlib import Path
-
     from biotune.errors import ConfigError, Problem
 
     if out is None:
         return
-    path = Path(out)
-    for place in (path, *path.parents):
-        if place.exists():
-            if not place.is_dir():
-                what = "is a file" if place == path else f"lies under the file {place}"
-                raise ConfigError([Problem(flag, f"{out} {what}, not a directory",
-                                           f"give {flag} a directory path (new or existing), e.g. runs/eval-rescored")])
-            return
+    blocker = _file_in_the_way(Path(out))
+    if blocker is not None:
+        what = "is a file" if blocker == Path(out) else f"lies under the file {blocker}"
+        raise ConfigError([Problem(flag, f"{out} {what}, not a directory",
+                                   f"give {flag} a directory path (new or existing), e.g. runs/eval-rescored")])
 
 
 def _check_out_file(flag: str, out: str | None) -> None:
-    """ConfigError when ``out`` is a directory, or a file in the way of its parent directory."""
-    from pathlib import Path
-
+    """ConfigError when ``out`` is a directory, or lies under a file."""
     from biotune.errors import ConfigError, Problem
 
     if out is None:
@@ -100,7 +102,10 @@ def _check_out_file(flag: str, out: str | None) -> None:
     path = Path(out)
     if path.is_dir():
         raise ConfigError([Problem(flag, f"{out} is a directory", f"give {flag} a file path, e.g. {path / 'compare.json'}")])
-    _check_out_dir(flag, str(path.parent))
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        raise ConfigError([Problem(flag, f"{out} lies under the file {blocker}",
+                                   f"give {flag} a file path in a directory, e.g. runs/compare.json")])
 
 
 def _writing(flag: str, what: Any) -> Any:
@@ -128,7 +133,6 @@ def _score(ns: argparse.Namespace) -> int:
 
 def _compare(ns: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from biotune.eval.report import compare
     from biotune.io import atomic_write_text
