@@ -286,7 +286,13 @@ def write_hf_model(ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_
     config.use_cache = True
     torch_dtype = DTYPES[dtype] if dtype else getattr(config, "dtype", None) or torch.float32
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches raise even with strict=False
+        first = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err)[:200])
+        raise CheckpointError(f"{ckpt_dir}: shards do not match {meta / 'config.json'} ({first}); was the "
+                              "checkpoint written by another model?\n  fix: restore model_meta/ from the run that "
+                              "wrote these shards") from None
     missing = [k for k in missing if k not in _tied_keys(model)]
     if missing or unexpected:
         raise CheckpointError(f"{ckpt_dir}: shards do not match the model config (missing {missing[:5]}, "
