@@ -13,6 +13,7 @@ temporary directories of builds that were killed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -477,6 +478,7 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
             if d.leakage == "error":
                 raise DataError(d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn")
             logger.warning("leakage: %s", msg)
+    created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(key), dir=out.parent))
     try:
@@ -492,6 +494,9 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for d in created:  # innermost first; a directory another build uses now is not empty and stays
+            with contextlib.suppress(OSError):
+                d.rmdir()
         raise
     return manifest
 
