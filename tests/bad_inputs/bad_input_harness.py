@@ -1,0 +1,157 @@
+"""The bad-input suite (issue 13): every bad input gets exit 2 (75 for signals), a message naming the file and
+line or the key and the fix, no traceback, and leaves no file behind.
+
+Cases per category (``CASES`` tables; the slow ones need a real checkpoint, build or signal; kept equal to the
+tables by ``test_bad_inputs_index.py``):
+
+=====================================  ==========================  =====  ====
+category                               module                      cases  slow
+=====================================  ==========================  =====  ====
+corpus files, every native format      test_bad_corpora.py            40     0
+configs and overrides                  test_bad_configs.py            37     0
+sweep configs                          test_bad_sweeps.py             16     0
+predictions files and reports          test_bad_predictions.py        22     0
+checkpoints, manifests and shards      test_bad_checkpoints.py        18     4
+plan arguments                         test_bad_plan.py               17     0
+interrupted commands                   test_bad_interrupts.py          0     2
+total                                                                150     6
+=====================================  ==========================  =====  ====
+
+Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,
+``data.root=@sample``, GAD's "no", a good model ``config.json`` for ``plan``) and the stale-directory rule of
+the data build are checked in the same modules. Add a case for every new command.
+
+This module runs the cases through the real ``biotune`` CLI and checks what every bad input must get.
+
+A :class:`Case` names its command line, an optional setup that writes the bad files into a fresh directory,
+and what the message must contain: where (``file:line``, a file, or a config key) and how to fix it. Each case
+runs ``python -m biotune.cli ...`` in a subprocess with that directory as the working directory, and
+:func:`check` asserts:
+
+* the exit code (2, or 75 for signals);
+* ``where`` and ``fix`` appear in stderr, and no Python traceback does;
+* no file or directory appeared in the case directory (its tree is compared before and after).
+
+The tree comparison excludes nothing: a failed command writes no cache either (the data build's
+``.file_hashes.json`` memo is written only after a successful build or a cache hit).
+
+Cases of one module run concurrently (a few subprocesses at a time) through :func:`run_selected`, which the
+modules call from a module-scoped fixture; only the cases pytest selected are run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+#: Subprocesses at once: the CLI spends most of its time importing, so a little overlap pays even on 2 cores.
+WORKERS = 3
+TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the command, the files it needs, and what the user must be told."""
+
+    id: str
+    args: tuple[str, ...]
+    """Arguments after ``python -m biotune.cli``; ``{tmp}``, ``{repo}`` and ``{tok}`` are filled in."""
+    where: str
+    """Must appear in stderr: the file (with ``:line`` where there is one) or the config key."""
+    fix: str = "fix:"
+    """Must appear in stderr: the fix (by default the ``fix:`` line every biotune error has)."""
+    setup: Callable[[Path], None] | None = None
+    code: int = 2
+    extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one run of a case gave."""
+
+    code: int
+    stderr: str
+    stdout: str
+    new_paths: list[str]
+    tmp: Path
+
+
+def base_env(tok: Path | None = None) -> dict[str, str]:
+    """The environment of every case: offline, CPU, no wandb, corpora root pointing nowhere useful."""
+    env = dict(os.environ)
+    env.update({"WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                "DS_ACCELERATOR": "cpu", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+                "PYTHONDONTWRITEBYTECODE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"})
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS"):
+        env.pop(key, None)
+    return env
+
+
+def tree(root: Path) -> set[str]:
+    """Every file and directory under ``root``, relative to it."""
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def fill(text: str, tmp: Path, tok: Path | None) -> str:
+    """Replace the ``{tmp}``/``{repo}``/``{tok}`` placeholders."""
+    return text.replace("{tmp}", str(tmp)).replace("{repo}", str(REPO)).replace("{tok}", str(tok or ""))
+
+
+def run_case(case: Case, tmp: Path, tok: Path | None = None) -> Result:
+    """Set up ``tmp``, run the case's command there, and report the exit code, stderr and new paths."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    if case.setup is not None:
+        case.setup(tmp)
+    before = tree(tmp)
+    env = {**base_env(tok), **{k: fill(v, tmp, tok) for k, v in case.extra_env}}
+    env.setdefault("BIOTUNE_DATA_DIR", str(tmp / "no-corpora-here"))
+    proc = subprocess.run([sys.executable, "-m", "biotune.cli", *(fill(a, tmp, tok) for a in case.args)],
+                          cwd=tmp, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    return Result(proc.returncode, proc.stderr, proc.stdout, sorted(tree(tmp) - before), tmp)
+
+
+def check(case: Case, result: Result, tok: Path | None = None) -> None:
+    """The four promises of a bad input (see the module docstring)."""
+    err = result.stderr
+    assert result.code == case.code, f"exit {result.code}, expected {case.code}\n{err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    where = fill(case.where, result.tmp, tok)
+    assert where in err, f"the message does not name {where!r}:\n{err[-3000:]}"
+    assert fill(case.fix, result.tmp, tok) in err, f"the message has no fix {case.fix!r}:\n{err[-3000:]}"
+    assert not result.new_paths, f"left behind: {result.new_paths}"
+
+
+def run_selected(request: pytest.FixtureRequest, cases: Iterable[Case], tmp_root: Path,
+                 tok: Path | None = None) -> dict[str, Result]:
+    """Run the cases of the calling module that pytest selected, a few at a time; results by case id."""
+    module = request.module.__name__
+    selected = {item.callspec.params["case"].id for item in request.session.items
+                if getattr(item, "module", None) is not None and item.module.__name__ == module
+                and hasattr(item, "callspec") and "case" in item.callspec.params}
+    todo = [c for c in cases if c.id in selected]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        results = pool.map(lambda c: run_case(c, tmp_root / c.id, tok), todo)
+        return {c.id: r for c, r in zip(todo, results, strict=True)}
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    """Write ``content`` (text as UTF-8, or bytes) to ``path``, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def ids(cases: Iterable[Case]) -> list[str]:
+    """Test ids of ``cases``."""
+    return [c.id for c in cases]

@@ -1,0 +1,21 @@
+"""The case counts printed in ``bad_input_harness``'s docstring are the sizes of the modules' case tables."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import bad_input_harness
+
+
+def test_docstring_counts_match_the_case_tables() -> None:
+    rows = re.findall(r"^(.+?)\s+(test_bad_\w+)\.py\s+(\d+)\s+(\d+)$", bad_input_harness.__doc__ or "", re.M)
+    assert len(rows) == 7, "one row per category"
+    total = 0
+    for _, module, cases, _slow in rows:
+        table = getattr(importlib.import_module(module), "CASES", [])
+        assert len(table) == int(cases), f"{module}: the docstring says {cases}, the table has {len(table)}"
+        total += len(table)
+    stated = re.search(r"^total\s+(\d+)\s+(\d+)$", bad_input_harness.__doc__ or "", re.M)
+    assert stated and int(stated.group(1)) == total >= 80
+    assert int(stated.group(2)) == sum(int(slow) for *_, slow in rows)
