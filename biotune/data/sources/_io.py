@@ -39,13 +39,14 @@ def take_counts() -> dict[str, int]:
     return out
 
 
-def require_file(path: Path) -> Path:
-    """Return ``path`` if it is a readable file, else raise :class:`DataError` saying what to do."""
+CORPUS_FIX = "check data.root points at the corpora directory (or use '@sample')"
+
+
+def require_file(path: Path, fix: str = CORPUS_FIX) -> Path:
+    """Return ``path`` if it is a readable file, else raise :class:`DataError` with ``fix``."""
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise DataError(
-            path, f"data file {what}", "check data.root points at the corpora directory (or use '@sample')"
-        )
+        raise DataError(path, f"data file {what}", fix)
     return path
 
 

@@ -82,7 +82,8 @@ def load_instructions(location: str | Path, split: str = "train") -> list[Instru
     """Read instruction records from a local file or a hub dataset id (see the module docstring)."""
     path = Path(location)
     if path.suffix.lower() in (".json", ".jsonl", ".parquet"):
-        require_file(path)
+        require_file(path, "check data.instruction_files: each entry must name an existing .jsonl, .json or "
+                           ".parquet file (or a hub dataset id)")
     local = path.exists()
     rows = _local_rows(path, split) if local else _hub_rows(str(location), split)
     prefix = path.stem if local else str(location)

@@ -332,3 +332,10 @@ def test_pubtator_mention_with_non_integer_offsets_is_not_a_relation(tmp_path: P
     )
     err = _error("ncbi_disease_pubtator", "train", tmp_path)
     assert f"{path}:3" in str(err) and "not integers" in str(err)
+
+
+def test_missing_instruction_file_hint_is_about_instruction_files(tmp_path: Path) -> None:
+    # Before: the corpus hint ("check data.root ... or use '@sample'") was given for a missing instruction file.
+    with pytest.raises(DataError) as info:
+        load_instructions(tmp_path / "absent.jsonl")
+    assert "data.instruction_files" in str(info.value) and "@sample" not in str(info.value)
