@@ -465,8 +465,12 @@ def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[
 
 def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path: str, fingerprint: str,
                 key: str) -> Manifest:
+    from biotune.data.sources import reader_counts, reset_reader_counts
+
     d = cfg.data
+    reset_reader_counts()
     by_source, kinds = _collect(cfg, root)
+    repairs = {f"{split}: {what}": n for split, counts in reader_counts().items() for what, n in counts.items() if n}
     mixed, table = mixture.compose(by_source, d, kinds)
     train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
     leak = None
@@ -490,6 +494,7 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
             content["eval"] = _save_split(eval_cols, tmp / "eval", key)
         manifest = _manifest(cfg, key, tok_path, fingerprint, table, train, train_stats, train_cols,
                              heldout_stats, leak, content)
+        manifest.repairs = repairs
         manifest.write(tmp)
         _publish(tmp, out)
     except BaseException:

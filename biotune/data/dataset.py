@@ -76,7 +76,8 @@ class Manifest:
     leakage: dict[str, Any] | None = None
     restricted_sources: list[str] = field(default_factory=list)
     repairs: dict[str, int] = field(default_factory=dict)
-    """Counted repairs the readers made, e.g. ``{"ncbi_disease: I- after O -> B-": 3}``."""
+    """What the readers repaired or skipped on purpose, per ``"<source>/<split>: <counter>"`` (e.g. ``iob_repairs``:
+    CoNLL ``I-`` tags that did not continue a mention, read as ``B-``); see ``biotune.data.sources.reader_counts``."""
 
     # ----------------------------------------------------------------------------------------- io
 
