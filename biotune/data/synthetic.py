@@ -282,3 +282,28 @@ def corpus_text() -> list[str]:
         " ".join(RE_CONTEXTS),
         " ".join(RE_LABELS),
     ]
+
+
+def probe_texts(
+    root: str | Path,
+    template: str = "medtuned",
+    ner_format: str = "entities",
+    seed: int = 1234,
+    per_source: int = 500,
+) -> list[str]:
+    """Text to train a probe model's tokenizer on: rendered training samples of each synthetic source under
+    ``root`` (the first ``per_source``, as the build renders them) plus :func:`corpus_text`.
+
+    A tokenizer trained on these keeps every lexicon entity, cue and label a single token or two, which the
+    tiny probe models need (with a generic tokenizer the entities split into sub-words and copying stalls).
+    """
+    from biotune.data.build import source_samples
+    from biotune.data.templates import render_prompt
+
+    root = Path(root)
+    texts: list[str] = []
+    for name in ("synthetic_ner", "synthetic_re"):
+        if (root / name / "train.tsv").is_file():
+            samples = source_samples(name, "train", root, ner_format, seed)[:per_source]
+            texts += [render_prompt(template, s.instruction, s.input) + s.output for s in samples]
+    return texts + corpus_text()
