@@ -113,20 +113,20 @@ def _biotune(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, sample_llama: Path) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     """A real build of the sample (configs/train/tiny.yaml's data), made with the tiny tokenizer."""
     root = tmp_path_factory.mktemp("built")
-    proc = _biotune(["data", "build", str(REPO / "configs/train/tiny.yaml"), f"data.tokenizer={sample_llama}",
+    proc = _biotune(["data", "build", str(REPO / "configs/train/tiny.yaml"), f"data.tokenizer={tiny_model}",
                      f"data.out_dir={root}", "data.leakage=off"], root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory, sample_llama: Path, built: Path) -> Path:
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, built: Path) -> Path:
     """A complete one-step ZeRO-3 checkpoint of the tiny model (one CPU process)."""
     root = tmp_path_factory.mktemp("ckpt")
-    proc = _biotune(["train", str(REPO / "configs/train/tiny.yaml"), f"model.name_or_path={sample_llama}",
+    proc = _biotune(["train", str(REPO / "configs/train/tiny.yaml"), f"model.name_or_path={tiny_model}",
                      f"train.data_dir={built}", f"train.output_dir={root / 'run'}", "train.max_steps=1",
                      "train.save_every=1", "train.export_on_finish=false", "tracking.wandb_mode=disabled",
                      "train.micro_batch_size=1", "train.grad_accum=1", "train.global_batch_size=null"], root)
@@ -172,7 +172,7 @@ def test_export_with_another_models_config(tmp_path: Path, checkpoint: Path) -> 
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="biotune/data/loader.py lets pyarrow's ArrowInvalid out as a traceback (exit 1)")
-def test_train_on_a_truncated_arrow_shard(tmp_path: Path, sample_llama: Path, built: Path) -> None:
+def test_train_on_a_truncated_arrow_shard(tmp_path: Path, tiny_model: Path, built: Path) -> None:
     def setup(tmp: Path) -> None:
         shutil.copytree(built, tmp / "data")
         arrow = next((tmp / "data" / "train").glob("*.arrow"))
@@ -181,11 +181,11 @@ def test_train_on_a_truncated_arrow_shard(tmp_path: Path, sample_llama: Path, bu
     case = Case("train-truncated-arrow", ("train", "{repo}/configs/train/tiny.yaml", "model.name_or_path={tok}",
                                           "train.data_dir={tmp}/data", "train.output_dir={tmp}/run",
                                           "tracking.wandb_mode=disabled"), "{tmp}/data/train", "fix:", setup)
-    check(case, run_case(case, tmp_path, sample_llama), sample_llama)
+    check(case, run_case(case, tmp_path, tiny_model), tiny_model)
 
 
 @pytest.mark.slow
-def test_train_on_a_corrupt_manifest(tmp_path: Path, sample_llama: Path, built: Path) -> None:
+def test_train_on_a_corrupt_manifest(tmp_path: Path, tiny_model: Path, built: Path) -> None:
     def setup(tmp: Path) -> None:
         shutil.copytree(built, tmp / "data")
         (tmp / "data" / "manifest.json").write_text('{"cache_key": \n')
@@ -194,4 +194,4 @@ def test_train_on_a_corrupt_manifest(tmp_path: Path, sample_llama: Path, built: 
                                            "train.data_dir={tmp}/data", "train.output_dir={tmp}/run",
                                            "tracking.wandb_mode=disabled"), "{tmp}/data/manifest.json:2",
                 "rebuild it with", setup)
-    check(case, run_case(case, tmp_path, sample_llama), sample_llama)
+    check(case, run_case(case, tmp_path, tiny_model), tiny_model)

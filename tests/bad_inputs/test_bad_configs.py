@@ -119,13 +119,13 @@ assert len({c.id for c in CASES}) == len(CASES)
 
 
 @pytest.fixture(scope="module")
-def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sample_llama: Path):
-    return run_selected(request, CASES, tmp_path_factory.mktemp("bad_configs"), sample_llama)
+def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
+    return run_selected(request, CASES, tmp_path_factory.mktemp("bad_configs"), tiny_model)
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_bad_config(case: Case, results, sample_llama: Path) -> None:
-    check(case, results[case.id], sample_llama)
+def test_bad_config(case: Case, results, tiny_model: Path) -> None:
+    check(case, results[case.id], tiny_model)
 
 
 @pytest.mark.parametrize(

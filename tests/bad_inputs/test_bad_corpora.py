@@ -15,6 +15,9 @@ from bad_input_harness import Case, check, ids, run_selected, write
 
 from biotune.data.sources.classification import hoc_split
 
+#: Every case loads the tiny tokenizer (``data build`` needs it before reading): ~3 s of CPU each.
+pytestmark = pytest.mark.slow
+
 REENCODE = "re-encode as UTF-8"
 NUL = "restore it from the corpus release"
 TSV_FIX = "replace tabs inside the sentence by spaces"
@@ -176,10 +179,10 @@ assert len({c.id for c in CASES}) == len(CASES)
 
 
 @pytest.fixture(scope="module")
-def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sample_llama: Path):
-    return run_selected(request, CASES, tmp_path_factory.mktemp("bad_corpora"), sample_llama)
+def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
+    return run_selected(request, CASES, tmp_path_factory.mktemp("bad_corpora"), tiny_model)
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_bad_corpus_file(case: Case, results, sample_llama: Path) -> None:
-    check(case, results[case.id], sample_llama)
+def test_bad_corpus_file(case: Case, results, tiny_model: Path) -> None:
+    check(case, results[case.id], tiny_model)

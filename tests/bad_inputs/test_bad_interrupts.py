@@ -44,23 +44,23 @@ def _signal_once_writing(proc: subprocess.Popen[str], tmp: Path, signum: int) ->
     return proc.returncode, err
 
 
-def test_sigterm_during_data_build_exits_75_and_leaves_nothing(tmp_path: Path, sample_llama: Path) -> None:
+def test_sigterm_during_data_build_exits_75_and_leaves_nothing(tmp_path: Path, tiny_model: Path) -> None:
     # Before: SIGTERM killed the build and left .KEY.tmp-* behind for ever.
     before = tree(tmp_path)
-    code, err = _signal_once_writing(_start_build(tmp_path, sample_llama, "data.total_samples=200000"), tmp_path,
+    code, err = _signal_once_writing(_start_build(tmp_path, tiny_model, "data.total_samples=200000"), tmp_path,
                                      signal.SIGTERM)
     assert code == EXIT_PREEMPTED, err[-3000:]
     assert "interrupted by SIGTERM" in err and "run the command again" in err and "Traceback" not in err
     assert tree(tmp_path) == before, f"left behind: {sorted(tree(tmp_path) - before)}"
 
 
-def test_a_killed_builds_directory_is_removed_by_the_next_build(tmp_path: Path, sample_llama: Path) -> None:
-    code, _ = _signal_once_writing(_start_build(tmp_path, sample_llama, "data.total_samples=200000"), tmp_path,
+def test_a_killed_builds_directory_is_removed_by_the_next_build(tmp_path: Path, tiny_model: Path) -> None:
+    code, _ = _signal_once_writing(_start_build(tmp_path, tiny_model, "data.total_samples=200000"), tmp_path,
                                    signal.SIGKILL)
     assert code == -signal.SIGKILL
     left = _tmp_dirs(tmp_path)
     assert left, "SIGKILL cannot be handled: the temporary directory stays until the next build"
-    proc = _start_build(tmp_path, sample_llama, "data.sources={gad: {}}")
+    proc = _start_build(tmp_path, tiny_model, "data.sources={gad: {}}")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     assert _tmp_dirs(tmp_path) == [] and not any(p.exists() for p in left)
