@@ -145,8 +145,7 @@ def cell_config(sweep: Sweep, cell: vr.Cell) -> RunConfig:
         f"eval.output_dir={d / EVAL_DIR}", f"data.out_dir={sweep.out / DATA_DIR}", "train.resume=auto",
         f"tracking.group={sweep.spec.name}", "tracking.job_type=train"])
     if not cfg.eval.sources:  # every cell is evaluated on the same sets: the base's sources, even if left out
-        base = sweep.spec.load_base()
-        cfg.eval.sources = [n for n, mix in base.data.sources.items() if mix.include]
+        cfg.eval.sources = [n for n, mix in sweep.spec.load_base().data.sources.items() if mix.include]
     cfg.tracking.run_config = {"sweep": sweep.spec.name, "variant": v.name, "cell": cell.name, "seed": cell.seed,
                                "axis": v.kind, "axis_value": _plain(v.value), "weights": dict(v.weights),
                                "content_hash": v.content_hash}

@@ -25,6 +25,7 @@ scheme; :mod:`biotune.sweep.variants` realises the points into mixtures.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from dataclasses import dataclass, field, fields
@@ -175,6 +176,10 @@ AXIS_CLASSES: dict[str, type] = {
 }
 
 
+#: Base configs loaded in this process, by (base path, overrides): every variant starts from one.
+_BASES: dict[tuple[str, tuple[str, ...]], RunConfig] = {}
+
+
 @dataclass
 class SweepSettings:
     """The scalar settings of a sweep (everything but its axes)."""
@@ -206,8 +211,14 @@ class SweepSpec(SweepSettings):
     """The axes; each expands into named variants of the base (they do not cross)."""
 
     def load_base(self) -> RunConfig:
-        """The base run config: ``base`` with ``overrides`` (raises ConfigError when it is invalid)."""
-        return config.load(self.base, list(self.overrides))
+        """The base run config: ``base`` with ``overrides`` (raises ConfigError when it is invalid).
+
+        Loaded once per process for each (base, overrides); callers get their own copy.
+        """
+        key = (str(self.base), tuple(self.overrides))
+        if key not in _BASES:
+            _BASES[key] = config.load(self.base, list(self.overrides))
+        return copy.deepcopy(_BASES[key])
 
     def budget_of(self, axis: Axis) -> str:
         """The budget rule an axis runs under (its own, else the sweep's)."""

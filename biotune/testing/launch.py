@@ -34,8 +34,8 @@ def launch_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("WANDB_MODE", "offline")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")
-    if not _cuda_available():
-        env.setdefault("DS_ACCELERATOR", "cpu")
+    if "DS_ACCELERATOR" not in env and not _cuda_available():
+        env["DS_ACCELERATOR"] = "cpu"
     for key in _LAUNCHER_VARS:
         env.pop(key, None)
     env.update(extra or {})

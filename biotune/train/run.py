@@ -17,7 +17,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from biotune import distributed as dist
 from biotune.config import RunConfig, load, to_dict, to_yaml
 from biotune.io import atomic_write_json, atomic_write_text
 from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
@@ -48,6 +47,7 @@ def resolve_data_dir(cfg: RunConfig) -> Path:
     """``train.data_dir``, or the cached build of ``data`` (built once, by rank 0 first)."""
     if cfg.train.data_dir:
         return Path(cfg.train.data_dir)
+    from biotune import distributed as dist
     from biotune.data.build import build_dataset
 
     with dist.rank_zero_first():
@@ -80,6 +80,7 @@ def _save_resolved_config(cfg: RunConfig, output_dir: Path) -> None:
 
 def main(cfg: RunConfig) -> int:
     """Build the environment, data, engine, tracker and trainer; run; return the exit code."""
+    from biotune import distributed as dist
     from biotune.train.checkpoint import check_world_size, read_state, resolve_resume, trim_logs
     from biotune.train.ds_config import build_ds_config
     from biotune.train.engine import build_engine, check_model_source
@@ -131,6 +132,8 @@ def main(cfg: RunConfig) -> int:
 
 def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
     """Attention backend, parameter count and each rank's share of the parameters (run_info.json)."""
+    from biotune import distributed as dist
+
     shares = dist.all_gather_objects(trainer.engine.local_partition_fraction())
     if is_rank_zero:
         info = {"attn_implementation": trainer.engine.attn_implementation, "num_params": trainer.engine.num_params,
