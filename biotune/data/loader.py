@@ -128,6 +128,10 @@ class PackedSplit:
             self.ds = load_from_disk(str(path))
         except FileNotFoundError as err:
             raise DataError(path, "not a saved dataset split", "rebuild it with `biotune data build`") from err
+        except (ValueError, OSError) as err:  # pyarrow's ArrowInvalid (a ValueError) for a truncated shard
+            raise DataError(path, f"the saved split cannot be read ({type(err).__name__}: {err})",
+                            "the built dataset is damaged: delete its directory and run `biotune data build` "
+                            "again") from None
         missing = [c for c in ROW_COLUMNS if c not in self.ds.column_names]
         if missing:
             raise DataError(path, f"missing columns {missing}", "rebuild the dataset with `biotune data build`")

@@ -171,7 +171,6 @@ def test_export_with_another_models_config(tmp_path: Path, checkpoint: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="biotune/data/loader.py lets pyarrow's ArrowInvalid out as a traceback (exit 1)")
 def test_train_on_a_truncated_arrow_shard(tmp_path: Path, tiny_model: Path, built: Path) -> None:
     def setup(tmp: Path) -> None:
         shutil.copytree(built, tmp / "data")
