@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from biotune.config import RunConfig, load, to_dict, to_yaml
+from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_json, atomic_write_text
 from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
 
@@ -37,10 +38,41 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """The ``train`` command: resolve the config, then :func:`main` (or print it with --dry-run)."""
     cfg = load(args.config, args.overrides)
+    preflight(cfg)
     if args.dry_run:
         print(to_yaml(cfg), end="")
         return 0
     return main(cfg)
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Every problem found without a model, the corpora or a process group, reported together.
+
+    Unknown sources (with close matches), splits a source does not have, and the DeepSpeed JSON (missing or
+    malformed). ``--dry-run`` runs it too, so a dry run fails where the real run would.
+    """
+    from biotune.data.sources import SOURCES, UnknownSourceError
+    from biotune.errors import DataError
+    from biotune.train.ds_config import read_template
+
+    problems: list[Problem] = []
+    named = [(f"data.sources.{n}", n, mix.split if mix.include else None) for n, mix in cfg.data.sources.items()]
+    named += [(f"eval.sources[{i}]", n, None) for i, n in enumerate(cfg.eval.sources)]
+    for key, name, split in named:
+        if name not in SOURCES:
+            fix = str(UnknownSourceError(name)).split("fix: ", 1)[-1]
+            problems.append(Problem(key, f"unknown source '{name}'", fix))
+        elif split is not None and split not in SOURCES[name].splits:
+            problems.append(Problem(f"{key}.split", f"source {name} has no split '{split}'",
+                                    f"use one of: {', '.join(SOURCES[name].splits)}"))
+    try:
+        read_template(cfg.train.deepspeed)
+    except ConfigError as err:
+        problems += err.problems
+    except DataError as err:
+        problems.append(Problem("train.deepspeed", str(err).split("\n")[0], err.fix))
+    if problems:
+        raise ConfigError(problems)
 
 
 def resolve_data_dir(cfg: RunConfig) -> Path:
@@ -99,13 +131,13 @@ def main(cfg: RunConfig) -> int:
     state = read_state(ckpt) if ckpt else None
     if ckpt and state:
         check_world_size(ckpt, state, denv.world_size)
-    if denv.is_rank_zero:
+    steps = total_steps(cfg, len(train_split), denv.world_size)
+    engine = build_engine(cfg, ds_config, steps)
+    if denv.is_rank_zero:  # only now that the inputs are known to be good: a rejected run leaves nothing
         _save_resolved_config(cfg, output_dir)
         if state:
             trim_logs(output_dir, state.step)
     dist.barrier()
-    steps = total_steps(cfg, len(train_split), denv.world_size)
-    engine = build_engine(cfg, ds_config, steps)
     tracker = build_tracker(cfg.tracking, output_dir, cfg.name, to_dict(cfg), manifest, denv.is_rank_zero,
                             run_id=state.run_id if state else None)
     if state is None and cfg.tracking.log_dataset_text:

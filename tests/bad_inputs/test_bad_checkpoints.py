@@ -184,6 +184,20 @@ def test_train_on_a_truncated_arrow_shard(tmp_path: Path, tiny_model: Path, buil
 
 
 @pytest.mark.slow
+def test_train_with_fewer_rows_than_one_step_leaves_no_run_files(tmp_path: Path, tiny_model: Path,
+                                                                 built: Path) -> None:
+    """Rejected after the process group and the data are up: still exit 2, and no config.yaml left behind."""
+    def setup(tmp: Path) -> None:
+        shutil.copytree(built, tmp / "data")
+
+    case = Case("train-too-few-rows", ("train", "{repo}/configs/train/tiny.yaml", "model.name_or_path={tok}",
+                                       "train.data_dir={tmp}/data", "train.output_dir={tmp}/run",
+                                       "train.micro_batch_size=100000", "tracking.wandb_mode=disabled"),
+                "train.micro_batch_size", "lower train.grad_accum/micro_batch_size", setup)
+    check(case, run_case(case, tmp_path, tiny_model), tiny_model)
+
+
+@pytest.mark.slow
 def test_train_on_a_corrupt_manifest(tmp_path: Path, tiny_model: Path, built: Path) -> None:
     def setup(tmp: Path) -> None:
         shutil.copytree(built, tmp / "data")

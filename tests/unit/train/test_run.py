@@ -29,3 +29,14 @@ def test_dry_run_prints_resolved_config(capsys: pytest.CaptureFixture[str]) -> N
 def test_bad_batch_arithmetic_fails_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "configs/train/tiny.yaml", "train.global_batch_size=3", "--dry-run"]) == 2
     assert "train.global_batch_size" in capsys.readouterr().err
+
+
+def test_dry_run_reports_unknown_sources_splits_and_deepspeed_json_together(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "configs/train/tiny.yaml", "data.sources.ncbi_diseas.weight=1",
+                 "data.sources.gad.split=validation", "train.deepspeed=configs/deepspeed/nope.json", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "3 config problems" in err
+    assert "data.sources.ncbi_diseas: unknown source" in err and "did you mean ncbi_disease" in err
+    assert "data.sources.gad.split: source gad has no split 'validation'" in err
+    assert "train.deepspeed" in err and "nope.json does not exist" in err
