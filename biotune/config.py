@@ -59,7 +59,7 @@ class DataConfig:
     sources: dict[str, SourceMix] = field(default_factory=dict)
     """Source name (see ``biotune.data.sources.SOURCES``) -> how it enters the mixture."""
     instruction_files: list[str] = field(default_factory=list)
-    """Extra published-schema instruction sets (local JSON/JSONL/Parquet or hub ids)."""
+    """Extra published-schema instruction sets: local JSON/JSONL/Parquet files, or ``hf://org/name`` hub datasets."""
     total_samples: int | None = None
     """If set, sources are sampled to this total by weight (upsampling with repeats where needed)."""
     seed: int = 1234

@@ -89,14 +89,11 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
 
 
 def _spec(name: str) -> Any:
-    from biotune.data.sources import SOURCES
+    from biotune.data.sources import SOURCES, UnknownSourceError
 
     if name not in SOURCES:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(SOURCES), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known sources: {', '.join(sorted(SOURCES))}"
-        raise ConfigError([Problem(f"data.sources.{name}", "unknown source", hint)])
+        raise ConfigError([Problem(f"data.sources.{name}", "unknown source",
+                                   UnknownSourceError(name).fix)])
     return SOURCES[name]
 
 
@@ -190,7 +187,7 @@ def cache_key(cfg: DataConfig, root: Path, fingerprint: str, hashes: FileHashes 
     instruction_files = []
     for ref in cfg.instruction_files:
         local = Path(ref).expanduser()
-        instruction_files.append([ref, hashes.digest(local) if local.is_file() else "not a local file"])
+        instruction_files.append([ref, hashes.digest(local) if local.is_file() else "hub dataset (revision not pinned)"])
     payload = {"data": data, "source_order": list(cfg.sources), "root": str(root.resolve()),
                "tokenizer": fingerprint, "version": BUILD_VERSION, "files": _file_signature(root, specs, hashes),
                "instruction_files": instruction_files}

@@ -89,11 +89,18 @@ def resolve_split(spec: Any, split: str) -> str:
             Problem(
                 "eval.splits",
                 f"source '{spec.name}' has no '{split}' split (it has: {', '.join(sorted(spec.splits))})",
-                f"evaluate it on another split (e.g. eval.splits=[{sorted(spec.splits)[-1]}]) "
-                f"or drop it from eval.sources",
+                _other_split_fix(spec),
             )
         ]
     )
+
+
+def _other_split_fix(spec: Any) -> str:
+    """A fix that never suggests scoring on the training split."""
+    held_out = sorted(s for s in spec.splits if s != "train")
+    if held_out:
+        return f"evaluate it on a held-out split it has (e.g. eval.splits=[{held_out[0]}]) or drop it from eval.sources"
+    return f"drop {spec.name} from eval.sources: it has only a training split here (or add its official test file)"
 
 
 def source_spec(name: str) -> Any:

@@ -60,8 +60,7 @@ def preflight(cfg: RunConfig) -> None:
     named += [(f"eval.sources[{i}]", n, None) for i, n in enumerate(cfg.eval.sources)]
     for key, name, split in named:
         if name not in SOURCES:
-            fix = str(UnknownSourceError(name)).split("fix: ", 1)[-1]
-            problems.append(Problem(key, f"unknown source '{name}'", fix))
+            problems.append(Problem(key, f"unknown source '{name}'", UnknownSourceError(name).fix))
         elif split is not None and split not in SOURCES[name].splits:
             problems.append(Problem(f"{key}.split", f"source {name} has no split '{split}'",
                                     f"use one of: {', '.join(SOURCES[name].splits)}"))

@@ -64,7 +64,8 @@ class UnknownSourceError(BiotuneError):
         self.name = name
         self.close_matches = difflib.get_close_matches(name, list(SOURCES), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(self.close_matches)}? " if self.close_matches else ""
-        super().__init__(f"unknown source {name!r}\n  fix: {hint}known sources: {', '.join(sorted(SOURCES))}")
+        self.fix = f"{hint}known sources: {', '.join(sorted(SOURCES))}"
+        super().__init__(f"unknown source {name!r}\n  fix: {self.fix}")
 
 
 def get_spec(name: str) -> SourceSpec:

@@ -2,9 +2,10 @@
 
 Llama2-MedTuned published its data as ``nlpie/Llama2-MedTuned-Instructions`` with columns ``instruction``,
 ``input``, ``output`` and ``source``. :func:`load_instructions` reads that schema from a local file
-(``.jsonl`` one object per line; ``.json`` a list of objects or ``{split: [objects]}``; ``.parquet``) or, when
-``location`` is not an existing path, from the Hugging Face hub with ``datasets.load_dataset(location,
-split=split)`` (needs network or a warm cache). ``source`` may be missing (read as ``""``); the other three
+(``.jsonl`` one object per line; ``.json`` a list of objects or ``{split: [objects]}``; ``.parquet``) or, only
+when ``location`` is written ``hf://org/name``, from the Hugging Face hub with ``datasets.load_dataset(
+"org/name", split=split)`` (needs network or a warm cache). A local path never becomes a hub request: a path
+that does not exist is an error naming it. ``source`` may be missing (read as ``""``); the other three
 columns must be strings. Record ids are ``<file stem or hub id>:<split>:<row index>``, so rows of different
 files stay distinct.
 """
@@ -23,6 +24,8 @@ from biotune.errors import DataError
 log = logging.getLogger(__name__)
 
 COLUMNS = ("instruction", "input", "output")
+#: The prefix that marks an instruction set on the Hugging Face hub (``hf://nlpie/Llama2-MedTuned-Instructions``).
+HUB_PREFIX = "hf://"
 _FIX = "each row needs string columns instruction, input, output (and optionally source)"
 
 
@@ -80,13 +83,14 @@ def _hub_rows(dataset_id: str, split: str) -> Iterable[tuple[int | None, Mapping
 
 def load_instructions(location: str | Path, split: str = "train") -> list[InstructionRecord]:
     """Read instruction records from a local file or a hub dataset id (see the module docstring)."""
-    path = Path(location)
-    if path.suffix.lower() in (".json", ".jsonl", ".parquet"):
+    if str(location).startswith(HUB_PREFIX):
+        hub_id = str(location)[len(HUB_PREFIX):]
+        rows, prefix, path = _hub_rows(hub_id, split), hub_id, Path(hub_id)
+    else:
+        path = Path(location)
         require_file(path, "check data.instruction_files: each entry must name an existing .jsonl, .json or "
-                           ".parquet file (or a hub dataset id)")
-    local = path.exists()
-    rows = _local_rows(path, split) if local else _hub_rows(str(location), split)
-    prefix = path.stem if local else str(location)
+                           f".parquet file, or a hub dataset written {HUB_PREFIX}org/name")
+        rows, prefix = _local_rows(path, split), path.stem
     records = [_record(row, f"{prefix}:{split}:{i}", path, line) for i, (line, row) in enumerate(rows)]
     if not records:
         raise DataError(location, "no instruction rows", "check the file or the split name")

@@ -144,3 +144,16 @@ def test_registry_specs_are_complete() -> None:
         assert spec.name == name and spec.splits and spec.labels and spec.licence and spec.description
         assert (spec.kind == "re") == (spec.negative_label is not None) or name == "chemprot_fine"
         assert spec.negative_label is None or spec.negative_label in spec.labels
+
+
+def test_a_local_instruction_path_never_becomes_a_hub_request(tmp_path: Path) -> None:
+    """A path that does not exist (with or without a suffix) is an error naming it; hub ids are hf://org/name."""
+    import pytest
+
+    from biotune.errors import DataError
+
+    for missing in (tmp_path / "lab" / "instructions", tmp_path / "rows.jsonl", "org/name"):
+        with pytest.raises(DataError) as err:
+            load_instructions(missing)
+        assert str(missing) in str(err.value) and "hf://org/name" in str(err.value)
+        assert "cannot load hub dataset" not in str(err.value)  # never asked the hub
