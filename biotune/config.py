@@ -519,16 +519,35 @@ def _positive(problems: list[Problem], key: str, value: float | int | None, allo
         problems.append(Problem(key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}", f"set {key} to a positive value"))
 
 
+#: What ``tracking.wandb_mode`` accepts.
+WANDB_MODES: tuple[str, ...] = ("offline", "online", "disabled")
+#: What ``eval.backend`` accepts (``vllm`` is used only when installed).
+EVAL_BACKENDS: tuple[str, ...] = ("hf", "vllm")
+
+
 def validate(cfg: RunConfig) -> list[Problem]:
-    """Semantic checks across keys. Returns every problem found (empty list = valid)."""
+    """Semantic checks, section by section. Returns every problem found (empty list = valid)."""
     p: list[Problem] = []
-    d, m, o, t, tr, e = cfg.data, cfg.model, cfg.optim, cfg.train, cfg.tracking, cfg.eval
-    _choice(p, "data.ner_format", d.ner_format, ("tags", "entities"))
-    _choice(p, "data.template", d.template, ("medtuned", "alpaca", "chat"))
-    _choice(p, "data.truncation", d.truncation, ("drop", "truncate"))
-    _choice(p, "data.leakage", d.leakage, ("warn", "error", "off"))
+    for check in (_validate_data, _validate_model, _validate_optim, _validate_train, _validate_tracking,
+                  _validate_eval, _validate_launch):
+        check(cfg, p)
+    return p
+
+
+def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:
+    from biotune.data.leakage import LEAKAGE_MODES
+    from biotune.data.tasks.base import NER_FORMATS
+    from biotune.data.templates import TEMPLATES
+    from biotune.data.tokenize import TRUNCATION_POLICIES
+
+    d = cfg.data
+    _choice(p, "data.ner_format", d.ner_format, NER_FORMATS)
+    _choice(p, "data.template", d.template, TEMPLATES)
+    _choice(p, "data.truncation", d.truncation, TRUNCATION_POLICIES)
+    _choice(p, "data.leakage", d.leakage, LEAKAGE_MODES)
     _positive(p, "data.max_seq_len", d.max_seq_len)
     _positive(p, "data.total_samples", d.total_samples)
+    _positive(p, "data.num_proc", d.num_proc)
     if not 0.0 <= d.eval_fraction < 1.0:
         p.append(Problem("data.eval_fraction", f"must be in [0, 1), got {d.eval_fraction}", "use e.g. 0.01"))
     for name, mix in d.sources.items():
@@ -543,41 +562,59 @@ def validate(cfg: RunConfig) -> list[Problem]:
     if d.total_samples and included and sum(s.weight for s in included.values()) <= 0:
         p.append(Problem("data.sources.*.weight", "all included weights are zero while data.total_samples is set",
                          "give at least one included source a weight > 0"))
-    _choice(p, "model.dtype", m.dtype, ("bf16", "fp16", "fp32"))
-    _choice(p, "model.attn_implementation", m.attn_implementation, ("auto", "sdpa_packed", "sdpa", "eager",
-                                                                          "flash_attention_2"))
-    _choice(p, "optim.schedule", o.schedule, ("cosine", "linear", "constant"))
+
+
+def _validate_model(cfg: RunConfig, p: list[Problem]) -> None:
+    from biotune.train.attention import IMPLEMENTATIONS
+    from biotune.train.hardware import PRECISIONS
+
+    _choice(p, "model.dtype", cfg.model.dtype, PRECISIONS)
+    _choice(p, "model.attn_implementation", cfg.model.attn_implementation, IMPLEMENTATIONS)
+
+
+def _validate_optim(cfg: RunConfig, p: list[Problem]) -> None:
+    from biotune.train.schedule import SCHEDULES
+
+    o = cfg.optim
+    _choice(p, "optim.schedule", o.schedule, SCHEDULES)
     _positive(p, "optim.lr", o.lr)
-    _positive(p, "tracking.dataset_text_examples", tr.dataset_text_examples)
     _positive(p, "optim.warmup_steps", o.warmup_steps, allow_zero=True)
+    _positive(p, "optim.eps", o.eps)
+    _positive(p, "optim.weight_decay", o.weight_decay, allow_zero=True)
+    _positive(p, "optim.grad_clip", o.grad_clip, allow_zero=True)
     if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
         p.append(Problem("optim.betas", f"must be two numbers in [0, 1), got {o.betas}", "use e.g. [0.9, 0.95]"))
     if not 0.0 <= o.min_lr_ratio <= 1.0:
         p.append(Problem("optim.min_lr_ratio", f"must be in [0, 1], got {o.min_lr_ratio}", "use e.g. 0.1"))
-    _positive(p, "train.micro_batch_size", t.micro_batch_size)
-    _positive(p, "train.grad_accum", t.grad_accum)
-    _positive(p, "train.global_batch_size", t.global_batch_size)
-    _positive(p, "train.save_every", t.save_every)
-    _positive(p, "train.keep_last", t.keep_last)
+
+
+def _validate_train(cfg: RunConfig, p: list[Problem]) -> None:
+    t = cfg.train
+    for key in ("micro_batch_size", "grad_accum", "global_batch_size", "save_every", "keep_last", "log_every",
+                "epochs", "peak_tflops"):
+        _positive(p, f"train.{key}", getattr(t, key))
     _positive(p, "train.eval_every", t.eval_every, allow_zero=True)
-    _positive(p, "train.log_every", t.log_every)
-    _positive(p, "train.epochs", t.epochs)
-    _positive(p, "train.peak_tflops", t.peak_tflops)
-    _positive(p, "optim.eps", o.eps)
-    _positive(p, "optim.weight_decay", o.weight_decay, allow_zero=True)
-    _positive(p, "optim.grad_clip", o.grad_clip, allow_zero=True)
-    _positive(p, "data.num_proc", d.num_proc)
-    _positive(p, "eval.max_examples", e.max_examples)
     if t.max_steps == 0 or t.max_steps < -1:
-        p.append(Problem("train.max_steps", f"must be -1 (use epochs) or > 0, got {t.max_steps}", "set train.max_steps=-1 or a step count"))
+        p.append(Problem("train.max_steps", f"must be -1 (use epochs) or > 0, got {t.max_steps}",
+                         "set train.max_steps=-1 or a step count"))
     if t.global_batch_size and t.global_batch_size % (t.micro_batch_size * t.grad_accum):
         p.append(Problem("train.global_batch_size",
-                         f"{t.global_batch_size} is not divisible by micro_batch_size*grad_accum = {t.micro_batch_size * t.grad_accum}",
+                         f"{t.global_batch_size} is not divisible by micro_batch_size*grad_accum = "
+                         f"{t.micro_batch_size * t.grad_accum}",
                          "make global_batch_size = micro_batch_size * grad_accum * world_size"))
-    _choice(p, "tracking.wandb_mode", tr.wandb_mode, ("offline", "online", "disabled"))
-    _choice(p, "eval.backend", e.backend, ("hf", "vllm"))
-    _positive(p, "eval.batch_size", e.batch_size)
-    _positive(p, "eval.max_new_tokens", e.max_new_tokens)
-    _positive(p, "eval.num_beams", e.num_beams)
+
+
+def _validate_tracking(cfg: RunConfig, p: list[Problem]) -> None:
+    _choice(p, "tracking.wandb_mode", cfg.tracking.wandb_mode, WANDB_MODES)
+    _positive(p, "tracking.dataset_text_examples", cfg.tracking.dataset_text_examples)
+
+
+def _validate_eval(cfg: RunConfig, p: list[Problem]) -> None:
+    e = cfg.eval
+    _choice(p, "eval.backend", e.backend, EVAL_BACKENDS)
+    for key in ("batch_size", "max_new_tokens", "num_beams", "max_examples"):
+        _positive(p, f"eval.{key}", getattr(e, key))
+
+
+def _validate_launch(cfg: RunConfig, p: list[Problem]) -> None:
     _positive(p, "launch.cpu_procs_per_node", cfg.launch.cpu_procs_per_node)
-    return p

@@ -471,12 +471,12 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
     mixed, table = mixture.compose(by_source, d, kinds)
     train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
     leak = None
-    if d.leakage != "off":
+    if d.leakage != leakage.OFF:
         leak = leakage.check(train, _eval_samples(d, root))
         if leak.total_normalised:
             msg = (f"{leak.total_normalised} evaluation examples overlap the training mixture "
                    f"({leak.total_exact} exactly): {leak.normalised}")
-            if d.leakage == "error":
+            if d.leakage == leakage.ERROR:
                 raise DataError(d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn")
             logger.warning("leakage: %s", msg)
     created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]

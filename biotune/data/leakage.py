@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 
 from biotune.data.records import Sample
 
+#: What ``data.leakage`` accepts: record overlaps in the manifest, fail the build, or skip the check.
+WARN, ERROR, OFF = "warn", "error", "off"
+LEAKAGE_MODES: tuple[str, ...] = (WARN, ERROR, OFF)
+
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 

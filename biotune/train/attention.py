@@ -22,11 +22,14 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 SDPA_PACKED = "sdpa_packed"
+#: What ``model.attn_implementation`` accepts.
+IMPLEMENTATIONS: tuple[str, ...] = ("auto", SDPA_PACKED, "sdpa", "eager", "flash_attention_2")
 
 
 def resolve(requested: str) -> str:
@@ -36,6 +39,8 @@ def resolve(requested: str) -> str:
     """
     if requested == "auto":
         has_flash = importlib.util.find_spec("flash_attn") is not None
+        import torch
+
         requested = "flash_attention_2" if has_flash and torch.cuda.is_available() else SDPA_PACKED
     if requested == SDPA_PACKED:
         register()
@@ -73,6 +78,7 @@ def packed_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: tor
     ``query``: ``(batch, heads, seq, dim)``; ``key``/``value`` may have fewer (grouped) heads. Returns
     ``(batch, seq, heads, dim)``.
     """
+    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     position_ids = kwargs.get("position_ids")
@@ -104,6 +110,8 @@ def sequence_bounds(position_ids: torch.Tensor, batch_size: int) -> list[list[in
     its own ``0..k-1`` ramp is one more sequence. The answer is cached for the tensor it came from: every layer of one forward asks about the same
     ``position_ids``, and on a GPU each fresh answer is a device sync.
     """
+    import torch
+
     global _bounds_cache
     if _bounds_cache is not None and _bounds_cache[0]() is position_ids and _bounds_cache[1] == position_ids._version:
         return _bounds_cache[2]

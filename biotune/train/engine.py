@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import pickle
 import re
 import zipfile
@@ -25,25 +24,15 @@ from biotune.errors import CheckpointError, ConfigError, DataError, Problem
 from biotune.train import attention
 from biotune.train.checkpoint import MODEL_META_DIR, ZERO_DIR
 from biotune.train.ds_config import offloads_optimizer
-from biotune.train.hardware import training_flops_per_token
+from biotune.train.hardware import PRECISIONS, training_flops_per_token
+from biotune.train.schedule import lr_factor
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPES = dict(zip(PRECISIONS, (torch.bfloat16, torch.float16, torch.float32), strict=True))
 
 
 # --------------------------------------------------------------------------------------------- config
-
-
-def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
-    """Multiplier of the peak lr after ``step`` optimizer steps: linear warmup, then cosine/linear/constant."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant" or total <= warmup:
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
-    return min_ratio + (1.0 - min_ratio) * decay
 
 
 # --------------------------------------------------------------------------------------------- safe loading

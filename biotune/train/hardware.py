@@ -9,6 +9,9 @@ This module imports no torch at import time (``biotune plan`` stays torch-free).
 
 from __future__ import annotations
 
+#: What ``model.dtype`` accepts: the precisions the peak table and the engine know.
+PRECISIONS: tuple[str, ...] = ("bf16", "fp16", "fp32")
+
 #: Dense peak TFLOP/s per device for 16-bit (bf16/fp16) and fp32 (TF32 tensor cores where they exist).
 PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.5},

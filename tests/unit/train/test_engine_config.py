@@ -11,8 +11,9 @@ from biotune.config import REPO_ROOT, RunConfig
 from biotune.errors import ConfigError, DataError
 from biotune.train import attention
 from biotune.train.ds_config import build_ds_config, check_batch_arithmetic, offloads_optimizer
-from biotune.train.engine import check_model_source, lr_factor
+from biotune.train.engine import check_model_source
 from biotune.train.hardware import lookup_peak_tflops, mfu, peak_flops, training_flops_per_token
+from biotune.train.schedule import lr_factor
 
 DS_FILES = sorted((REPO_ROOT / "configs" / "deepspeed").glob("*.json"))
 
