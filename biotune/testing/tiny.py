@@ -41,8 +41,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512):
 
 def make_tiny_llama(out_dir: str | Path, texts: Iterable[str], vocab_size: int = 512, hidden_size: int = 64,
                     num_layers: int = 2, num_heads: int = 4, max_positions: int = 1024, seed: int = 0,
-                    initializer_range: float = 0.02) -> Path:
-    """Write a random ``LlamaForCausalLM`` + trained tokenizer to ``out_dir`` and return the path."""
+                    initializer_range: float = 0.02, tie_embeddings: bool = False) -> Path:
+    """Write a random ``LlamaForCausalLM`` + trained tokenizer to ``out_dir`` and return the path.
+
+    ``tie_embeddings`` shares the output layer with the input embeddings (as small Llamas such as 3.2-1B do):
+    copying an input token is then an identity map the model gets for free.
+    """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -54,7 +58,7 @@ def make_tiny_llama(out_dir: str | Path, texts: Iterable[str], vocab_size: int =
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                       num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads,
                       max_position_embeddings=max_positions, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=tie_embeddings,
                       initializer_range=initializer_range, use_cache=True)
     model = LlamaForCausalLM(cfg)
     model.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
@@ -81,3 +85,16 @@ def make_sample_llama(path: str | Path) -> Path:
              and p.suffix in (".tsv", ".txt", ".json", ".jsonl")]
     texts.append("### Instruction: ### Input: ### Output: Below is an instruction that describes a task.")
     return make_tiny_llama(path, texts, vocab_size=1024, hidden_size=128, num_layers=2)
+
+
+def make_probe_llama(path: str | Path, corpus_root: str | Path) -> Path:
+    """The learnability probes' and the demo's tiny Llama: hidden 128, 2 layers, tied embeddings, and a
+    2,000-token tokenizer trained on the rendered synthetic samples under ``corpus_root``
+    (:func:`biotune.data.synthetic.probe_texts`), which keeps each entity, cue and label one or two tokens."""
+    from biotune.data import synthetic
+
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    return make_tiny_llama(path, synthetic.probe_texts(corpus_root), vocab_size=2000, hidden_size=128,
+                           num_layers=2, max_positions=1024, tie_embeddings=True)

@@ -71,7 +71,8 @@ def test_demo_is_base_plus_one_task_left_out() -> None:
     base = spec.load_base()
     pts = points(spec, base.data)
     assert [pt.kind for pt in pts] == ["base", "leave_one_out"]
-    assert spec.base.endswith("configs/train/demo.yaml")
+    assert [pt.value for pt in pts] == [None, "synthetic_re"]
+    assert spec.base.endswith("configs/train/demo_ablation.yaml")
 
 
 def test_medtuned_loo_has_controls_and_three_seeds() -> None:

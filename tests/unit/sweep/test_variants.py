@@ -407,8 +407,8 @@ def test_realised_counts_needs_every_included_source() -> None:
         vr.realised_counts(DataConfig(sources={"hoc": SourceMix()}), {"gad": 3})
 
 
-def test_demo_sweep_on_the_bundled_sample() -> None:
-    spec = load_sweep(REPO / "configs/sweep/demo.yaml")
+def test_leave_group_out_sweep_on_the_bundled_sample() -> None:
+    spec = load_sweep(REPO / "configs/sweep/sample_loo.yaml")
     available = vr.count_available(spec)
     assert available and all(n > 0 for n in available.values())
     base, left_out = vr.expand(spec, available)
@@ -470,7 +470,7 @@ def test_mde_warnings_name_the_small_sets() -> None:
 
 
 def test_eval_set_sizes_on_the_bundled_sample() -> None:
-    spec = load_sweep(REPO / "configs/sweep/demo.yaml")
+    spec = load_sweep(REPO / "configs/sweep/sample_loo.yaml")
     sizes = pl.eval_set_sizes(spec)
     assert sizes and all(0 < n <= 8 for n in sizes.values())  # demo: eval.max_examples 8
     assert "pubmedqa/test" in sizes
