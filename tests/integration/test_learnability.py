@@ -26,20 +26,22 @@ Each sabotage below breaks one link and the same check must then fail:
 
 The two data sabotages rewrite the built shards; the two eval sabotages reuse the good run's model.
 
-Measured on the 2-core CPU box (train.seed 0 is the test's run; 1 and 2 with ``train.seed=N``):
+Measured on the 2-core CPU box (train.seed 0 is the test's run; seeds 1 and 2 with ``train.seed=N``).
+Scores: NER strict entity F1, RE micro-F1; "rise": output loss after other samples minus alone (nats/token).
 
-| run | NER F1 | RE micro-F1 | prompt loss | output loss alone -> after others |
+| run (seed 0 / 1 / 2) | NER | RE | prompt loss | rise |
 |---|---|---|---|---|
-| good, seed 0 / 1 / 2 | 0.962 / 0.966 / 0.974 | 1.000 / 0.987 / 0.913 | 12.1 / 14.0 / 13.1 | rise 0.64 / 0.59 / 0.55 |
-| no_mask, seed 0 | 0.154 | 0.973 | 0.10 | rise 0.07 |
-| no_position_reset, seed 0 | 0.967 | 1.000 | 14.3 | 0.044 -> 0.089 (rise 0.045) |
-| template_mismatch, seed 0 | 0.403 | 0.095 | | |
-| parser_wrong_field, seed 0 | 0.000 | 0.000 | | |
+| good | 0.976 / 0.973 / 0.952 | 1.000 / 0.997 / 1.000 | 13.8 / 12.4 / 13.0 | 0.99 / 1.31 / 0.73 |
+| no_mask (seed 0) | 0.150 | 1.000 | 0.10 | 0.18 |
+| no_position_reset (seed 0) | 0.352 | 0.993 | 13.4 | 0.06 |
+| template_mismatch (seed 0) | 0.197 | 0.000 | | |
+| parser_wrong_field (seed 0) | 0.000 | 0.000 | | |
 
-Why parts 2 and 3 exist: a probe that learns reliably also learns through a missing position reset (RoPE
-positions are relative, and the model learns to ignore the earlier samples it can now see) and, trained on NER
-alone, through a missing mask (F1 0.95). The scores caught both only while the probe was marginal. Parts 2
-and 3 measure on the trained model what those links guarantee, so the check sees them whatever the scores.
+Why parts 2 and 3 exist: a probe that learns reliably can also learn through the data sabotages, which only
+slow learning down: at 600 steps, no_position_reset reached NER 0.967 / RE 1.000 (RoPE positions are
+relative, and the model learns to ignore the earlier samples it can see), and no_mask on NER alone 0.954. The
+scores caught them only while the probe was marginal. Parts 2 and 3 measure on the trained model what those
+links guarantee, so the check sees them whatever the scores.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ THRESHOLDS = {"synthetic_ner": 0.80, "synthetic_re": 0.80}
 #: good runs sit far above it (12-14); a model trained on prompts reaches ~0.1.
 PROMPT_LOSS_FLOOR = 3.0
 #: Minimum rise (nats/token) of the output loss when other samples precede a held-out one in one sequence.
-#: Models trained on isolated sequences rise by 0.55-0.64; one trained across sample boundaries by 0.05.
+#: Models trained on isolated sequences rise by 0.7-1.3; one trained across sample boundaries by ~0.05.
 ISOLATION_RISE = 0.2
 N_LOSS_SAMPLES = 40  # held-out samples per probe for parts 2 and 3
 PREFIX_SAMPLES = 3  # samples put in front of each held-out one for part 3
