@@ -29,8 +29,16 @@ def mistral_tokenizer_dir(dest: Path) -> Path:
     src = Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1"
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(src, dest / "tokenizer.model")
-    (dest / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}))
+    (dest / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "LlamaTokenizer",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "unk_token": "<unk>",
+            }
+        )
+    )
     return dest
 
 

@@ -36,9 +36,16 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-data-build-"))
     tok_dir = mistral_tokenizer_dir(work / "tokenizer")
-    cfg = config.load(REPO / "configs/data/all_staged.yaml",
-                      [f"data.root={data_root()}", f"data.tokenizer={tok_dir}", f"data.out_dir={work / 'out'}",
-                       f"data.total_samples={args.total}", f"data.max_seq_len={args.max_seq_len}"])
+    cfg = config.load(
+        REPO / "configs/data/all_staged.yaml",
+        [
+            f"data.root={data_root()}",
+            f"data.tokenizer={tok_dir}",
+            f"data.out_dir={work / 'out'}",
+            f"data.total_samples={args.total}",
+            f"data.max_seq_len={args.max_seq_len}",
+        ],
+    )
     tokenizer = load_tokenizer(str(tok_dir))
     tokenizer("warm up")
 
@@ -50,8 +57,11 @@ def main() -> None:
     # The floor: the same realised samples' texts, encoded in one batch by the bare fast tokenizer.
     by_source, kinds = _collect(cfg, Path(cfg.data.root))
     mixed, _ = mixture.compose(by_source, cfg.data, kinds)
-    texts = [render_prompt(cfg.data.template, s.instruction, s.input, tokenizer)
-             + render_target(cfg.data.template, s.output, tokenizer) for s in mixed]
+    texts = [
+        render_prompt(cfg.data.template, s.instruction, s.input, tokenizer)
+        + render_target(cfg.data.template, s.output, tokenizer)
+        for s in mixed
+    ]
     start = time.perf_counter()
     enc = tokenizer(texts, add_special_tokens=True)
     floor_s = time.perf_counter() - start
@@ -63,15 +73,28 @@ def main() -> None:
     tokenizer(distinct, add_special_tokens=True)
     floor_distinct_s = time.perf_counter() - start
 
-    emit({"benchmark": "data_build", "samples": len(mixed), "max_seq_len": args.max_seq_len,
-          "build_seconds": round(build_s, 2), "floor_encode_seconds": round(floor_s, 2),
-          "ratio_to_floor": round(build_s / floor_s, 3), "target_ratio": 1.5,
-          "meets_target": build_s / floor_s <= 1.5, "distinct_samples": len(distinct),
-          "floor_distinct_encode_seconds": round(floor_distinct_s, 2),
-          "ratio_to_distinct_floor": round(build_s / floor_distinct_s, 3), "rows": manifest.packing["rows"],
-          "packing_efficiency": manifest.packing["efficiency"], "tokens": manifest.totals["tokens"],
-          "floor_tokens": floor_tokens, "dropped": manifest.truncation["dropped"],
-          "config": "configs/data/all_staged.yaml", "tokenizer": "mistral-7b-v0.1 (mistral-common)"})
+    emit(
+        {
+            "benchmark": "data_build",
+            "samples": len(mixed),
+            "max_seq_len": args.max_seq_len,
+            "build_seconds": round(build_s, 2),
+            "floor_encode_seconds": round(floor_s, 2),
+            "ratio_to_floor": round(build_s / floor_s, 3),
+            "target_ratio": 1.5,
+            "meets_target": build_s / floor_s <= 1.5,
+            "distinct_samples": len(distinct),
+            "floor_distinct_encode_seconds": round(floor_distinct_s, 2),
+            "ratio_to_distinct_floor": round(build_s / floor_distinct_s, 3),
+            "rows": manifest.packing["rows"],
+            "packing_efficiency": manifest.packing["efficiency"],
+            "tokens": manifest.totals["tokens"],
+            "floor_tokens": floor_tokens,
+            "dropped": manifest.truncation["dropped"],
+            "config": "configs/data/all_staged.yaml",
+            "tokenizer": "mistral-7b-v0.1 (mistral-common)",
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -52,19 +52,28 @@ def main() -> None:
     root = data_root()
     with tempfile.TemporaryDirectory() as tmp:
         text = (root / "ncbi_disease" / "iob" / "train.tsv").read_text(encoding="utf-8").splitlines()[:3000]
-        model_dir = make_tiny_llama(Path(tmp) / "tiny", [" ".join(line.replace("\t", " : ") for line in text),
-                                                         "### Instruction: ### Input: ### Output:"])
+        model_dir = make_tiny_llama(
+            Path(tmp) / "tiny",
+            [" ".join(line.replace("\t", " : ") for line in text), "### Instruction: ### Input: ### Output:"],
+        )
         model, tokenizer = load_model(model_dir, dtype="fp32", attn_implementation="sdpa")
         prompts = build_prompts(root, args.n, args.template, tokenizer)
         lengths = [len(tokenizer(p)["input_ids"]) for p in prompts.values()]
-        generate_hf(model, tokenizer, dict(list(prompts.items())[:4]), batch_size=4, max_new_tokens=4,
-                    progress=False)  # warm-up
+        generate_hf(
+            model, tokenizer, dict(list(prompts.items())[:4]), batch_size=4, max_new_tokens=4, progress=False
+        )  # warm-up
         runs: dict[str, Generations] = {}
         for _ in range(args.repeats):  # alternate the two ways; keep each one's fastest run (CPU is shared)
             for name, batch_size in (("batched", args.batch_size), ("sequential", 1)):
                 start = time.perf_counter()
-                result = generate_hf(model, tokenizer, prompts, batch_size=batch_size,
-                                     max_new_tokens=args.max_new_tokens, progress=False)
+                result = generate_hf(
+                    model,
+                    tokenizer,
+                    prompts,
+                    batch_size=batch_size,
+                    max_new_tokens=args.max_new_tokens,
+                    progress=False,
+                )
                 result.seconds = time.perf_counter() - start
                 if name not in runs or result.seconds < runs[name].seconds:
                     runs[name] = result

@@ -44,7 +44,10 @@ def _samples(data_root: Path, n: int) -> tuple[list[str], list[str]]:
             continue
         tok, tag = line.split("\t")[:2]
         cur.append((tok, tag))
-    prompts = [f"### Instruction: tag diseases\n ### Input: {' '.join(t for t, _ in s)}\n ### Output: " for s in sents]
+    prompts = [
+        f"### Instruction: tag diseases\n ### Input: {' '.join(t for t, _ in s)}\n ### Output: "
+        for s in sents
+    ]
     targets = ["\n".join(f"{t} : {g}" for t, g in s) for s in sents]
     return prompts, targets
 
@@ -111,8 +114,17 @@ def run(args: argparse.Namespace) -> dict:
     model_dir, tok, batch, n_rows = _build(tmp, Path(args.data_root), args.samples, args.capacity)
     dist.init_process_group(dist.DistEnv(master_port=str(args.port)))
     cfg, engine = _engine(model_dir, tmp / "run", args.attn)
-    trainer = Trainer(cfg, engine, PackedSplit(tmp / "data" / "train"), None, NullTracker(), tmp / "run",
-                      10**6, None, tok.pad_token_id)
+    trainer = Trainer(
+        cfg,
+        engine,
+        PackedSplit(tmp / "data" / "train"),
+        None,
+        NullTracker(),
+        tmp / "run",
+        10**6,
+        None,
+        tok.pad_token_id,
+    )
     engine.train(True)
 
     # Every iteration times five arms back to back, so that machine noise hits all arms alike:
@@ -123,8 +135,10 @@ def run(args: argparse.Namespace) -> dict:
     #             a packed row holds samples of similar length, so this is length-grouped batching;
     #   padded  - the standard padded run: batches of as many samples, drawn in a seeded random order, same collator.
     collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
-    feats = {str(k): {"input_ids": i, "labels": lab}
-             for k, i, lab in zip(batch.kept, batch.input_ids, batch.labels, strict=True)}
+    feats = {
+        str(k): {"input_ids": i, "labels": lab}
+        for k, i, lab in zip(batch.kept, batch.input_ids, batch.labels, strict=True)
+    }
     model = engine.ds.module
     per_batch = max(1, round(len(batch.kept) / n_rows))
     order = [str(k) for k in random.Random(0).sample(list(batch.kept), len(batch.kept))]
@@ -138,12 +152,14 @@ def run(args: argparse.Namespace) -> dict:
         denominator = float(max(1, sum(loss_tokens(b) for b in batches)))
         grouped = _padded(collator, [feats[sid] for r in rows for ids in r["sample_ids"] for sid in ids])
         start = (i * per_batch) % (len(order) - per_batch + 1)
-        padded = _padded(collator, [feats[sid] for sid in order[start:start + per_batch]])
-        step = {"packed": trainer.train_step,
-                "bare": lambda b=batches, d=denominator: _bare_step(engine, b, d),
-                "block": lambda b=batches, d=denominator: _bare_step(engine, b, d),
-                "grouped": lambda b=grouped, d=denominator: _bare_step(engine, [b], d),
-                "padded": lambda b=padded: _bare_step(engine, [b], float(max(1, loss_tokens(b))))}
+        padded = _padded(collator, [feats[sid] for sid in order[start : start + per_batch]])
+        step = {
+            "packed": trainer.train_step,
+            "bare": lambda b=batches, d=denominator: _bare_step(engine, b, d),
+            "block": lambda b=batches, d=denominator: _bare_step(engine, b, d),
+            "grouped": lambda b=grouped, d=denominator: _bare_step(engine, [b], d),
+            "padded": lambda b=padded: _bare_step(engine, [b], float(max(1, loss_tokens(b)))),
+        }
         for arm, fn in step.items():
             model.set_attn_implementation(engine.attn_implementation if arm in ("packed", "bare") else "sdpa")
             t = _timed(fn)
@@ -151,7 +167,9 @@ def run(args: argparse.Namespace) -> dict:
                 times[arm].append(t)
         if i >= args.warmup:
             tokens_per_step.append(int(sum(trainer.data.lengths[j] for idx in mine for j in idx)))
-            assert int(grouped["attention_mask"].sum()) == tokens_per_step[-1], "grouped = the packed step's tokens"
+            assert int(grouped["attention_mask"].sum()) == tokens_per_step[-1], (
+                "grouped = the packed step's tokens"
+            )
             grouped_slots.append(int(grouped["input_ids"].numel()))
             padded_tokens.append(int(padded["attention_mask"].sum()))
             padded_slots.append(int(padded["input_ids"].numel()))
@@ -164,21 +182,36 @@ def run(args: argparse.Namespace) -> dict:
     packed_eff = 1.0  # micro_batch_size=1: a packed row is never padded
     padded_eff = sum(padded_tokens) / sum(padded_slots)
     layout_ratio = packed_eff / padded_eff
-    overhead = statistics.median(t - b for t, b in zip(trainer_t, bare_t, strict=True)) / statistics.median(bare_t)
+    overhead = statistics.median(t - b for t, b in zip(trainer_t, bare_t, strict=True)) / statistics.median(
+        bare_t
+    )
     dist.destroy_process_group()
-    return {"benchmark": "train_throughput", "device": "cpu", "threads": args.threads, "steps": args.steps,
-            "samples": len(batch.kept), "packed_rows": n_rows, "capacity": args.capacity,
-            "samples_per_padded_batch": per_batch,
-            "packed_nonpad_tokens_per_s": round(packed_tps, 1), "padded_nonpad_tokens_per_s": round(padded_tps, 1),
-            "throughput_ratio": round(packed_tps / padded_tps, 3), "packing_efficiency_packed": packed_eff,
-            "packing_efficiency_padded": round(padded_eff, 4), "layout_ratio": round(layout_ratio, 3),
-            "packed_attention": engine.attn_implementation,
-            "throughput_vs_layout": round(packed_tps / padded_tps / layout_ratio, 3), "target_vs_layout": 0.9,
-            "packed_sdpa_blockmask_nonpad_tokens_per_s": round(blockmask_tps, 1),
-            "sdpa_blockmask_throughput_vs_layout": round(blockmask_tps / padded_tps / layout_ratio, 3),
-            "grouped_nonpad_tokens_per_s": round(grouped_tps, 1), "packing_efficiency_grouped": round(1 / grouped_layout, 4),
-            "throughput_vs_layout_grouped": round(packed_tps / grouped_tps / grouped_layout, 3),
-            "loop_overhead": round(overhead, 4), "target_overhead": 0.05}
+    return {
+        "benchmark": "train_throughput",
+        "device": "cpu",
+        "threads": args.threads,
+        "steps": args.steps,
+        "samples": len(batch.kept),
+        "packed_rows": n_rows,
+        "capacity": args.capacity,
+        "samples_per_padded_batch": per_batch,
+        "packed_nonpad_tokens_per_s": round(packed_tps, 1),
+        "padded_nonpad_tokens_per_s": round(padded_tps, 1),
+        "throughput_ratio": round(packed_tps / padded_tps, 3),
+        "packing_efficiency_packed": packed_eff,
+        "packing_efficiency_padded": round(padded_eff, 4),
+        "layout_ratio": round(layout_ratio, 3),
+        "packed_attention": engine.attn_implementation,
+        "throughput_vs_layout": round(packed_tps / padded_tps / layout_ratio, 3),
+        "target_vs_layout": 0.9,
+        "packed_sdpa_blockmask_nonpad_tokens_per_s": round(blockmask_tps, 1),
+        "sdpa_blockmask_throughput_vs_layout": round(blockmask_tps / padded_tps / layout_ratio, 3),
+        "grouped_nonpad_tokens_per_s": round(grouped_tps, 1),
+        "packing_efficiency_grouped": round(1 / grouped_layout, 4),
+        "throughput_vs_layout_grouped": round(packed_tps / grouped_tps / grouped_layout, 3),
+        "loop_overhead": round(overhead, 4),
+        "target_overhead": 0.05,
+    }
 
 
 def main() -> None:
@@ -189,8 +222,12 @@ def main() -> None:
     p.add_argument("--capacity", type=int, default=1024)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--port", type=int, default=29777)
-    p.add_argument("--attn", default="auto", help="model.attn_implementation for the packed rows (default: auto)")
-    p.add_argument("--data-root", default=os.environ.get("BIOTUNE_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    p.add_argument(
+        "--attn", default="auto", help="model.attn_implementation for the packed rows (default: auto)"
+    )
+    p.add_argument(
+        "--data-root", default=os.environ.get("BIOTUNE_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    )
     args = p.parse_args()
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     print(json.dumps(run(args)))

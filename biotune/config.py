@@ -263,13 +263,19 @@ def _check_keys(schema: type, data: Any, prefix: str, problems: list[Problem]) -
         dotted = f"{prefix}{key}"
         if key not in hints:
             close = difflib.get_close_matches(str(key), list(hints), n=1)
-            fix = f"did you mean '{prefix}{close[0]}'?" if close else f"remove it; valid keys: {', '.join(hints)}"
+            fix = (
+                f"did you mean '{prefix}{close[0]}'?"
+                if close
+                else f"remove it; valid keys: {', '.join(hints)}"
+            )
             problems.append(Problem(dotted, "unknown key", fix))
             continue
         tp = _unwrap_optional(hints[key])
         if _is_dataclass_type(tp):
             if value is not None and not isinstance(value, dict):
-                problems.append(Problem(dotted, f"expected a mapping, got {value!r}", f"give {dotted} sub-keys"))
+                problems.append(
+                    Problem(dotted, f"expected a mapping, got {value!r}", f"give {dotted} sub-keys")
+                )
             else:
                 _check_keys(tp, value, dotted + ".", problems)
         elif get_origin(tp) is dict:
@@ -277,8 +283,13 @@ def _check_keys(schema: type, data: Any, prefix: str, problems: list[Problem]) -
             if _is_dataclass_type(val_tp) and isinstance(value, dict):
                 for sub, subval in value.items():
                     if subval is not None and not isinstance(subval, dict):
-                        problems.append(Problem(f"{dotted}.{sub}", f"expected a mapping, got {subval!r}",
-                                                f"write {dotted}.{sub}: {{weight: 1.0}} or similar"))
+                        problems.append(
+                            Problem(
+                                f"{dotted}.{sub}",
+                                f"expected a mapping, got {subval!r}",
+                                f"write {dotted}.{sub}: {{weight: 1.0}} or similar",
+                            )
+                        )
                     else:
                         _check_keys(val_tp, subval or {}, f"{dotted}.{sub}.", problems)
 
@@ -305,8 +316,13 @@ def _check_types(schema_cfg: DictConfig, data: Any, prefix: str, problems: list[
                 continue
             expected = OmegaConf.get_type(probe, key)
             msg = str(err).splitlines()[0]
-            problems.append(Problem(dotted, f"wrong type: {msg}",
-                                    f"give a value of type {getattr(expected, '__name__', expected)}"))
+            problems.append(
+                Problem(
+                    dotted,
+                    f"wrong type: {msg}",
+                    f"give a value of type {getattr(expected, '__name__', expected)}",
+                )
+            )
             del data[key]
 
 
@@ -318,23 +334,45 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = (), included_by: Path | None
     """
     if not path.is_file():
         if included_by is not None:
-            raise ConfigError([Problem("defaults", f"included file {path} does not exist",
-                                       f"fix the path under defaults: in {included_by} (paths there are relative "
-                                       "to that file)")], included_by)
+            raise ConfigError(
+                [
+                    Problem(
+                        "defaults",
+                        f"included file {path} does not exist",
+                        f"fix the path under defaults: in {included_by} (paths there are relative "
+                        "to that file)",
+                    )
+                ],
+                included_by,
+            )
         what = "is a directory, not a YAML file" if path.is_dir() else "does not exist"
-        raise ConfigError([Problem("<file>", f"config file {path} {what}",
-                                   "pass the path of a YAML file, e.g. configs/train/demo.yaml")])
+        raise ConfigError(
+            [
+                Problem(
+                    "<file>",
+                    f"config file {path} {what}",
+                    "pass the path of a YAML file, e.g. configs/train/demo.yaml",
+                )
+            ]
+        )
     if path in seen:
         raise ConfigError([Problem("defaults", f"{path} includes itself", "remove the cycle")], path)
     try:
         raw = OmegaConf.load(path)
     except UnicodeDecodeError as err:
-        raise ConfigError([Problem("<file>", f"not UTF-8 text ({err.reason} at byte {err.start})",
-                                   "save the config as UTF-8")], path) from None
+        raise ConfigError(
+            [
+                Problem(
+                    "<file>", f"not UTF-8 text ({err.reason} at byte {err.start})", "save the config as UTF-8"
+                )
+            ],
+            path,
+        ) from None
     except Exception as err:  # yaml.YAMLError carries the line in its message; OmegaConf: duplicate keys
         what = " ".join(str(err).split())
-        raise ConfigError([Problem("<yaml>", f"cannot parse: {what}", "fix the YAML syntax at that line")],
-                          path) from None
+        raise ConfigError(
+            [Problem("<yaml>", f"cannot parse: {what}", "fix the YAML syntax at that line")], path
+        ) from None
     data = OmegaConf.to_container(raw, resolve=False) or {}
     if not isinstance(data, dict):
         raise ConfigError([Problem("<root>", "the file must hold a mapping", "write key: value pairs")], path)
@@ -342,24 +380,47 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = (), included_by: Path | None
     if isinstance(includes, str):  # `defaults: base.yaml` means one file, not one file per character
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
-        raise ConfigError([Problem("defaults", f"expected a list of YAML paths, got {includes!r}",
-                                   "write defaults: [../model/tiny.yaml, ../data/sample.yaml]")], path)
+        raise ConfigError(
+            [
+                Problem(
+                    "defaults",
+                    f"expected a list of YAML paths, got {includes!r}",
+                    "write defaults: [../model/tiny.yaml, ../data/sample.yaml]",
+                )
+            ],
+            path,
+        )
     merged: DictConfig = OmegaConf.create({})
     for inc in includes:
         included = _read_yaml((path.parent / inc).resolve(), (*seen, path), included_by=path)
         try:
             merged = OmegaConf.merge(merged, included)
         except OmegaConfBaseException as err:
-            raise ConfigError([Problem("defaults", f"{inc} cannot be merged: {str(err).splitlines()[0]}",
-                                       "give each key the same kind of value (mapping, list or scalar) in every "
-                                       "included file")], path) from None
+            raise ConfigError(
+                [
+                    Problem(
+                        "defaults",
+                        f"{inc} cannot be merged: {str(err).splitlines()[0]}",
+                        "give each key the same kind of value (mapping, list or scalar) in every "
+                        "included file",
+                    )
+                ],
+                path,
+            ) from None
     try:
         merged = OmegaConf.merge(merged, data)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "defaults"
-        raise ConfigError([Problem(str(key), f"cannot be merged over the defaults: {str(err).splitlines()[0]}",
-                                   "give it the same kind of value (mapping, list or scalar) as the included "
-                                   "files do")], path) from None
+        raise ConfigError(
+            [
+                Problem(
+                    str(key),
+                    f"cannot be merged over the defaults: {str(err).splitlines()[0]}",
+                    "give it the same kind of value (mapping, list or scalar) as the included files do",
+                )
+            ],
+            path,
+        ) from None
     return OmegaConf.to_container(merged, resolve=False)  # type: ignore[return-value]
 
 
@@ -378,8 +439,13 @@ def _parse_overrides(overrides: list[str]) -> tuple[list[tuple[str, dict[str, An
         key, _, value = ov.partition("=")
         key = key.strip()
         if not _ or not key or any(not part for part in key.split(".")):
-            problems.append(Problem(ov, "an override must look like key.sub=value",
-                                    f"write e.g. train.max_steps=10, not '{ov}'"))
+            problems.append(
+                Problem(
+                    ov,
+                    "an override must look like key.sub=value",
+                    f"write e.g. train.max_steps=10, not '{ov}'",
+                )
+            )
             continue
         try:
             if value.startswith(_RESERVED_VALUE_START):
@@ -391,8 +457,13 @@ def _parse_overrides(overrides: list[str]) -> tuple[list[tuple[str, dict[str, An
             else:
                 one = OmegaConf.to_container(OmegaConf.from_dotlist([ov]), resolve=False)
         except Exception as err:  # a YAML scanner error, e.g. an unclosed bracket
-            problems.append(Problem(key, f"cannot parse the value {value!r}: {str(err).splitlines()[0]}",
-                                    f"quote it, e.g. {key}='\"{value}\"', or fix its YAML (lists: [a,b])"))
+            problems.append(
+                Problem(
+                    key,
+                    f"cannot parse the value {value!r}: {str(err).splitlines()[0]}",
+                    f"quote it, e.g. {key}='\"{value}\"', or fix its YAML (lists: [a,b])",
+                )
+            )
             continue
         parsed.append((key, one))  # type: ignore[arg-type]
     return parsed, problems
@@ -409,9 +480,12 @@ def _sources_problem(data: dict[str, Any], where: str) -> Problem | None:
     del section["sources"]
     names = sources if isinstance(sources, list) else ["ncbi_disease"]
     example = ", ".join(f"{n}: {{}}" for n in names[:3] if isinstance(n, str)) or "ncbi_disease: {}"
-    return Problem("data.sources", f"expected a mapping of source name -> settings, got {sources!r} ({where})",
-                   f"write data.sources as a mapping, e.g. data: {{sources: {{{example}}}}}; on the command line: "
-                   "data.sources.NAME.weight=1")
+    return Problem(
+        "data.sources",
+        f"expected a mapping of source name -> settings, got {sources!r} ({where})",
+        f"write data.sources as a mapping, e.g. data: {{sources: {{{example}}}}}; on the command line: "
+        "data.sources.NAME.weight=1",
+    )
 
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -437,8 +511,13 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
         try:
             merged_cfg = OmegaConf.merge(merged_cfg, one)  # type: ignore[assignment]
         except (OmegaConfBaseException, TypeError, ValueError) as err:
-            problems.append(Problem(key, f"cannot apply this override: {str(err).splitlines()[0]}",
-                                    f"give {key} the same kind of value (mapping, list or scalar) as the config"))
+            problems.append(
+                Problem(
+                    key,
+                    f"cannot apply this override: {str(err).splitlines()[0]}",
+                    f"give {key} the same kind of value (mapping, list or scalar) as the config",
+                )
+            )
     data = OmegaConf.to_container(merged_cfg, resolve=False)  # type: ignore[assignment]
     section = data.get("data")
     if isinstance(section, dict) and section.get("leakage") is False:  # YAML 1.1 reads `off` as false
@@ -452,7 +531,9 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
         merged = OmegaConf.merge(schema, data)
         cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
-        problems.append(Problem(getattr(err, "full_key", "?") or "?", str(err).splitlines()[0], "correct the value"))
+        problems.append(
+            Problem(getattr(err, "full_key", "?") or "?", str(err).splitlines()[0], "correct the value")
+        )
         raise ConfigError(problems, _blame(path, overrides, problems)) from err
     problems += validate(cfg)
     if problems:
@@ -465,7 +546,11 @@ def _blame(path: str | Path | None, overrides: list[str], problems: list[Problem
 
     def caused(ov: str, p: Problem) -> bool:
         key = ov.partition("=")[0].strip()
-        return p.key == ov or bool(key) and (p.key == key or p.key.startswith(f"{key}.") or key.startswith(f"{p.key}."))
+        return (
+            p.key == ov
+            or bool(key)
+            and (p.key == key or p.key.startswith(f"{key}.") or key.startswith(f"{p.key}."))
+        )
 
     blamed = [ov for ov in overrides if any(caused(ov, p) for p in problems)]
     from_yaml = [p for p in problems if not any(caused(ov, p) for ov in overrides)]
@@ -509,14 +594,22 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def _choice(problems: list[Problem], key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        problems.append(Problem(key, f"'{value}' is not one of {', '.join(allowed)}", f"set {key} to one of {allowed}"))
+        problems.append(
+            Problem(key, f"'{value}' is not one of {', '.join(allowed)}", f"set {key} to one of {allowed}")
+        )
 
 
 def _positive(problems: list[Problem], key: str, value: float | int | None, allow_zero: bool = False) -> None:
     if value is None:
         return
     if value < 0 or (value == 0 and not allow_zero):
-        problems.append(Problem(key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}", f"set {key} to a positive value"))
+        problems.append(
+            Problem(
+                key,
+                f"must be {'>= 0' if allow_zero else '> 0'}, got {value}",
+                f"set {key} to a positive value",
+            )
+        )
 
 
 #: What ``tracking.wandb_mode`` accepts.
@@ -528,8 +621,15 @@ EVAL_BACKENDS: tuple[str, ...] = ("hf", "vllm")
 def validate(cfg: RunConfig) -> list[Problem]:
     """Semantic checks, section by section. Returns every problem found (empty list = valid)."""
     p: list[Problem] = []
-    for check in (_validate_data, _validate_model, _validate_optim, _validate_train, _validate_tracking,
-                  _validate_eval, _validate_launch):
+    for check in (
+        _validate_data,
+        _validate_model,
+        _validate_optim,
+        _validate_train,
+        _validate_tracking,
+        _validate_eval,
+        _validate_launch,
+    ):
         check(cfg, p)
     return p
 
@@ -557,11 +657,21 @@ def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:
         _positive(p, f"{key}.cap", mix.cap, allow_zero=True)
     included = {n: s for n, s in d.sources.items() if s.include}
     if d.sources and not included:
-        p.append(Problem("data.sources", "every source has include: false: the mixture is empty",
-                         "set include: true on at least one source"))
+        p.append(
+            Problem(
+                "data.sources",
+                "every source has include: false: the mixture is empty",
+                "set include: true on at least one source",
+            )
+        )
     if d.total_samples and included and sum(s.weight for s in included.values()) <= 0:
-        p.append(Problem("data.sources.*.weight", "all included weights are zero while data.total_samples is set",
-                         "give at least one included source a weight > 0"))
+        p.append(
+            Problem(
+                "data.sources.*.weight",
+                "all included weights are zero while data.total_samples is set",
+                "give at least one included source a weight > 0",
+            )
+        )
 
 
 def _validate_model(cfg: RunConfig, p: list[Problem]) -> None:
@@ -583,25 +693,44 @@ def _validate_optim(cfg: RunConfig, p: list[Problem]) -> None:
     _positive(p, "optim.weight_decay", o.weight_decay, allow_zero=True)
     _positive(p, "optim.grad_clip", o.grad_clip, allow_zero=True)
     if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
-        p.append(Problem("optim.betas", f"must be two numbers in [0, 1), got {o.betas}", "use e.g. [0.9, 0.95]"))
+        p.append(
+            Problem("optim.betas", f"must be two numbers in [0, 1), got {o.betas}", "use e.g. [0.9, 0.95]")
+        )
     if not 0.0 <= o.min_lr_ratio <= 1.0:
         p.append(Problem("optim.min_lr_ratio", f"must be in [0, 1], got {o.min_lr_ratio}", "use e.g. 0.1"))
 
 
 def _validate_train(cfg: RunConfig, p: list[Problem]) -> None:
     t = cfg.train
-    for key in ("micro_batch_size", "grad_accum", "global_batch_size", "save_every", "keep_last", "log_every",
-                "epochs", "peak_tflops"):
+    for key in (
+        "micro_batch_size",
+        "grad_accum",
+        "global_batch_size",
+        "save_every",
+        "keep_last",
+        "log_every",
+        "epochs",
+        "peak_tflops",
+    ):
         _positive(p, f"train.{key}", getattr(t, key))
     _positive(p, "train.eval_every", t.eval_every, allow_zero=True)
     if t.max_steps == 0 or t.max_steps < -1:
-        p.append(Problem("train.max_steps", f"must be -1 (use epochs) or > 0, got {t.max_steps}",
-                         "set train.max_steps=-1 or a step count"))
+        p.append(
+            Problem(
+                "train.max_steps",
+                f"must be -1 (use epochs) or > 0, got {t.max_steps}",
+                "set train.max_steps=-1 or a step count",
+            )
+        )
     if t.global_batch_size and t.global_batch_size % (t.micro_batch_size * t.grad_accum):
-        p.append(Problem("train.global_batch_size",
-                         f"{t.global_batch_size} is not divisible by micro_batch_size*grad_accum = "
-                         f"{t.micro_batch_size * t.grad_accum}",
-                         "make global_batch_size = micro_batch_size * grad_accum * world_size"))
+        p.append(
+            Problem(
+                "train.global_batch_size",
+                f"{t.global_batch_size} is not divisible by micro_batch_size*grad_accum = "
+                f"{t.micro_batch_size * t.grad_accum}",
+                "make global_batch_size = micro_batch_size * grad_accum * world_size",
+            )
+        )
 
 
 def _validate_tracking(cfg: RunConfig, p: list[Problem]) -> None:

@@ -33,8 +33,12 @@ STEPS = 5
 
 def register(subparsers: Any) -> None:
     """Add the ``demo`` subcommand."""
-    p = subparsers.add_parser("demo", help="a two-variant composition ablation on CPU (a few minutes)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "demo",
+        help="a two-variant composition ablation on CPU (a few minutes)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     p.add_argument("--nproc", type=int, default=2, help="training processes per cell (default: 2)")
     p.add_argument("--sweep", default=str(DEMO_SWEEP), help="sweep file (default: configs/sweep/demo.yaml)")
@@ -71,12 +75,17 @@ def run(args: argparse.Namespace) -> int:
     sweep = runner.load(args.sweep, out / "sweep", overrides=overrides)
     print(format_plan(plan_rows(sweep.spec, sweep.variants, count_available(sweep.spec))), flush=True)
 
-    _step(3, f"sweep run --local: {len(sweep.cells)} cells, each build -> ZeRO-3 on {args.nproc} CPU processes "
-             "-> export -> eval")
+    _step(
+        3,
+        f"sweep run --local: {len(sweep.cells)} cells, each build -> ZeRO-3 on {args.nproc} CPU processes "
+        "-> export -> eval",
+    )
     code = runner.run_local(sweep, args.nproc)
     if code != 0:
-        print(f"the sweep did not finish (exit {code}); `biotune sweep status {args.sweep} --out {sweep.out}` "
-              "names each cell's log")
+        print(
+            f"the sweep did not finish (exit {code}); `biotune sweep status {args.sweep} --out {sweep.out}` "
+            "names each cell's log"
+        )
         return code
 
     _step(4, "sweep collect: paired bootstrap over test examples, Holm correction, heatmap")
@@ -85,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
     _step(5, "headline")
     print(headline(results), flush=True)
-    print(f"\ndemo finished in {time.perf_counter() - start:.0f}s; results: {sweep.out / runner.RESULTS_DIR}",
-          flush=True)
+    print(
+        f"\ndemo finished in {time.perf_counter() - start:.0f}s; results: {sweep.out / runner.RESULTS_DIR}",
+        flush=True,
+    )
     return 0
 
 
@@ -101,6 +112,8 @@ def headline(results: Any) -> str:
             lines.append(f"base on {r.eval_set}: {r.metric} {r.mean:.1f} (n={r.n}{pf})")
         elif r.delta is not None:
             mark = "CI excludes 0" if r.ci_high < 0 or r.ci_low > 0 else "CI includes 0"
-            lines.append(f"{r.variant} on {r.eval_set}: {r.metric} {r.mean:.1f}, change {r.delta:+.1f} "
-                         f"[95% CI {r.ci_low:+.1f}, {r.ci_high:+.1f}] ({mark}{pf})")
+            lines.append(
+                f"{r.variant} on {r.eval_set}: {r.metric} {r.mean:.1f}, change {r.delta:+.1f} "
+                f"[95% CI {r.ci_low:+.1f}, {r.ci_high:+.1f}] ({mark}{pf})"
+            )
     return "\n".join(lines)

@@ -52,8 +52,10 @@ def _int_env(env: dict[str, str], key: str) -> int:
     try:
         return int(env[key])
     except ValueError as err:
-        raise LaunchError(f"environment variable {key}={env[key]!r} is not an integer; "
-                          "fix the launcher (torchrun/srun) line that sets it") from err
+        raise LaunchError(
+            f"environment variable {key}={env[key]!r} is not an integer; "
+            "fix the launcher (torchrun/srun) line that sets it"
+        ) from err
 
 
 def read_env(env: dict[str, str] | None = None) -> DistEnv:
@@ -66,15 +68,21 @@ def read_env(env: dict[str, str] | None = None) -> DistEnv:
         out = DistEnv(_int_env(env, "RANK"), local, _int_env(env, "WORLD_SIZE"), addr, port, "torchrun")
     elif "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
         if "MASTER_ADDR" not in env:
-            raise LaunchError("launched by srun without torchrun but MASTER_ADDR is not set; export MASTER_ADDR "
-                              "(the first node's NodeAddr) and MASTER_PORT in the sbatch script before srun")
+            raise LaunchError(
+                "launched by srun without torchrun but MASTER_ADDR is not set; export MASTER_ADDR "
+                "(the first node's NodeAddr) and MASTER_PORT in the sbatch script before srun"
+            )
         local = _int_env(env, "SLURM_LOCALID") if "SLURM_LOCALID" in env else 0
-        out = DistEnv(_int_env(env, "SLURM_PROCID"), local, _int_env(env, "SLURM_NTASKS"), addr, port, "slurm")
+        out = DistEnv(
+            _int_env(env, "SLURM_PROCID"), local, _int_env(env, "SLURM_NTASKS"), addr, port, "slurm"
+        )
     else:
         return DistEnv()
     if not 0 <= out.rank < out.world_size:
-        raise LaunchError(f"rank {out.rank} is outside world size {out.world_size}; check the launcher's "
-                          "--nproc_per_node/--nnodes or srun --ntasks")
+        raise LaunchError(
+            f"rank {out.rank} is outside world size {out.world_size}; check the launcher's "
+            "--nproc_per_node/--nnodes or srun --ntasks"
+        )
     return out
 
 
@@ -82,16 +90,27 @@ def init_process_group(denv: DistEnv) -> None:
     """Create the default process group (nccl on CUDA, gloo on CPU), also for a world of one."""
     if dist.is_initialized():
         return
-    os.environ.update({"RANK": str(denv.rank), "LOCAL_RANK": str(denv.local_rank),
-                       "WORLD_SIZE": str(denv.world_size), "MASTER_ADDR": denv.master_addr,
-                       "MASTER_PORT": denv.master_port})
+    os.environ.update(
+        {
+            "RANK": str(denv.rank),
+            "LOCAL_RANK": str(denv.local_rank),
+            "WORLD_SIZE": str(denv.world_size),
+            "MASTER_ADDR": denv.master_addr,
+            "MASTER_PORT": denv.master_port,
+        }
+    )
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(denv.local_rank)
     timeout = timedelta(minutes=int(os.environ.get("BIOTUNE_COLLECTIVE_TIMEOUT_MIN", "30")))
     dist.init_process_group(backend=backend, rank=denv.rank, world_size=denv.world_size, timeout=timeout)
-    log.info("process group: backend=%s world_size=%d launcher=%s timeout=%s", backend, denv.world_size,
-             denv.launcher, timeout)
+    log.info(
+        "process group: backend=%s world_size=%d launcher=%s timeout=%s",
+        backend,
+        denv.world_size,
+        denv.launcher,
+        timeout,
+    )
 
 
 def destroy_process_group() -> None:
@@ -146,7 +165,11 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     """Element-wise sum of ``values`` over ranks (float64 on CPU; one collective)."""
     if not dist.is_initialized() or world_size() == 1:
         return list(values)
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend() == "nccl"
+        else torch.device("cpu")
+    )
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.cpu().tolist()
@@ -164,9 +187,11 @@ def rng_state() -> dict[str, Any]:
     """This process's RNG states as plain JSON-able values (lists and numbers), for exact resume."""
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {"python": [version, list(internal), gauss],
-                             "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-                             "torch": torch.get_rng_state().tolist()}
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state().tolist(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
     return state

@@ -88,7 +88,9 @@ def read_jsonl(path: str | Path, fix: str = "each line must be one JSON object")
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", fix, line=number) from None
+                raise DataError(
+                    path, f"invalid JSON: {err.msg} (column {err.colno})", fix, line=number
+                ) from None
             if not isinstance(row, dict):
                 raise DataError(path, f"expected a JSON object, got {type(row).__name__}", fix, line=number)
             rows.append(row)

@@ -62,6 +62,7 @@ LOGIT_BYTES = 2 + 4 + 4
 #: CUDA context, NCCL buffers and allocator fragmentation, per GPU.
 RUNTIME_OVERHEAD_BYTES = 3 * GIB
 
+
 @dataclass(frozen=True)
 class LlamaDims:
     """The dimensions of a Llama-family decoder that memory and FLOPs depend on."""
@@ -95,8 +96,12 @@ class LlamaDims:
     def largest_module_params(self) -> int:
         """Largest parameter count held directly by one module (what DeepSpeed gathers at once)."""
         kv = self.kv_heads * self.head_dim
-        return max(self.vocab * self.hidden, self.hidden * self.intermediate, self.hidden * self.hidden,
-                   self.hidden * kv)
+        return max(
+            self.vocab * self.hidden,
+            self.hidden * self.intermediate,
+            self.hidden * self.hidden,
+            self.hidden * kv,
+        )
 
 
 #: The real Llama-2 configurations (from their published config.json), so planning needs no hub access.
@@ -180,8 +185,14 @@ class Plan:
 # --------------------------------------------------------------------------------------------- estimators
 
 
-def zero3_model_states(total_params: int, largest_layer_params: int, gpus_per_node: int, nodes: int,
-                       offload_optimizer: bool, offload_params: bool) -> StatesEstimate:
+def zero3_model_states(
+    total_params: int,
+    largest_layer_params: int,
+    gpus_per_node: int,
+    nodes: int,
+    offload_optimizer: bool,
+    offload_params: bool,
+) -> StatesEstimate:
     """ZeRO-3 model-state memory per GPU and per node, counted as DeepSpeed counts it (zero.Init on)."""
     total_gpus = nodes * gpus_per_node
     gathered = 4 * largest_layer_params  # the largest module's bf16 params + grads, gathered in full
@@ -259,8 +270,15 @@ def dims_for(name_or_path: str) -> LlamaDims:
     cfg_file = Path(name_or_path) / "config.json"
     if not cfg_file.is_file():
         known = ", ".join(KNOWN_MODELS)
-        raise ConfigError([Problem("model.name_or_path", f"'{name_or_path}' is neither a known model nor a "
-                                   "directory with config.json", f"use one of {known} or a local model dir")])
+        raise ConfigError(
+            [
+                Problem(
+                    "model.name_or_path",
+                    f"'{name_or_path}' is neither a known model nor a directory with config.json",
+                    f"use one of {known} or a local model dir",
+                )
+            ]
+        )
     fix = "point model.name_or_path at a directory written by save_pretrained (its config.json is a JSON object)"
     raw = read_json(cfg_file, fix)
     if not isinstance(raw, dict):
@@ -272,26 +290,53 @@ def dims_for(name_or_path: str) -> LlamaDims:
         if key == "num_key_value_heads" and value is None:
             continue
         if value is None:
-            problems.append(Problem(key, "missing", "give the model's Llama dimensions (hidden_size, "
-                                    "num_hidden_layers, intermediate_size, num_attention_heads, vocab_size)"))
+            problems.append(
+                Problem(
+                    key,
+                    "missing",
+                    "give the model's Llama dimensions (hidden_size, "
+                    "num_hidden_layers, intermediate_size, num_attention_heads, vocab_size)",
+                )
+            )
         elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append(Problem(key, f"must be a positive integer, got {value!r}",
-                                    f"set {key} to the model's value (a Llama config has e.g. num_attention_heads: 32)"))
+            problems.append(
+                Problem(
+                    key,
+                    f"must be a positive integer, got {value!r}",
+                    f"set {key} to the model's value (a Llama config has e.g. num_attention_heads: 32)",
+                )
+            )
         else:
             values[key] = value
     heads, kv = values.get("num_attention_heads"), values.get("num_key_value_heads")
     if heads and values.get("hidden_size") and values["hidden_size"] % heads:
-        problems.append(Problem("num_attention_heads", f"{heads} does not divide hidden_size "
-                                f"{values['hidden_size']}", "use the model's own config.json"))
+        problems.append(
+            Problem(
+                "num_attention_heads",
+                f"{heads} does not divide hidden_size {values['hidden_size']}",
+                "use the model's own config.json",
+            )
+        )
     if heads and kv and heads % kv:
-        problems.append(Problem("num_key_value_heads", f"{kv} does not divide num_attention_heads {heads}",
-                                "use the model's own config.json"))
+        problems.append(
+            Problem(
+                "num_key_value_heads",
+                f"{kv} does not divide num_attention_heads {heads}",
+                "use the model's own config.json",
+            )
+        )
     if problems:
         raise ConfigError(problems, cfg_file)
     heads = values["num_attention_heads"]
-    return LlamaDims(hidden=values["hidden_size"], layers=values["num_hidden_layers"],
-                     intermediate=values["intermediate_size"], heads=heads, kv_heads=kv or heads,
-                     vocab=values["vocab_size"], tied_embeddings=bool(raw.get("tie_word_embeddings", False)))
+    return LlamaDims(
+        hidden=values["hidden_size"],
+        layers=values["num_hidden_layers"],
+        intermediate=values["intermediate_size"],
+        heads=heads,
+        kv_heads=kv or heads,
+        vocab=values["vocab_size"],
+        tied_embeddings=bool(raw.get("tie_word_embeddings", False)),
+    )
 
 
 def default_peak_tflops(dtype: str) -> float:
@@ -303,13 +348,27 @@ def gpu_peak_tflops(gpu: str, dtype: str) -> float:
     """Dense peak TFLOP/s of a GPU type (the trainer's table); ConfigError for an unknown type."""
     peak = lookup_peak_tflops(gpu, dtype)
     if peak is None:
-        raise ConfigError([Problem("--gpu", f"no {dtype} peak known for GPU type '{gpu}'",
-                                   f"use one of {', '.join(PEAK_TFLOPS)}, or set train.peak_tflops")])
+        raise ConfigError(
+            [
+                Problem(
+                    "--gpu",
+                    f"no {dtype} peak known for GPU type '{gpu}'",
+                    f"use one of {', '.join(PEAK_TFLOPS)}, or set train.peak_tflops",
+                )
+            ]
+        )
     return peak
 
 
-def check_job(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: float, mfu: float,
-              seq_len: int | None, micro_batch_size: int | None) -> None:
+def check_job(
+    cfg: RunConfig,
+    nodes: int,
+    gpus_per_node: int,
+    gpu_memory_gb: float,
+    mfu: float,
+    seq_len: int | None,
+    micro_batch_size: int | None,
+) -> None:
     """Every problem with the plan's arguments at once, and the global batch against nodes x GPUs.
 
     Raises:
@@ -317,18 +376,37 @@ def check_job(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: flo
     """
     p: list[Problem] = []
     if nodes < 1 or gpus_per_node < 1:
-        p.append(Problem("--nodes/--gpus-per-node", f"got {nodes} x {gpus_per_node}",
-                         "give at least one node and one GPU per node"))
+        p.append(
+            Problem(
+                "--nodes/--gpus-per-node",
+                f"got {nodes} x {gpus_per_node}",
+                "give at least one node and one GPU per node",
+            )
+        )
     if not 0.0 < mfu <= 1.0:
-        p.append(Problem("--mfu", f"must be in (0, 1], got {mfu}", "give a utilisation such as --mfu 0.4 (40 %)"))
+        p.append(
+            Problem("--mfu", f"must be in (0, 1], got {mfu}", "give a utilisation such as --mfu 0.4 (40 %)")
+        )
     if not gpu_memory_gb > 0:
-        p.append(Problem("--gpu-memory-gb", f"must be > 0, got {gpu_memory_gb}", "give one GPU's memory, e.g. 80"))
+        p.append(
+            Problem("--gpu-memory-gb", f"must be > 0, got {gpu_memory_gb}", "give one GPU's memory, e.g. 80")
+        )
     if seq_len is not None and seq_len < 1:
-        p.append(Problem("--seq-len", f"must be >= 1, got {seq_len}", "give a sequence length such as 2048, or omit "
-                         "it to use data.max_seq_len"))
+        p.append(
+            Problem(
+                "--seq-len",
+                f"must be >= 1, got {seq_len}",
+                "give a sequence length such as 2048, or omit it to use data.max_seq_len",
+            )
+        )
     if micro_batch_size is not None and micro_batch_size < 1:
-        p.append(Problem("--micro-batch-size", f"must be >= 1, got {micro_batch_size}",
-                         "give packed rows per GPU per micro-step, or omit it to use train.micro_batch_size"))
+        p.append(
+            Problem(
+                "--micro-batch-size",
+                f"must be >= 1, got {micro_batch_size}",
+                "give packed rows per GPU per micro-step, or omit it to use train.micro_batch_size",
+            )
+        )
     if not p:
         p += _batch_problems(cfg, nodes * gpus_per_node, micro_batch_size or cfg.train.micro_batch_size)
     if p:
@@ -351,31 +429,57 @@ def _batch_problems(cfg: RunConfig, world_size: int, micro_batch_size: int) -> l
     per_step = micro_batch_size * world_size
     if t.global_batch_size % per_step == 0 and t.global_batch_size >= per_step:
         return []
-    return [Problem("train.global_batch_size",
-                    f"{t.global_batch_size} is not a multiple of micro_batch_size {micro_batch_size} x {world_size} "
-                    f"GPU(s) = {per_step}: train would refuse this job",
-                    f"choose --nodes/--gpus-per-node so that micro_batch_size x GPUs divides {t.global_batch_size}, "
-                    "or change train.global_batch_size / train.micro_batch_size")]
+    return [
+        Problem(
+            "train.global_batch_size",
+            f"{t.global_batch_size} is not a multiple of micro_batch_size {micro_batch_size} x {world_size} "
+            f"GPU(s) = {per_step}: train would refuse this job",
+            f"choose --nodes/--gpus-per-node so that micro_batch_size x GPUs divides {t.global_batch_size}, "
+            "or change train.global_batch_size / train.micro_batch_size",
+        )
+    ]
 
 
-def make_plan(cfg: RunConfig, nodes: int, gpus_per_node: int, gpu_memory_gb: float = 80.0, mfu: float = 0.4,
-              peak_tflops: float | None = None, seq_len: int | None = None,
-              micro_batch_size: int | None = None) -> Plan:
+def make_plan(
+    cfg: RunConfig,
+    nodes: int,
+    gpus_per_node: int,
+    gpu_memory_gb: float = 80.0,
+    mfu: float = 0.4,
+    peak_tflops: float | None = None,
+    seq_len: int | None = None,
+    micro_batch_size: int | None = None,
+) -> Plan:
     """Build the plan for ``cfg`` on ``nodes`` x ``gpus_per_node`` GPUs of ``gpu_memory_gb`` (decimal GB)."""
     check_job(cfg, nodes, gpus_per_node, gpu_memory_gb, mfu, seq_len, micro_batch_size)
     dims = dims_for(cfg.model.name_or_path)
     ds_config = read_template(cfg.train.deepspeed)
     mbs = micro_batch_size if micro_batch_size is not None else cfg.train.micro_batch_size
     seq = seq_len if seq_len is not None else cfg.data.max_seq_len
-    states = {name: zero3_model_states(dims.total_params(), dims.largest_module_params(), gpus_per_node, nodes,
-                                       opt, par) for name, (opt, par) in OFFLOAD_VARIANTS.items()}
-    return Plan(model=cfg.model.name_or_path, dims=dims, nodes=nodes, gpus_per_node=gpus_per_node,
-                micro_batch_size=mbs, seq_len=seq, gradient_checkpointing=cfg.model.gradient_checkpointing,
-                offload=offload_variant(ds_config), states=states, activations=activation_memory(dims, mbs, seq),
-                buffers_bytes=deepspeed_buffers(dims, ds_config), overhead_bytes=RUNTIME_OVERHEAD_BYTES,
-                gpu_memory_bytes=int(gpu_memory_gb * GB), mfu=mfu,
-                peak_tflops=peak_tflops or cfg.train.peak_tflops or default_peak_tflops(cfg.model.dtype),
-                grad_accum=job_grad_accum(cfg, nodes * gpus_per_node, mbs))
+    states = {
+        name: zero3_model_states(
+            dims.total_params(), dims.largest_module_params(), gpus_per_node, nodes, opt, par
+        )
+        for name, (opt, par) in OFFLOAD_VARIANTS.items()
+    }
+    return Plan(
+        model=cfg.model.name_or_path,
+        dims=dims,
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
+        micro_batch_size=mbs,
+        seq_len=seq,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        offload=offload_variant(ds_config),
+        states=states,
+        activations=activation_memory(dims, mbs, seq),
+        buffers_bytes=deepspeed_buffers(dims, ds_config),
+        overhead_bytes=RUNTIME_OVERHEAD_BYTES,
+        gpu_memory_bytes=int(gpu_memory_gb * GB),
+        mfu=mfu,
+        peak_tflops=peak_tflops or cfg.train.peak_tflops or default_peak_tflops(cfg.model.dtype),
+        grad_accum=job_grad_accum(cfg, nodes * gpus_per_node, mbs),
+    )
 
 
 def format_plan(plan: Plan) -> str:
@@ -415,37 +519,60 @@ def format_plan(plan: Plan) -> str:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``biotune plan CONFIG [key=value ...]``."""
-    p = subparsers.add_parser("plan", help="per-GPU memory and tokens/s estimate for a ZeRO-3 job",
-                              description=__doc__.splitlines()[0])
+    p = subparsers.add_parser(
+        "plan",
+        help="per-GPU memory and tokens/s estimate for a ZeRO-3 job",
+        description=__doc__.splitlines()[0],
+    )
     p.add_argument("config", help="training config YAML")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.add_argument("--nodes", type=int, default=1)
     p.add_argument("--gpus-per-node", type=int, default=8)
     p.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of one GPU in GB (default 80)")
-    p.add_argument("--mfu", type=float, default=0.4, help="model-FLOPs utilisation for tokens/s (default 0.4)")
-    p.add_argument("--gpu", default=None,
-                   help=f"GPU type for the peak TFLOPS, matched like CUDA device names ({', '.join(PEAK_TFLOPS)}; "
-                        f"default: train.peak_tflops, else {DEFAULT_PLAN_DEVICE})")
+    p.add_argument(
+        "--mfu", type=float, default=0.4, help="model-FLOPs utilisation for tokens/s (default 0.4)"
+    )
+    p.add_argument(
+        "--gpu",
+        default=None,
+        help=f"GPU type for the peak TFLOPS, matched like CUDA device names ({', '.join(PEAK_TFLOPS)}; "
+        f"default: train.peak_tflops, else {DEFAULT_PLAN_DEVICE})",
+    )
     p.add_argument("--seq-len", type=int, default=None, help="default: data.max_seq_len")
     p.add_argument("--micro-batch-size", type=int, default=None, help="default: train.micro_batch_size")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.add_argument("--cpu-procs-per-node", action="store_true",
-                   help="only print launch.cpu_procs_per_node (for launch/srun_node.sh)")
+    p.add_argument(
+        "--cpu-procs-per-node",
+        action="store_true",
+        help="only print launch.cpu_procs_per_node (for launch/srun_node.sh)",
+    )
     p.set_defaults(func=run)
 
 
 def plan_to_dict(plan: Plan) -> dict:
     """The plan as a JSON-able dict (bytes)."""
-    return {"model": plan.model, "params": plan.dims.total_params(), "nodes": plan.nodes,
-            "gpus_per_node": plan.gpus_per_node, "micro_batch_size": plan.micro_batch_size, "seq_len": plan.seq_len,
-            "gradient_checkpointing": plan.gradient_checkpointing, "offload": plan.offload,
-            "states_gpu_bytes": {k: v.gpu_bytes for k, v in plan.states.items()},
-            "states_cpu_bytes": {k: v.cpu_bytes for k, v in plan.states.items()},
-            "activations_bytes": {"checkpointed": plan.activations.checkpointed, "full": plan.activations.full},
-            "buffers_bytes": plan.buffers_bytes, "overhead_bytes": plan.overhead_bytes,
-            "total_bytes": plan.total_bytes(), "gpu_memory_bytes": plan.gpu_memory_bytes, "fits": plan.fits,
-            "mfu": plan.mfu, "peak_tflops": plan.peak_tflops, "grad_accum": plan.grad_accum,
-            "tokens_per_second_per_gpu": plan.tokens_per_second_per_gpu}
+    return {
+        "model": plan.model,
+        "params": plan.dims.total_params(),
+        "nodes": plan.nodes,
+        "gpus_per_node": plan.gpus_per_node,
+        "micro_batch_size": plan.micro_batch_size,
+        "seq_len": plan.seq_len,
+        "gradient_checkpointing": plan.gradient_checkpointing,
+        "offload": plan.offload,
+        "states_gpu_bytes": {k: v.gpu_bytes for k, v in plan.states.items()},
+        "states_cpu_bytes": {k: v.cpu_bytes for k, v in plan.states.items()},
+        "activations_bytes": {"checkpointed": plan.activations.checkpointed, "full": plan.activations.full},
+        "buffers_bytes": plan.buffers_bytes,
+        "overhead_bytes": plan.overhead_bytes,
+        "total_bytes": plan.total_bytes(),
+        "gpu_memory_bytes": plan.gpu_memory_bytes,
+        "fits": plan.fits,
+        "mfu": plan.mfu,
+        "peak_tflops": plan.peak_tflops,
+        "grad_accum": plan.grad_accum,
+        "tokens_per_second_per_gpu": plan.tokens_per_second_per_gpu,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -454,13 +581,25 @@ def run(args: argparse.Namespace) -> int:
     if args.cpu_procs_per_node:
         print(cfg.launch.cpu_procs_per_node)
         return 0
-    plan = make_plan(cfg, args.nodes, args.gpus_per_node, gpu_memory_gb=args.gpu_memory_gb, mfu=args.mfu,
-                     peak_tflops=gpu_peak_tflops(args.gpu, cfg.model.dtype) if args.gpu else None, seq_len=args.seq_len,
-                     micro_batch_size=args.micro_batch_size)
+    plan = make_plan(
+        cfg,
+        args.nodes,
+        args.gpus_per_node,
+        gpu_memory_gb=args.gpu_memory_gb,
+        mfu=args.mfu,
+        peak_tflops=gpu_peak_tflops(args.gpu, cfg.model.dtype) if args.gpu else None,
+        seq_len=args.seq_len,
+        micro_batch_size=args.micro_batch_size,
+    )
     print(json.dumps(plan_to_dict(plan), indent=2) if args.json else format_plan(plan))
     if plan.grad_accum != cfg.train.grad_accum:
-        logger.warning("train.global_batch_size=%s on %d GPU(s) needs train.grad_accum=%d (the config has %d): "
-                       "pass train.grad_accum=%d to train", cfg.train.global_batch_size, plan.nodes * plan.gpus_per_node,
-                       plan.grad_accum, cfg.train.grad_accum, plan.grad_accum)
+        logger.warning(
+            "train.global_batch_size=%s on %d GPU(s) needs train.grad_accum=%d (the config has %d): "
+            "pass train.grad_accum=%d to train",
+            cfg.train.global_batch_size,
+            plan.nodes * plan.gpus_per_node,
+            plan.grad_accum,
+            cfg.train.grad_accum,
+            plan.grad_accum,
+        )
     return 0 if plan.fits else 1
-

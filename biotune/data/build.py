@@ -57,8 +57,15 @@ def resolve_root(root: str) -> Path:
 
     path = sources.resolve_root(root).expanduser().resolve()
     if not path.is_dir():
-        raise ConfigError([Problem("data.root", f"directory {path} does not exist",
-                                   "point data.root (or $BIOTUNE_DATA_DIR) at the corpora, or use data.root=@sample")])
+        raise ConfigError(
+            [
+                Problem(
+                    "data.root",
+                    f"directory {path} does not exist",
+                    "point data.root (or $BIOTUNE_DATA_DIR) at the corpora, or use data.root=@sample",
+                )
+            ]
+        )
     return path
 
 
@@ -66,8 +73,15 @@ def tokenizer_path(cfg: RunConfig) -> str:
     """The tokenizer to build with: ``data.tokenizer``, else the model's."""
     path = cfg.data.tokenizer or cfg.model.name_or_path
     if not path:
-        raise ConfigError([Problem("data.tokenizer", "no tokenizer given (data.tokenizer and model.name_or_path are empty)",
-                                   "set data.tokenizer=PATH_OR_HUB_ID or model.name_or_path")])
+        raise ConfigError(
+            [
+                Problem(
+                    "data.tokenizer",
+                    "no tokenizer given (data.tokenizer and model.name_or_path are empty)",
+                    "set data.tokenizer=PATH_OR_HUB_ID or model.name_or_path",
+                )
+            ]
+        )
     return path
 
 
@@ -79,21 +93,36 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     # A path under an existing local directory (runs/tiny_llama while runs/ exists) is never sent to the hub.
     looks_local = path.startswith((".", "/", "~")) or local.exists() or Path(local.parts[0]).is_dir()
     if looks_local and not local.is_dir():
-        raise ConfigError([Problem("data.tokenizer", f"tokenizer directory {local} does not exist",
-                                   "build or export a model first, or point data.tokenizer at a directory")])
+        raise ConfigError(
+            [
+                Problem(
+                    "data.tokenizer",
+                    f"tokenizer directory {local} does not exist",
+                    "build or export a model first, or point data.tokenizer at a directory",
+                )
+            ]
+        )
     try:
-        return AutoTokenizer.from_pretrained(str(local) if local.is_dir() else path, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            str(local) if local.is_dir() else path, trust_remote_code=trust_remote_code
+        )
     except (OSError, ValueError) as err:
-        raise ConfigError([Problem("data.tokenizer", f"cannot load a tokenizer from {path}: {err}",
-                                   "pass a directory with tokenizer files, or a reachable hub id")]) from err
+        raise ConfigError(
+            [
+                Problem(
+                    "data.tokenizer",
+                    f"cannot load a tokenizer from {path}: {err}",
+                    "pass a directory with tokenizer files, or a reachable hub id",
+                )
+            ]
+        ) from err
 
 
 def _spec(name: str) -> Any:
     from biotune.data.sources import SOURCES, UnknownSourceError
 
     if name not in SOURCES:
-        raise ConfigError([Problem(f"data.sources.{name}", "unknown source",
-                                   UnknownSourceError(name).fix)])
+        raise ConfigError([Problem(f"data.sources.{name}", "unknown source", UnknownSourceError(name).fix)])
     return SOURCES[name]
 
 
@@ -112,8 +141,11 @@ class FileHashes:
         self.dirty = False
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            self.memo = {k: v for k, v in raw.items() if isinstance(v, list) and len(v) == 2} \
-                if isinstance(raw, dict) else {}
+            self.memo = (
+                {k: v for k, v in raw.items() if isinstance(v, list) and len(v) == 2}
+                if isinstance(raw, dict)
+                else {}
+            )
         except (OSError, ValueError):  # no memo yet, or a damaged one: hash again and rewrite it
             self.memo = {}
 
@@ -152,8 +184,11 @@ def _file_signature(root: Path, specs: list[Any], hashes: FileHashes) -> list[li
             path = root / rel
             # A split file's siblings count too (e.g. PubMedQA's test-id list beside ori_pqal.json).
             folder = path if path.is_dir() else path.parent
-            files = sorted(p for p in (folder.rglob("*") if path.is_dir() else folder.glob("*")) if p.is_file()) \
-                if folder.is_dir() else [path]
+            files = (
+                sorted(p for p in (folder.rglob("*") if path.is_dir() else folder.glob("*")) if p.is_file())
+                if folder.is_dir()
+                else [path]
+            )
             for f in files:
                 digest = hashes.digest(f) if f.is_file() else "missing"
                 sig.append([spec.name, split, str(f.relative_to(root)) if f.is_file() else str(rel), digest])
@@ -187,10 +222,18 @@ def cache_key(cfg: DataConfig, root: Path, fingerprint: str, hashes: FileHashes 
     instruction_files = []
     for ref in cfg.instruction_files:
         local = Path(ref).expanduser()
-        instruction_files.append([ref, hashes.digest(local) if local.is_file() else "hub dataset (revision not pinned)"])
-    payload = {"data": data, "source_order": list(cfg.sources), "root": str(root.resolve()),
-               "tokenizer": fingerprint, "version": BUILD_VERSION, "files": _file_signature(root, specs, hashes),
-               "instruction_files": instruction_files}
+        instruction_files.append(
+            [ref, hashes.digest(local) if local.is_file() else "hub dataset (revision not pinned)"]
+        )
+    payload = {
+        "data": data,
+        "source_order": list(cfg.sources),
+        "root": str(root.resolve()),
+        "tokenizer": fingerprint,
+        "version": BUILD_VERSION,
+        "files": _file_signature(root, specs, hashes),
+        "instruction_files": instruction_files,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -311,8 +354,15 @@ def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
     for ref in cfg.instruction_files:
         for rec in load_instructions(ref):
             out.setdefault(rec.source, []).append(
-                Sample(id=sample_id(rec.source, "train", rec.id), source=rec.source, task="instruction",
-                       instruction=rec.instruction, input=rec.input, output=rec.output))
+                Sample(
+                    id=sample_id(rec.source, "train", rec.id),
+                    source=rec.source,
+                    task="instruction",
+                    instruction=rec.instruction,
+                    input=rec.input,
+                    output=rec.output,
+                )
+            )
     return out
 
 
@@ -334,7 +384,9 @@ def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
 # ----------------------------------------------------------------------------------------------- tokens
 
 
-def _tokenize_and_pack(samples: list[Sample], cfg: RunConfig, tokenizer: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _tokenize_and_pack(
+    samples: list[Sample], cfg: RunConfig, tokenizer: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Render, tokenize with prompt masking, and pack. Returns (rows, stats).
 
     Upsampled repeats of a sample are identical text, so only distinct samples are tokenized; repeats reuse
@@ -366,11 +418,19 @@ def _tokenize_and_pack(samples: list[Sample], cfg: RunConfig, tokenizer: Any) ->
     if d.pack:
         rows = pack_rows(input_ids, labels, sample_ids, d.max_seq_len)
     else:
-        rows = [pack_rows([x], [y], [sid], d.max_seq_len)[0] for x, y, sid in zip(input_ids, labels, sample_ids, strict=True)]
+        rows = [
+            pack_rows([x], [y], [sid], d.max_seq_len)[0]
+            for x, y, sid in zip(input_ids, labels, sample_ids, strict=True)
+        ]
     dropped_u, truncated_u = set(tok.dropped_indices), set(tok.truncated_indices)
-    stats = {"samples_in": len(samples), "samples_kept": len(kept_index),
-             "dropped": sum(1 for u in which if u in dropped_u), "truncated": sum(1 for u in which if u in truncated_u),
-             "lengths": [len(x) for x in input_ids], "kept_index": kept_index}
+    stats = {
+        "samples_in": len(samples),
+        "samples_kept": len(kept_index),
+        "dropped": sum(1 for u in which if u in dropped_u),
+        "truncated": sum(1 for u in which if u in truncated_u),
+        "lengths": [len(x) for x in input_ids],
+        "kept_index": kept_index,
+    }
     return rows, stats
 
 
@@ -380,10 +440,18 @@ def _length_stats(lengths: list[int], max_seq_len: int) -> dict[str, Any]:
     arr = np.asarray(lengths)
     edges = [0, 64, 128, 256, 512, 1024, 2048, 4096, 8192, max(max_seq_len, 8192) + 1]
     hist, _ = np.histogram(arr, bins=edges)
-    return {"count": int(arr.size), "total": int(arr.sum()), "mean": round(float(arr.mean()), 2),
-            "p50": int(np.percentile(arr, 50)), "p90": int(np.percentile(arr, 90)),
-            "p99": int(np.percentile(arr, 99)), "max": int(arr.max()),
-            "histogram": {f"{lo}-{hi - 1}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], hist, strict=True)}}
+    return {
+        "count": int(arr.size),
+        "total": int(arr.sum()),
+        "mean": round(float(arr.mean()), 2),
+        "p50": int(np.percentile(arr, 50)),
+        "p90": int(np.percentile(arr, 90)),
+        "p99": int(np.percentile(arr, 99)),
+        "max": int(arr.max()),
+        "histogram": {
+            f"{lo}-{hi - 1}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], hist, strict=True)
+        },
+    }
 
 
 def _save_split(rows: list[dict[str, Any]], path: Path, fingerprint: str) -> str:
@@ -413,8 +481,15 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
 
     d = cfg.data
     if not d.sources and not d.instruction_files:
-        raise ConfigError([Problem("data.sources", "no sources configured",
-                                   "add sources, e.g. data.sources.ncbi_disease.weight=1, or use configs/data/*.yaml")])
+        raise ConfigError(
+            [
+                Problem(
+                    "data.sources",
+                    "no sources configured",
+                    "add sources, e.g. data.sources.ncbi_disease.weight=1, or use configs/data/*.yaml",
+                )
+            ]
+        )
     root = resolve_root(d.root)
     tok_path = tokenizer_path(cfg)
     tokenizer = load_tokenizer(tok_path, cfg.model.trust_remote_code)
@@ -431,8 +506,13 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
     with _sigterm_raises():
         manifest = _build_into(out, cfg, root, tokenizer, tok_path, fingerprint, key)
     hashes.save()
-    logger.info("built %s rows (%s samples) in %.1fs -> %s", manifest.packing["rows"],
-                manifest.totals["samples_kept"], time.perf_counter() - start, out)
+    logger.info(
+        "built %s rows (%s samples) in %.1fs -> %s",
+        manifest.packing["rows"],
+        manifest.totals["samples_kept"],
+        time.perf_counter() - start,
+        out,
+    )
     return out
 
 
@@ -446,38 +526,59 @@ def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[
         if not mix.include:
             continue
         if mix.split not in spec.splits:
-            raise ConfigError([Problem(f"data.sources.{name}.split", f"source {name} has no split '{mix.split}'",
-                                       f"use one of: {', '.join(spec.splits)}")])
+            raise ConfigError(
+                [
+                    Problem(
+                        f"data.sources.{name}.split",
+                        f"source {name} has no split '{mix.split}'",
+                        f"use one of: {', '.join(spec.splits)}",
+                    )
+                ]
+            )
         by_source[name] = source_samples(name, mix.split, root, d.ner_format, d.seed)
         logger.info("source %-24s %-6s %7d samples", name, mix.split, len(by_source[name]))
     for name, samples in _instruction_samples(d).items():
         if name in by_source:
-            raise ConfigError([Problem("data.instruction_files", f"instruction rows name source '{name}', which is "
-                                       "also a configured corpus", "rename the source column in the instruction file")])
+            raise ConfigError(
+                [
+                    Problem(
+                        "data.instruction_files",
+                        f"instruction rows name source '{name}', which is also a configured corpus",
+                        "rename the source column in the instruction file",
+                    )
+                ]
+            )
         by_source[name] = samples
         kinds[name] = "instruction"
         d.sources.setdefault(name, SourceMix(group="instruction"))
     return by_source, kinds
 
 
-def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path: str, fingerprint: str,
-                key: str) -> Manifest:
+def _build_into(
+    out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path: str, fingerprint: str, key: str
+) -> Manifest:
     from biotune.data.sources import reader_counts, reset_reader_counts
 
     d = cfg.data
     reset_reader_counts()
     by_source, kinds = _collect(cfg, root)
-    repairs = {f"{split}: {what}": n for split, counts in reader_counts().items() for what, n in counts.items() if n}
+    repairs = {
+        f"{split}: {what}": n for split, counts in reader_counts().items() for what, n in counts.items() if n
+    }
     mixed, table = mixture.compose(by_source, d, kinds)
     train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
     leak = None
     if d.leakage != leakage.OFF:
         leak = leakage.check(train, _eval_samples(d, root))
         if leak.total_normalised:
-            msg = (f"{leak.total_normalised} evaluation examples overlap the training mixture "
-                   f"({leak.total_exact} exactly): {leak.normalised}")
+            msg = (
+                f"{leak.total_normalised} evaluation examples overlap the training mixture "
+                f"({leak.total_exact} exactly): {leak.normalised}"
+            )
             if d.leakage == leakage.ERROR:
-                raise DataError(d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn")
+                raise DataError(
+                    d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn"
+                )
             logger.warning("leakage: %s", msg)
     created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -489,8 +590,19 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
         if held:
             eval_cols, heldout_stats = _tokenize_and_pack(held, cfg, tokenizer)
             content["eval"] = _save_split(eval_cols, tmp / "eval", key)
-        manifest = _manifest(cfg, key, tok_path, fingerprint, table, train, train_stats, train_cols,
-                             heldout_stats, leak, content)
+        manifest = _manifest(
+            cfg,
+            key,
+            tok_path,
+            fingerprint,
+            table,
+            train,
+            train_stats,
+            train_cols,
+            heldout_stats,
+            leak,
+            content,
+        )
         manifest.repairs = repairs
         manifest.write(tmp)
         _publish(tmp, out)
@@ -503,9 +615,19 @@ def _build_into(out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path:
     return manifest
 
 
-def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: list[mixture.SourceCount],
-              train: list[Sample], stats: dict[str, Any], cols: list[dict[str, Any]], heldout: dict[str, Any] | None,
-              leak: leakage.LeakageReport | None, content: dict[str, str]) -> Manifest:
+def _manifest(
+    cfg: RunConfig,
+    key: str,
+    tok_path: str,
+    fingerprint: str,
+    table: list[mixture.SourceCount],
+    train: list[Sample],
+    stats: dict[str, Any],
+    cols: list[dict[str, Any]],
+    heldout: dict[str, Any] | None,
+    leak: leakage.LeakageReport | None,
+    content: dict[str, str],
+) -> Manifest:
     from biotune.data.sources import SOURCES
 
     d = cfg.data
@@ -518,12 +640,14 @@ def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: 
     for row in table:
         spec = SOURCES.get(row.source)
         sources[row.source] = SourceEntry(
-            **dataclasses.asdict(row), kept_after_tokenize=realised_after_tok.get(row.source, 0),
+            **dataclasses.asdict(row),
+            kept_after_tokenize=realised_after_tok.get(row.source, 0),
             licence=getattr(spec, "licence", "see the instruction file"),
             restricted=bool(getattr(spec, "restricted", False)),
             credentialed=bool(getattr(spec, "credentialed", False)),
             paper_count=getattr(spec, "paper_count", None),
-            tokens=_length_stats(per_source_tokens.get(row.source, []), d.max_seq_len))
+            tokens=_length_stats(per_source_tokens.get(row.source, []), d.max_seq_len),
+        )
     tasks: dict[str, dict[str, int]] = {}
     for row in table:
         t = tasks.setdefault(row.group, {"requested": 0, "realised": 0})
@@ -532,20 +656,39 @@ def _manifest(cfg: RunConfig, key: str, tok_path: str, fingerprint: str, table: 
     n_rows = len(cols)
     n_tok = int(sum(int(r["num_tokens"]) for r in cols))
     return Manifest(
-        biotune_version=__version__, build_version=BUILD_VERSION, cache_key=key,
+        biotune_version=__version__,
+        build_version=BUILD_VERSION,
+        cache_key=key,
         content_hash=hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
-        split_hashes=content, config={k: v for k, v in dataclasses.asdict(d).items() if k != "out_dir"},
-        template=d.template, ner_format=d.ner_format, tokenizer=tok_path, tokenizer_fingerprint=fingerprint,
+        split_hashes=content,
+        config={k: v for k, v in dataclasses.asdict(d).items() if k != "out_dir"},
+        template=d.template,
+        ner_format=d.ner_format,
+        tokenizer=tok_path,
+        tokenizer_fingerprint=fingerprint,
         max_seq_len=d.max_seq_len,
         truncation={"policy": d.truncation, "dropped": stats["dropped"], "truncated": stats["truncated"]},
-        sources=sources, tasks=tasks,
-        totals={"samples_mixed": stats["samples_in"], "samples_kept": stats["samples_kept"],
-                "tokens": n_tok, "loss_tokens": int(sum(int(r["num_loss_tokens"]) for r in cols))},
+        sources=sources,
+        tasks=tasks,
+        totals={
+            "samples_mixed": stats["samples_in"],
+            "samples_kept": stats["samples_kept"],
+            "tokens": n_tok,
+            "loss_tokens": int(sum(int(r["num_loss_tokens"]) for r in cols)),
+        },
         length_stats=_length_stats(stats["lengths"], d.max_seq_len),
-        packing={"enabled": d.pack, "rows": n_rows, "capacity": d.max_seq_len,
-                 "efficiency": round(n_tok / max(1, n_rows * d.max_seq_len), 6),
-                 "mean_seqs_per_row": round(statistics.fmean(len(r["seq_lens"]) for r in cols), 3) if n_rows else 0},
-        heldout=None if heldout is None else {"samples": heldout["samples_kept"], "dropped": heldout["dropped"]},
+        packing={
+            "enabled": d.pack,
+            "rows": n_rows,
+            "capacity": d.max_seq_len,
+            "efficiency": round(n_tok / max(1, n_rows * d.max_seq_len), 6),
+            "mean_seqs_per_row": round(statistics.fmean(len(r["seq_lens"]) for r in cols), 3)
+            if n_rows
+            else 0,
+        },
+        heldout=None
+        if heldout is None
+        else {"samples": heldout["samples_kept"], "dropped": heldout["dropped"]},
         leakage=leak.to_dict() if leak else None,
         restricted_sources=sorted(name for name, e in sources.items() if e.restricted and e.realised),
     )

@@ -20,9 +20,19 @@ MANIFEST_FILE = "manifest.json"
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 #: Columns of a packed row: token columns, positions restarting per sample, per-sample lengths and ids, counts.
-ROW_COLUMNS = ("input_ids", "labels", "position_ids", "seq_lens", "sample_ids", "num_tokens", "num_loss_tokens")
+ROW_COLUMNS = (
+    "input_ids",
+    "labels",
+    "position_ids",
+    "seq_lens",
+    "sample_ids",
+    "num_tokens",
+    "num_loss_tokens",
+)
 
-_REBUILD = "rebuild it with `biotune data build CONFIG` (a dataset directory is what that command prints last)"
+_REBUILD = (
+    "rebuild it with `biotune data build CONFIG` (a dataset directory is what that command prints last)"
+)
 
 
 @dataclass
@@ -103,12 +113,17 @@ class Manifest:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - names)
         if unknown or "tokenizer_fingerprint" not in raw:
-            raise DataError(path, f"not a biotune manifest (unexpected keys {unknown[:5]} or no "
-                            "tokenizer_fingerprint)", _REBUILD)
+            raise DataError(
+                path,
+                f"not a biotune manifest (unexpected keys {unknown[:5]} or no tokenizer_fingerprint)",
+                _REBUILD,
+            )
         entry_names = {f.name for f in dataclasses.fields(SourceEntry)}
         try:
-            sources = {name: SourceEntry(**{k: v for k, v in entry.items() if k in entry_names})
-                       for name, entry in (raw.get("sources") or {}).items()}
+            sources = {
+                name: SourceEntry(**{k: v for k, v in entry.items() if k in entry_names})
+                for name, entry in (raw.get("sources") or {}).items()
+            }
         except (AttributeError, TypeError) as err:
             raise DataError(path, f"malformed 'sources' ({err})", _REBUILD) from None
         return cls(**{**raw, "sources": sources})
@@ -118,11 +133,13 @@ class Manifest:
     def check_tokenizer(self, fingerprint: str, directory: str | Path) -> None:
         """DataError when the rows were tokenized by another tokenizer than the model's."""
         if self.tokenizer_fingerprint != fingerprint:
-            raise DataError(Path(directory) / MANIFEST_FILE,
-                            f"shards were built with tokenizer {self.tokenizer_fingerprint}, but the model's "
-                            f"tokenizer is {fingerprint}",
-                            "rebuild the data with this tokenizer (`biotune data build` with the same model/"
-                            "data.tokenizer), or point model.name_or_path at the model the data was built for")
+            raise DataError(
+                Path(directory) / MANIFEST_FILE,
+                f"shards were built with tokenizer {self.tokenizer_fingerprint}, but the model's "
+                f"tokenizer is {fingerprint}",
+                "rebuild the data with this tokenizer (`biotune data build` with the same model/"
+                "data.tokenizer), or point model.name_or_path at the model the data was built for",
+            )
 
     def unrestricted_sources(self) -> set[str]:
         """Sources whose text may be uploaded: those the manifest lists as not restricted."""
@@ -130,38 +147,58 @@ class Manifest:
 
     def summary(self) -> dict[str, Any]:
         """The few numbers a tracker logs in its run config."""
-        return {"cache_key": self.cache_key, "content_hash": self.content_hash, "template": self.template,
-                "tokenizer_fingerprint": self.tokenizer_fingerprint, "totals": dict(self.totals),
-                "sources": {name: e.realised for name, e in self.sources.items()}}
+        return {
+            "cache_key": self.cache_key,
+            "content_hash": self.content_hash,
+            "template": self.template,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+            "totals": dict(self.totals),
+            "sources": {name: e.realised for name, e in self.sources.items()},
+        }
 
     def format_stats(self) -> str:
         """The composition table (requested vs realised per source and task) and the token-length histogram."""
-        lines = [f"dataset {self.cache_key}  template={self.template}  ner_format={self.ner_format}  "
-                 f"max_seq_len={self.max_seq_len}  tokenizer={self.tokenizer}", ""]
-        head = (f"{'source':<24} {'task':<12} {'avail':>8} {'request':>8} {'realised':>8} {'kept':>8} "
-                f"{'mean tok':>8}  licence")
+        lines = [
+            f"dataset {self.cache_key}  template={self.template}  ner_format={self.ner_format}  "
+            f"max_seq_len={self.max_seq_len}  tokenizer={self.tokenizer}",
+            "",
+        ]
+        head = (
+            f"{'source':<24} {'task':<12} {'avail':>8} {'request':>8} {'realised':>8} {'kept':>8} "
+            f"{'mean tok':>8}  licence"
+        )
         lines += [head, "-" * len(head)]
         for name, s in sorted(self.sources.items()):
             flag = " (restricted)" if s.restricted else ""
-            lines.append(f"{name:<24} {s.group:<12} {s.available:>8} {s.requested:>8} {s.realised:>8} "
-                         f"{s.kept_after_tokenize:>8} {s.tokens.get('mean', 0):>8}  {s.licence}{flag}")
+            lines.append(
+                f"{name:<24} {s.group:<12} {s.available:>8} {s.requested:>8} {s.realised:>8} "
+                f"{s.kept_after_tokenize:>8} {s.tokens.get('mean', 0):>8}  {s.licence}{flag}"
+            )
         lines += ["", f"{'task group':<24} {'requested':>10} {'realised':>10}"]
         lines += [f"{g:<24} {t['requested']:>10} {t['realised']:>10}" for g, t in sorted(self.tasks.items())]
         t, p, tr = self.totals, self.packing, self.truncation
-        lines += ["", f"samples kept {t.get('samples_kept')} of {t.get('samples_mixed')} (dropped {tr.get('dropped')}, "
-                  f"truncated {tr.get('truncated')}, policy {tr.get('policy')}); tokens {t.get('tokens')} "
-                  f"({t.get('loss_tokens')} with loss)",
-                  f"packed rows {p.get('rows')}  efficiency {p.get('efficiency', 0):.4f}  sequences/row "
-                  f"{p.get('mean_seqs_per_row')}"]
+        lines += [
+            "",
+            f"samples kept {t.get('samples_kept')} of {t.get('samples_mixed')} (dropped {tr.get('dropped')}, "
+            f"truncated {tr.get('truncated')}, policy {tr.get('policy')}); tokens {t.get('tokens')} "
+            f"({t.get('loss_tokens')} with loss)",
+            f"packed rows {p.get('rows')}  efficiency {p.get('efficiency', 0):.4f}  sequences/row "
+            f"{p.get('mean_seqs_per_row')}",
+        ]
         if self.leakage:
-            lines.append(f"leakage: {self.leakage['total_exact']} exact / {self.leakage['total_normalised']} "
-                         "normalised overlaps with eval splits")
+            lines.append(
+                f"leakage: {self.leakage['total_exact']} exact / {self.leakage['total_normalised']} "
+                "normalised overlaps with eval splits"
+            )
         if self.repairs:
             lines.append("repairs: " + ", ".join(f"{k} x{n}" for k, n in sorted(self.repairs.items())))
         hist = self.length_stats.get("histogram", {})
         if hist:
             top = max(hist.values()) or 1
             lines += ["", "token lengths per sample:"]
-            lines += [f"  {rng:>11} {n:>8} {'#' * round(40 * n / top)}" for rng, n in hist.items()
-                      if n or rng.startswith("0")]
+            lines += [
+                f"  {rng:>11} {n:>8} {'#' * round(40 * n / top)}"
+                for rng, n in hist.items()
+                if n or rng.startswith("0")
+            ]
         return "\n".join(lines)

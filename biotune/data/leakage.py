@@ -53,12 +53,19 @@ class LeakageReport:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form for the manifest (ids of overlapping eval examples, never their text)."""
-        return {"checked": self.checked, "exact": self.exact, "normalised": self.normalised,
-                "total_exact": self.total_exact, "total_normalised": self.total_normalised,
-                "example_ids": self.examples}
+        return {
+            "checked": self.checked,
+            "exact": self.exact,
+            "normalised": self.normalised,
+            "total_exact": self.total_exact,
+            "total_normalised": self.total_normalised,
+            "example_ids": self.examples,
+        }
 
 
-def check(train: Iterable[Sample], evaluation: dict[str, list[Sample]], max_examples: int = 5) -> LeakageReport:
+def check(
+    train: Iterable[Sample], evaluation: dict[str, list[Sample]], max_examples: int = 5
+) -> LeakageReport:
     """Count eval samples whose text also occurs in training (exactly, or after normalisation).
 
     Args:

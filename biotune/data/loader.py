@@ -32,7 +32,6 @@ from biotune.errors import DataError
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Layout:
     """How rows are spread: ranks x micro-steps per optimizer step x rows per micro-batch."""
@@ -87,7 +86,7 @@ def step_rows(lengths: np.ndarray, layout: Layout, seed: int, pos: DataPosition)
     """The rows of the step at ``pos`` (see :func:`plan_step`), computed without touching the data."""
     order = epoch_order(len(lengths), seed, pos.epoch)
     start = pos.step_in_epoch * layout.rows_per_step
-    return plan_step([int(i) for i in order[start:start + layout.rows_per_step]], lengths, layout)
+    return plan_step([int(i) for i in order[start : start + layout.rows_per_step]], lengths, layout)
 
 
 def advance(pos: DataPosition, per_epoch: int) -> DataPosition:
@@ -107,7 +106,7 @@ def eval_plan(lengths: np.ndarray, layout: Layout) -> list[list[list[int]]]:
     padded = list(range(n)) + [-1] * (batches * per_batch - n)
     out: list[list[list[int]]] = [[] for _ in range(world)]
     for b in range(batches):
-        chunk = padded[b * per_batch:(b + 1) * per_batch]
+        chunk = padded[b * per_batch : (b + 1) * per_batch]
         for r in range(world):
             out[r].append(chunk[r::world])
     return out
@@ -127,14 +126,20 @@ class PackedSplit:
         try:
             self.ds = load_from_disk(str(path))
         except FileNotFoundError as err:
-            raise DataError(path, "not a saved dataset split", "rebuild it with `biotune data build`") from err
+            raise DataError(
+                path, "not a saved dataset split", "rebuild it with `biotune data build`"
+            ) from err
         except (ValueError, OSError) as err:  # pyarrow's ArrowInvalid (a ValueError) for a truncated shard
-            raise DataError(path, f"the saved split cannot be read ({type(err).__name__}: {err})",
-                            "the built dataset is damaged: delete its directory and run `biotune data build` "
-                            "again") from None
+            raise DataError(
+                path,
+                f"the saved split cannot be read ({type(err).__name__}: {err})",
+                "the built dataset is damaged: delete its directory and run `biotune data build` again",
+            ) from None
         missing = [c for c in ROW_COLUMNS if c not in self.ds.column_names]
         if missing:
-            raise DataError(path, f"missing columns {missing}", "rebuild the dataset with `biotune data build`")
+            raise DataError(
+                path, f"missing columns {missing}", "rebuild the dataset with `biotune data build`"
+            )
         self.lengths = np.asarray(self.ds["num_tokens"], dtype=np.int64)
 
     def __len__(self) -> int:

@@ -58,8 +58,15 @@ def requested_counts(cfg: DataConfig, available: dict[str, int]) -> dict[str, in
     if cfg.total_samples:
         weights = {n: m.weight for n, m in included.items() if m.weight > 0}
         if not weights:
-            raise ConfigError([Problem("data.sources.*.weight", "all included weights are zero",
-                                       "give at least one included source a weight > 0")])
+            raise ConfigError(
+                [
+                    Problem(
+                        "data.sources.*.weight",
+                        "all included weights are zero",
+                        "give at least one included source a weight > 0",
+                    )
+                ]
+            )
         counts = _largest_remainder(cfg.total_samples, weights)
         return {n: counts.get(n, 0) for n in included}
     return {n: round(available[n] * m.epochs) for n, m in included.items()}
@@ -76,12 +83,15 @@ def _realise(samples: list[Sample], count: int, rng: random.Random) -> list[Samp
         out += [replace(s, id=repeat_id(s.id, k)) for s in samples] if k else samples
     if rest:
         picked = sorted(rng.sample(range(n), rest))
-        out += [replace(samples[i], id=repeat_id(samples[i].id, full)) if full else samples[i] for i in picked]
+        out += [
+            replace(samples[i], id=repeat_id(samples[i].id, full)) if full else samples[i] for i in picked
+        ]
     return out
 
 
-def compose(samples_by_source: dict[str, list[Sample]], cfg: DataConfig,
-            kinds: dict[str, str]) -> tuple[list[Sample], list[SourceCount]]:
+def compose(
+    samples_by_source: dict[str, list[Sample]], cfg: DataConfig, kinds: dict[str, str]
+) -> tuple[list[Sample], list[SourceCount]]:
     """Compose the training mixture.
 
     Args:
@@ -99,21 +109,42 @@ def compose(samples_by_source: dict[str, list[Sample]], cfg: DataConfig,
     for name, mix in cfg.sources.items():
         req = requested.get(name, 0)
         count = min(req, mix.cap) if mix.cap is not None else req
-        chosen = _realise(samples_by_source.get(name, []), count, random.Random(f"{cfg.seed}:mix:{name}")) \
-            if mix.include else []
+        chosen = (
+            _realise(samples_by_source.get(name, []), count, random.Random(f"{cfg.seed}:mix:{name}"))
+            if mix.include
+            else []
+        )
         mixture += chosen
         table.append(_count_row(name, mix, kinds.get(name, "?"), available.get(name, 0), req, len(chosen)))
     if not mixture:
-        raise ConfigError([Problem("data.sources", "the mixture is empty (no included source has samples)",
-                                   "include at least one source with data, and check weights/caps/epochs")])
+        raise ConfigError(
+            [
+                Problem(
+                    "data.sources",
+                    "the mixture is empty (no included source has samples)",
+                    "include at least one source with data, and check weights/caps/epochs",
+                )
+            ]
+        )
     random.Random(f"{cfg.seed}:shuffle").shuffle(mixture)
     return mixture, table
 
 
-def _count_row(name: str, mix: SourceMix, kind: str, available: int, requested: int, realised: int) -> SourceCount:
-    return SourceCount(source=name, task=kind, group=mix.group or kind, available=available,
-                       requested=requested if mix.include else 0, realised=realised, weight=mix.weight,
-                       epochs=mix.epochs, cap=mix.cap, included=mix.include)
+def _count_row(
+    name: str, mix: SourceMix, kind: str, available: int, requested: int, realised: int
+) -> SourceCount:
+    return SourceCount(
+        source=name,
+        task=kind,
+        group=mix.group or kind,
+        available=available,
+        requested=requested if mix.include else 0,
+        realised=realised,
+        weight=mix.weight,
+        epochs=mix.epochs,
+        cap=mix.cap,
+        included=mix.include,
+    )
 
 
 def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

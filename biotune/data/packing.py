@@ -34,8 +34,10 @@ def _check_lengths(lengths: Sequence[int], capacity: int) -> np.ndarray:
         raise ValueError(f"sequence {int(np.argmin(arr))} is empty; every sequence needs at least one token")
     if arr.size and arr.max() > capacity:
         i = int(np.argmax(arr))
-        raise ValueError(f"sequence {i} has {int(arr[i])} tokens, more than the capacity {capacity}; "
-                         "drop or truncate it when tokenizing (data.truncation)")
+        raise ValueError(
+            f"sequence {i} has {int(arr[i])} tokens, more than the capacity {capacity}; "
+            "drop or truncate it when tokenizing (data.truncation)"
+        )
     return arr
 
 
@@ -97,8 +99,13 @@ def _restarting_positions(seq_lens: np.ndarray, total: int) -> np.ndarray:
     return np.cumsum(steps, dtype=np.int32)
 
 
-def pack_rows(input_ids: Sequence[Sequence[int]], labels: Sequence[Sequence[int]], sample_ids: Sequence[str],
-              capacity: int, one_per_row: bool = False) -> list[dict[str, Any]]:
+def pack_rows(
+    input_ids: Sequence[Sequence[int]],
+    labels: Sequence[Sequence[int]],
+    sample_ids: Sequence[str],
+    capacity: int,
+    one_per_row: bool = False,
+) -> list[dict[str, Any]]:
     """Pack tokenized samples into rows of the dataset contract (see ``ROW_COLUMNS``) with :func:`pack_bfd`.
 
     Each row holds whole samples back to back: ``input_ids`` and ``labels`` concatenated, ``position_ids``
@@ -129,18 +136,37 @@ def pack_rows(input_ids: Sequence[Sequence[int]], labels: Sequence[Sequence[int]
     loss_per_row = np.add.reduceat(lab != -100, tok_bounds[:-1], dtype=np.int64) if bins else []
     rows: list[dict[str, Any]] = []
     for b, members in enumerate(bins):
-        t0, t1, s0, s1 = int(tok_bounds[b]), int(tok_bounds[b + 1]), int(seq_bounds[b]), int(seq_bounds[b + 1])
-        rows.append({"input_ids": ids[t0:t1], "labels": lab[t0:t1], "position_ids": positions[t0:t1],
-                     "seq_lens": seq_lens[s0:s1], "sample_ids": [str(sample_ids[i]) for i in members],
-                     "num_tokens": t1 - t0, "num_loss_tokens": int(loss_per_row[b])})
-    log.info("packed %d samples into %d rows of capacity %d (efficiency %.4f)",
-             len(lengths), len(rows), capacity, packing_efficiency(rows, capacity))
+        t0, t1, s0, s1 = (
+            int(tok_bounds[b]),
+            int(tok_bounds[b + 1]),
+            int(seq_bounds[b]),
+            int(seq_bounds[b + 1]),
+        )
+        rows.append(
+            {
+                "input_ids": ids[t0:t1],
+                "labels": lab[t0:t1],
+                "position_ids": positions[t0:t1],
+                "seq_lens": seq_lens[s0:s1],
+                "sample_ids": [str(sample_ids[i]) for i in members],
+                "num_tokens": t1 - t0,
+                "num_loss_tokens": int(loss_per_row[b]),
+            }
+        )
+    log.info(
+        "packed %d samples into %d rows of capacity %d (efficiency %.4f)",
+        len(lengths),
+        len(rows),
+        capacity,
+        packing_efficiency(rows, capacity),
+    )
     return rows
 
 
 def rows_to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     """Packed rows as a pyarrow Table with the contract's types (list<int32>, list<string>, int32), built from
     the arrays in bulk; ``datasets.Dataset(table)`` wraps it without another conversion."""
+
     def int_lists(key: str) -> pa.Array:
         parts = [np.asarray(r[key], dtype=np.int32) for r in rows]
         offsets = np.zeros(len(parts) + 1, dtype=np.int64)

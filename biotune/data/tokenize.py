@@ -100,26 +100,51 @@ class TokenizedBatch:
 
     def counts(self) -> dict[str, int]:
         """The counts as a plain dict (for the manifest and logs)."""
-        return {"samples": len(self.kept) + self.dropped, "kept": len(self.kept), "dropped": self.dropped,
-                "truncated": self.truncated, "total_tokens": self.total_tokens, "loss_tokens": self.loss_tokens}
+        return {
+            "samples": len(self.kept) + self.dropped,
+            "kept": len(self.kept),
+            "dropped": self.dropped,
+            "truncated": self.truncated,
+            "total_tokens": self.total_tokens,
+            "loss_tokens": self.loss_tokens,
+        }
 
 
-def _check_arguments(prompts: Sequence[str], targets: Sequence[str], tokenizer: Any, max_seq_len: int,
-                     truncation: str, keep_prompt_tail: int) -> None:
+def _check_arguments(
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    tokenizer: Any,
+    max_seq_len: int,
+    truncation: str,
+    keep_prompt_tail: int,
+) -> None:
     problems: list[Problem] = []
     if truncation not in TRUNCATION_POLICIES:
-        problems.append(Problem("data.truncation", f"unknown policy {truncation!r}",
-                                f"use one of {', '.join(TRUNCATION_POLICIES)}"))
+        problems.append(
+            Problem(
+                "data.truncation",
+                f"unknown policy {truncation!r}",
+                f"use one of {', '.join(TRUNCATION_POLICIES)}",
+            )
+        )
     if max_seq_len < 2:
         problems.append(Problem("data.max_seq_len", f"{max_seq_len} is too small", "use e.g. 2048"))
     if keep_prompt_tail < 0:
         problems.append(Problem("keep_prompt_tail", f"{keep_prompt_tail} is negative", "use 0 or more"))
     if not getattr(tokenizer, "is_fast", False):
-        problems.append(Problem("data.tokenizer", f"{type(tokenizer).__name__} is not a fast tokenizer",
-                                "use a tokenizer directory with tokenizer.json (or one transformers converts)"))
+        problems.append(
+            Problem(
+                "data.tokenizer",
+                f"{type(tokenizer).__name__} is not a fast tokenizer",
+                "use a tokenizer directory with tokenizer.json (or one transformers converts)",
+            )
+        )
     if getattr(tokenizer, "eos_token_id", None) is None:
-        problems.append(Problem("data.tokenizer", "the tokenizer has no eos_token",
-                                "set eos_token in tokenizer_config.json"))
+        problems.append(
+            Problem(
+                "data.tokenizer", "the tokenizer has no eos_token", "set eos_token in tokenizer_config.json"
+            )
+        )
     if problems:
         raise ConfigError(problems)
     if len(prompts) != len(targets):
@@ -139,8 +164,15 @@ def _encode(tokenizer: Any, texts: Sequence[str], add_special_tokens: bool) -> l
     encode = getattr(backend, "encode_batch_fast", None)
     if encode is not None and backend.truncation is None and backend.padding is None:
         return [e.ids for e in encode(list(texts), add_special_tokens=add_special_tokens)]
-    enc = tokenizer(list(texts), add_special_tokens=add_special_tokens, padding=False, truncation=False,
-                    return_attention_mask=False, return_token_type_ids=False, verbose=False)
+    enc = tokenizer(
+        list(texts),
+        add_special_tokens=add_special_tokens,
+        padding=False,
+        truncation=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
     return enc["input_ids"]
 
 
@@ -158,8 +190,9 @@ def _segments(pattern: Sequence[int], lengths: np.ndarray) -> np.ndarray:
     return np.repeat(codes, lengths.reshape(-1))
 
 
-def _prompt_keep_mask(p_len: np.ndarray, budget: np.ndarray, truncated: np.ndarray, keep: np.ndarray,
-                      tail: int) -> np.ndarray:
+def _prompt_keep_mask(
+    p_len: np.ndarray, budget: np.ndarray, truncated: np.ndarray, keep: np.ndarray, tail: int
+) -> np.ndarray:
     """Which flat prompt tokens survive: none of a dropped sample's; of a truncated prompt, all but the middle
     ``[budget - tail, len - tail)``; all of the others."""
     head = np.where(truncated, budget - tail, p_len)
@@ -168,8 +201,14 @@ def _prompt_keep_mask(p_len: np.ndarray, budget: np.ndarray, truncated: np.ndarr
     return _segments((1, 0, 1), np.stack([head, cut, rest], axis=1)).astype(bool) & np.repeat(keep, p_len)
 
 
-def tokenize_pairs(prompts: Sequence[str], targets: Sequence[str], tokenizer: Any, max_seq_len: int,
-                   truncation: str = "drop", keep_prompt_tail: int = DEFAULT_KEEP_PROMPT_TAIL) -> TokenizedBatch:
+def tokenize_pairs(
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    tokenizer: Any,
+    max_seq_len: int,
+    truncation: str = "drop",
+    keep_prompt_tail: int = DEFAULT_KEEP_PROMPT_TAIL,
+) -> TokenizedBatch:
     """Tokenize rendered prompts and targets into prompt-masked samples of at most ``max_seq_len`` tokens.
 
     Two batched fast-tokenizer calls (prompts with special tokens, targets without), one pass converting the ids
@@ -210,18 +249,38 @@ def tokenize_pairs(prompts: Sequence[str], targets: Sequence[str], tokenizer: An
     ids[part == 2] = int(tokenizer.eos_token_id)
     labels = ids.copy()
     labels[is_prompt] = IGNORE_INDEX
-    labels[offsets[:-1]] = IGNORE_INDEX  # an empty prompt: a first token is never predicted (packing relies on it)
+    labels[offsets[:-1]] = (
+        IGNORE_INDEX  # an empty prompt: a first token is never predicted (packing relies on it)
+    )
 
-    out = TokenizedBatch(flat_input_ids=ids, flat_labels=labels, offsets=offsets,
-                         kept=np.flatnonzero(keep).tolist(), dropped_indices=np.flatnonzero(~keep).tolist(),
-                         truncated_indices=np.flatnonzero(truncated).tolist())
-    log.info("tokenized %d samples: kept %d, dropped %d, truncated %d, %d tokens (%d with loss)",
-             len(prompt_ids), len(out.kept), out.dropped, out.truncated, out.total_tokens, out.loss_tokens)
+    out = TokenizedBatch(
+        flat_input_ids=ids,
+        flat_labels=labels,
+        offsets=offsets,
+        kept=np.flatnonzero(keep).tolist(),
+        dropped_indices=np.flatnonzero(~keep).tolist(),
+        truncated_indices=np.flatnonzero(truncated).tolist(),
+    )
+    log.info(
+        "tokenized %d samples: kept %d, dropped %d, truncated %d, %d tokens (%d with loss)",
+        len(prompt_ids),
+        len(out.kept),
+        out.dropped,
+        out.truncated,
+        out.total_tokens,
+        out.loss_tokens,
+    )
     return out
 
 
-def tokenize_sample(prompt: str, target: str, tokenizer: Any, max_seq_len: int, truncation: str = "drop",
-                    keep_prompt_tail: int = DEFAULT_KEEP_PROMPT_TAIL) -> tuple[list[int], list[int]] | None:
+def tokenize_sample(
+    prompt: str,
+    target: str,
+    tokenizer: Any,
+    max_seq_len: int,
+    truncation: str = "drop",
+    keep_prompt_tail: int = DEFAULT_KEEP_PROMPT_TAIL,
+) -> tuple[list[int], list[int]] | None:
     """One sample: ``(input_ids, labels)``, or ``None`` when it is dropped. Same rules as :func:`tokenize_pairs`."""
     batch = tokenize_pairs([prompt], [target], tokenizer, max_seq_len, truncation, keep_prompt_tail)
     if not batch.kept:
@@ -237,14 +296,27 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     after a ``save_pretrained``/``from_pretrained`` round trip and before/after a padded call.
     """
     if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError([Problem("data.tokenizer", f"{type(tokenizer).__name__} is not a fast tokenizer",
-                                   "use a tokenizer directory with tokenizer.json")])
+        raise ConfigError(
+            [
+                Problem(
+                    "data.tokenizer",
+                    f"{type(tokenizer).__name__} is not a fast tokenizer",
+                    "use a tokenizer directory with tokenizer.json",
+                )
+            ]
+        )
     backend = json.loads(tokenizer.backend_tokenizer.to_str())
     backend.pop("padding", None)
     backend.pop("truncation", None)
-    specials = {name: [str(tok), tokenizer.convert_tokens_to_ids(str(tok))]
-                for name, tok in sorted(tokenizer.special_tokens_map.items()) if isinstance(tok, str)}
-    payload = {"backend": backend, "special_tokens": specials,
-               "chat_template": getattr(tokenizer, "chat_template", None)}
+    specials = {
+        name: [str(tok), tokenizer.convert_tokens_to_ids(str(tok))]
+        for name, tok in sorted(tokenizer.special_tokens_map.items())
+        if isinstance(tok, str)
+    }
+    payload = {
+        "backend": backend,
+        "special_tokens": specials,
+        "chat_template": getattr(tokenizer, "chat_template", None),
+    }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

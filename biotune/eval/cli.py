@@ -20,9 +20,16 @@ USAGE = """biotune eval CONFIG [key=value ...] [--dry-run]
 
 def register(subparsers: Any) -> None:
     """Add the ``eval`` command (its three forms are dispatched on the first word)."""
-    p = subparsers.add_parser("eval", help="evaluate a model, score a predictions file, or compare runs",
-                              usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", metavar="CONFIG|score|compare", help="a YAML config, or the word score / compare")
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a model, score a predictions file, or compare runs",
+        usage=USAGE,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "target", metavar="CONFIG|score|compare", help="a YAML config, or the word score / compare"
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="overrides or the subcommand's arguments")
     p.set_defaults(func=_dispatch)
 
@@ -40,16 +47,24 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _score_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="biotune eval score", description="score a JSONL of {id, completion} against gold")
-    p.add_argument("predictions", help="JSONL: one {\"id\": \"<source>/<split>/<record id>\", \"completion\": ...} per line")
-    p.add_argument("--config", default=None, help="YAML config for data.root, data.ner_format, eval.max_examples")
+    p = argparse.ArgumentParser(
+        prog="biotune eval score", description="score a JSONL of {id, completion} against gold"
+    )
+    p.add_argument(
+        "predictions", help='JSONL: one {"id": "<source>/<split>/<record id>", "completion": ...} per line'
+    )
+    p.add_argument(
+        "--config", default=None, help="YAML config for data.root, data.ner_format, eval.max_examples"
+    )
     p.add_argument("--out", default=None, help="write report.json/report.md and parsed predictions here")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides (e.g. data.root=DIR)")
     return p
 
 
 def _compare_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="biotune eval compare", description="one table of several runs, with deltas")
+    p = argparse.ArgumentParser(
+        prog="biotune eval compare", description="one table of several runs, with deltas"
+    )
     p.add_argument("runs", nargs="+", help="evaluation output directories (each holds report.json)")
     p.add_argument("--json", default=None, help="also write the comparison as JSON here")
     return p
@@ -89,8 +104,15 @@ def _check_out_dir(flag: str, out: str | None) -> None:
     blocker = _file_in_the_way(Path(out))
     if blocker is not None:
         what = "is a file" if blocker == Path(out) else f"lies under the file {blocker}"
-        raise ConfigError([Problem(flag, f"{out} {what}, not a directory",
-                                   f"give {flag} a directory path (new or existing), e.g. runs/eval-rescored")])
+        raise ConfigError(
+            [
+                Problem(
+                    flag,
+                    f"{out} {what}, not a directory",
+                    f"give {flag} a directory path (new or existing), e.g. runs/eval-rescored",
+                )
+            ]
+        )
 
 
 def _check_out_file(flag: str, out: str | None) -> None:
@@ -101,11 +123,20 @@ def _check_out_file(flag: str, out: str | None) -> None:
         return
     path = Path(out)
     if path.is_dir():
-        raise ConfigError([Problem(flag, f"{out} is a directory", f"give {flag} a file path, e.g. {path / 'compare.json'}")])
+        raise ConfigError(
+            [Problem(flag, f"{out} is a directory", f"give {flag} a file path, e.g. {path / 'compare.json'}")]
+        )
     blocker = _file_in_the_way(path.parent)
     if blocker is not None:
-        raise ConfigError([Problem(flag, f"{out} lies under the file {blocker}",
-                                   f"give {flag} a file path in a directory, e.g. runs/compare.json")])
+        raise ConfigError(
+            [
+                Problem(
+                    flag,
+                    f"{out} lies under the file {blocker}",
+                    f"give {flag} a file path in a directory, e.g. runs/compare.json",
+                )
+            ]
+        )
 
 
 def _writing(flag: str, what: Any) -> Any:
@@ -115,8 +146,15 @@ def _writing(flag: str, what: Any) -> Any:
     try:
         return what()
     except OSError as err:
-        raise ConfigError([Problem(flag, f"cannot write {err.filename or 'the output'}: {err.strerror or err}",
-                                   f"give {flag} a path you can write to")]) from None
+        raise ConfigError(
+            [
+                Problem(
+                    flag,
+                    f"cannot write {err.filename or 'the output'}: {err.strerror or err}",
+                    f"give {flag} a path you can write to",
+                )
+            ]
+        ) from None
 
 
 def _score(ns: argparse.Namespace) -> int:
@@ -140,7 +178,9 @@ def _compare(ns: argparse.Namespace) -> int:
     if len(ns.runs) < 2:
         from biotune.errors import ConfigError, Problem
 
-        raise ConfigError([Problem("RUN", "compare needs at least two runs", "pass two or more evaluation directories")])
+        raise ConfigError(
+            [Problem("RUN", "compare needs at least two runs", "pass two or more evaluation directories")]
+        )
     _check_out_file("--json", ns.json)
     table, data = compare(ns.runs)
     print(table)

@@ -56,21 +56,40 @@ def resolve_model_dir(path: str, export_dir: Path | None = None) -> Path:
     from biotune.train import checkpoint as layout
 
     if not path:
-        raise ConfigError([Problem("eval.model", "no model given", "set eval.model=DIR (an exported model or a checkpoint)")])
+        raise ConfigError(
+            [
+                Problem(
+                    "eval.model", "no model given", "set eval.model=DIR (an exported model or a checkpoint)"
+                )
+            ]
+        )
     model_dir = Path(path).expanduser().resolve()
     if not model_dir.is_dir():
-        raise ConfigError([Problem("eval.model", f"directory {model_dir} does not exist",
-                                   "point eval.model at an exported HF model or a checkpoint directory")])
+        raise ConfigError(
+            [
+                Problem(
+                    "eval.model",
+                    f"directory {model_dir} does not exist",
+                    "point eval.model at an exported HF model or a checkpoint directory",
+                )
+            ]
+        )
     run_export = layout.export_dir(model_dir)
-    if not (model_dir / "config.json").is_file() and (run_export / "config.json").is_file() \
-            and not layout.is_checkpoint(model_dir):
+    if (
+        not (model_dir / "config.json").is_file()
+        and (run_export / "config.json").is_file()
+        and not layout.is_checkpoint(model_dir)
+    ):
         model_dir = run_export  # a training run's output directory: its final export
     elif layout.is_checkpoint(model_dir):
         model_dir = _export_checkpoint(model_dir, export_dir or model_dir.parent / f"{model_dir.name}-hf")
     if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
-        raise DataError(model_dir, "model directory has no tokenizer (no tokenizer.json, tokenizer.model or "
-                        "tokenizer_config.json)", "save the tokenizer beside the weights (tokenizer.save_pretrained(DIR)) "
-                        "or export the model with `biotune export`, which copies it")
+        raise DataError(
+            model_dir,
+            "model directory has no tokenizer (no tokenizer.json, tokenizer.model or tokenizer_config.json)",
+            "save the tokenizer beside the weights (tokenizer.save_pretrained(DIR)) "
+            "or export the model with `biotune export`, which copies it",
+        )
     return model_dir
 
 
@@ -84,8 +103,10 @@ def _export_checkpoint(ckpt: Path, out: Path) -> Path:
     except ModuleNotFoundError as err:
         if err.name != "deepspeed":
             raise
-        raise CheckpointError(f"{ckpt} is a ZeRO checkpoint and the exporter is unavailable ({err}); export it "
-                              "with `biotune export CKPT OUT` where DeepSpeed is installed and set eval.model=OUT") from err
+        raise CheckpointError(
+            f"{ckpt} is a ZeRO checkpoint and the exporter is unavailable ({err}); export it "
+            "with `biotune export CKPT OUT` where DeepSpeed is installed and set eval.model=OUT"
+        ) from err
     if export_matches(out, ckpt):
         log.info("reusing %s: the export of %s", out, ckpt)
     else:
@@ -94,8 +115,9 @@ def _export_checkpoint(ckpt: Path, out: Path) -> Path:
     return out
 
 
-def load_model(model_dir: Path, dtype: str = "fp32", attn_implementation: str = "sdpa",
-               tokenizer_dir: str | None = None) -> tuple[Any, Any]:
+def load_model(
+    model_dir: Path, dtype: str = "fp32", attn_implementation: str = "sdpa", tokenizer_dir: str | None = None
+) -> tuple[Any, Any]:
     """Load ``AutoModelForCausalLM`` + ``AutoTokenizer`` (left padding, pad token set) for generation."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -106,8 +128,9 @@ def load_model(model_dir: Path, dtype: str = "fp32", attn_implementation: str = 
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     # Generation batches are left-padded, where sdpa_packed hands over to sdpa anyway (biotune.train.attention).
     attn = "sdpa" if attn_implementation in ("auto", "sdpa_packed") else attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, DTYPES.get(dtype, dtype)),
-                                                 attn_implementation=attn)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=getattr(torch, DTYPES.get(dtype, dtype)), attn_implementation=attn
+    )
     if torch.cuda.is_available():
         model = model.to(torch.device("cuda", torch.cuda.current_device()))
     model.eval()
@@ -130,8 +153,15 @@ def _until_eos(row: list[int], eos_ids: set[int], pad_id: int | None) -> tuple[l
     return row[:end], end
 
 
-def generate_hf(model: Any, tokenizer: Any, prompts: dict[str, str], batch_size: int = 16,
-                max_new_tokens: int = 256, num_beams: int = 1, progress: bool = True) -> Generations:
+def generate_hf(
+    model: Any,
+    tokenizer: Any,
+    prompts: dict[str, str],
+    batch_size: int = 16,
+    max_new_tokens: int = 256,
+    num_beams: int = 1,
+    progress: bool = True,
+) -> Generations:
     """Greedy (or beam) generation in length-sorted, left-padded batches; returns completions by id."""
     import torch
     from tqdm.auto import tqdm
@@ -146,13 +176,20 @@ def generate_hf(model: Any, tokenizer: Any, prompts: dict[str, str], batch_size:
     bar = tqdm(total=len(order), desc="generate", unit="ex", disable=not progress or not order)
     start = time.perf_counter()
     for b in range(0, len(order), batch_size):
-        batch = order[b:b + batch_size]
+        batch = order[b : b + batch_size]
         enc = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, padding=True, return_tensors="pt")
         with torch.inference_mode():
-            out = model.generate(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
-                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
-                                 use_cache=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos_ids))
-        for pid, row in zip(batch, out[:, enc["input_ids"].shape[1]:].tolist(), strict=True):
+            out = model.generate(
+                input_ids=enc["input_ids"].to(device),
+                attention_mask=enc["attention_mask"].to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=num_beams,
+                use_cache=True,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=sorted(eos_ids),
+            )
+        for pid, row in zip(batch, out[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
             ids_before_eos, generated = _until_eos(row, eos_ids, tokenizer.pad_token_id)
             result.completions[pid] = tokenizer.decode(ids_before_eos, skip_special_tokens=True)
             result.new_tokens += generated
@@ -167,8 +204,9 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def generate_vllm(model_dir: Path, prompts: dict[str, str], max_new_tokens: int = 256,
-                  num_beams: int = 1) -> Generations:
+def generate_vllm(
+    model_dir: Path, prompts: dict[str, str], max_new_tokens: int = 256, num_beams: int = 1
+) -> Generations:
     """Generate with vLLM (greedy; beam search through vLLM's beam API). Requires vLLM and a GPU."""
     import vllm  # type: ignore[import-not-found]
 
@@ -179,8 +217,10 @@ def generate_vllm(model_dir: Path, prompts: dict[str, str], max_new_tokens: int 
     if num_beams > 1:
         from vllm.sampling_params import BeamSearchParams  # type: ignore[import-not-found]
 
-        outs = llm.beam_search([{"prompt": prompts[i]} for i in ids],
-                               BeamSearchParams(beam_width=num_beams, max_tokens=max_new_tokens))
+        outs = llm.beam_search(
+            [{"prompt": prompts[i]} for i in ids],
+            BeamSearchParams(beam_width=num_beams, max_tokens=max_new_tokens),
+        )
         for pid, out in zip(ids, outs, strict=True):
             best = out.sequences[0]
             result.completions[pid] = best.text
@@ -197,7 +237,9 @@ def generate_vllm(model_dir: Path, prompts: dict[str, str], max_new_tokens: int 
 def choose_backend(requested: str) -> str:
     """``vllm`` only when asked for and installed; otherwise ``hf`` (with a warning when vLLM was asked for)."""
     if requested == "vllm" and not vllm_available():
-        log.warning("eval.backend=vllm but vLLM is not installed (pip install biotune[vllm]); using the hf backend")
+        log.warning(
+            "eval.backend=vllm but vLLM is not installed (pip install biotune[vllm]); using the hf backend"
+        )
         return "hf"
     return requested
 

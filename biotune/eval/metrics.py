@@ -93,8 +93,9 @@ def untyped(tags: Sequence[str]) -> list[str]:
     return [prefix if prefix != "O" else "O" for prefix, _ in map(_split_tag, tags)]
 
 
-def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str] | None],
-               mode: str = "strict") -> dict[str, float]:
+def ner_scores(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str] | None], mode: str = "strict"
+) -> dict[str, float]:
     """Entity-level micro precision/recall/F1, typed and untyped, plus per-type F1.
 
     Args:
@@ -119,26 +120,39 @@ def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str] | Non
         g_ents = extract(g_tags)
         p_ents = extract(p_tags) if p_tags is not None else []
         typed_counts = _entity_counts(g_ents, p_ents)
-        untyped_counts = _entity_counts(extract(untyped(g_tags)), extract(untyped(p_tags)) if p_tags is not None else [])
+        untyped_counts = _entity_counts(
+            extract(untyped(g_tags)), extract(untyped(p_tags)) if p_tags is not None else []
+        )
         for k in range(3):
             totals[True][k] += typed_counts[k]
             totals[False][k] += untyped_counts[k]
         for etype in {e[0] for e in g_ents} | {e[0] for e in p_ents}:
-            counts = _entity_counts([e for e in g_ents if e[0] == etype], [e for e in p_ents if e[0] == etype])
+            counts = _entity_counts(
+                [e for e in g_ents if e[0] == etype], [e for e in p_ents if e[0] == etype]
+            )
             slot = per_type.setdefault(etype, [0, 0, 0])
             for k, v in enumerate(counts):
                 slot[k] += v
     p, r, f = prf(*totals[True])
     up, ur, uf = prf(*totals[False])
-    out = {"precision": p, "recall": r, "f1": f, "untyped_precision": up, "untyped_recall": ur, "untyped_f1": uf,
-           "gold_entities": float(totals[True][2]), "pred_entities": float(totals[True][1])}
+    out = {
+        "precision": p,
+        "recall": r,
+        "f1": f,
+        "untyped_precision": up,
+        "untyped_recall": ur,
+        "untyped_f1": uf,
+        "gold_entities": float(totals[True][2]),
+        "pred_entities": float(totals[True][1]),
+    }
     for etype, counts in sorted(per_type.items()):
         out[f"f1[{etype or '-'}]"] = prf(*counts)[2]
     return out
 
 
-def _label_counts(gold: Sequence[str], pred: Sequence[str | None],
-                  labels: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+def _label_counts(
+    gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str]
+) -> dict[str, tuple[int, int, int]]:
     """Per label: (true positives, predicted count, gold count)."""
     tp: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
@@ -160,8 +174,9 @@ def micro_f1(counts: dict[str, tuple[int, int, int]], labels: Sequence[str]) -> 
     return prf(tp, n_pred, n_gold)
 
 
-def classification_scores(gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str],
-                          negative_label: str | None = None) -> dict[str, float]:
+def classification_scores(
+    gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str], negative_label: str | None = None
+) -> dict[str, float]:
     """Accuracy, macro-F1 and micro-F1 (with and without the negative class) for single-label tasks.
 
     Args:
@@ -202,8 +217,9 @@ def binary_f1(gold: Sequence[str], pred: Sequence[str | None], positive_label: s
     return {"precision": p, "recall": r, "f1": f}
 
 
-def multilabel_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str] | None],
-                      labels: Sequence[str]) -> dict[str, float]:
+def multilabel_scores(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str] | None], labels: Sequence[str]
+) -> dict[str, float]:
     """BLURB-style micro-F1 over the example x label matrix, plus label macro-F1 and example-based F1.
 
     ``None`` predictions (parse failures) predict the empty set. Example-based F1 counts an example
@@ -231,7 +247,12 @@ def multilabel_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str
         exact += g == p
     tp, n_pred, n_gold = (sum(c[k] for c in per_label.values()) for k in range(3))
     p, r, f = prf(tp, n_pred, n_gold)
-    out = {"precision": p, "recall": r, "f1": f,
-           "macro_f1": sum(prf(*c)[2] for c in per_label.values()) / len(labels),
-           "example_f1": example_f1 / len(gold), "exact_match": exact / len(gold)}
+    out = {
+        "precision": p,
+        "recall": r,
+        "f1": f,
+        "macro_f1": sum(prf(*c)[2] for c in per_label.values()) / len(labels),
+        "example_f1": example_f1 / len(gold),
+        "exact_match": exact / len(gold),
+    }
     return out

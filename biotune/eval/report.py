@@ -39,8 +39,11 @@ def baseline_models(baselines: dict[str, Any]) -> list[str]:
 
 def baselines_for(source: str, baselines: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Published scores for ``source``: model -> {metric, value}."""
-    return {r["model"]: {"metric": r["metric"], "value": r["value"]}
-            for r in baselines["results"] if r["source"] == source}
+    return {
+        r["model"]: {"metric": r["metric"], "value": r["value"]}
+        for r in baselines["results"]
+        if r["source"] == source
+    }
 
 
 def report_rows(scores: Sequence[SetScore], baselines: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -51,13 +54,20 @@ def report_rows(scores: Sequence[SetScore], baselines: dict[str, Any] | None = N
         m = s.metrics
         accuracy_task = s.headline == "accuracy"
         row: dict[str, Any] = {
-            "dataset": f"{s.source}/{s.split}", "source": s.source, "split": s.split, "kind": s.kind, "n": s.n,
-            "metric": s.headline, "reducer": s.reducer, "score": _pct(m.get(s.headline)),
+            "dataset": f"{s.source}/{s.split}",
+            "source": s.source,
+            "split": s.split,
+            "kind": s.kind,
+            "n": s.n,
+            "metric": s.headline,
+            "reducer": s.reducer,
+            "score": _pct(m.get(s.headline)),
             "precision": None if accuracy_task else _pct(m.get("precision")),
             "recall": None if accuracy_task else _pct(m.get("recall")),
             "f1": _pct(m.get("macro_f1") if accuracy_task else m.get(s.headline)),
             "accuracy": _pct(m.get("accuracy")),
-            "parse_failures": s.parse_failures, "parse_failure_rate": _pct(s.parse_failure_rate),
+            "parse_failures": s.parse_failures,
+            "parse_failure_rate": _pct(s.parse_failure_rate),
             "tokens_per_second": round(s.tokens_per_second, 1) if s.tokens_per_second is not None else None,
             "published": baselines_for(s.source, baselines),
         }
@@ -87,13 +97,25 @@ def to_markdown(rows: Sequence[dict[str, Any]], baselines: dict[str, Any] | None
     head = ["dataset", "n", "metric", "P", "R", "F1", "Acc", "parse fail %", "tok/s"] + models
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
-        cells = [r["dataset"], r["n"], r["metric"], r["precision"], r["recall"], r["f1"], r["accuracy"],
-                 r["parse_failure_rate"], r["tokens_per_second"]]
+        cells = [
+            r["dataset"],
+            r["n"],
+            r["metric"],
+            r["precision"],
+            r["recall"],
+            r["f1"],
+            r["accuracy"],
+            r["parse_failure_rate"],
+            r["tokens_per_second"],
+        ]
         cells += [r["published"].get(m, {}).get("value") for m in models]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    notes = ["", "Scores in percent. P/R/F1: entity-level micro (NER), micro without the negative class (RE; "
-             "i2b2-2010 keeps it; GAD/EU-ADR binary), BLURB micro over document x label (HoC); for accuracy "
-             "tasks F1 is the macro-F1."]
+    notes = [
+        "",
+        "Scores in percent. P/R/F1: entity-level micro (NER), micro without the negative class (RE; "
+        "i2b2-2010 keeps it; GAD/EU-ADR binary), BLURB micro over document x label (HoC); for accuracy "
+        "tasks F1 is the macro-F1.",
+    ]
     if models:
         notes += ["", "Published numbers:"] + [f"- {m}: {baselines['models'][m]['source']}" for m in models]
     return "\n".join(lines + notes) + "\n"
@@ -150,10 +172,17 @@ def read_report(run: str | Path) -> dict[str, Any]:
         if missing:
             raise DataError(path, f"report row {i} lacks {', '.join(missing)}", fix)
         score = row["score"]
-        if not isinstance(row["dataset"], str) or not isinstance(row["metric"], str) or \
-                not (score is None or isinstance(score, (int, float)) and not isinstance(score, bool)):
-            raise DataError(path, f"report row {i} has a non-text dataset/metric or a non-numeric score "
-                            f"({row['dataset']!r}, {row['metric']!r}, {score!r})", fix)
+        if (
+            not isinstance(row["dataset"], str)
+            or not isinstance(row["metric"], str)
+            or not (score is None or isinstance(score, (int, float)) and not isinstance(score, bool))
+        ):
+            raise DataError(
+                path,
+                f"report row {i} has a non-text dataset/metric or a non-numeric score "
+                f"({row['dataset']!r}, {row['metric']!r}, {score!r})",
+                fix,
+            )
     return report
 
 
@@ -200,9 +229,16 @@ def _run_names(runs: Sequence[str]) -> list[str]:
     return names
 
 
-def log_to_wandb(rows: Sequence[dict[str, Any]], predictions: dict[str, list[dict[str, Any]]], *,
-                 tracking: TrackingConfig, run_name: str, out_dir: Path, upload_predictions: bool,
-                 restricted: set[str]) -> None:
+def log_to_wandb(
+    rows: Sequence[dict[str, Any]],
+    predictions: dict[str, list[dict[str, Any]]],
+    *,
+    tracking: TrackingConfig,
+    run_name: str,
+    out_dir: Path,
+    upload_predictions: bool,
+    restricted: set[str],
+) -> None:
     """Log the report as a wandb table, each set's headline score in the run summary (and per-example
     predictions only when allowed), in the training run's wandb group with ``job_type=eval``.
 
@@ -212,12 +248,30 @@ def log_to_wandb(rows: Sequence[dict[str, Any]], predictions: dict[str, list[dic
         return
     import wandb
 
-    run = wandb.init(project=tracking.project, entity=tracking.entity, name=run_name, mode=tracking.wandb_mode,
-                     dir=str(out_dir), job_type="eval", group=tracking.group, tags=list(tracking.tags),
-                     config=dict(tracking.run_config))
+    run = wandb.init(
+        project=tracking.project,
+        entity=tracking.entity,
+        name=run_name,
+        mode=tracking.wandb_mode,
+        dir=str(out_dir),
+        job_type="eval",
+        group=tracking.group,
+        tags=list(tracking.tags),
+        config=dict(tracking.run_config),
+    )
     try:
-        cols = ["dataset", "n", "metric", "score", "precision", "recall", "f1", "accuracy", "parse_failure_rate",
-                "tokens_per_second"]
+        cols = [
+            "dataset",
+            "n",
+            "metric",
+            "score",
+            "precision",
+            "recall",
+            "f1",
+            "accuracy",
+            "parse_failure_rate",
+            "tokens_per_second",
+        ]
         run.log({"eval/report": wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in rows])})
         scores = {f"eval/{r['dataset']}/{r['metric']}": r["score"] for r in rows if r["score"] is not None}
         run.log(scores)
@@ -228,8 +282,16 @@ def log_to_wandb(rows: Sequence[dict[str, Any]], predictions: dict[str, list[dic
                     log.info("not uploading predictions of restricted source %s", dataset)
                     continue
                 pcols = ["id", "completion", "prediction", "reference", "parse_ok"]
-                run.log({f"eval/predictions/{dataset}": wandb.Table(
-                    columns=pcols, data=[[json.dumps(p[c]) if isinstance(p[c], list) else p[c] for c in pcols]
-                                         for p in preds])})
+                run.log(
+                    {
+                        f"eval/predictions/{dataset}": wandb.Table(
+                            columns=pcols,
+                            data=[
+                                [json.dumps(p[c]) if isinstance(p[c], list) else p[c] for c in pcols]
+                                for p in preds
+                            ],
+                        )
+                    }
+                )
     finally:
         run.finish()

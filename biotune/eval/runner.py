@@ -52,8 +52,15 @@ def eval_sources(cfg: RunConfig) -> list[str]:
     if not names:
         names = [n for n, mix in cfg.data.sources.items() if mix.include]
     if not names:
-        raise ConfigError([Problem("eval.sources", "nothing to evaluate: eval.sources is empty and data.sources "
-                                   "has no task source", "set eval.sources=[ncbi_disease,...]")])
+        raise ConfigError(
+            [
+                Problem(
+                    "eval.sources",
+                    "nothing to evaluate: eval.sources is empty and data.sources has no task source",
+                    "set eval.sources=[ncbi_disease,...]",
+                )
+            ]
+        )
     problems: list[Problem] = []
     for name in names:
         for split in cfg.eval.splits:
@@ -69,8 +76,11 @@ def eval_sources(cfg: RunConfig) -> list[str]:
 def build_sets(cfg: RunConfig) -> list[EvalSet]:
     """Every (source, split) evaluation set the config asks for."""
     root = data_root(cfg)
-    return [build_eval_set(name, split, root, cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples)
-            for name in eval_sources(cfg) for split in cfg.eval.splits]
+    return [
+        build_eval_set(name, split, root, cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples)
+        for name in eval_sources(cfg)
+        for split in cfg.eval.splits
+    ]
 
 
 def render_prompts(eval_set: EvalSet, template: str, tokenizer: Any) -> dict[str, str]:
@@ -87,12 +97,16 @@ def _generator(cfg: RunConfig, model_dir: Path) -> tuple[Any, Any]:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(cfg.data.tokenizer or model_dir)
-        return tokenizer, lambda prompts: generate.generate_vllm(model_dir, prompts, e.max_new_tokens, e.num_beams)
-    model, tokenizer = generate.load_model(model_dir, cfg.model.dtype, cfg.model.attn_implementation,
-                                           cfg.data.tokenizer or None)
+        return tokenizer, lambda prompts: generate.generate_vllm(
+            model_dir, prompts, e.max_new_tokens, e.num_beams
+        )
+    model, tokenizer = generate.load_model(
+        model_dir, cfg.model.dtype, cfg.model.attn_implementation, cfg.data.tokenizer or None
+    )
     progress = distributed.is_rank_zero()
-    return tokenizer, lambda prompts: generate.generate_hf(model, tokenizer, prompts, e.batch_size,
-                                                           e.max_new_tokens, e.num_beams, progress)
+    return tokenizer, lambda prompts: generate.generate_hf(
+        model, tokenizer, prompts, e.batch_size, e.max_new_tokens, e.num_beams, progress
+    )
 
 
 def evaluate(cfg: RunConfig) -> Path | None:
@@ -108,8 +122,9 @@ def evaluate(cfg: RunConfig) -> Path | None:
 
 
 def _evaluate(cfg: RunConfig) -> Path | None:
-    model_dir = generate.resolve_model_dir(cfg.eval.model or str(export_dir(cfg.train.output_dir)),
-                                           Path(cfg.eval.output_dir) / "exported_model")
+    model_dir = generate.resolve_model_dir(
+        cfg.eval.model or str(export_dir(cfg.train.output_dir)), Path(cfg.eval.output_dir) / "exported_model"
+    )
     sets = build_sets(cfg)
     tokenizer, gen = _generator(cfg, model_dir)
     scores: list[SetScore] = []
@@ -131,21 +146,40 @@ def _evaluate(cfg: RunConfig) -> Path | None:
     return _write_outputs(cfg, model_dir, scores, details, all_completions)
 
 
-def _write_outputs(cfg: RunConfig, model_dir: Path, scores: list[SetScore], details: dict[str, list[dict[str, Any]]],
-                   completions: dict[str, str]) -> Path:
+def _write_outputs(
+    cfg: RunConfig,
+    model_dir: Path,
+    scores: list[SetScore],
+    details: dict[str, list[dict[str, Any]]],
+    completions: dict[str, str],
+) -> Path:
     out = Path(cfg.eval.output_dir)
     write_jsonl(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()])
     report.write_set_predictions(out, details)
-    meta = {"model": str(model_dir), "template": cfg.data.template, "ner_format": cfg.data.ner_format,
-            "backend": generate.choose_backend(cfg.eval.backend), "num_beams": cfg.eval.num_beams,
-            "max_new_tokens": cfg.eval.max_new_tokens, "max_examples": cfg.eval.max_examples,
-            "world_size": distributed.world_size(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "config": to_dict(cfg.eval)}
+    meta = {
+        "model": str(model_dir),
+        "template": cfg.data.template,
+        "ner_format": cfg.data.ner_format,
+        "backend": generate.choose_backend(cfg.eval.backend),
+        "num_beams": cfg.eval.num_beams,
+        "max_new_tokens": cfg.eval.max_new_tokens,
+        "max_examples": cfg.eval.max_examples,
+        "world_size": distributed.world_size(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "config": to_dict(cfg.eval),
+    }
     rows = report.write_report(out, scores, meta)
     t = cfg.tracking
     restricted = {s.source for s in scores if getattr(source_spec(s.source), "restricted", True)}
-    report.log_to_wandb(rows, details, tracking=t, run_name=f"{cfg.name}-eval", out_dir=out,
-                        upload_predictions=cfg.eval.upload_predictions, restricted=restricted)
+    report.log_to_wandb(
+        rows,
+        details,
+        tracking=t,
+        run_name=f"{cfg.name}-eval",
+        out_dir=out,
+        upload_predictions=cfg.eval.upload_predictions,
+        restricted=restricted,
+    )
     log.info("report written to %s", out / report.REPORT_MD)
     return out
 
@@ -153,8 +187,9 @@ def _write_outputs(cfg: RunConfig, model_dir: Path, scores: list[SetScore], deta
 def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | None = None) -> list[SetScore]:
     """Score a predictions JSONL (from any model) against gold; writes a report when ``out_dir`` is given."""
     predictions = read_predictions(path)
-    sets = load_sets_for_predictions(predictions, path, data_root(cfg), cfg.data.ner_format, cfg.data.seed,
-                                     cfg.eval.max_examples)
+    sets = load_sets_for_predictions(
+        predictions, path, data_root(cfg), cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples
+    )
     scores = []
     details = {}
     for eval_set in sets:

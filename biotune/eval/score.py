@@ -158,7 +158,9 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise DataError(
-            path, f"predictions file {what}", "pass the JSONL file written by `biotune eval` (predictions.jsonl)"
+            path,
+            f"predictions file {what}",
+            "pass the JSONL file written by `biotune eval` (predictions.jsonl)",
         )
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}

@@ -22,8 +22,12 @@ from biotune.errors import ConfigError, Problem
 
 def register(subparsers: Any) -> None:
     """Add the ``sweep`` command and its subcommands."""
-    p = subparsers.add_parser("sweep", help="dataset-composition ablation sweeps", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "sweep",
+        help="dataset-composition ablation sweeps",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="sweep_command", required=True)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
@@ -41,8 +45,12 @@ def register(subparsers: Any) -> None:
     q = add("run", "run the cells on this machine, one after another")
     q.add_argument("--local", action="store_true", required=True, help="run here (SLURM: use `sweep submit`)")
     q.add_argument("--failed", action="store_true", help="re-run only failed cells")
-    q.add_argument("--nproc", type=int, default=None, help="training processes (default: GPUs, else "
-                   "launch.cpu_procs_per_node)")
+    q.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="training processes (default: GPUs, else launch.cpu_procs_per_node)",
+    )
     q.add_argument("--collect", action="store_true", help="collect the results when every cell is done")
     q.set_defaults(func=_run)
     q = add("submit", "submit the cells as SLURM job arrays (returns at once)")
@@ -103,8 +111,10 @@ def _plan(ns: argparse.Namespace) -> int:
         print(json.dumps({"rows": rows, "eval_sets": sizes, "warnings": warnings}, indent=1, default=str))
         return 0
     seeds = max(len(v.seeds) for v in sweep.variants)
-    print(f"sweep {spec.name}: {len(sweep.variants)} variants x {seeds} seed(s) = {len(sweep.cells)} cells; "
-          f"keep={spec.keep}; directory {sweep.out}\n")
+    print(
+        f"sweep {spec.name}: {len(sweep.variants)} variants x {seeds} seed(s) = {len(sweep.cells)} cells; "
+        f"keep={spec.keep}; directory {sweep.out}\n"
+    )
     print(planning.format_plan(rows))
     print("evaluation sets: " + ", ".join(f"{k} (n={n})" for k, n in sizes.items()))
     for w in warnings:
@@ -134,14 +144,18 @@ def compute_estimator(sweep: Any, tokens_per_sample: dict[str, float], gpus: int
         return None
     params = plan.dims.total_params()
     epochs = base.train.epochs if base.train.max_steps <= 0 else None
-    keep_bytes = {"checkpoint": 16 * params + 2 * params, "export": 2 * params, "predictions": 0}[sweep.spec.keep]
+    keep_bytes = {"checkpoint": 16 * params + 2 * params, "export": 2 * params, "predictions": 0}[
+        sweep.spec.keep
+    ]
 
     def estimate(variant: Any) -> dict[str, float]:
         tokens = sum(n * tokens_per_sample.get(s, 0.0) for s, n in variant.counts.items())
         seen = tokens * (epochs or 1.0)
         hours = seen / max(plan.tokens_per_second_per_gpu * gpus, 1e-9) / 3600 * gpus
-        return {"gpu_hours": round(hours * len(variant.seeds), 2),
-                "disk_gb": round(keep_bytes * len(variant.seeds) / 1e9, 1)}
+        return {
+            "gpu_hours": round(hours * len(variant.seeds), 2),
+            "disk_gb": round(keep_bytes * len(variant.seeds) / 1e9, 1),
+        }
 
     return estimate
 
@@ -160,15 +174,24 @@ def _submit(ns: argparse.Namespace) -> int:
     from biotune.sweep import slurm
 
     sweep = _load(ns)
-    res = slurm.Resources(partition=ns.partition, nodes=ns.nodes, gpus_per_node=ns.gpus_per_node,
-                          cpus_per_task=ns.cpus_per_task, time=ns.time, max_concurrent=ns.max_concurrent,
-                          nproc=ns.nproc, data_partition=ns.data_partition)
+    res = slurm.Resources(
+        partition=ns.partition,
+        nodes=ns.nodes,
+        gpus_per_node=ns.gpus_per_node,
+        cpus_per_task=ns.cpus_per_task,
+        time=ns.time,
+        max_concurrent=ns.max_concurrent,
+        nproc=ns.nproc,
+        data_partition=ns.data_partition,
+    )
     record = slurm.submit(sweep, res, ns.failed)
     if not record["cells"]:
         print(f"sweep {sweep.spec.name}: every cell is done; nothing submitted")
         return 0
-    print(f"sweep {sweep.spec.name}: submitted {record['cells']} cell(s) and {record['data_tasks']} data "
-          f"build(s) as job(s) {', '.join(record['jobs'])}; follow with `biotune sweep status {ns.sweep}`")
+    print(
+        f"sweep {sweep.spec.name}: submitted {record['cells']} cell(s) and {record['data_tasks']} data "
+        f"build(s) as job(s) {', '.join(record['jobs'])}; follow with `biotune sweep status {ns.sweep}`"
+    )
     return 0
 
 
@@ -184,8 +207,15 @@ def _status(ns: argparse.Namespace) -> int:
 
 def _collect(ns: argparse.Namespace) -> int:
     if ns.n_boot < 100:
-        raise ConfigError([Problem("--n-boot", f"{ns.n_boot} resamples are too few for a 95% CI",
-                                   "use at least 1000 (100 for a quick look)")])
+        raise ConfigError(
+            [
+                Problem(
+                    "--n-boot",
+                    f"{ns.n_boot} resamples are too few for a 95% CI",
+                    "use at least 1000 (100 for a quick look)",
+                )
+            ]
+        )
     return _collect_sweep(_load(ns), ns.correction, ns.n_boot, ns.seed, plots=not ns.no_plots)
 
 
@@ -195,8 +225,9 @@ def _collect_sweep(sweep: Any, correction: str, n_boot: int, seed: int, plots: b
 
     runner.require_prepared(sweep)
     out = sweep.out / runner.RESULTS_DIR
-    results = collect(runner.cell_results(sweep), out, correction=correction, n_boot=n_boot, seed=seed,
-                      plots=plots)
+    results = collect(
+        runner.cell_results(sweep), out, correction=correction, n_boot=n_boot, seed=seed, plots=plots
+    )
     print((out / "results.md").read_text(encoding="utf-8"))
     print(f"results: {out}")
     _fit_if_swarm(sweep, out, results)
@@ -213,8 +244,9 @@ def _fit_if_swarm(sweep: Any, out: Path, results: Any) -> None:
 
     for i, axis in enumerate(sweep.spec.axes):
         if isinstance(axis, SwarmAxis) and axis.fit:
-            report = fit.fit_and_propose(results, out / f"fit-{i}", axis=axis.type, level=axis.over,
-                                         seed=axis.seed)
+            report = fit.fit_and_propose(
+                results, out / f"fit-{i}", axis=axis.type, level=axis.over, seed=axis.seed
+            )
             print(f"fit of axis {i} ({axis.over}): {report}")
 
 
@@ -226,8 +258,15 @@ def _log_to_wandb(sweep: Any, out: Path, results: Any) -> None:
         return
     import wandb
 
-    run = wandb.init(project=t.project, entity=t.entity, group=sweep.spec.name, job_type="collect",
-                     name=f"{sweep.spec.name}-collect", dir=str(out), mode=t.wandb_mode)
+    run = wandb.init(
+        project=t.project,
+        entity=t.entity,
+        group=sweep.spec.name,
+        job_type="collect",
+        name=f"{sweep.spec.name}-collect",
+        dir=str(out),
+        mode=t.wandb_mode,
+    )
     try:
         import csv
 

@@ -594,6 +594,8 @@ def fit_and_propose(
         },
     }
     atomic_write_text(out / "fit.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(out / "proposal.yaml", proposal_yaml(proposal, source_weights(proposal, base_cell, level)))
+    atomic_write_text(
+        out / "proposal.yaml", proposal_yaml(proposal, source_weights(proposal, base_cell, level))
+    )
     paths = {"ratios": ratios, "metrics": metrics, "fit": out / "fit.json", "proposal": out / "proposal.yaml"}
     return FitReport(swarm, fits, proposal, paths)

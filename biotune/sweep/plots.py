@@ -209,18 +209,38 @@ def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
         return out
     for axis, variants in _categorical_axes(results.rows).items():
         views = (
-            (results.rows, "delta_heatmap", f"Effect of {axis} on each eval set (vs {results.base})", "eval set",
-             "Δ vs base (points)"),
-            (results.macro_rows, "interaction", f"{axis} × task family (macro-average Δ vs {results.base})",
-             "task family / split", "macro-average Δ vs base (points)"),
+            (
+                results.rows,
+                "delta_heatmap",
+                f"Effect of {axis} on each eval set (vs {results.base})",
+                "eval set",
+                "Δ vs base (points)",
+            ),
+            (
+                results.macro_rows,
+                "interaction",
+                f"{axis} × task family (macro-average Δ vs {results.base})",
+                "task family / split",
+                "macro-average Δ vs base (points)",
+            ),
         )
         for rows, prefix, title, xlabel, cbar_label in views:
             values, sig, row_labels, col_labels = _matrix(rows, variants)
             if not np.isfinite(values).any():
                 continue
             name = f"{prefix}_{_slug(axis)}"
-            out[name] = heatmap(values, sig, row_labels, col_labels, out_dir / f"{name}.png", title=title,
-                                xlabel=xlabel, ylabel=axis, cbar_label=cbar_label, mask_note=note)
+            out[name] = heatmap(
+                values,
+                sig,
+                row_labels,
+                col_labels,
+                out_dir / f"{name}.png",
+                title=title,
+                xlabel=xlabel,
+                ylabel=axis,
+                cbar_label=cbar_label,
+                mask_note=note,
+            )
     for axis, variants in _numeric_axes(results.rows).items():
         name = f"scaling_{_slug(axis)}"
         path = scaling_curves(

@@ -85,8 +85,16 @@ class Sweep:
         for c in self.cells:
             if c.name == name:
                 return c
-        raise ConfigError([Problem("CELL", f"no cell '{name}' in sweep {self.spec.name}",
-                                   f"use one of: {', '.join(c.name for c in self.cells)}")], self.path)
+        raise ConfigError(
+            [
+                Problem(
+                    "CELL",
+                    f"no cell '{name}' in sweep {self.spec.name}",
+                    f"use one of: {', '.join(c.name for c in self.cells)}",
+                )
+            ],
+            self.path,
+        )
 
     def variant(self, name: str) -> vr.Variant:
         """The variant called ``name``."""
@@ -98,8 +106,12 @@ def default_out(spec: SweepSpec) -> Path:
     return Path("runs") / "sweeps" / spec.name
 
 
-def load(path: str | Path, out: str | Path | None = None, available: dict[str, int] | None = None,
-         overrides: Sequence[str] = ()) -> Sweep:
+def load(
+    path: str | Path,
+    out: str | Path | None = None,
+    available: dict[str, int] | None = None,
+    overrides: Sequence[str] = (),
+) -> Sweep:
     """Load and expand a sweep YAML (counting the corpora unless ``available`` is given).
 
     ``overrides`` (``key=value``, from the command line) apply to every variant, after the sweep file's own.
@@ -109,8 +121,14 @@ def load(path: str | Path, out: str | Path | None = None, available: dict[str, i
     needs_tokens = any(spec.budget_of(a) == "fixed_tokens" for a in spec.axes)
     tokens = vr.measure_tokens_per_sample(spec) if needs_tokens else None
     variants = vr.expand(spec, available, tokens)
-    return Sweep(spec, Path(path).resolve(), Path(out or default_out(spec)).resolve(), variants,
-                 vr.cells(spec, variants), tuple(overrides))
+    return Sweep(
+        spec,
+        Path(path).resolve(),
+        Path(out or default_out(spec)).resolve(),
+        variants,
+        vr.cells(spec, variants),
+        tuple(overrides),
+    )
 
 
 def with_overrides(spec: SweepSpec, overrides: Sequence[str]) -> SweepSpec:
@@ -127,8 +145,10 @@ def from_dir(out: str | Path) -> Sweep:
     out = Path(out).resolve()
     index = read_json(out / SWEEP_FILE, "pass a sweep directory written by `biotune sweep run` or `submit`")
     spec = with_overrides(load_sweep(index["sweep_file"]), index.get("cli_overrides", []))
-    variants = [vr.Variant(**{**v, "overrides": tuple(v["overrides"]), "seeds": tuple(v["seeds"])})
-                for v in index["variants"]]
+    variants = [
+        vr.Variant(**{**v, "overrides": tuple(v["overrides"]), "seeds": tuple(v["seeds"])})
+        for v in index["variants"]
+    ]
     cells = [vr.Cell(**{**c, "overrides": tuple(c["overrides"])}) for c in index["cells"]]
     return Sweep(spec, Path(index["sweep_file"]), out, variants, cells, tuple(index.get("cli_overrides", [])))
 
@@ -140,15 +160,31 @@ def cell_config(sweep: Sweep, cell: vr.Cell) -> RunConfig:
     """The full run config of a cell: the variant's overrides plus the sweep's paths and tracking view."""
     d = sweep.cell_dir(cell.name)
     v = sweep.variant(cell.variant)
-    cfg = config.load(sweep.spec.base, [
-        *cell.overrides, f"name={sweep.spec.name}-{cell.name}", f"train.output_dir={d / TRAIN_DIR}",
-        f"eval.output_dir={d / EVAL_DIR}", f"data.out_dir={sweep.out / DATA_DIR}", "train.resume=auto",
-        f"tracking.group={sweep.spec.name}", "tracking.job_type=train"])
+    cfg = config.load(
+        sweep.spec.base,
+        [
+            *cell.overrides,
+            f"name={sweep.spec.name}-{cell.name}",
+            f"train.output_dir={d / TRAIN_DIR}",
+            f"eval.output_dir={d / EVAL_DIR}",
+            f"data.out_dir={sweep.out / DATA_DIR}",
+            "train.resume=auto",
+            f"tracking.group={sweep.spec.name}",
+            "tracking.job_type=train",
+        ],
+    )
     if not cfg.eval.sources:  # every cell is evaluated on the same sets: the base's sources, even if left out
         cfg.eval.sources = [n for n, mix in sweep.spec.load_base().data.sources.items() if mix.include]
-    cfg.tracking.run_config = {"sweep": sweep.spec.name, "variant": v.name, "cell": cell.name, "seed": cell.seed,
-                               "axis": v.kind, "axis_value": _plain(v.value), "weights": dict(v.weights),
-                               "content_hash": v.content_hash}
+    cfg.tracking.run_config = {
+        "sweep": sweep.spec.name,
+        "variant": v.name,
+        "cell": cell.name,
+        "seed": cell.seed,
+        "axis": v.kind,
+        "axis_value": _plain(v.value),
+        "weights": dict(v.weights),
+        "content_hash": v.content_hash,
+    }
     cfg.tracking.tags = [*cfg.tracking.tags, "sweep", f"variant:{v.name}"]
     return cfg
 
@@ -163,19 +199,39 @@ def prepare(sweep: Sweep) -> None:
     if index.is_file():
         old = read_json(index, f"remove {sweep.out} if it is a stale sweep directory, or pass another --out")
         if old.get("name") != sweep.spec.name:
-            raise ConfigError([Problem("--out", f"{sweep.out} holds sweep '{old.get('name')}', not "
-                                       f"'{sweep.spec.name}'", "pass another --out directory")])
+            raise ConfigError(
+                [
+                    Problem(
+                        "--out",
+                        f"{sweep.out} holds sweep '{old.get('name')}', not '{sweep.spec.name}'",
+                        "pass another --out directory",
+                    )
+                ]
+            )
     elif sweep.out.exists() and any(sweep.out.iterdir()):
-        raise ConfigError([Problem("--out", f"{sweep.out} is a non-empty directory that is not a sweep",
-                                   "pass a new or empty --out directory")])
+        raise ConfigError(
+            [
+                Problem(
+                    "--out",
+                    f"{sweep.out} is a non-empty directory that is not a sweep",
+                    "pass a new or empty --out directory",
+                )
+            ]
+        )
     for cell in sweep.cells:
         atomic_write_text(sweep.cell_dir(cell.name) / CELL_CONFIG, config.to_yaml(cell_config(sweep, cell)))
-    atomic_write_json(index, {
-        "name": sweep.spec.name, "sweep_file": str(sweep.path), "base": str(sweep.spec.base),
-        "cli_overrides": list(sweep.cli_overrides),
-        "keep": sweep.spec.keep,
-        "variants": [dataclasses.asdict(v) for v in sweep.variants],
-        "cells": [dataclasses.asdict(c) for c in sweep.cells]})
+    atomic_write_json(
+        index,
+        {
+            "name": sweep.spec.name,
+            "sweep_file": str(sweep.path),
+            "base": str(sweep.spec.base),
+            "cli_overrides": list(sweep.cli_overrides),
+            "keep": sweep.spec.keep,
+            "variants": [dataclasses.asdict(v) for v in sweep.variants],
+            "cells": [dataclasses.asdict(c) for c in sweep.cells],
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -222,9 +278,18 @@ def _run_stage(cmd: Sequence[str], logf: Any, env: dict[str, str], echo: bool) -
 
     SIGUSR1/SIGTERM sent to this process are forwarded to the stage, so a pre-emption reaches the trainer.
     """
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=REPO_ROOT, start_new_session=True)
-    previous = {sig: signal.signal(sig, lambda s, f: proc.send_signal(s)) for sig in (signal.SIGUSR1, signal.SIGTERM)}
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+    previous = {
+        sig: signal.signal(sig, lambda s, f: proc.send_signal(s)) for sig in (signal.SIGUSR1, signal.SIGTERM)
+    }
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -253,13 +318,20 @@ def _train_cmd(cfg_path: Path) -> list[str]:
     """One node: launch/torchrun.sh; inside a multi-node allocation: one srun task per node."""
     nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", "1") or 1)
     if os.environ.get("SLURM_JOB_ID") and nodes > 1:
-        return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
-                str(REPO_ROOT / "launch" / "srun_node.sh"), str(cfg_path)]
+        return [
+            "srun",
+            f"--nodes={nodes}",
+            "--ntasks-per-node=1",
+            "--kill-on-bad-exit=1",
+            str(REPO_ROOT / "launch" / "srun_node.sh"),
+            str(cfg_path),
+        ]
     return ["bash", str(REPO_ROOT / "launch" / "torchrun.sh"), str(cfg_path)]
 
 
-def run_cell(sweep: Sweep, cell: vr.Cell, nproc: int | None = None, echo: bool = True,
-             stages: Sequence[str] = STAGES) -> int:
+def run_cell(
+    sweep: Sweep, cell: vr.Cell, nproc: int | None = None, echo: bool = True, stages: Sequence[str] = STAGES
+) -> int:
     """Run the given stages of one cell; returns 0, EXIT_PREEMPTED, or the failing stage's exit code."""
     d = sweep.cell_dir(cell.name)
     cfg_path = d / CELL_CONFIG
@@ -269,8 +341,11 @@ def run_cell(sweep: Sweep, cell: vr.Cell, nproc: int | None = None, echo: bool =
     write_state(d, RUNNING, stage=stages[0], attempts=attempts)
     env = _env(nproc)
     py = [sys.executable, "-m", "biotune.cli"]
-    commands = {"data": [*py, "data", "build", str(cfg_path)], "train": _train_cmd(cfg_path),
-                "eval": [*py, "eval", str(cfg_path)]}
+    commands = {
+        "data": [*py, "data", "build", str(cfg_path)],
+        "train": _train_cmd(cfg_path),
+        "eval": [*py, "eval", str(cfg_path)],
+    }
     with (d / CELL_LOG).open("a", encoding="utf-8") as logf:
         try:
             for stage in stages:
@@ -292,7 +367,9 @@ def run_cell(sweep: Sweep, cell: vr.Cell, nproc: int | None = None, echo: bool =
                 write_state(d, RUNNING, **{f"{stage}_seconds": round(time.perf_counter() - start, 1)})
         except StageFailed as err:
             write_state(d, FAILED, stage=err.stage, exit_code=err.code)
-            print(f"    {cell.name}: {err.stage} failed (exit {err.code}); log: {d / CELL_LOG}", file=sys.stderr)
+            print(
+                f"    {cell.name}: {err.stage} failed (exit {err.code}); log: {d / CELL_LOG}", file=sys.stderr
+            )
             return err.code
     if "finish" in stages:
         write_state(d, DONE, stage="finish")
@@ -334,15 +411,20 @@ def run_local(sweep: Sweep, nproc: int | None = None, failed_only: bool = False)
     prepare(sweep)
     todo = select(sweep, failed_only)
     skipped = len(sweep.cells) - len(todo)
-    print(f"sweep {sweep.spec.name}: {len(sweep.cells)} cells, {skipped} already done, running {len(todo)} "
-          f"in {sweep.out}", flush=True)
+    print(
+        f"sweep {sweep.spec.name}: {len(sweep.cells)} cells, {skipped} already done, running {len(todo)} "
+        f"in {sweep.out}",
+        flush=True,
+    )
     worst = 0
     for i, cell in enumerate(todo, 1):
         start = time.perf_counter()
         print(f"[{i}/{len(todo)}] {cell.name}", flush=True)
         code = run_cell(sweep, cell, nproc)
-        print(f"[{i}/{len(todo)}] {cell.name}: {cell_state(sweep, cell)} in {time.perf_counter() - start:.0f}s",
-              flush=True)
+        print(
+            f"[{i}/{len(todo)}] {cell.name}: {cell_state(sweep, cell)} in {time.perf_counter() - start:.0f}s",
+            flush=True,
+        )
         if code == EXIT_PREEMPTED:
             return code
         worst = worst or code
@@ -356,9 +438,17 @@ def status_rows(sweep: Sweep) -> list[dict[str, Any]]:
         d = sweep.cell_dir(c.name)
         rec = read_state(d)
         state = cell_state(sweep, c)
-        rows.append({"cell": c.name, "variant": c.variant, "seed": c.seed, "state": state,
-                     "stage": rec.get("stage", ""), "attempts": rec.get("attempts", 0),
-                     "log": rec.get("log", "") if state != MISSING else ""})
+        rows.append(
+            {
+                "cell": c.name,
+                "variant": c.variant,
+                "seed": c.seed,
+                "state": state,
+                "stage": rec.get("stage", ""),
+                "attempts": rec.get("attempts", 0),
+                "log": rec.get("log", "") if state != MISSING else "",
+            }
+        )
     return rows
 
 
@@ -380,9 +470,15 @@ def _manifest_budget(data_dir: Path | None) -> dict[str, dict[str, float]]:
     if data_dir is None or not (data_dir / MANIFEST_FILE).is_file():
         return {}
     manifest = Manifest.read(data_dir)
-    return {name: {"samples": e.kept_after_tokenize, "tokens": int(e.tokens.get("total", 0)),
-                   "epochs": e.realised / max(1, e.available)}
-            for name, e in manifest.sources.items() if e.included}
+    return {
+        name: {
+            "samples": e.kept_after_tokenize,
+            "tokens": int(e.tokens.get("total", 0)),
+            "epochs": e.realised / max(1, e.available),
+        }
+        for name, e in manifest.sources.items()
+        if e.included
+    }
 
 
 def _data_dir_of(cell_dir: Path) -> Path | None:
@@ -408,19 +504,34 @@ def cell_results(sweep: Sweep) -> list[Any]:
         d = sweep.cell_dir(c.name)
         state = cell_state(sweep, c)
         budget = _manifest_budget(_data_dir_of(d)) or {
-            s: {"samples": n, "tokens": 0, "epochs": 0.0} for s, n in v.counts.items()}
-        out.append(CellResult(
-            name=c.name, variant=v.name, seed=c.seed, axis=v.kind, axis_value=_plain(v.value),
-            is_base=v.kind == BASE, control_for=str(v.value) if v.kind == CONTROL else None,
-            state=state if state in (DONE, RUNNING, FAILED, MISSING) else RUNNING,
-            log_path=str(d / CELL_LOG) if state != MISSING else None, budget=budget, weights=dict(v.weights),
-            groups=dict(v.source_groups), eval_dir=d / EVAL_DIR if state == DONE else None))
+            s: {"samples": n, "tokens": 0, "epochs": 0.0} for s, n in v.counts.items()
+        }
+        out.append(
+            CellResult(
+                name=c.name,
+                variant=v.name,
+                seed=c.seed,
+                axis=v.kind,
+                axis_value=_plain(v.value),
+                is_base=v.kind == BASE,
+                control_for=str(v.value) if v.kind == CONTROL else None,
+                state=state if state in (DONE, RUNNING, FAILED, MISSING) else RUNNING,
+                log_path=str(d / CELL_LOG) if state != MISSING else None,
+                budget=budget,
+                weights=dict(v.weights),
+                groups=dict(v.source_groups),
+                eval_dir=d / EVAL_DIR if state == DONE else None,
+            )
+        )
     return out
 
 
 def require_prepared(sweep: Sweep) -> None:
     """DataError unless ``sweep.out`` holds this sweep (``status``/``collect`` read, they never create)."""
     if not (sweep.out / SWEEP_FILE).is_file():
-        raise DataError(sweep.out / SWEEP_FILE, "no sweep here",
-                        "run `biotune sweep run SWEEP.yaml --local` or `biotune sweep submit SWEEP.yaml` first, or "
-                        "pass the --out directory they used")
+        raise DataError(
+            sweep.out / SWEEP_FILE,
+            "no sweep here",
+            "run `biotune sweep run SWEEP.yaml --local` or `biotune sweep submit SWEEP.yaml` first, or "
+            "pass the --out directory they used",
+        )

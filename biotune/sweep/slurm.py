@@ -52,7 +52,9 @@ class Resources:
 def max_array_size() -> int:
     """The cluster's MaxArraySize (``scontrol show config``), or SLURM's default when it cannot be read."""
     try:
-        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            ["scontrol", "show", "config"], capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return DEFAULT_MAX_ARRAY_SIZE
     match = re.search(r"MaxArraySize\s*=\s*(\d+)", out)
@@ -66,12 +68,15 @@ def chunks(n: int, size: int) -> list[tuple[int, int]]:
 
 def _sbatch(args: Sequence[str]) -> str:
     if shutil.which("sbatch") is None:
-        raise LaunchError("sbatch not found: `biotune sweep submit` needs a SLURM cluster; run the sweep on this "
-                          "machine with `biotune sweep run SWEEP.yaml --local`")
+        raise LaunchError(
+            "sbatch not found: `biotune sweep submit` needs a SLURM cluster; run the sweep on this "
+            "machine with `biotune sweep run SWEEP.yaml --local`"
+        )
     proc = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, cwd=REPO_ROOT)
     if proc.returncode != 0:
-        raise LaunchError(f"sbatch failed ({proc.returncode}): {proc.stderr.strip()}\n  command: sbatch "
-                          + " ".join(args))
+        raise LaunchError(
+            f"sbatch failed ({proc.returncode}): {proc.stderr.strip()}\n  command: sbatch " + " ".join(args)
+        )
     return proc.stdout.strip().split(";")[0]
 
 
@@ -94,7 +99,9 @@ def _common(sweep: runner.Sweep, name: str, res: Resources) -> list[str]:
 def submit(sweep: runner.Sweep, res: Resources, failed_only: bool = False) -> dict[str, object]:
     """Submit the cells that are not done (or only the failed ones); returns what was submitted."""
     if res.nodes < 1 or (res.max_concurrent is not None and res.max_concurrent < 1):
-        raise ConfigError([Problem("--nodes/--max-concurrent", "must be at least 1", "give positive numbers")])
+        raise ConfigError(
+            [Problem("--nodes/--max-concurrent", "must be at least 1", "give positive numbers")]
+        )
     runner.prepare(sweep)
     todo = runner.select(sweep, failed_only)
     if not todo:
@@ -109,16 +116,25 @@ def submit(sweep: runner.Sweep, res: Resources, failed_only: bool = False) -> di
     data_list = _write_list(sweep, "data", list(by_hash.values()))
     data_jobs = []
     for offset, count in chunks(len(by_hash), limit):
-        args = [*_common(sweep, f"{sweep.spec.name}-data", res), f"--array=0-{count - 1}{throttle}",
-                "--nodes=1", "--ntasks=1"]
+        args = [
+            *_common(sweep, f"{sweep.spec.name}-data", res),
+            f"--array=0-{count - 1}{throttle}",
+            "--nodes=1",
+            "--ntasks=1",
+        ]
         if res.data_partition or res.partition:
             args.append(f"--partition={res.data_partition or res.partition}")
         data_jobs.append(_sbatch([*args, str(SCRIPT), "data", sweep_dir, str(data_list), str(offset)]))
     jobs += data_jobs
     cell_list = _write_list(sweep, "cells", todo)
     for offset, count in chunks(len(todo), limit):
-        args = [*_common(sweep, f"{sweep.spec.name}-cell", res), f"--array=0-{count - 1}{throttle}",
-                f"--nodes={res.nodes}", "--ntasks-per-node=1", f"--dependency=afterok:{':'.join(data_jobs)}"]
+        args = [
+            *_common(sweep, f"{sweep.spec.name}-cell", res),
+            f"--array=0-{count - 1}{throttle}",
+            f"--nodes={res.nodes}",
+            "--ntasks-per-node=1",
+            f"--dependency=afterok:{':'.join(data_jobs)}",
+        ]
         if res.partition:
             args.append(f"--partition={res.partition}")
         if res.gpus_per_node:
@@ -127,8 +143,14 @@ def submit(sweep: runner.Sweep, res: Resources, failed_only: bool = False) -> di
             args.append(f"--cpus-per-task={res.cpus_per_task}")
         extra = [str(res.nproc)] if res.nproc else []
         jobs.append(_sbatch([*args, str(SCRIPT), "cell", sweep_dir, str(cell_list), str(offset), *extra]))
-    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "cells": len(todo), "data_tasks": len(by_hash),
-              "jobs": jobs, "data_list": str(data_list), "cell_list": str(cell_list)}
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cells": len(todo),
+        "data_tasks": len(by_hash),
+        "jobs": jobs,
+        "data_list": str(data_list),
+        "cell_list": str(cell_list),
+    }
     with (sweep.out / runner.SLURM_DIR / "submissions.jsonl").open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
     return record

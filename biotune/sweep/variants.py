@@ -62,6 +62,7 @@ from biotune.sweep.spec import Point, SweepSpec
 
 logger = logging.getLogger(__name__)
 
+
 #: DataConfig fields that do not change the built data (left out of the content hash).
 @dataclass(frozen=True)
 class Variant:

@@ -16,8 +16,18 @@ from pathlib import Path
 from biotune.config import REPO_ROOT
 
 #: Launcher variables that must not leak from an outer job into a local launch.
-_LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                  "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NODEID")
+_LAUNCHER_VARS = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "SLURM_PROCID",
+    "SLURM_NTASKS",
+    "SLURM_LOCALID",
+    "SLURM_NODEID",
+)
 
 
 def free_port() -> int:
@@ -53,12 +63,33 @@ def _cuda_available() -> bool:
 
 def torchrun_cmd(nproc: int, args: Sequence[str]) -> list[str]:
     """``python -m torch.distributed.run --nproc_per_node N ... -m biotune.cli ARGS``."""
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
-            f"--master_port={free_port()}", "-m", "biotune.cli", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        "-m",
+        "biotune.cli",
+        *args,
+    ]
 
 
-def torchrun(nproc: int, args: Sequence[str], env_extra: dict[str, str] | None = None, capture: bool = False,
-             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+def torchrun(
+    nproc: int,
+    args: Sequence[str],
+    env_extra: dict[str, str] | None = None,
+    capture: bool = False,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``biotune ARGS`` under torchrun with ``nproc`` local processes and wait for it."""
-    return subprocess.run(torchrun_cmd(nproc, args), cwd=REPO_ROOT, env=launch_env(env_extra), check=False,
-                          capture_output=capture, text=True, timeout=timeout)
+    return subprocess.run(
+        torchrun_cmd(nproc, args),
+        cwd=REPO_ROOT,
+        env=launch_env(env_extra),
+        check=False,
+        capture_output=capture,
+        text=True,
+        timeout=timeout,
+    )

@@ -34,8 +34,8 @@ def _chunks(data: bytes) -> list[bytes]:
         if _BLOCK - pos % _BLOCK < 7:
             pos += _BLOCK - pos % _BLOCK
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         if kind == 0 and length == 0:
             break
         if kind == _FULL:

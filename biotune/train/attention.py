@@ -56,23 +56,54 @@ def register() -> None:
     AttentionMaskInterface.register(SDPA_PACKED, packed_sdpa_mask)
 
 
-def packed_sdpa_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
-                     attention_mask: torch.Tensor | None = None, use_vmap: bool = False, config: Any = None,
-                     **kwargs: Any) -> torch.Tensor | None:
+def packed_sdpa_mask(
+    batch_size: int,
+    q_length: int,
+    kv_length: int,
+    q_offset: int = 0,
+    kv_offset: int = 0,
+    attention_mask: torch.Tensor | None = None,
+    use_vmap: bool = False,
+    config: Any = None,
+    **kwargs: Any,
+) -> torch.Tensor | None:
     """No mask for packed training rows (the attention cuts them itself); transformers' sdpa mask otherwise."""
     from transformers.masking_utils import sdpa_mask
 
     window = getattr(config, "sliding_window", None)
-    if (attention_mask is None and not use_vmap and q_offset == 0 and kv_offset == 0 and q_length == kv_length
-            and (window is None or window >= q_length) and getattr(config, "is_causal", True)):
+    if (
+        attention_mask is None
+        and not use_vmap
+        and q_offset == 0
+        and kv_offset == 0
+        and q_length == kv_length
+        and (window is None or window >= q_length)
+        and getattr(config, "is_causal", True)
+    ):
         return None
-    return sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length, q_offset=q_offset,
-                     kv_offset=kv_offset, attention_mask=attention_mask, use_vmap=use_vmap, config=config, **kwargs)
+    return sdpa_mask(
+        batch_size=batch_size,
+        q_length=q_length,
+        kv_length=kv_length,
+        q_offset=q_offset,
+        kv_offset=kv_offset,
+        attention_mask=attention_mask,
+        use_vmap=use_vmap,
+        config=config,
+        **kwargs,
+    )
 
 
-def packed_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                          attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                          **kwargs: Any) -> tuple[torch.Tensor, None]:
+def packed_sdpa_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     """Causal sdpa on each sequence of each row; shapes as transformers' ``sdpa_attention_forward``.
 
     ``query``: ``(batch, heads, seq, dim)``; ``key``/``value`` may have fewer (grouped) heads. Returns
@@ -83,17 +114,32 @@ def packed_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: tor
 
     position_ids = kwargs.get("position_ids")
     seq = query.shape[2]
-    if (attention_mask is not None or position_ids is None or seq != key.shape[2] or seq == 1
-            or not getattr(module, "is_causal", True)):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
+    if (
+        attention_mask is not None
+        or position_ids is None
+        or seq != key.shape[2]
+        or seq == 1
+        or not getattr(module, "is_causal", True)
+    ):
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     gqa = query.shape[1] != key.shape[1]
     dropout = dropout if module.training else 0.0
     rows = []
     for b, bounds in enumerate(sequence_bounds(position_ids, query.shape[0])):
-        parts = [torch.nn.functional.scaled_dot_product_attention(
-            query[b:b + 1, :, s:e], key[b:b + 1, :, s:e], value[b:b + 1, :, s:e], dropout_p=dropout,
-            is_causal=True, scale=scaling, enable_gqa=gqa) for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
+        parts = [
+            torch.nn.functional.scaled_dot_product_attention(
+                query[b : b + 1, :, s:e],
+                key[b : b + 1, :, s:e],
+                value[b : b + 1, :, s:e],
+                dropout_p=dropout,
+                is_causal=True,
+                scale=scaling,
+                enable_gqa=gqa,
+            )
+            for s, e in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
         rows.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=2))
     out = rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
     return out.transpose(1, 2).contiguous(), None
@@ -113,12 +159,18 @@ def sequence_bounds(position_ids: torch.Tensor, batch_size: int) -> list[list[in
     import torch
 
     global _bounds_cache
-    if _bounds_cache is not None and _bounds_cache[0]() is position_ids and _bounds_cache[1] == position_ids._version:
+    if (
+        _bounds_cache is not None
+        and _bounds_cache[0]() is position_ids
+        and _bounds_cache[1] == position_ids._version
+    ):
         return _bounds_cache[2]
     from transformers.masking_utils import find_packed_sequence_indices
 
     pos = position_ids.expand(batch_size, -1)
-    seq = find_packed_sequence_indices(pos)  # per token, the index of its sequence in the row; None: one per row
+    seq = find_packed_sequence_indices(
+        pos
+    )  # per token, the index of its sequence in the row; None: one per row
     if seq is None:
         bounds = [[0, pos.shape[1]] for _ in range(batch_size)]
     else:

@@ -108,8 +108,12 @@ def latest_completed(output_dir: str | Path) -> Path | None:
     for ckpt in reversed(list_checkpoints(output_dir)):
         if is_complete(ckpt):
             return ckpt
-        log.warning("skipping checkpoint %s: no %s marker (the save was interrupted); "
-                    "falling back to the previous one", ckpt, COMPLETED)
+        log.warning(
+            "skipping checkpoint %s: no %s marker (the save was interrupted); "
+            "falling back to the previous one",
+            ckpt,
+            COMPLETED,
+        )
     return None
 
 
@@ -117,17 +121,25 @@ def require_complete(ckpt: str | Path) -> Path:
     """``ckpt`` as a Path if it is a complete checkpoint; a CheckpointError saying what it is otherwise."""
     ckpt = Path(ckpt)
     if not ckpt.exists():
-        raise CheckpointError(f"{ckpt}: no such directory; pass a checkpoint like "
-                              f"<output_dir>/{CHECKPOINTS_DIR}/{STEP_PREFIX}00000100")
+        raise CheckpointError(
+            f"{ckpt}: no such directory; pass a checkpoint like "
+            f"<output_dir>/{CHECKPOINTS_DIR}/{STEP_PREFIX}00000100"
+        )
     if not ckpt.is_dir():
-        raise CheckpointError(f"{ckpt}: not a directory; pass a checkpoint directory like "
-                              f"<output_dir>/{CHECKPOINTS_DIR}/{STEP_PREFIX}00000100")
+        raise CheckpointError(
+            f"{ckpt}: not a directory; pass a checkpoint directory like "
+            f"<output_dir>/{CHECKPOINTS_DIR}/{STEP_PREFIX}00000100"
+        )
     if not is_complete(ckpt):
         if is_checkpoint(ckpt):
-            raise CheckpointError(f"{ckpt} has no {COMPLETED} marker: its save was interrupted; pick an older "
-                                  f"complete checkpoint under <output_dir>/{CHECKPOINTS_DIR}/")
-        raise CheckpointError(f"{ckpt} is not a biotune checkpoint (no {ZERO_DIR}/, {STATE_FILE} or {COMPLETED}); "
-                              f"pass a directory like <output_dir>/{CHECKPOINTS_DIR}/{STEP_PREFIX}00000100")
+            raise CheckpointError(
+                f"{ckpt} has no {COMPLETED} marker: its save was interrupted; pick an older "
+                f"complete checkpoint under <output_dir>/{CHECKPOINTS_DIR}/"
+            )
+        raise CheckpointError(
+            f"{ckpt} is not a biotune checkpoint (no {ZERO_DIR}/, {STATE_FILE} or {COMPLETED}); "
+            f"pass a directory like <output_dir>/{CHECKPOINTS_DIR}/{STEP_PREFIX}00000100"
+        )
     return ckpt
 
 
@@ -143,8 +155,10 @@ def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
 def read_state(ckpt: str | Path) -> TrainerState:
     """The trainer state stored in ``ckpt``; a missing, corrupt or foreign state file is a CheckpointError."""
     path = Path(ckpt) / STATE_FILE
-    fix = (f"this checkpoint is damaged: resume from an older one (train.resume=<output_dir>/{CHECKPOINTS_DIR}/"
-           f"{STEP_PREFIX}...) or start over with train.resume=none")
+    fix = (
+        f"this checkpoint is damaged: resume from an older one (train.resume=<output_dir>/{CHECKPOINTS_DIR}/"
+        f"{STEP_PREFIX}...) or start over with train.resume=none"
+    )
     try:
         raw = read_json(path, fix)
     except DataError as err:  # same place and fix, reported as a checkpoint problem
@@ -152,8 +166,9 @@ def read_state(ckpt: str | Path) -> TrainerState:
     names = {f.name for f in fields(TrainerState)}
     if not isinstance(raw, dict) or set(raw) - names or "step" not in raw:
         extra = sorted(set(raw) - names) if isinstance(raw, dict) else []
-        raise CheckpointError(f"{path}: not a biotune trainer state (unexpected keys {extra} or no 'step')\n"
-                              f"  fix: {fix}")
+        raise CheckpointError(
+            f"{path}: not a biotune trainer state (unexpected keys {extra} or no 'step')\n  fix: {fix}"
+        )
     bad = [k for k, v in raw.items() if k != "run_id" and not isinstance(v, int)]
     if bad or (raw.get("run_id") is not None and not isinstance(raw["run_id"], str)):
         raise CheckpointError(f"{path}: wrong value types for {bad or ['run_id']}\n  fix: {fix}")
@@ -178,8 +193,10 @@ def load_rng(ckpt: Path, rank: int) -> dict[str, Any]:
     except DataError as err:
         raise CheckpointError(str(err)) from None
     if not isinstance(state, dict) or not {"python", "numpy", "torch"} <= set(state):
-        raise CheckpointError(f"{path}: not a biotune RNG state (needs python, numpy and torch entries)\n"
-                              "  fix: resume from another checkpoint, or start over with train.resume=none")
+        raise CheckpointError(
+            f"{path}: not a biotune RNG state (needs python, numpy and torch entries)\n"
+            "  fix: resume from another checkpoint, or start over with train.resume=none"
+        )
     return state
 
 
@@ -195,9 +212,10 @@ def check_world_size(ckpt: Path, state: TrainerState, world_size: int) -> None:
             f"{ckpt} was saved by {state.world_size} ranks but this run has {world_size}. ZeRO-3 shards are "
             "per rank. Either relaunch with the original world size, or convert the checkpoint with DeepSpeed's "
             f"universal-checkpoint path (`python -m deepspeed.checkpoint.ds_to_universal --input_folder "
-            f"{ckpt}/{ZERO_DIR} --output_folder <dir>` and set \"checkpoint\": {{\"load_universal\": true}} in the "
+            f'{ckpt}/{ZERO_DIR} --output_folder <dir>` and set "checkpoint": {{"load_universal": true}} in the '
             f"DeepSpeed JSON), or `biotune export {ckpt} <hf_dir>` and start a new run from the export (optimizer "
-            "state is lost)")
+            "state is lost)"
+        )
 
 
 def trim_logs(output_dir: str | Path, step: int) -> None:

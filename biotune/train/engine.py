@@ -46,11 +46,15 @@ SAFE_DEEPSPEED_TYPES = (
     "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler",
 )
 
-_UNSAFE_FIX = ("a checkpoint may hold only tensors and DeepSpeed's own state; this file was not written by "
-               "biotune/DeepSpeed or has been altered. Nothing in it was run. Restore the checkpoint from a "
-               "trusted copy, or resume from / export another checkpoint")
-_DAMAGED_FIX = ("the file is truncated or damaged: restore the checkpoint from a copy, or resume from / export "
-                "an older checkpoint under <output_dir>/checkpoints/")
+_UNSAFE_FIX = (
+    "a checkpoint may hold only tensors and DeepSpeed's own state; this file was not written by "
+    "biotune/DeepSpeed or has been altered. Nothing in it was run. Restore the checkpoint from a "
+    "trusted copy, or resume from / export another checkpoint"
+)
+_DAMAGED_FIX = (
+    "the file is truncated or damaged: restore the checkpoint from a copy, or resume from / export "
+    "an older checkpoint under <output_dir>/checkpoints/"
+)
 
 
 def _safe_types() -> list[type]:
@@ -75,8 +79,11 @@ def _checked_load(original: Callable[..., Any]) -> Callable[..., Any]:
         except pickle.UnpicklingError as err:
             found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
             first = (str(err).splitlines() or ["unpickling refused"])[0]
-            what = (f"it holds '{found.group(1)}', which is not a tensor or DeepSpeed state" if found
-                    else f"it is not a weights-only file ({first})")
+            what = (
+                f"it holds '{found.group(1)}', which is not a tensor or DeepSpeed state"
+                if found
+                else f"it is not a weights-only file ({first})"
+            )
             raise CheckpointError(f"{f}: refused to load: {what}\n  fix: {_UNSAFE_FIX}") from None
         except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
             reason = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
@@ -110,12 +117,17 @@ def check_model_source(m: ModelConfig) -> None:
     """DataError/ConfigError when ``model.name_or_path`` is empty or a local path without a model in it."""
     name = m.name_or_path
     if not name:
-        raise ConfigError([Problem("model.name_or_path", "is empty", "set it to a model directory or hub id")])
+        raise ConfigError(
+            [Problem("model.name_or_path", "is empty", "set it to a model directory or hub id")]
+        )
     looks_local = name.startswith((".", "/", "~")) or name.count("/") != 1 or Path(name).exists()
     if looks_local and not (Path(name).expanduser() / "config.json").is_file():
-        raise DataError(name, "model directory not found (or it has no config.json)",
-                        "point model.name_or_path at a directory written by save_pretrained, or a hub id "
-                        "(with network access or a filled HF cache)")
+        raise DataError(
+            name,
+            "model directory not found (or it has no config.json)",
+            "point model.name_or_path at a directory written by save_pretrained, or a hub id "
+            "(with network access or a filled HF cache)",
+        )
 
 
 def _attach_deepspeed_comm() -> None:
@@ -141,16 +153,30 @@ def load_model(m: ModelConfig, ds_config: dict[str, Any]) -> tuple[torch.nn.Modu
     hf_ds = HfDeepSpeedConfig(ds_config)  # must stay referenced while the engine lives
     attn = attention.resolve(m.attn_implementation)
     try:
-        model = AutoModelForCausalLM.from_pretrained(m.name_or_path, dtype=DTYPES[m.dtype], attn_implementation=attn,
-                                                     trust_remote_code=m.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            m.name_or_path,
+            dtype=DTYPES[m.dtype],
+            attn_implementation=attn,
+            trust_remote_code=m.trust_remote_code,
+        )
     except OSError as err:
-        raise DataError(m.name_or_path, f"cannot load the model: {err}",
-                        "check model.name_or_path; offline runs need a local directory") from err
-    model.config.use_cache = False  # packed rows: the block-diagonal mask needs no cache (PLATFORM.md section 4)
+        raise DataError(
+            m.name_or_path,
+            f"cannot load the model: {err}",
+            "check model.name_or_path; offline runs need a local directory",
+        ) from err
+    model.config.use_cache = (
+        False  # packed rows: the block-diagonal mask needs no cache (PLATFORM.md section 4)
+    )
     if m.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    log.info("model %s: dtype=%s attention=%s gradient_checkpointing=%s", m.name_or_path, m.dtype, attn,
-             m.gradient_checkpointing)
+    log.info(
+        "model %s: dtype=%s attention=%s gradient_checkpointing=%s",
+        m.name_or_path,
+        m.dtype,
+        attn,
+        m.gradient_checkpointing,
+    )
     return model, hf_ds, attn
 
 
@@ -216,8 +242,10 @@ class Engine:
         with weights_only_loads():
             path, _ = self.ds.load_checkpoint(str(ckpt_dir), tag=ZERO_DIR)
         if path is None:
-            raise CheckpointError(f"{ckpt_dir}: DeepSpeed found no '{ZERO_DIR}' shards; pick another checkpoint "
-                                  "or start with train.resume=none")
+            raise CheckpointError(
+                f"{ckpt_dir}: DeepSpeed found no '{ZERO_DIR}' shards; pick another checkpoint "
+                "or start with train.resume=none"
+            )
 
 
 def _save_hf_meta(module: torch.nn.Module, out: Path, tokenizer_dir: str | None) -> None:
@@ -240,25 +268,35 @@ def build_engine(cfg: RunConfig, ds_config: dict[str, Any], total_steps: int) ->
     o = cfg.optim
     optimizer = None
     if not offloads_optimizer(ds_config):
-        optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-                                      weight_decay=o.weight_decay)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+        )
 
     def schedule(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: lr_factor(s, o.warmup_steps, total_steps, o.schedule, o.min_lr_ratio))
+            opt, lambda s: lr_factor(s, o.warmup_steps, total_steps, o.schedule, o.min_lr_ratio)
+        )
 
-    ds_engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
-                                         model_parameters=None if optimizer else model.parameters(),
-                                         config=ds_config)
+    ds_engine, *_ = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=schedule,
+        model_parameters=None if optimizer else model.parameters(),
+        config=ds_config,
+    )
     mc = model.config
-    flops = training_flops_per_token(int(num_params), mc.num_hidden_layers, mc.hidden_size, cfg.data.max_seq_len)
+    flops = training_flops_per_token(
+        int(num_params), mc.num_hidden_layers, mc.hidden_size, cfg.data.max_seq_len
+    )
     return Engine(ds_engine, hf_ds, attn, int(num_params), flops)
 
 
 # --------------------------------------------------------------------------------------------- export (biotune.train.export)
 
 
-def write_hf_model(ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_shard_size: str = "5GB") -> None:
+def write_hf_model(
+    ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_shard_size: str = "5GB"
+) -> None:
     """Consolidate ``ckpt_dir``'s ZeRO shards and save a Hugging Face model into the new directory ``out_dir``.
 
     Called by :func:`biotune.train.export.export_checkpoint`, which checks the paths and swaps the result in.
@@ -278,14 +316,20 @@ def write_hf_model(ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches raise even with strict=False
-        first = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err)[:200])
-        raise CheckpointError(f"{ckpt_dir}: shards do not match {meta / 'config.json'} ({first}); was the "
-                              "checkpoint written by another model?\n  fix: restore model_meta/ from the run that "
-                              "wrote these shards") from None
+        first = next(
+            (line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err)[:200]
+        )
+        raise CheckpointError(
+            f"{ckpt_dir}: shards do not match {meta / 'config.json'} ({first}); was the "
+            "checkpoint written by another model?\n  fix: restore model_meta/ from the run that "
+            "wrote these shards"
+        ) from None
     missing = [k for k in missing if k not in _tied_keys(model)]
     if missing or unexpected:
-        raise CheckpointError(f"{ckpt_dir}: shards do not match the model config (missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}); was the checkpoint written by another model?")
+        raise CheckpointError(
+            f"{ckpt_dir}: shards do not match the model config (missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}); was the checkpoint written by another model?"
+        )
     model.to(torch_dtype)
     model.save_pretrained(out_dir, safe_serialization=True, max_shard_size=max_shard_size)
     if (meta / "generation_config.json").is_file():

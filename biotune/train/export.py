@@ -34,24 +34,46 @@ _SHARD_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.
 
 def register(subparsers: Any) -> None:
     """Add the ``export`` subcommand."""
-    p = subparsers.add_parser("export", help="export a training checkpoint to Hugging Face format",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "export",
+        help="export a training checkpoint to Hugging Face format",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("checkpoint", help="a checkpoint directory, e.g. runs/train/checkpoints/step-00000100")
     p.add_argument("out", help="output directory for the Hugging Face model")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None,
-                   help="weights dtype (default: the model config's)")
-    p.add_argument("--max-shard-size", default="5GB", help="safetensors shard size, e.g. 5GB or 500MB (default 5GB)")
-    p.add_argument("--force", action="store_true",
-                   help="replace OUT even when it is a non-empty directory that biotune did not write")
+    p.add_argument(
+        "--dtype",
+        choices=("bf16", "fp16", "fp32"),
+        default=None,
+        help="weights dtype (default: the model config's)",
+    )
+    p.add_argument(
+        "--max-shard-size", default="5GB", help="safetensors shard size, e.g. 5GB or 500MB (default 5GB)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace OUT even when it is a non-empty directory that biotune did not write",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """The ``export`` command."""
     if not _SHARD_SIZE.match(args.max_shard_size.strip()):
-        raise ConfigError([Problem("--max-shard-size", f"'{args.max_shard_size}' is not a size",
-                                   "give a number and a unit, e.g. 5GB or 500MB")])
-    out = export_checkpoint(Path(args.checkpoint), Path(args.out), args.dtype, args.max_shard_size, force=args.force)
+        raise ConfigError(
+            [
+                Problem(
+                    "--max-shard-size",
+                    f"'{args.max_shard_size}' is not a size",
+                    "give a number and a unit, e.g. 5GB or 500MB",
+                )
+            ]
+        )
+    out = export_checkpoint(
+        Path(args.checkpoint), Path(args.out), args.dtype, args.max_shard_size, force=args.force
+    )
     print(out)
     return 0
 
@@ -78,26 +100,52 @@ def check_destination(ckpt: Path, out: Path, force: bool = False) -> None:
     run_dir = run_dir_of(ckpt_r)
     for owner, what in ((ckpt_r, "the checkpoint"), (run_dir, "the checkpoint's run directory")):
         if out_r == owner or owner.is_relative_to(out_r):
-            raise ConfigError([Problem("OUT", f"{out} is or contains {what} ({owner})",
-                                       "export to a new directory outside the run, e.g. runs/exports/NAME")])
+            raise ConfigError(
+                [
+                    Problem(
+                        "OUT",
+                        f"{out} is or contains {what} ({owner})",
+                        "export to a new directory outside the run, e.g. runs/exports/NAME",
+                    )
+                ]
+            )
     if out_r.is_relative_to(ckpt_r):
-        raise ConfigError([Problem("OUT", f"{out} lies inside the checkpoint {ckpt}",
-                                   "export to a directory outside the checkpoint")])
+        raise ConfigError(
+            [
+                Problem(
+                    "OUT",
+                    f"{out} lies inside the checkpoint {ckpt}",
+                    "export to a directory outside the checkpoint",
+                )
+            ]
+        )
     if out.exists() and not out.is_dir():
-        raise ConfigError([Problem("OUT", f"{out} exists and is a file", "choose a directory path for the export")])
+        raise ConfigError(
+            [Problem("OUT", f"{out} exists and is a file", "choose a directory path for the export")]
+        )
     if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_MARKER).is_file() and not force:
-        raise ConfigError([Problem("OUT", f"{out} is a non-empty directory that is not a biotune export",
-                                   "choose an empty or new directory, or pass --force to replace it")])
+        raise ConfigError(
+            [
+                Problem(
+                    "OUT",
+                    f"{out} is a non-empty directory that is not a biotune export",
+                    "choose an empty or new directory, or pass --force to replace it",
+                )
+            ]
+        )
 
 
-def export_checkpoint(ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_shard_size: str = "5GB",
-                      force: bool = False) -> Path:
+def export_checkpoint(
+    ckpt_dir: Path, out_dir: Path, dtype: str | None = None, max_shard_size: str = "5GB", force: bool = False
+) -> Path:
     """Consolidate a checkpoint's ZeRO shards into a Hugging Face model directory (offline, one process)."""
     ckpt_dir, out_dir = require_complete(ckpt_dir), Path(out_dir)
     meta = ckpt_dir / MODEL_META_DIR
     if not (ckpt_dir / ZERO_DIR).is_dir() or not (meta / "config.json").is_file():
-        raise CheckpointError(f"{ckpt_dir} is not a complete biotune checkpoint (needs {ZERO_DIR}/ shards and "
-                              f"{MODEL_META_DIR}/config.json); pass a directory like <output_dir>/checkpoints/step-00000100")
+        raise CheckpointError(
+            f"{ckpt_dir} is not a complete biotune checkpoint (needs {ZERO_DIR}/ shards and "
+            f"{MODEL_META_DIR}/config.json); pass a directory like <output_dir>/checkpoints/step-00000100"
+        )
     check_destination(ckpt_dir, out_dir, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))

@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: Any) -> None:
     """Add the ``train`` subcommand."""
-    p = subparsers.add_parser("train", help="train a model with DeepSpeed ZeRO-3",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "train",
+        help="train a model with DeepSpeed ZeRO-3",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", help="run config YAML, e.g. configs/train/tiny.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=10")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
@@ -56,14 +60,21 @@ def preflight(cfg: RunConfig) -> None:
     from biotune.train.ds_config import read_template
 
     problems: list[Problem] = []
-    named = [(f"data.sources.{n}", n, mix.split if mix.include else None) for n, mix in cfg.data.sources.items()]
+    named = [
+        (f"data.sources.{n}", n, mix.split if mix.include else None) for n, mix in cfg.data.sources.items()
+    ]
     named += [(f"eval.sources[{i}]", n, None) for i, n in enumerate(cfg.eval.sources)]
     for key, name, split in named:
         if name not in SOURCES:
             problems.append(Problem(key, f"unknown source '{name}'", UnknownSourceError(name).fix))
         elif split is not None and split not in SOURCES[name].splits:
-            problems.append(Problem(f"{key}.split", f"source {name} has no split '{split}'",
-                                    f"use one of: {', '.join(SOURCES[name].splits)}"))
+            problems.append(
+                Problem(
+                    f"{key}.split",
+                    f"source {name} has no split '{split}'",
+                    f"use one of: {', '.join(SOURCES[name].splits)}",
+                )
+            )
     try:
         read_template(cfg.train.deepspeed)
     except ConfigError as err:
@@ -137,15 +148,23 @@ def main(cfg: RunConfig) -> int:
         if state:
             trim_logs(output_dir, state.step)
     dist.barrier()
-    tracker = build_tracker(cfg.tracking, output_dir, cfg.name, to_dict(cfg), manifest, denv.is_rank_zero,
-                            run_id=state.run_id if state else None)
+    tracker = build_tracker(
+        cfg.tracking,
+        output_dir,
+        cfg.name,
+        to_dict(cfg),
+        manifest,
+        denv.is_rank_zero,
+        run_id=state.run_id if state else None,
+    )
     if state is None and cfg.tracking.log_dataset_text:
         from biotune.data.build import load_tokenizer
 
         decode = load_tokenizer(tokenizer_dir(cfg), cfg.model.trust_remote_code).decode
         tracker.log_examples(train_split, manifest, decode)  # rank 0 only; restricted sources never
-    trainer = Trainer(cfg, engine, train_split, eval_split, tracker, output_dir, steps, tokenizer_dir(cfg),
-                      pad_id)
+    trainer = Trainer(
+        cfg, engine, train_split, eval_split, tracker, output_dir, steps, tokenizer_dir(cfg), pad_id
+    )
     _write_run_info(trainer, output_dir, denv.is_rank_zero)
     if ckpt:
         trainer.resume(ckpt)
@@ -167,6 +186,10 @@ def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
 
     shares = dist.all_gather_objects(trainer.engine.local_partition_fraction())
     if is_rank_zero:
-        info = {"attn_implementation": trainer.engine.attn_implementation, "num_params": trainer.engine.num_params,
-                "world_size": trainer.world, "partition_fraction_per_rank": shares}
+        info = {
+            "attn_implementation": trainer.engine.attn_implementation,
+            "num_params": trainer.engine.num_params,
+            "world_size": trainer.world,
+            "partition_fraction_per_rank": shares,
+        }
         atomic_write_json(output_dir / RUN_INFO_FILE, info)

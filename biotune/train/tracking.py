@@ -27,7 +27,6 @@ from biotune.train.checkpoint import METRICS_FILE, RUN_ID_FILE
 log = logging.getLogger(__name__)
 
 
-
 class Tracker(Protocol):
     """What the trainer logs to."""
 
@@ -79,8 +78,15 @@ class JsonlWriter:
 class RankZeroTracker:
     """metrics.jsonl always; wandb too unless ``tracking.wandb_mode == "disabled"``."""
 
-    def __init__(self, cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
-                 manifest: Manifest | None, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrackingConfig,
+        output_dir: Path,
+        run_name: str,
+        config: dict[str, Any],
+        manifest: Manifest | None,
+        run_id: str | None = None,
+    ) -> None:
         self.cfg = cfg
         self.jsonl = JsonlWriter(output_dir / METRICS_FILE)
         self.run_id = run_id or _stored_run_id(output_dir)
@@ -127,21 +133,38 @@ def _store_run_id(output_dir: Path, run_id: str | None) -> None:
     atomic_write_json(output_dir / RUN_ID_FILE, {"run_id": run_id})
 
 
-def _start_wandb(cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
-                 manifest: Manifest | None, run_id: str | None) -> Any:
+def _start_wandb(
+    cfg: TrackingConfig,
+    output_dir: Path,
+    run_name: str,
+    config: dict[str, Any],
+    manifest: Manifest | None,
+    run_id: str | None,
+) -> Any:
     import wandb
 
     os.environ.setdefault("WANDB_MODE", cfg.wandb_mode)
     full_config = {**config, **dict(cfg.run_config), "data_manifest": manifest.summary() if manifest else {}}
-    run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
-                     tags=list(cfg.tags), name=run_name, id=run_id, resume="allow", dir=str(output_dir),
-                     config=full_config, mode=cfg.wandb_mode)
+    run = wandb.init(
+        project=cfg.project,
+        entity=cfg.entity,
+        group=cfg.group,
+        job_type=cfg.job_type,
+        tags=list(cfg.tags),
+        name=run_name,
+        id=run_id,
+        resume="allow",
+        dir=str(output_dir),
+        config=full_config,
+        mode=cfg.wandb_mode,
+    )
     log.info("wandb run %s (%s) in %s", run.id, cfg.wandb_mode, output_dir)
     return run
 
 
-def dataset_examples(split: Any, manifest: Manifest, decode: Callable[[list[int]], str],
-                     limit: int) -> list[dict[str, str]]:
+def dataset_examples(
+    split: Any, manifest: Manifest, decode: Callable[[list[int]], str], limit: int
+) -> list[dict[str, str]]:
     """Up to ``limit`` samples of a packed split as text: ``sample_id``, ``source``, ``prompt``, ``response``.
 
     A sample's source is its id's first path part. Only sources the manifest lists with ``restricted: false``
@@ -153,25 +176,38 @@ def dataset_examples(split: Any, manifest: Manifest, decode: Callable[[list[int]
     out: list[dict[str, str]] = []
     for start in range(0, len(split), 64):
         rows = split.rows(list(range(start, min(len(split), start + 64))))
-        for ids, labels, sids, lens in zip(rows["input_ids"], rows["labels"], rows["sample_ids"], rows["seq_lens"],
-                                           strict=True):
+        for ids, labels, sids, lens in zip(
+            rows["input_ids"], rows["labels"], rows["sample_ids"], rows["seq_lens"], strict=True
+        ):
             offset = 0
             for sid, n in zip(sids, lens, strict=True):
-                seq = list(zip(ids[offset:offset + n], labels[offset:offset + n], strict=True))
+                seq = list(zip(ids[offset : offset + n], labels[offset : offset + n], strict=True))
                 offset += n
                 source = parse_sample_id(sid)[0]
                 if source not in allowed:
                     continue
-                out.append({"sample_id": sid, "source": source,
-                            "prompt": decode([t for t, lab in seq if lab == IGNORE_INDEX]),
-                            "response": decode([t for t, lab in seq if lab != IGNORE_INDEX])})
+                out.append(
+                    {
+                        "sample_id": sid,
+                        "source": source,
+                        "prompt": decode([t for t, lab in seq if lab == IGNORE_INDEX]),
+                        "response": decode([t for t, lab in seq if lab != IGNORE_INDEX]),
+                    }
+                )
                 if len(out) >= limit:
                     return out
     return out
 
 
-def build_tracker(cfg: TrackingConfig, output_dir: Path, run_name: str, config: dict[str, Any],
-                  manifest: Manifest | None, is_rank_zero: bool, run_id: str | None = None) -> Tracker:
+def build_tracker(
+    cfg: TrackingConfig,
+    output_dir: Path,
+    run_name: str,
+    config: dict[str, Any],
+    manifest: Manifest | None,
+    is_rank_zero: bool,
+    run_id: str | None = None,
+) -> Tracker:
     """The rank-0 tracker, or a :class:`NullTracker` on other ranks."""
     if not is_rank_zero:
         return NullTracker()

@@ -58,8 +58,9 @@ class PreemptionFlag:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
-        log.warning("received %s: finishing the current step, then saving a checkpoint",
-                    signal.Signals(signum).name)
+        log.warning(
+            "received %s: finishing the current step, then saving a checkpoint", signal.Signals(signum).name
+        )
 
 
 # --------------------------------------------------------------------------------------------- trainer
@@ -68,9 +69,18 @@ class PreemptionFlag:
 class Trainer:
     """Runs steps on an :class:`Engine` over a packed split; saves, resumes, evaluates, logs."""
 
-    def __init__(self, cfg: RunConfig, engine: Engine, train: PackedSplit, eval_split: PackedSplit | None,
-                 tracker: Tracker, output_dir: Path, total_steps: int, tokenizer_dir: str | None,
-                 pad_token_id: int) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        engine: Engine,
+        train: PackedSplit,
+        eval_split: PackedSplit | None,
+        tracker: Tracker,
+        output_dir: Path,
+        total_steps: int,
+        tokenizer_dir: str | None,
+        pad_token_id: int,
+    ) -> None:
         self.cfg, self.engine, self.data, self.eval_data = cfg, engine, train, eval_split
         self.tracker, self.output_dir, self.total_steps = tracker, Path(output_dir), total_steps
         self.tokenizer_dir, self.pad_token_id = tokenizer_dir, pad_token_id
@@ -92,17 +102,28 @@ class Trainer:
         self.engine.load(ckpt)
         dist.set_rng_state(ckpt_layout.load_rng(ckpt, self.rank))
         self.state = TrainerState(**{**asdict(state), "run_id": self.tracker.run_id or state.run_id})
-        log.info("resumed from %s at step %d (epoch %d, step %d of the epoch)", ckpt, state.step, state.epoch,
-                 state.step_in_epoch)
+        log.info(
+            "resumed from %s at step %d (epoch %d, step %d of the epoch)",
+            ckpt,
+            state.step,
+            state.epoch,
+            state.step_in_epoch,
+        )
 
     # ----------------------------------------------------------------------------------------- loop
 
     def fit(self) -> int:
         """Train to ``total_steps``; returns EXIT_OK, or EXIT_PREEMPTED after a signal-triggered save."""
         t = self.cfg.train
-        log.info("training %d steps (%d per epoch), %d ranks x %d micro-steps x %d rows, attention=%s",
-                 self.total_steps, self.per_epoch, self.world, t.grad_accum, t.micro_batch_size,
-                 self.engine.attn_implementation)
+        log.info(
+            "training %d steps (%d per epoch), %d ranks x %d micro-steps x %d rows, attention=%s",
+            self.total_steps,
+            self.per_epoch,
+            self.world,
+            t.grad_accum,
+            t.micro_batch_size,
+            self.engine.attn_implementation,
+        )
         self.engine.train()
         if dist.is_rank_zero():
             self.consumed = JsonlWriter(self.output_dir / CONSUMED_FILE)
@@ -111,8 +132,9 @@ class Trainer:
             metrics = self.train_step()
             if metrics.get("preempted"):
                 self.save_checkpoint()
-                log.warning("preempted at step %d: checkpoint saved, exiting with %d", self.state.step,
-                            EXIT_PREEMPTED)
+                log.warning(
+                    "preempted at step %d: checkpoint saved, exiting with %d", self.state.step, EXIT_PREEMPTED
+                )
                 return EXIT_PREEMPTED
             step = self.state.step
             self._maybe_fault(step)
@@ -139,7 +161,9 @@ class Trainer:
         batches = [self._collate(rows) for rows in micro]
         n_local = sum(loss_tokens(b) for b in batches)
         tokens_local = sum(int(n) for rows in micro for n in rows["num_tokens"])
-        n_global, tokens_global, stop = dist.all_reduce_sum([n_local, tokens_local, float(self.preempt.signum)])
+        n_global, tokens_global, stop = dist.all_reduce_sum(
+            [n_local, tokens_local, float(self.preempt.signum)]
+        )
         if stop:
             return {"preempted": True}
         denominator = max(n_global, 1.0) / self.world
@@ -174,18 +198,31 @@ class Trainer:
 
     def _log_window(self, step: int) -> None:
         w = self._window
-        loss_total, = dist.all_reduce_sum([w["loss"]])
+        (loss_total,) = dist.all_reduce_sum([w["loss"]])
         tok_s = w["tokens"] / max(w["time"], 1e-9)
-        metrics = {"loss": loss_total / max(w["steps"], 1), "lr": self.engine.lr(),
-                   "grad_norm": self.engine.grad_norm(), "tokens_per_s": tok_s,
-                   "tokens_per_s_per_device": tok_s / self.world, "peak_mem_gb": _peak_memory_gb(),
-                   "tokens_seen": float(self.state.tokens_seen), "epoch": self.state.epoch}
+        metrics = {
+            "loss": loss_total / max(w["steps"], 1),
+            "lr": self.engine.lr(),
+            "grad_norm": self.engine.grad_norm(),
+            "tokens_per_s": tok_s,
+            "tokens_per_s_per_device": tok_s / self.world,
+            "peak_mem_gb": _peak_memory_gb(),
+            "tokens_seen": float(self.state.tokens_seen),
+            "epoch": self.state.epoch,
+        }
         util = mfu(self.engine.flops_per_token, tok_s / self.world, self.peak)
         if util is not None:
             metrics["mfu"] = util
         self.tracker.log(metrics, step)
-        log.info("step %d/%d loss %.4f lr %.2e grad_norm %.3f tok/s %.0f", step, self.total_steps,
-                 metrics["loss"], metrics["lr"], metrics["grad_norm"], tok_s)
+        log.info(
+            "step %d/%d loss %.4f lr %.2e grad_norm %.3f tok/s %.0f",
+            step,
+            self.total_steps,
+            metrics["loss"],
+            metrics["lr"],
+            metrics["grad_norm"],
+            tok_s,
+        )
         self._window = {"loss": 0.0, "tokens": 0.0, "time": 0.0, "steps": 0.0}
 
     def _maybe_fault(self, step: int) -> None:
@@ -202,7 +239,9 @@ class Trainer:
         """Mean loss per unmasked token over the held-out split (all ranks in lockstep)."""
         if self.eval_data is None:
             return float("nan")
-        plan = eval_plan(self.eval_data.lengths, Layout(self.world, 1, self.layout.micro_batch_size))[self.rank]
+        plan = eval_plan(self.eval_data.lengths, Layout(self.world, 1, self.layout.micro_batch_size))[
+            self.rank
+        ]
         self.engine.train(False)
         total, count = 0.0, 0
         with torch.no_grad():
@@ -268,9 +307,16 @@ def total_steps(cfg: RunConfig, num_rows: int, world_size: int) -> int:
     if per_epoch == 0:
         from biotune.errors import ConfigError, Problem
 
-        raise ConfigError([Problem("train.micro_batch_size", f"the data has {num_rows} rows but one step needs "
-                                   f"{layout.rows_per_step} (world {world_size} x grad_accum x micro_batch_size)",
-                                   "lower train.grad_accum/micro_batch_size or build more data")])
+        raise ConfigError(
+            [
+                Problem(
+                    "train.micro_batch_size",
+                    f"the data has {num_rows} rows but one step needs "
+                    f"{layout.rows_per_step} (world {world_size} x grad_accum x micro_batch_size)",
+                    "lower train.grad_accum/micro_batch_size or build more data",
+                )
+            ]
+        )
     if cfg.train.max_steps > 0:
         return cfg.train.max_steps
     return max(1, int(cfg.train.epochs * per_epoch))

@@ -89,10 +89,27 @@ class Result:
 def base_env(tok: Path | None = None) -> dict[str, str]:
     """The environment of every case: offline, CPU, no wandb, corpora root pointing nowhere useful."""
     env = dict(os.environ)
-    env.update({"WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                "DS_ACCELERATOR": "cpu", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-                "PYTHONDONTWRITEBYTECODE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"})
-    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS"):
+    env.update(
+        {
+            "WANDB_MODE": "disabled",
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "DS_ACCELERATOR": "cpu",
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        }
+    )
+    for key in (
+        "RANK",
+        "LOCAL_RANK",
+        "WORLD_SIZE",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+    ):
         env.pop(key, None)
     return env
 
@@ -115,8 +132,14 @@ def run_case(case: Case, tmp: Path, tok: Path | None = None) -> Result:
     before = tree(tmp)
     env = {**base_env(tok), **{k: fill(v, tmp, tok) for k, v in case.extra_env}}
     env.setdefault("BIOTUNE_DATA_DIR", str(tmp / "no-corpora-here"))
-    proc = subprocess.run([sys.executable, "-m", "biotune.cli", *(fill(a, tmp, tok) for a in case.args)],
-                          cwd=tmp, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    proc = subprocess.run(
+        [sys.executable, "-m", "biotune.cli", *(fill(a, tmp, tok) for a in case.args)],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     return Result(proc.returncode, proc.stderr, proc.stdout, sorted(tree(tmp) - before), tmp)
 
 
@@ -131,13 +154,19 @@ def check(case: Case, result: Result, tok: Path | None = None) -> None:
     assert not result.new_paths, f"left behind: {result.new_paths}"
 
 
-def run_selected(request: pytest.FixtureRequest, cases: Iterable[Case], tmp_root: Path,
-                 tok: Path | None = None) -> dict[str, Result]:
+def run_selected(
+    request: pytest.FixtureRequest, cases: Iterable[Case], tmp_root: Path, tok: Path | None = None
+) -> dict[str, Result]:
     """Run the cases of the calling module that pytest selected, a few at a time; results by case id."""
     module = request.module.__name__
-    selected = {item.callspec.params["case"].id for item in request.session.items
-                if getattr(item, "module", None) is not None and item.module.__name__ == module
-                and hasattr(item, "callspec") and "case" in item.callspec.params}
+    selected = {
+        item.callspec.params["case"].id
+        for item in request.session.items
+        if getattr(item, "module", None) is not None
+        and item.module.__name__ == module
+        and hasattr(item, "callspec")
+        and "case" in item.callspec.params
+    }
     todo = [c for c in cases if c.id in selected]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         results = pool.map(lambda c: run_case(c, tmp_root / c.id, tok), todo)

@@ -32,8 +32,15 @@ def fake_checkpoint(tmp: Path, completed: bool = True, zero: bool = True) -> Pat
     return ckpt
 
 
-def export(case_id: str, out: str, where: str, fix: str = "fix:", extra: tuple[str, ...] = (),
-           ckpt: str = CKPT, setup: object = None) -> Case:
+def export(
+    case_id: str,
+    out: str,
+    where: str,
+    fix: str = "fix:",
+    extra: tuple[str, ...] = (),
+    ckpt: str = CKPT,
+    setup: object = None,
+) -> Case:
     """``biotune export CKPT OUT [extra]`` over a fake checkpoint (or ``setup``)."""
     return Case(case_id, ("export", ckpt, out, *extra), where, fix, setup or fake_checkpoint)  # type: ignore[arg-type]
 
@@ -64,32 +71,79 @@ def manifest(case_id: str, content: str | bytes | None, where: str, fix: str = "
 
 
 CASES = [
-    export("export-missing-checkpoint", "{tmp}/out", "{tmp}/nope: no such directory", "pass a checkpoint like",
-           ckpt="{tmp}/nope", setup=lambda tmp: None),
-    export("export-checkpoint-is-a-file", "{tmp}/out", "{tmp}/ckpt: not a directory", "pass a checkpoint directory",
-           ckpt="{tmp}/ckpt", setup=_checkpoint_is_a_file),
-    export("export-not-a-checkpoint", "{tmp}/out", "{tmp}/empty is not a biotune checkpoint",
-           "pass a directory like", ckpt="{tmp}/empty", setup=lambda tmp: (tmp / "empty").mkdir()),
-    export("export-interrupted-save", "{tmp}/out", "has no COMPLETED marker", "pick an older complete checkpoint",
-           setup=lambda tmp: fake_checkpoint(tmp, completed=False)),
-    export("export-no-shards", "{tmp}/out", "is not a complete biotune checkpoint", "pass a directory like",
-           setup=lambda tmp: fake_checkpoint(tmp, zero=False)),
+    export(
+        "export-missing-checkpoint",
+        "{tmp}/out",
+        "{tmp}/nope: no such directory",
+        "pass a checkpoint like",
+        ckpt="{tmp}/nope",
+        setup=lambda tmp: None,
+    ),
+    export(
+        "export-checkpoint-is-a-file",
+        "{tmp}/out",
+        "{tmp}/ckpt: not a directory",
+        "pass a checkpoint directory",
+        ckpt="{tmp}/ckpt",
+        setup=_checkpoint_is_a_file,
+    ),
+    export(
+        "export-not-a-checkpoint",
+        "{tmp}/out",
+        "{tmp}/empty is not a biotune checkpoint",
+        "pass a directory like",
+        ckpt="{tmp}/empty",
+        setup=lambda tmp: (tmp / "empty").mkdir(),
+    ),
+    export(
+        "export-interrupted-save",
+        "{tmp}/out",
+        "has no COMPLETED marker",
+        "pick an older complete checkpoint",
+        setup=lambda tmp: fake_checkpoint(tmp, completed=False),
+    ),
+    export(
+        "export-no-shards",
+        "{tmp}/out",
+        "is not a complete biotune checkpoint",
+        "pass a directory like",
+        setup=lambda tmp: fake_checkpoint(tmp, zero=False),
+    ),
     export("export-out-is-the-checkpoint", CKPT, "OUT", "export to a new directory outside the run"),
     export("export-out-is-the-run", "{tmp}/run", "OUT", "export to a new directory outside the run"),
-    export("export-out-inside-the-checkpoint", CKPT + "/hf", "OUT", "export to a directory outside the checkpoint"),
-    export("export-out-is-a-file", "{tmp}/model.bin", "OUT", "choose a directory path for the export",
-           setup=_out_is_a_file),
+    export(
+        "export-out-inside-the-checkpoint",
+        CKPT + "/hf",
+        "OUT",
+        "export to a directory outside the checkpoint",
+    ),
+    export(
+        "export-out-is-a-file",
+        "{tmp}/model.bin",
+        "OUT",
+        "choose a directory path for the export",
+        setup=_out_is_a_file,
+    ),
     export("export-out-is-foreign", "{tmp}/results", "OUT", "pass --force to replace it", setup=_foreign_out),
-    export("export-max-shard-size-banana", "{tmp}/out", "--max-shard-size", "give a number and a unit",
-           extra=("--max-shard-size", "banana")),
+    export(
+        "export-max-shard-size-banana",
+        "{tmp}/out",
+        "--max-shard-size",
+        "give a number and a unit",
+        extra=("--max-shard-size", "banana"),
+    ),
     manifest("stats-no-manifest", None, "{tmp}/built/manifest.json"),
     manifest("stats-corrupt-manifest", '{"cache_key": "x",\n  "sources": {\n', "{tmp}/built/manifest.json:3"),
     manifest("stats-empty-manifest", "", "{tmp}/built/manifest.json"),
     manifest("stats-manifest-not-an-object", "[1, 2]\n", "{tmp}/built/manifest.json"),
     manifest("stats-foreign-manifest", json.dumps({"name": "another tool"}), "{tmp}/built/manifest.json"),
     manifest("stats-manifest-not-utf8", b'{"cache_key": "caf\xe9"}', "{tmp}/built/manifest.json"),
-    Case("stats-not-a-directory", ("data", "stats", "{tmp}/nowhere"), "{tmp}/nowhere/manifest.json",
-         "rebuild it with"),
+    Case(
+        "stats-not-a-directory",
+        ("data", "stats", "{tmp}/nowhere"),
+        "{tmp}/nowhere/manifest.json",
+        "rebuild it with",
+    ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 
@@ -108,16 +162,32 @@ def test_bad_checkpoint_or_manifest(case: Case, results) -> None:
 
 
 def _biotune(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "biotune.cli", *args], cwd=cwd, env=base_env(),
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "biotune.cli", *args],
+        cwd=cwd,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     """A real build of the sample (configs/train/tiny.yaml's data), made with the tiny tokenizer."""
     root = tmp_path_factory.mktemp("built")
-    proc = _biotune(["data", "build", str(REPO / "configs/train/tiny.yaml"), f"data.tokenizer={tiny_model}",
-                     f"data.out_dir={root}", "data.leakage=off"], root)
+    proc = _biotune(
+        [
+            "data",
+            "build",
+            str(REPO / "configs/train/tiny.yaml"),
+            f"data.tokenizer={tiny_model}",
+            f"data.out_dir={root}",
+            "data.leakage=off",
+        ],
+        root,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return Path(proc.stdout.strip().splitlines()[-1])
 
@@ -126,10 +196,23 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, built: Path) -> Path:
     """A complete one-step ZeRO-3 checkpoint of the tiny model (one CPU process)."""
     root = tmp_path_factory.mktemp("ckpt")
-    proc = _biotune(["train", str(REPO / "configs/train/tiny.yaml"), f"model.name_or_path={tiny_model}",
-                     f"train.data_dir={built}", f"train.output_dir={root / 'run'}", "train.max_steps=1",
-                     "train.save_every=1", "train.export_on_finish=false", "tracking.wandb_mode=disabled",
-                     "train.micro_batch_size=1", "train.grad_accum=1", "train.global_batch_size=null"], root)
+    proc = _biotune(
+        [
+            "train",
+            str(REPO / "configs/train/tiny.yaml"),
+            f"model.name_or_path={tiny_model}",
+            f"train.data_dir={built}",
+            f"train.output_dir={root / 'run'}",
+            "train.max_steps=1",
+            "train.save_every=1",
+            "train.export_on_finish=false",
+            "tracking.wandb_mode=disabled",
+            "train.micro_batch_size=1",
+            "train.grad_accum=1",
+            "train.global_batch_size=null",
+        ],
+        root,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "run"
 
@@ -151,8 +234,13 @@ def test_export_of_a_truncated_shard(tmp_path: Path, checkpoint: Path) -> None:
         data = (ckpt / shard).read_bytes()
         (ckpt / shard).write_bytes(data[: len(data) // 2])
 
-    case = Case("export-truncated-shard", ("export", CKPT, "{tmp}/exports/hf"), f"{CKPT}/{shard}",
-                "the file is truncated or damaged", lambda tmp: (setup(tmp), (tmp / "exports").mkdir()))
+    case = Case(
+        "export-truncated-shard",
+        ("export", CKPT, "{tmp}/exports/hf"),
+        f"{CKPT}/{shard}",
+        "the file is truncated or damaged",
+        lambda tmp: (setup(tmp), (tmp / "exports").mkdir()),
+    )
     check(case, run_case(case, tmp_path))
 
 
@@ -165,8 +253,13 @@ def test_export_with_another_models_config(tmp_path: Path, checkpoint: Path) -> 
         (ckpt / "model_meta" / "config.json").write_text(json.dumps(cfg))
         (tmp / "exports").mkdir()
 
-    case = Case("export-other-models-config", ("export", CKPT, "{tmp}/exports/hf"), f"{CKPT}/model_meta/config.json",
-                "restore model_meta/ from the run that wrote these shards", setup)
+    case = Case(
+        "export-other-models-config",
+        ("export", CKPT, "{tmp}/exports/hf"),
+        f"{CKPT}/model_meta/config.json",
+        "restore model_meta/ from the run that wrote these shards",
+        setup,
+    )
     check(case, run_case(case, tmp_path))
 
 
@@ -177,23 +270,47 @@ def test_train_on_a_truncated_arrow_shard(tmp_path: Path, tiny_model: Path, buil
         arrow = next((tmp / "data" / "train").glob("*.arrow"))
         arrow.write_bytes(arrow.read_bytes()[:100])
 
-    case = Case("train-truncated-arrow", ("train", "{repo}/configs/train/tiny.yaml", "model.name_or_path={tok}",
-                                          "train.data_dir={tmp}/data", "train.output_dir={tmp}/run",
-                                          "tracking.wandb_mode=disabled"), "{tmp}/data/train", "fix:", setup)
+    case = Case(
+        "train-truncated-arrow",
+        (
+            "train",
+            "{repo}/configs/train/tiny.yaml",
+            "model.name_or_path={tok}",
+            "train.data_dir={tmp}/data",
+            "train.output_dir={tmp}/run",
+            "tracking.wandb_mode=disabled",
+        ),
+        "{tmp}/data/train",
+        "fix:",
+        setup,
+    )
     check(case, run_case(case, tmp_path, tiny_model), tiny_model)
 
 
 @pytest.mark.slow
-def test_train_with_fewer_rows_than_one_step_leaves_no_run_files(tmp_path: Path, tiny_model: Path,
-                                                                 built: Path) -> None:
+def test_train_with_fewer_rows_than_one_step_leaves_no_run_files(
+    tmp_path: Path, tiny_model: Path, built: Path
+) -> None:
     """Rejected after the process group and the data are up: still exit 2, and no config.yaml left behind."""
+
     def setup(tmp: Path) -> None:
         shutil.copytree(built, tmp / "data")
 
-    case = Case("train-too-few-rows", ("train", "{repo}/configs/train/tiny.yaml", "model.name_or_path={tok}",
-                                       "train.data_dir={tmp}/data", "train.output_dir={tmp}/run",
-                                       "train.micro_batch_size=100000", "tracking.wandb_mode=disabled"),
-                "train.micro_batch_size", "lower train.grad_accum/micro_batch_size", setup)
+    case = Case(
+        "train-too-few-rows",
+        (
+            "train",
+            "{repo}/configs/train/tiny.yaml",
+            "model.name_or_path={tok}",
+            "train.data_dir={tmp}/data",
+            "train.output_dir={tmp}/run",
+            "train.micro_batch_size=100000",
+            "tracking.wandb_mode=disabled",
+        ),
+        "train.micro_batch_size",
+        "lower train.grad_accum/micro_batch_size",
+        setup,
+    )
     check(case, run_case(case, tmp_path, tiny_model), tiny_model)
 
 
@@ -203,8 +320,18 @@ def test_train_on_a_corrupt_manifest(tmp_path: Path, tiny_model: Path, built: Pa
         shutil.copytree(built, tmp / "data")
         (tmp / "data" / "manifest.json").write_text('{"cache_key": \n')
 
-    case = Case("train-corrupt-manifest", ("train", "{repo}/configs/train/tiny.yaml", "model.name_or_path={tok}",
-                                           "train.data_dir={tmp}/data", "train.output_dir={tmp}/run",
-                                           "tracking.wandb_mode=disabled"), "{tmp}/data/manifest.json:2",
-                "rebuild it with", setup)
+    case = Case(
+        "train-corrupt-manifest",
+        (
+            "train",
+            "{repo}/configs/train/tiny.yaml",
+            "model.name_or_path={tok}",
+            "train.data_dir={tmp}/data",
+            "train.output_dir={tmp}/run",
+            "tracking.wandb_mode=disabled",
+        ),
+        "{tmp}/data/manifest.json:2",
+        "rebuild it with",
+        setup,
+    )
     check(case, run_case(case, tmp_path, tiny_model), tiny_model)

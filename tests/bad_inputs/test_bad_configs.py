@@ -17,8 +17,16 @@ from bad_input_harness import REPO, Case, base_env, check, ids, run_selected, wr
 GOOD = "data:\n  root: '@sample'\n  sources:\n    gad: {}\n"
 
 
-def yaml_case(case_id: str, text: str | bytes, where: str, fix: str = "fix:", command: str = "data build",
-              extra: tuple[str, ...] = (), files: dict[str, str] | None = None, dry_run: bool = True) -> Case:
+def yaml_case(
+    case_id: str,
+    text: str | bytes,
+    where: str,
+    fix: str = "fix:",
+    command: str = "data build",
+    extra: tuple[str, ...] = (),
+    files: dict[str, str] | None = None,
+    dry_run: bool = True,
+) -> Case:
     """``biotune COMMAND {tmp}/run.yaml [extra] [--dry-run]`` with ``run.yaml`` holding ``text``."""
 
     def setup(tmp: Path) -> None:
@@ -34,8 +42,14 @@ SAMPLE = "{repo}/configs/data/sample.yaml"
 TRAIN = "{repo}/configs/train/tiny.yaml"
 
 
-def override_case(case_id: str, overrides: tuple[str, ...], where: str, fix: str = "fix:",
-                  command: str = "data build", config: str = SAMPLE) -> Case:
+def override_case(
+    case_id: str,
+    overrides: tuple[str, ...],
+    where: str,
+    fix: str = "fix:",
+    command: str = "data build",
+    config: str = SAMPLE,
+) -> Case:
     """``biotune COMMAND CONFIG OVERRIDES --dry-run`` on a shipped config."""
     return Case(case_id, (*command.split(), config, *overrides, "--dry-run"), where, fix)
 
@@ -47,73 +61,213 @@ def build_case(case_id: str, overrides: tuple[str, ...], where: str, fix: str = 
 
 CASES = [
     # the YAML file
-    yaml_case("yaml-unknown-key", "train:\n  max_stepz: 3\n", "train.max_stepz", "did you mean 'train.max_steps'"),
-    yaml_case("yaml-wrong-type", "train:\n  micro_batch_size: many\n", "train.micro_batch_size",
-              "give a value of type int"),
-    yaml_case("yaml-sources-as-a-list", "data:\n  sources: [gad, hoc]\n", "data.sources",
-              "write data.sources as a mapping"),
-    yaml_case("yaml-defaults-not-paths", "defaults: 5\n", "defaults: expected a list of YAML paths",
-              "write defaults: ["),
-    yaml_case("yaml-defaults-missing-file", "defaults: [nope.yaml]\n", "problem in {tmp}/run.yaml",
-              "fix the path under defaults: in {tmp}/run.yaml"),
-    yaml_case("yaml-defaults-cycle", "defaults: [other.yaml]\n", "includes itself", "remove the cycle",
-              files={"other.yaml": "defaults: [run.yaml]\n"}),
-    yaml_case("yaml-syntax-error", "train:\n  max_steps: [1, 2\nname: x\n", "{tmp}/run.yaml", "fix the YAML syntax"),
+    yaml_case(
+        "yaml-unknown-key", "train:\n  max_stepz: 3\n", "train.max_stepz", "did you mean 'train.max_steps'"
+    ),
+    yaml_case(
+        "yaml-wrong-type",
+        "train:\n  micro_batch_size: many\n",
+        "train.micro_batch_size",
+        "give a value of type int",
+    ),
+    yaml_case(
+        "yaml-sources-as-a-list",
+        "data:\n  sources: [gad, hoc]\n",
+        "data.sources",
+        "write data.sources as a mapping",
+    ),
+    yaml_case(
+        "yaml-defaults-not-paths",
+        "defaults: 5\n",
+        "defaults: expected a list of YAML paths",
+        "write defaults: [",
+    ),
+    yaml_case(
+        "yaml-defaults-missing-file",
+        "defaults: [nope.yaml]\n",
+        "problem in {tmp}/run.yaml",
+        "fix the path under defaults: in {tmp}/run.yaml",
+    ),
+    yaml_case(
+        "yaml-defaults-cycle",
+        "defaults: [other.yaml]\n",
+        "includes itself",
+        "remove the cycle",
+        files={"other.yaml": "defaults: [run.yaml]\n"},
+    ),
+    yaml_case(
+        "yaml-syntax-error", "train:\n  max_steps: [1, 2\nname: x\n", "{tmp}/run.yaml", "fix the YAML syntax"
+    ),
     yaml_case("yaml-root-not-a-mapping", "- a\n- b\n", "<root>", "write key: value pairs"),
-    yaml_case("yaml-not-utf8", "name: caf\xe9\n".encode("latin-1"), "{tmp}/run.yaml", "save the config as UTF-8"),
+    yaml_case(
+        "yaml-not-utf8", "name: caf\xe9\n".encode("latin-1"), "{tmp}/run.yaml", "save the config as UTF-8"
+    ),
     yaml_case("yaml-section-not-a-mapping", "train: 5\n", "train", "give train sub-keys"),
     yaml_case("yaml-leakage-on", "data:\n  leakage: on\n", "data.leakage", "set data.leakage to one of"),
-    yaml_case("yaml-epochs-negative", "train:\n  epochs: -3\n", "train.epochs", "set train.epochs to a positive value",
-              command="train"),
-    yaml_case("yaml-bad-merge-over-defaults", "defaults: [base.yaml]\ntrain: 3\n", "{tmp}/run.yaml",
-              "give train sub-keys", files={"base.yaml": "train: {max_steps: 3}\n"}),
-    Case("config-file-missing", ("data", "build", "{tmp}/absent.yaml", "--dry-run"), "{tmp}/absent.yaml",
-         "pass the path of a YAML file"),
-    Case("config-is-a-directory", ("data", "build", "{tmp}", "--dry-run"), "is a directory",
-         "pass the path of a YAML file"),
+    yaml_case(
+        "yaml-epochs-negative",
+        "train:\n  epochs: -3\n",
+        "train.epochs",
+        "set train.epochs to a positive value",
+        command="train",
+    ),
+    yaml_case(
+        "yaml-bad-merge-over-defaults",
+        "defaults: [base.yaml]\ntrain: 3\n",
+        "{tmp}/run.yaml",
+        "give train sub-keys",
+        files={"base.yaml": "train: {max_steps: 3}\n"},
+    ),
+    Case(
+        "config-file-missing",
+        ("data", "build", "{tmp}/absent.yaml", "--dry-run"),
+        "{tmp}/absent.yaml",
+        "pass the path of a YAML file",
+    ),
+    Case(
+        "config-is-a-directory",
+        ("data", "build", "{tmp}", "--dry-run"),
+        "is a directory",
+        "pass the path of a YAML file",
+    ),
     # key=value overrides
     override_case("override-without-equals", ("nonsense",), "nonsense", "write e.g. train.max_steps=10"),
     override_case("override-empty-key", ("=5",), "=5", "write e.g. train.max_steps=10"),
     override_case("override-unparseable", ("train.max_steps=[1",), "train.max_steps", "quote it"),
-    override_case("override-kind-conflict", ("data.sources.gad=3",), "data.sources.gad", "write data.sources.gad:"),
-    override_case("override-sources-as-a-list", ("data.sources=[gad,hoc]",), "data.sources",
-                  "write data.sources as a mapping"),
-    override_case("override-blamed-not-the-yaml", ("train.epochs=-3",),
-                  "problem in the override train.epochs=-3 (on top of", "set train.epochs to a positive value",
-                  command="train", config=TRAIN),
-    override_case("override-unknown-key", ("optim.lrr=1",), "optim.lrr", "did you mean 'optim.lr'",
-                  command="train", config=TRAIN),
-    override_case("override-max-steps-zero", ("train.max_steps=0",), "train.max_steps", "set train.max_steps=-1",
-                  command="train", config=TRAIN),
-    override_case("override-micro-batch-zero", ("train.micro_batch_size=0",), "train.micro_batch_size",
-                  "set train.micro_batch_size to a positive value", command="train", config=TRAIN),
-    override_case("override-global-batch-indivisible", ("train.global_batch_size=10", "train.micro_batch_size=4"),
-                  "train.global_batch_size", "make global_batch_size = micro_batch_size * grad_accum * world_size",
-                  command="train", config=TRAIN),
-    override_case("override-max-seq-len-negative", ("data.max_seq_len=-1",), "data.max_seq_len",
-                  "set data.max_seq_len to a positive value"),
-    override_case("override-dtype", ("model.dtype=fp8",), "model.dtype", "set model.dtype to one of",
-                  command="train", config=TRAIN),
-    override_case("override-leakage-unknown", ("data.leakage=maybe",), "data.leakage", "set data.leakage to one of"),
-    override_case("override-negative-weight", ("data.sources.gad.weight=-1",), "data.sources.gad.weight",
-                  "set data.sources.gad.weight to a positive value"),
-    override_case("override-every-source-excluded", tuple(f"data.sources.{s}.include=false" for s in (
-        "ncbi_disease", "bc5cdr_chem", "bc5cdr_disease", "gad", "chemprot", "hoc", "pubmedqa", "bioasq_yesno")),
-        "data.sources", "set include: true on at least one source"),
-    override_case("override-eval-max-examples-zero", ("eval.max_examples=0",), "eval.max_examples",
-                  "set eval.max_examples to a positive value", command="eval", config="{repo}/configs/eval/tiny.yaml"),
-    override_case("override-eval-backend", ("eval.backend=tgi",), "eval.backend", "set eval.backend to one of",
-                  command="eval", config="{repo}/configs/eval/tiny.yaml"),
+    override_case(
+        "override-kind-conflict", ("data.sources.gad=3",), "data.sources.gad", "write data.sources.gad:"
+    ),
+    override_case(
+        "override-sources-as-a-list",
+        ("data.sources=[gad,hoc]",),
+        "data.sources",
+        "write data.sources as a mapping",
+    ),
+    override_case(
+        "override-blamed-not-the-yaml",
+        ("train.epochs=-3",),
+        "problem in the override train.epochs=-3 (on top of",
+        "set train.epochs to a positive value",
+        command="train",
+        config=TRAIN,
+    ),
+    override_case(
+        "override-unknown-key",
+        ("optim.lrr=1",),
+        "optim.lrr",
+        "did you mean 'optim.lr'",
+        command="train",
+        config=TRAIN,
+    ),
+    override_case(
+        "override-max-steps-zero",
+        ("train.max_steps=0",),
+        "train.max_steps",
+        "set train.max_steps=-1",
+        command="train",
+        config=TRAIN,
+    ),
+    override_case(
+        "override-micro-batch-zero",
+        ("train.micro_batch_size=0",),
+        "train.micro_batch_size",
+        "set train.micro_batch_size to a positive value",
+        command="train",
+        config=TRAIN,
+    ),
+    override_case(
+        "override-global-batch-indivisible",
+        ("train.global_batch_size=10", "train.micro_batch_size=4"),
+        "train.global_batch_size",
+        "make global_batch_size = micro_batch_size * grad_accum * world_size",
+        command="train",
+        config=TRAIN,
+    ),
+    override_case(
+        "override-max-seq-len-negative",
+        ("data.max_seq_len=-1",),
+        "data.max_seq_len",
+        "set data.max_seq_len to a positive value",
+    ),
+    override_case(
+        "override-dtype",
+        ("model.dtype=fp8",),
+        "model.dtype",
+        "set model.dtype to one of",
+        command="train",
+        config=TRAIN,
+    ),
+    override_case(
+        "override-leakage-unknown", ("data.leakage=maybe",), "data.leakage", "set data.leakage to one of"
+    ),
+    override_case(
+        "override-negative-weight",
+        ("data.sources.gad.weight=-1",),
+        "data.sources.gad.weight",
+        "set data.sources.gad.weight to a positive value",
+    ),
+    override_case(
+        "override-every-source-excluded",
+        tuple(
+            f"data.sources.{s}.include=false"
+            for s in (
+                "ncbi_disease",
+                "bc5cdr_chem",
+                "bc5cdr_disease",
+                "gad",
+                "chemprot",
+                "hoc",
+                "pubmedqa",
+                "bioasq_yesno",
+            )
+        ),
+        "data.sources",
+        "set include: true on at least one source",
+    ),
+    override_case(
+        "override-eval-max-examples-zero",
+        ("eval.max_examples=0",),
+        "eval.max_examples",
+        "set eval.max_examples to a positive value",
+        command="eval",
+        config="{repo}/configs/eval/tiny.yaml",
+    ),
+    override_case(
+        "override-eval-backend",
+        ("eval.backend=tgi",),
+        "eval.backend",
+        "set eval.backend to one of",
+        command="eval",
+        config="{repo}/configs/eval/tiny.yaml",
+    ),
     # problems found when the build starts (the sample corpus, the tiny tokenizer)
-    build_case("build-unknown-source", ("data.sources.ncbi_diseas.weight=1",), "data.sources.ncbi_diseas",
-               "did you mean ncbi_disease"),
-    build_case("build-unknown-split", ("data.sources.gad.split=devel",), "data.sources.gad.split",
-               "use one of: train, test"),
+    build_case(
+        "build-unknown-source",
+        ("data.sources.ncbi_diseas.weight=1",),
+        "data.sources.ncbi_diseas",
+        "did you mean ncbi_disease",
+    ),
+    build_case(
+        "build-unknown-split",
+        ("data.sources.gad.split=devel",),
+        "data.sources.gad.split",
+        "use one of: train, test",
+    ),
     build_case("build-root-missing", ("data.root={tmp}/nowhere",), "data.root", "point data.root"),
-    Case("build-tokenizer-missing", ("data", "build", SAMPLE, "data.tokenizer=./no_tokenizer"), "data.tokenizer",
-         "build or export a model first"),
-    yaml_case("build-no-sources", "data:\n  root: '@sample'\n", "data.sources", "add sources", dry_run=False,
-              extra=("data.tokenizer={tok}",)),
+    Case(
+        "build-tokenizer-missing",
+        ("data", "build", SAMPLE, "data.tokenizer=./no_tokenizer"),
+        "data.tokenizer",
+        "build or export a model first",
+    ),
+    yaml_case(
+        "build-no-sources",
+        "data:\n  root: '@sample'\n",
+        "data.sources",
+        "add sources",
+        dry_run=False,
+        extra=("data.tokenizer={tok}",),
+    ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 
@@ -138,12 +292,19 @@ def test_bad_config(case: Case, results, tiny_model: Path) -> None:
     ],
     ids=["leakage-off-in-yaml", "leakage-off-override", "defaults-one-path", "at-sample-unquoted"],
 )
-def test_inputs_that_used_to_be_rejected_are_accepted(tmp_path: Path, yaml_text: str, overrides: tuple[str, ...],
-                                                      expect: str) -> None:
+def test_inputs_that_used_to_be_rejected_are_accepted(
+    tmp_path: Path, yaml_text: str, overrides: tuple[str, ...], expect: str
+) -> None:
     write(tmp_path / "run.yaml", yaml_text)
     write(tmp_path / "one.yaml", "train:\n  max_steps: 7\n")
-    proc = subprocess.run([sys.executable, "-m", "biotune.cli", "train", str(tmp_path / "run.yaml"), *overrides,
-                           "--dry-run"], cwd=tmp_path, env=base_env(), capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "biotune.cli", "train", str(tmp_path / "run.yaml"), *overrides, "--dry-run"],
+        cwd=tmp_path,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert expect in proc.stdout
 

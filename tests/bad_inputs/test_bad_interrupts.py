@@ -24,9 +24,25 @@ pytestmark = pytest.mark.slow
 
 
 def _start_build(tmp: Path, tokenizer: Path, *overrides: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "biotune.cli", "data", "build", str(REPO / "configs/data/sample.yaml"),
-                             f"data.tokenizer={tokenizer}", "data.out_dir=cache", "data.leakage=off", *overrides],
-                            cwd=tmp, env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "biotune.cli",
+            "data",
+            "build",
+            str(REPO / "configs/data/sample.yaml"),
+            f"data.tokenizer={tokenizer}",
+            "data.out_dir=cache",
+            "data.leakage=off",
+            *overrides,
+        ],
+        cwd=tmp,
+        env=base_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _tmp_dirs(tmp: Path) -> list[Path]:
@@ -47,16 +63,18 @@ def _signal_once_writing(proc: subprocess.Popen[str], tmp: Path, signum: int) ->
 def test_sigterm_during_data_build_exits_75_and_leaves_nothing(tmp_path: Path, tiny_model: Path) -> None:
     # Before: SIGTERM killed the build and left .KEY.tmp-* behind for ever.
     before = tree(tmp_path)
-    code, err = _signal_once_writing(_start_build(tmp_path, tiny_model, "data.total_samples=200000"), tmp_path,
-                                     signal.SIGTERM)
+    code, err = _signal_once_writing(
+        _start_build(tmp_path, tiny_model, "data.total_samples=200000"), tmp_path, signal.SIGTERM
+    )
     assert code == EXIT_PREEMPTED, err[-3000:]
     assert "interrupted by SIGTERM" in err and "run the command again" in err and "Traceback" not in err
     assert tree(tmp_path) == before, f"left behind: {sorted(tree(tmp_path) - before)}"
 
 
 def test_a_killed_builds_directory_is_removed_by_the_next_build(tmp_path: Path, tiny_model: Path) -> None:
-    code, _ = _signal_once_writing(_start_build(tmp_path, tiny_model, "data.total_samples=200000"), tmp_path,
-                                   signal.SIGKILL)
+    code, _ = _signal_once_writing(
+        _start_build(tmp_path, tiny_model, "data.total_samples=200000"), tmp_path, signal.SIGKILL
+    )
     assert code == -signal.SIGKILL
     left = _tmp_dirs(tmp_path)
     assert left, "SIGKILL cannot be handled: the temporary directory stays until the next build"
@@ -70,12 +88,17 @@ def test_only_stale_temporary_directories_are_removed(tmp_path: Path) -> None:
     from biotune.data.build import STALE_AFTER_S, clean_stale_tmp
 
     host = socket.gethostname()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    names = {"mine-alive": f".aaaa.tmp-{os.getpid()}@{host}-abc123", "mine-dead": f".bbbb.tmp-{dead}@{host}-abc123",
-             "other-host-fresh": ".cccc.tmp-1@elsewhere.example-abc123",
-             "other-host-old": ".dddd.tmp-1@elsewhere.example-abc123x", "old-style-old": ".eeee.tmp-x1y2z3",
-             "not-ours": "results.tmp-keep"}
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    names = {
+        "mine-alive": f".aaaa.tmp-{os.getpid()}@{host}-abc123",
+        "mine-dead": f".bbbb.tmp-{dead}@{host}-abc123",
+        "other-host-fresh": ".cccc.tmp-1@elsewhere.example-abc123",
+        "other-host-old": ".dddd.tmp-1@elsewhere.example-abc123x",
+        "old-style-old": ".eeee.tmp-x1y2z3",
+        "not-ours": "results.tmp-keep",
+    }
     for name in names.values():
         (tmp_path / name).mkdir()
     old = time.time() - STALE_AFTER_S - 60

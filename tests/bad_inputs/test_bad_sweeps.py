@@ -37,32 +37,86 @@ def sweep(case_id: str, axes: str, where: str, fix: str = "fix:", head: str = ""
 
 
 CASES = [
-    sweep("unknown-source", "  - {type: leave_one_out, over: source, only: [ncbi_disease, no_such_source]}\n",
-          "axes[0].only[1]", "use a source of biotune.data.sources.SOURCES"),
-    sweep("unknown-group", "  - {type: scale, over: group, target: nerr, factors: [2]}\n", "axes[0].target",
-          "fix:"),
-    sweep("source-not-in-base", "  - {type: scale, target: bc2gm, factors: [2]}\n", "axes[0].target",
-          "not in the base mixture"),
-    sweep("axis-empties-the-mixture", "  - {type: leave_one_out, over: source}\n", "axes[0]", "empties the mixture",
-          base="data:\n  root: '@sample'\n  sources:\n    hoc: {}\n"),
-    sweep("duplicate-variant-names", "  - {type: leave_one_out, only: [hoc]}\n  - {type: leave_one_out, only: [hoc, gad]}\n",
-          "axes[1]", "'loo-source-hoc' is also made by axes[0]"),
-    sweep("unknown-top-level-key", "  - {type: leave_one_out}\n", "seedz", "did you mean 'seeds'", head="seedz: [1]\n"),
-    sweep("unknown-override-key", "  - {type: leave_one_out}\n", "train.max_stepz", "did you mean 'train.max_steps'",
-          head="overrides: [train.max_stepz=5]\n"),
-    sweep("negative-weight", "  - {type: mixtures, mixtures: {m1: {ncbi_disease: -1, hoc: 1}}}\n",
-          "axes[0].mixtures.m1.ncbi_disease", "fix:"),
-    sweep("all-weights-zero", "  - {type: mixtures, mixtures: {m1: {ncbi_disease: 0, hoc: 0}}}\n",
-          "axes[0].mixtures.m1", "fix:"),
+    sweep(
+        "unknown-source",
+        "  - {type: leave_one_out, over: source, only: [ncbi_disease, no_such_source]}\n",
+        "axes[0].only[1]",
+        "use a source of biotune.data.sources.SOURCES",
+    ),
+    sweep(
+        "unknown-group",
+        "  - {type: scale, over: group, target: nerr, factors: [2]}\n",
+        "axes[0].target",
+        "fix:",
+    ),
+    sweep(
+        "source-not-in-base",
+        "  - {type: scale, target: bc2gm, factors: [2]}\n",
+        "axes[0].target",
+        "not in the base mixture",
+    ),
+    sweep(
+        "axis-empties-the-mixture",
+        "  - {type: leave_one_out, over: source}\n",
+        "axes[0]",
+        "empties the mixture",
+        base="data:\n  root: '@sample'\n  sources:\n    hoc: {}\n",
+    ),
+    sweep(
+        "duplicate-variant-names",
+        "  - {type: leave_one_out, only: [hoc]}\n  - {type: leave_one_out, only: [hoc, gad]}\n",
+        "axes[1]",
+        "'loo-source-hoc' is also made by axes[0]",
+    ),
+    sweep(
+        "unknown-top-level-key",
+        "  - {type: leave_one_out}\n",
+        "seedz",
+        "did you mean 'seeds'",
+        head="seedz: [1]\n",
+    ),
+    sweep(
+        "unknown-override-key",
+        "  - {type: leave_one_out}\n",
+        "train.max_stepz",
+        "did you mean 'train.max_steps'",
+        head="overrides: [train.max_stepz=5]\n",
+    ),
+    sweep(
+        "negative-weight",
+        "  - {type: mixtures, mixtures: {m1: {ncbi_disease: -1, hoc: 1}}}\n",
+        "axes[0].mixtures.m1.ncbi_disease",
+        "fix:",
+    ),
+    sweep(
+        "all-weights-zero",
+        "  - {type: mixtures, mixtures: {m1: {ncbi_disease: 0, hoc: 0}}}\n",
+        "axes[0].mixtures.m1",
+        "fix:",
+    ),
     sweep("swarm-too-small-to-fit", "  - {type: swarm, n: 4, fit: true}\n", "axes[0].n", "n >= 6"),
     sweep("unknown-axis-type", "  - {type: shuffle, over: source}\n", "axes[0].type", "fix:"),
-    sweep("negative-scale-factor", "  - {type: scale, target: hoc, factors: [2, -1]}\n", "axes[0].factors[1]",
-          "fix:"),
-    sweep("bad-budget", "  - {type: leave_one_out}\n", "budget", "fixed_samples", head="budget: fixed_sample\n"),
-    sweep("yaml-syntax", "  - {type: leave_one_out, over: source\n", "{tmp}/sweep.yaml:", "fix the YAML syntax"),
-    Case("missing-base", ("sweep", "plan", "{tmp}/sweep.yaml"), "configs/train/nope.yaml",
-         "give a train config path relative to the sweep file",
-         lambda tmp: write(tmp / "sweep.yaml", "name: bad\nbase: configs/train/nope.yaml\naxes: [{type: leave_one_out}]\n")),
+    sweep(
+        "negative-scale-factor",
+        "  - {type: scale, target: hoc, factors: [2, -1]}\n",
+        "axes[0].factors[1]",
+        "fix:",
+    ),
+    sweep(
+        "bad-budget", "  - {type: leave_one_out}\n", "budget", "fixed_samples", head="budget: fixed_sample\n"
+    ),
+    sweep(
+        "yaml-syntax", "  - {type: leave_one_out, over: source\n", "{tmp}/sweep.yaml:", "fix the YAML syntax"
+    ),
+    Case(
+        "missing-base",
+        ("sweep", "plan", "{tmp}/sweep.yaml"),
+        "configs/train/nope.yaml",
+        "give a train config path relative to the sweep file",
+        lambda tmp: write(
+            tmp / "sweep.yaml", "name: bad\nbase: configs/train/nope.yaml\naxes: [{type: leave_one_out}]\n"
+        ),
+    ),
     Case("sweep-file-missing", ("sweep", "plan", "{tmp}/absent.yaml"), "does not exist"),
 ]
 assert len({c.id for c in CASES}) == len(CASES)

@@ -92,8 +92,10 @@ def ensure_packages() -> None:
     if shutil.which("slurmctld") and shutil.which("slurmd") and Path("/usr/sbin/munged").exists():
         return
     if os.geteuid() != 0:
-        pytest.fail("SLURM is not installed and the tests are not root: run "
-                    "`sudo apt-get install -y slurm-wlm munge` or run the tests as root")
+        pytest.fail(
+            "SLURM is not installed and the tests are not root: run "
+            "`sudo apt-get install -y slurm-wlm munge` or run the tests as root"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     _run(["apt-get", "update", "-qq"], env=env)
     _run(["apt-get", "install", "-y", "-qq", "slurm-wlm", "munge"], env=env)

@@ -46,10 +46,15 @@ VARIANT = "loo-source-synthetic_re"
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo sweep, run once through the real CLI; returns its sweep directory."""
     out = tmp_path_factory.mktemp("ablation")
-    res = subprocess.run([sys.executable, "-m", "biotune.cli", "demo", "--out", str(out)], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=1800)
+    res = subprocess.run(
+        [sys.executable, "-m", "biotune.cli", "demo", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    print(res.stdout[res.stdout.find("==> [5/5]"):])  # the headline, for the test log
+    print(res.stdout[res.stdout.find("==> [5/5]") :])  # the headline, for the test log
     return out / "sweep"
 
 
@@ -71,11 +76,15 @@ def _unpaired_width(sweep_dir: Path, eval_set: str, n_boot: int = 1000) -> float
     name = eval_set.replace("/", "__") + ".jsonl"
     arms = []
     for cell in ("base-s0", f"{VARIANT}-s0"):
-        rows = [json.loads(line) for line in (sweep_dir / "cells" / cell / "eval" / "predictions" / name).open()]
+        rows = [
+            json.loads(line) for line in (sweep_dir / "cells" / cell / "eval" / "predictions" / name).open()
+        ]
         arms.append(np.array([[r["stats"][k] for k in ("tp", "fp", "fn")] for r in rows], dtype=float))
     rng = np.random.default_rng(1)
     n = len(arms[0])
-    diff = _f1(arms[1][rng.integers(0, n, (n_boot, n))].sum(1)) - _f1(arms[0][rng.integers(0, n, (n_boot, n))].sum(1))
+    diff = _f1(arms[1][rng.integers(0, n, (n_boot, n))].sum(1)) - _f1(
+        arms[0][rng.integers(0, n, (n_boot, n))].sum(1)
+    )
     return 100 * float(np.percentile(diff, 97.5) - np.percentile(diff, 2.5))
 
 
@@ -89,14 +98,20 @@ def effect_failures(results, unpaired_width: float) -> list[str]:  # noqa: ANN00
             failures.append(f"base scores {base.mean} on {eval_set} (< {BASE_MIN})")
     left = rows[(VARIANT, LEFT_OUT)]
     if left.delta is None or left.delta > -DROP_MIN or left.ci_high >= 0:
-        failures.append(f"leaving {LEFT_OUT} out changes it by {left.delta} [{left.ci_low}, {left.ci_high}]: "
-                        f"not a drop of >= {DROP_MIN} points with a CI below zero")
+        failures.append(
+            f"leaving {LEFT_OUT} out changes it by {left.delta} [{left.ci_low}, {left.ci_high}]: "
+            f"not a drop of >= {DROP_MIN} points with a CI below zero"
+        )
     other = rows[(VARIANT, OTHER)]
     if other.ci_low is None or not other.ci_low <= 0 <= other.ci_high:
-        failures.append(f"{OTHER} changes by {other.delta} [{other.ci_low}, {other.ci_high}]: CI excludes zero")
+        failures.append(
+            f"{OTHER} changes by {other.delta} [{other.ci_low}, {other.ci_high}]: CI excludes zero"
+        )
     elif other.ci_high - other.ci_low > PAIRED_RATIO_MAX * unpaired_width:
-        failures.append(f"{OTHER}'s CI is {other.ci_high - other.ci_low:.2f} points wide, not narrower than the "
-                        f"unpaired {unpaired_width:.2f}: the comparison is not paired by example")
+        failures.append(
+            f"{OTHER}'s CI is {other.ci_high - other.ci_low:.2f} points wide, not narrower than the "
+            f"unpaired {unpaired_width:.2f}: the comparison is not paired by example"
+        )
     return failures
 
 
@@ -115,12 +130,16 @@ def test_sabotage_axis_ignored_fails_the_check(demo: Path, tmp_path: Path) -> No
     shutil.copytree(demo, sabotaged, ignore=shutil.ignore_patterns("wandb", "results"))
     variant_eval = sabotaged / "cells" / f"{VARIANT}-s0" / "eval"
     shutil.rmtree(variant_eval)
-    shutil.copytree(sabotaged / "cells" / "base-s0" / "eval", variant_eval, ignore=shutil.ignore_patterns("wandb"))
+    shutil.copytree(
+        sabotaged / "cells" / "base-s0" / "eval", variant_eval, ignore=shutil.ignore_patterns("wandb")
+    )
     failures = effect_failures(_collect(sabotaged, tmp_path / "results"), _unpaired_width(sabotaged, OTHER))
     assert any(f"leaving {LEFT_OUT} out" in f for f in failures), failures
 
 
-def test_sabotage_wrong_pairing_fails_the_check(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sabotage_wrong_pairing_fails_the_check(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from biotune.sweep import stats
 
     real_align = stats.align
@@ -129,8 +148,15 @@ def test_sabotage_wrong_pairing_fails_the_check(demo: Path, tmp_path: Path, monk
         aligned = real_align(reference, other)
         if aligned is reference:
             return aligned
-        return stats.ExampleStats(aligned.path, aligned.reducer, aligned.stat_names, aligned.ids, aligned.units,
-                                  np.roll(aligned.stats, 1, axis=0), aligned.parse_ok)
+        return stats.ExampleStats(
+            aligned.path,
+            aligned.reducer,
+            aligned.stat_names,
+            aligned.ids,
+            aligned.units,
+            np.roll(aligned.stats, 1, axis=0),
+            aligned.parse_ok,
+        )
 
     monkeypatch.setattr(stats, "align", off_by_one)
     failures = effect_failures(_collect(demo, tmp_path / "results"), _unpaired_width(demo, OTHER))

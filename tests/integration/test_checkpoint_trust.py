@@ -65,12 +65,15 @@ def _poison(ckpt: Path, rel: str, marker: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_tokenizer, corpora: Path) -> Path:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_tokenizer, corpora: Path
+) -> Path:
     """A run directory with one complete checkpoint (step 1) and its export probe, made by a 1-process run."""
     root = tmp_path_factory.mktemp("trust")
     data = make_packed_dataset(root / "data", corpora, tiny_tokenizer, n_samples=16, eval_samples=4)
-    cfg = write_config(root / "train.yaml", tiny_model, data, root / "run", max_steps=1, save_every=1,
-                       export_on_finish=False)
+    cfg = write_config(
+        root / "train.yaml", tiny_model, data, root / "run", max_steps=1, save_every=1, export_on_finish=False
+    )
     proc = _biotune(["train", str(cfg), "tracking.wandb_mode=disabled"], cwd=root)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (checkpoint_dir(root / "run", 1) / "COMPLETED").is_file()
@@ -78,8 +81,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_tok
 
 
 def _biotune(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "biotune.cli", *args], cwd=cwd, env=train_env(),
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "biotune.cli", *args],
+        cwd=cwd,
+        env=train_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _copy(trained: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -89,14 +98,33 @@ def _copy(trained: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def _resume(cfg: Path, run: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return _biotune(["train", str(cfg), f"train.output_dir={run}", "train.resume=auto", "train.max_steps=2",
-                     "tracking.wandb_mode=disabled"], cwd)
+    return _biotune(
+        [
+            "train",
+            str(cfg),
+            f"train.output_dir={run}",
+            "train.resume=auto",
+            "train.max_steps=2",
+            "tracking.wandb_mode=disabled",
+        ],
+        cwd,
+    )
 
 
 def _eval(ckpt: Path, out: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return _biotune(["eval", str(REPO_ROOT / "configs/eval/tiny.yaml"), f"eval.model={ckpt}",
-                     f"eval.output_dir={out}", "eval.sources=[ncbi_disease]",
-                     "eval.max_examples=2", "eval.max_new_tokens=4", "tracking.wandb_mode=disabled"], cwd)
+    return _biotune(
+        [
+            "eval",
+            str(REPO_ROOT / "configs/eval/tiny.yaml"),
+            f"eval.model={ckpt}",
+            f"eval.output_dir={out}",
+            "eval.sources=[ncbi_disease]",
+            "eval.max_examples=2",
+            "eval.max_new_tokens=4",
+            "tracking.wandb_mode=disabled",
+        ],
+        cwd,
+    )
 
 
 def _assert_refused(proc: subprocess.CompletedProcess[str], poisoned: Path, marker: Path) -> None:

@@ -20,9 +20,17 @@ SOURCES = "[ncbi_disease,gad,hoc,pubmedqa]"
 
 
 def _overrides(tiny_model: Path, corpora: Path, out: Path, *extra: str) -> list[str]:
-    return [f"eval.model={tiny_model}", f"data.root={corpora}", f"eval.output_dir={out}", f"eval.sources={SOURCES}",
-            "eval.max_examples=4", "eval.max_new_tokens=8", "eval.batch_size=3", "tracking.wandb_mode=disabled",
-            *extra]
+    return [
+        f"eval.model={tiny_model}",
+        f"data.root={corpora}",
+        f"eval.output_dir={out}",
+        f"eval.sources={SOURCES}",
+        "eval.max_examples=4",
+        "eval.max_new_tokens=8",
+        "eval.batch_size=3",
+        "tracking.wandb_mode=disabled",
+        *extra,
+    ]
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -45,7 +53,9 @@ def test_eval_writes_predictions_and_a_report_with_every_column(run_a: Path) -> 
     assert set(rows) == {"ncbi_disease/test", "gad/test", "hoc/test", "pubmedqa/test"}
     for row in rows.values():
         assert row["n"] == 4 and row["tokens_per_second"] > 0
-        assert 0 <= row["parse_failure_rate"] <= 100 and row["parse_failures"] == round(row["parse_failure_rate"] * 4 / 100)
+        assert 0 <= row["parse_failure_rate"] <= 100 and row["parse_failures"] == round(
+            row["parse_failure_rate"] * 4 / 100
+        )
     assert rows["ncbi_disease/test"]["published"]["BioBERT"]["value"] == 88.62
     assert report["meta"]["backend"] == "hf" and report["meta"]["num_beams"] == 1
     details = _jsonl(run_a / "predictions" / "ncbi_disease__test.jsonl")
@@ -53,17 +63,25 @@ def test_eval_writes_predictions_and_a_report_with_every_column(run_a: Path) -> 
     assert "| ncbi_disease/test | 4 | f1 |" in (run_a / "report.md").read_text()
 
 
-def test_score_reproduces_the_run_and_scores_outside_predictions(run_a: Path, corpora: Path, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture) -> None:
+def test_score_reproduces_the_run_and_scores_outside_predictions(
+    run_a: Path, corpora: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     args = ["--config", CONFIG, f"data.root={corpora}", "eval.max_examples=4"]
-    assert main(["eval", "score", str(run_a / "predictions.jsonl"), "--out", str(tmp_path / "rescored"), *args]) == 0
+    assert (
+        main(["eval", "score", str(run_a / "predictions.jsonl"), "--out", str(tmp_path / "rescored"), *args])
+        == 0
+    )
     again = json.loads((tmp_path / "rescored" / "report.json").read_text())["scores"]
     original = json.loads((run_a / "report.json").read_text())["scores"]
-    assert [(s["source"], s["metrics"], s["parse_failures"]) for s in again] == \
-           [(s["source"], s["metrics"], s["parse_failures"]) for s in original]
+    assert [(s["source"], s["metrics"], s["parse_failures"]) for s in again] == [
+        (s["source"], s["metrics"], s["parse_failures"]) for s in original
+    ]
     # Predictions "from another model": the gold answers, in a shuffled file, score 100 with no parse failure.
-    gold = [{"id": s.id, "completion": s.output} for name in ("ncbi_disease", "gad", "hoc", "pubmedqa")
-            for s in build_eval_set(name, "test", corpora, max_examples=4).samples]
+    gold = [
+        {"id": s.id, "completion": s.output}
+        for name in ("ncbi_disease", "gad", "hoc", "pubmedqa")
+        for s in build_eval_set(name, "test", corpora, max_examples=4).samples
+    ]
     path = tmp_path / "gold.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in reversed(gold)))
     capsys.readouterr()
@@ -71,15 +89,19 @@ def test_score_reproduces_the_run_and_scores_outside_predictions(run_a: Path, co
     rows = json.loads((tmp_path / "gold" / "report.json").read_text())["rows"]
     assert all(r["score"] == 100.0 and r["parse_failures"] == 0 for r in rows), rows
     assert "| gad/test | 4 | f1 | 100.00 |" in capsys.readouterr().out
-    assert main(["eval", "compare", str(run_a), str(tmp_path / "gold"), "--json", str(tmp_path / "cmp.json")]) == 0
+    assert (
+        main(["eval", "compare", str(run_a), str(tmp_path / "gold"), "--json", str(tmp_path / "cmp.json")])
+        == 0
+    )
     table = capsys.readouterr().out
     assert "| gad/test | f1 |" in table and "(+" in table
     assert json.loads((tmp_path / "cmp.json").read_text())["rows"][0]["scores"]["gold"] == 100.0
 
 
 @pytest.mark.parametrize("problem", ["unknown", "duplicate", "missing"])
-def test_bad_prediction_ids_exit_non_zero_with_a_clear_error(run_a: Path, corpora: Path, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture, problem: str) -> None:
+def test_bad_prediction_ids_exit_non_zero_with_a_clear_error(
+    run_a: Path, corpora: Path, tmp_path: Path, capsys: pytest.CaptureFixture, problem: str
+) -> None:
     rows = _jsonl(run_a / "predictions.jsonl")
     if problem == "unknown":
         rows.append({"id": "gad/test/not-a-record", "completion": "1"})
@@ -89,30 +111,40 @@ def test_bad_prediction_ids_exit_non_zero_with_a_clear_error(run_a: Path, corpor
         rows = rows[1:]
     path = tmp_path / "preds.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    code = main(["eval", "score", str(path), "--config", CONFIG, f"data.root={corpora}", "eval.max_examples=4"])
+    code = main(
+        ["eval", "score", str(path), "--config", CONFIG, f"data.root={corpora}", "eval.max_examples=4"]
+    )
     err = capsys.readouterr().err
     assert code == 2
-    expected = {"unknown": "1 unknown id(s), e.g. gad/test/not-a-record", "duplicate": "preds.jsonl:17: duplicate id",
-                "missing": "1 example(s) without a prediction"}[problem]
+    expected = {
+        "unknown": "1 unknown id(s), e.g. gad/test/not-a-record",
+        "duplicate": "preds.jsonl:17: duplicate id",
+        "missing": "1 example(s) without a prediction",
+    }[problem]
     assert expected in err and "fix:" in err
 
 
 def test_model_without_tokenizer_and_task_without_test_split_exit_non_zero(
-        tiny_model: Path, corpora: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tiny_model: Path, corpora: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     bare = tmp_path / "bare_model"
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_model / name, bare / name)
     assert main(["eval", CONFIG, *_overrides(bare, corpora, tmp_path / "out")]) == 2
     assert "model directory has no tokenizer" in capsys.readouterr().err
-    assert main(["eval", CONFIG, *_overrides(tiny_model, corpora, tmp_path / "out"), "eval.sources=[bc2gm,gad]"]) == 2
+    assert (
+        main(["eval", CONFIG, *_overrides(tiny_model, corpora, tmp_path / "out"), "eval.sources=[bc2gm,gad]"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "source 'bc2gm' has no 'test' split" in err and "eval.splits" in err
     assert not (tmp_path / "out").exists()  # nothing was generated or written
 
 
-def test_wandb_table_and_predictions_only_when_allowed(tiny_model: Path, corpora: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wandb_table_and_predictions_only_when_allowed(
+    tiny_model: Path, corpora: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from wandb.sdk import wandb_run
 
     logged: list[str] = []
@@ -124,8 +156,14 @@ def test_wandb_table_and_predictions_only_when_allowed(tiny_model: Path, corpora
 
     monkeypatch.setattr(wandb_run.Run, "log", spy)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    base = _overrides(tiny_model, corpora, tmp_path / "private", "tracking.wandb_mode=offline",
-                      "eval.sources=[gad,bioasq_yesno]", "eval.max_examples=2")
+    base = _overrides(
+        tiny_model,
+        corpora,
+        tmp_path / "private",
+        "tracking.wandb_mode=offline",
+        "eval.sources=[gad,bioasq_yesno]",
+        "eval.max_examples=2",
+    )
     assert main(["eval", CONFIG, *base]) == 0
     assert "eval/report" in logged and not [k for k in logged if k.startswith("eval/predictions")]
     assert list((tmp_path / "private" / "wandb").glob("offline-run-*"))
@@ -137,11 +175,26 @@ def test_wandb_table_and_predictions_only_when_allowed(tiny_model: Path, corpora
 
 
 @pytest.mark.slow
-def test_two_rank_data_parallel_eval_matches_one_process(tiny_model: Path, corpora: Path, run_a: Path,
-                                                         tmp_path: Path) -> None:
+def test_two_rank_data_parallel_eval_matches_one_process(
+    tiny_model: Path, corpora: Path, run_a: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "-m", "biotune.cli", "eval", CONFIG, *_overrides(tiny_model, corpora, out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "biotune.cli",
+        "eval",
+        CONFIG,
+        *_overrides(tiny_model, corpora, out),
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=train_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = {p["id"]: p["completion"] for p in _jsonl(out / "predictions.jsonl")}

@@ -23,8 +23,13 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "slurm/train_70b.sh"
 JOB_TIMEOUT_S = 600
 #: Long enough to be signalled mid-run on 2 shared cores; the reference run uses the same schedule.
-LONG_RUN = ["train.max_steps=200", "train.save_every=50", "train.eval_every=0", "train.log_every=1",
-            "train.export_on_finish=false"]
+LONG_RUN = [
+    "train.max_steps=200",
+    "train.save_every=50",
+    "train.eval_every=0",
+    "train.log_every=1",
+    "train.export_on_finish=false",
+]
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -38,19 +43,39 @@ def _free_port() -> str:
 def _env(run_dir: Path, **extra: str) -> dict[str, str]:
     """The job's environment; MASTER_PORT is a free one (the machine is shared; clusters keep the fixed 29500)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "BIOTUNE_"))}
-    env.update(MASTER_PORT=_free_port(), BIOTUNE_RUN_DIR=str(run_dir), BIOTUNE_CONFIG="configs/train/tiny.yaml", WANDB_MODE="offline",
-               DS_ACCELERATOR="cpu", BIOTUNE_DATA_DIR=os.environ.get("BIOTUNE_DATA_DIR", ""), **extra)
+    env.update(
+        MASTER_PORT=_free_port(),
+        BIOTUNE_RUN_DIR=str(run_dir),
+        BIOTUNE_CONFIG="configs/train/tiny.yaml",
+        WANDB_MODE="offline",
+        DS_ACCELERATOR="cpu",
+        BIOTUNE_DATA_DIR=os.environ.get("BIOTUNE_DATA_DIR", ""),
+        **extra,
+    )
     if not env["BIOTUNE_DATA_DIR"]:
         del env["BIOTUNE_DATA_DIR"]
     return env
 
 
-def _sbatch(run_dir: Path, overrides: list[str], wait: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+def _sbatch(
+    run_dir: Path, overrides: list[str], wait: bool = True, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Submit the 70B script on 2 CPU-only nodes from the repo root; with ``wait`` it returns the job's exit code."""
-    cmd = ["sbatch", "--parsable", "--nodes=2", "--gpus-per-node=0", "--time=30", "--job-name=t70b",
-           f"--output={run_dir}/job-%j.out", *(["--wait"] if wait else []), SCRIPT, *overrides]
-    return subprocess.run(cmd, cwd=REPO, env=_env(run_dir, **env), capture_output=True, text=True,
-                          timeout=JOB_TIMEOUT_S)
+    cmd = [
+        "sbatch",
+        "--parsable",
+        "--nodes=2",
+        "--gpus-per-node=0",
+        "--time=30",
+        "--job-name=t70b",
+        f"--output={run_dir}/job-%j.out",
+        *(["--wait"] if wait else []),
+        SCRIPT,
+        *overrides,
+    ]
+    return subprocess.run(
+        cmd, cwd=REPO, env=_env(run_dir, **env), capture_output=True, text=True, timeout=JOB_TIMEOUT_S
+    )
 
 
 def _job_log(run_dir: Path) -> str:
@@ -62,7 +87,9 @@ def _train_dir(run_dir: Path, job_id: str) -> Path:
 
 
 def _consumed(train_dir: Path) -> list[tuple[int, list]]:
-    rows = [json.loads(line) for line in (train_dir / "consumed.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in (train_dir / "consumed.jsonl").read_text().splitlines() if line.strip()
+    ]
     return [(r["step"], r["sample_ids"]) for r in rows]
 
 
@@ -75,7 +102,9 @@ def _overrides(tiny_model: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def reference_run(slurm_cluster: SlurmCluster, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference_run(
+    slurm_cluster: SlurmCluster, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """An uninterrupted 2-node ZeRO-3 run through sbatch --wait; returns its train.output_dir."""
     run_dir = tmp_path_factory.mktemp("slurm_reference")
     res = _sbatch(run_dir, _overrides(tiny_model))
@@ -95,8 +124,9 @@ def test_two_node_zero3_run_completes_with_a_checkpoint(reference_run: Path) -> 
     assert all(len(ids) == 2 for _, ids in consumed)  # one list of sample ids per rank
 
 
-def test_preemption_checkpoints_requeues_and_resumes_identically(slurm_cluster: SlurmCluster, tiny_model: Path,
-                                                                  reference_run: Path, tmp_path: Path) -> None:
+def test_preemption_checkpoints_requeues_and_resumes_identically(
+    slurm_cluster: SlurmCluster, tiny_model: Path, reference_run: Path, tmp_path: Path
+) -> None:
     res = _sbatch(tmp_path, _overrides(tiny_model), wait=False)
     assert res.returncode == 0, res.stderr
     job_id = res.stdout.strip().split(";")[0]
@@ -104,14 +134,19 @@ def test_preemption_checkpoints_requeues_and_resumes_identically(slurm_cluster: 
     metrics = train_dir / "metrics.jsonl"
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
-        assert time.monotonic() < deadline, f"no training metrics after {JOB_TIMEOUT_S} s\n{_job_log(tmp_path)[-4000:]}"
-        assert slurm_cluster.job_field(job_id, "JobState") in ("PENDING", "RUNNING", "CONFIGURING"), _job_log(tmp_path)
+        assert time.monotonic() < deadline, (
+            f"no training metrics after {JOB_TIMEOUT_S} s\n{_job_log(tmp_path)[-4000:]}"
+        )
+        assert slurm_cluster.job_field(job_id, "JobState") in ("PENDING", "RUNNING", "CONFIGURING"), _job_log(
+            tmp_path
+        )
         time.sleep(0.5)
     run_id_before = json.loads((train_dir / "tracking.json").read_text())["run_id"]
     subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True)
 
-    state = slurm_cluster.wait_job_state(job_id, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"},
-                                         JOB_TIMEOUT_S)
+    state = slurm_cluster.wait_job_state(
+        job_id, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"}, JOB_TIMEOUT_S
+    )
     log = _job_log(tmp_path)
     assert state == "COMPLETED", log[-6000:]
     assert slurm_cluster.job_field(job_id, "Restarts") == "1", log[-4000:]
@@ -123,10 +158,19 @@ def test_preemption_checkpoints_requeues_and_resumes_identically(slurm_cluster: 
     assert _completed_checkpoints(train_dir)
 
 
-def test_a_failing_rank_kills_the_step_and_names_its_node(slurm_cluster: SlurmCluster, tiny_model: Path,
-                                                          tmp_path: Path) -> None:
-    res = _sbatch(tmp_path, [f"model.name_or_path={tiny_model}", "train.max_steps=40", "train.save_every=40",
-                             "train.eval_every=0"], BIOTUNE_FAULT_KILL_AT_STEP="2:1")  # SIGKILL rank 1 (on n2)
+def test_a_failing_rank_kills_the_step_and_names_its_node(
+    slurm_cluster: SlurmCluster, tiny_model: Path, tmp_path: Path
+) -> None:
+    res = _sbatch(
+        tmp_path,
+        [
+            f"model.name_or_path={tiny_model}",
+            "train.max_steps=40",
+            "train.save_every=40",
+            "train.eval_every=0",
+        ],
+        BIOTUNE_FAULT_KILL_AT_STEP="2:1",
+    )  # SIGKILL rank 1 (on n2)
     log = _job_log(tmp_path)
     assert res.returncode != 0, log[-4000:]
     assert "launch/torchrun.sh: node n2 (node rank 1): training failed" in log, log[-4000:]
@@ -136,20 +180,30 @@ def test_a_failing_rank_kills_the_step_and_names_its_node(slurm_cluster: SlurmCl
     assert not _completed_checkpoints(_train_dir(tmp_path, job_id))
 
 
-def test_missing_required_variable_fails_before_anything_is_allocated(slurm_cluster: SlurmCluster,
-                                                                      tmp_path: Path) -> None:
+def test_missing_required_variable_fails_before_anything_is_allocated(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
     env = _env(tmp_path)
     del env["BIOTUNE_RUN_DIR"]
     queued_before = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
-    res = subprocess.run(["bash", SCRIPT, "train.max_steps=1"], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=60)
+    res = subprocess.run(
+        ["bash", SCRIPT, "train.max_steps=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 2
     assert "BIOTUNE_RUN_DIR is not set" in res.stderr and "export BIOTUNE_RUN_DIR=" in res.stderr
     assert "Submitted batch job" not in res.stdout
-    assert subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout == queued_before
+    assert (
+        subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout == queued_before
+    )
     # submitted directly, the job fails in its first lines, before any srun step
-    direct = subprocess.run(["sbatch", "--wait", "--nodes=2", "--gpus-per-node=0", f"--output={tmp_path}/d-%j.out",
-                             SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    direct = subprocess.run(
+        ["sbatch", "--wait", "--nodes=2", "--gpus-per-node=0", f"--output={tmp_path}/d-%j.out", SCRIPT],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = "\n".join(p.read_text() for p in tmp_path.glob("d-*.out"))
     assert direct.returncode == 2, out
     assert "export BIOTUNE_RUN_DIR=" in out and "step 1/2" not in out

@@ -29,24 +29,46 @@ slurm_cluster = cluster_helpers.slurm_cluster
 pytestmark = pytest.mark.slow
 
 VARIANTS = ["base", "loo-group-qa", "loo-group-cls"]
-QUICK = ["train.max_steps=4", "train.save_every=2", "train.log_every=1", "eval.max_examples=3",
-         "eval.max_new_tokens=8", "tracking.wandb_mode=offline"]
+QUICK = [
+    "train.max_steps=4",
+    "train.save_every=2",
+    "train.log_every=1",
+    "eval.max_examples=3",
+    "eval.max_new_tokens=8",
+    "tracking.wandb_mode=offline",
+]
 
 
 def _sweep_file(tmp: Path, name: str, keep: str = "predictions") -> Path:
     path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": name, "base": str(REPO_ROOT / "configs" / "train" / "demo.yaml"), "budget": "fixed_samples",
-        "controls": False, "keep": keep,
-        "axes": [{"type": "leave_one_out", "over": "group", "only": ["qa", "cls"]}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "base": str(REPO_ROOT / "configs" / "train" / "demo.yaml"),
+                "budget": "fixed_samples",
+                "controls": False,
+                "keep": keep,
+                "axes": [{"type": "leave_one_out", "over": "group", "only": ["qa", "cls"]}],
+            }
+        )
+    )
     return path
 
 
 def _biotune(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env.update(WANDB_MODE="offline", DS_ACCELERATOR="cpu", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "biotune.cli", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    env.update(
+        WANDB_MODE="offline", DS_ACCELERATOR="cpu", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "biotune.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _status(sweep: Path, out: Path) -> dict[str, dict]:
@@ -64,7 +86,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local_sweep(model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("sweep_local")
     sweep, out = _sweep_file(tmp, "three"), tmp / "out"
-    res = _biotune("sweep", "run", str(sweep), "--local", "--out", str(out), f"model.name_or_path={model}", *QUICK)
+    res = _biotune(
+        "sweep", "run", str(sweep), "--local", "--out", str(out), f"model.name_or_path={model}", *QUICK
+    )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return {"sweep": sweep, "out": out, "stdout": res.stdout, "model": model}
 
@@ -76,7 +100,9 @@ def test_every_cell_runs_once_with_its_own_directory(local_sweep: dict) -> None:
     for cell in status:
         d = local_sweep["out"] / "cells" / cell
         assert (d / "eval" / "report.json").is_file() and (d / "cell.log").is_file()
-        assert not (d / "train" / "checkpoints").exists() and not (d / "train" / "hf").exists()  # keep: predictions
+        assert (
+            not (d / "train" / "checkpoints").exists() and not (d / "train" / "hf").exists()
+        )  # keep: predictions
     assert "[3/3]" in local_sweep["stdout"] and "train ..." in local_sweep["stdout"]  # progress is visible
 
 
@@ -101,14 +127,25 @@ def test_the_axis_changes_the_data_each_variant_trains_on(local_sweep: dict) -> 
 
 def test_rerun_skips_done_cells_and_failed_reruns_only_failed(local_sweep: dict) -> None:
     sweep, out, model = local_sweep["sweep"], local_sweep["out"], local_sweep["model"]
-    again = _biotune("sweep", "run", str(sweep), "--local", "--out", str(out), f"model.name_or_path={model}", *QUICK)
+    again = _biotune(
+        "sweep", "run", str(sweep), "--local", "--out", str(out), f"model.name_or_path={model}", *QUICK
+    )
     assert again.returncode == 0 and "3 already done, running 0" in again.stdout
     victim = out / "cells" / "loo-group-cls-s1234"
     state = json.loads((victim / "state.json").read_text())
     (victim / "state.json").write_text(json.dumps({**state, "state": "failed", "stage": "eval"}))
     assert _status(sweep, out)["loo-group-cls-s1234"]["state"] == "failed"
-    rerun = _biotune("sweep", "run", str(sweep), "--local", "--failed", "--out", str(out),
-                     f"model.name_or_path={model}", *QUICK)
+    rerun = _biotune(
+        "sweep",
+        "run",
+        str(sweep),
+        "--local",
+        "--failed",
+        "--out",
+        str(out),
+        f"model.name_or_path={model}",
+        *QUICK,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "running 1" in rerun.stdout and "loo-group-cls-s1234" in rerun.stdout
     status = _status(sweep, out)
@@ -160,13 +197,26 @@ def _array_log(out: Path) -> str:
 
 
 @pytest.mark.slurm
-def test_slurm_arrays_preempt_requeue_and_resubmit(slurm_cluster: SlurmCluster, local_sweep: dict,
-                                                  tmp_path: Path) -> None:
+def test_slurm_arrays_preempt_requeue_and_resubmit(
+    slurm_cluster: SlurmCluster, local_sweep: dict, tmp_path: Path
+) -> None:
     model = local_sweep["model"]
     sweep, out = _sweep_file(tmp_path, "three"), tmp_path / "out"
     long_train = [*QUICK, "train.max_steps=200", "train.save_every=50"]  # long enough to be signalled mid-run
-    res = _biotune("sweep", "submit", str(sweep), "--out", str(out), "--max-concurrent", "2", "--nproc", "1",
-                   f"model.name_or_path={model}", *long_train, timeout=120)
+    res = _biotune(
+        "sweep",
+        "submit",
+        str(sweep),
+        "--out",
+        str(out),
+        "--max-concurrent",
+        "2",
+        "--nproc",
+        "1",
+        f"model.name_or_path={model}",
+        *long_train,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     record = json.loads((out / "slurm" / "submissions.jsonl").read_text().splitlines()[-1])
     # MaxArraySize=2 in the test cluster: 3 data builds and 3 cells are each split into 2 arrays
@@ -191,8 +241,18 @@ def test_slurm_arrays_preempt_requeue_and_resubmit(slurm_cluster: SlurmCluster, 
     victim_state = json.loads((victim / "state.json").read_text())
     assert victim_state["attempts"] == 2  # the requeued task resumed the same cell
     assert "resumed from" in (victim / "cell.log").read_text()
-    steps = [json.loads(line)["step"] for line in (victim / "train" / "consumed.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"] for line in (victim / "train" / "consumed.jsonl").read_text().splitlines()
+    ]
     assert steps == list(range(1, 201))  # resumed from the pre-emption checkpoint: no step lost or repeated
-    again = _biotune("sweep", "submit", str(sweep), "--out", str(out), f"model.name_or_path={model}", *long_train,
-                     timeout=120)
+    again = _biotune(
+        "sweep",
+        "submit",
+        str(sweep),
+        "--out",
+        str(out),
+        f"model.name_or_path={model}",
+        *long_train,
+        timeout=120,
+    )
     assert again.returncode == 0 and "nothing submitted" in again.stdout

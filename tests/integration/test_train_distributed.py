@@ -35,7 +35,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_token
 
 @pytest.fixture(scope="module")
 def full_run(setup: dict) -> dict:
-    proc = torchrun(setup["full_cfg"], 2, "tracking.log_dataset_text=true", "tracking.dataset_text_examples=5")
+    proc = torchrun(
+        setup["full_cfg"], 2, "tracking.log_dataset_text=true", "tracking.dataset_text_examples=5"
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return setup
 
@@ -126,7 +128,9 @@ def test_sigkill_then_resume_consumes_same_samples(full_run: dict) -> None:
     for step in range(5, STEPS + 1):
         assert resumed_losses[step] == pytest.approx(full_losses[step], abs=1e-5), step
     assert __import__("json").loads((crash / "tracking.json").read_text())["run_id"] == run_id
-    assert not list(crash.rglob("*.table.json")), "tracking.log_dataset_text is off by default: no dataset text"
+    assert not list(crash.rglob("*.table.json")), (
+        "tracking.log_dataset_text is off by default: no dataset text"
+    )
 
 
 def test_world_size_change_explains_universal_checkpoint(full_run: dict) -> None:

@@ -38,12 +38,18 @@ def _one_step(model: Path, data: Path, out: Path, micro: int, accum: int, pad_id
     rows = trainer.train_step()
     engine.train(False)
     after = engine.logits(probe)
-    return {"loss": rows["loss_local"], "grad_norm": engine.grad_norm(), "before": before, "after": after,
-            "lengths": trainer.data.lengths}
+    return {
+        "loss": rows["loss_local"],
+        "grad_norm": engine.grad_norm(),
+        "before": before,
+        "after": after,
+        "lengths": trainer.data.lengths,
+    }
 
 
-def test_accumulation_4x1_equals_1x4(tmp_path: Path, tiny_model: Path, tiny_tokenizer, corpora: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accumulation_4x1_equals_1x4(
+    tmp_path: Path, tiny_model: Path, tiny_tokenizer, corpora: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from biotune import distributed as dist
 
     data = make_packed_dataset(tmp_path / "data", corpora, tiny_tokenizer)

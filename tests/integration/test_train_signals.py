@@ -18,15 +18,18 @@ from biotune.train import checkpoint as layout
 pytestmark = pytest.mark.slow
 
 
-def test_sigusr1_saves_checkpoint_and_exits_75(tmp_path: Path, tiny_model: Path, tiny_tokenizer,
-                                               corpora: Path) -> None:
+def test_sigusr1_saves_checkpoint_and_exits_75(
+    tmp_path: Path, tiny_model: Path, tiny_tokenizer, corpora: Path
+) -> None:
     data = make_packed_dataset(tmp_path / "data", corpora, tiny_tokenizer)
     out = tmp_path / "run"
-    cfg = write_config(tmp_path / "run.yaml", tiny_model, data, out, max_steps=100000, save_every=100000,
-                       log_every=50)
+    cfg = write_config(
+        tmp_path / "run.yaml", tiny_model, data, out, max_steps=100000, save_every=100000, log_every=50
+    )
     cmd = [sys.executable, "-m", "biotune.cli", "train", str(cfg)]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=train_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=train_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     consumed = out / "consumed.jsonl"
     deadline = time.monotonic() + 240
     while not (consumed.is_file() and len(consumed.read_text().splitlines()) >= 3):

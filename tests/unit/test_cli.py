@@ -8,8 +8,10 @@ import sys
 
 
 def test_building_the_parser_imports_no_heavy_library() -> None:
-    code = ("import sys, biotune.cli; biotune.cli.build_parser(); "
-            "print(sorted(m for m in ('torch', 'deepspeed', 'transformers', 'datasets') if m in sys.modules))")
+    code = (
+        "import sys, biotune.cli; biotune.cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'deepspeed', 'transformers', 'datasets') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

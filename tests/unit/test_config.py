@@ -12,7 +12,9 @@ from biotune import config
 from biotune.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-YAMLS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name != "sweep")  # sweeps: tests/unit/sweep
+YAMLS = sorted(
+    p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name != "sweep"
+)  # sweeps: tests/unit/sweep
 
 
 def test_configs_exist() -> None:
@@ -27,8 +29,10 @@ def test_every_shipped_yaml_loads_and_validates(path: Path) -> None:
 
 
 def test_overrides_merge_and_type_convert() -> None:
-    cfg = config.load(REPO / "configs/data/medtuned.yaml", ["train.max_steps=7", "data.sources.bc2gm.cap=100",
-                                                             "optim.lr=1e-4", "tracking.tags=[a,b]"])
+    cfg = config.load(
+        REPO / "configs/data/medtuned.yaml",
+        ["train.max_steps=7", "data.sources.bc2gm.cap=100", "optim.lr=1e-4", "tracking.tags=[a,b]"],
+    )
     assert cfg.train.max_steps == 7
     assert cfg.data.sources["bc2gm"].cap == 100
     assert cfg.optim.lr == pytest.approx(1e-4)
@@ -38,13 +42,23 @@ def test_overrides_merge_and_type_convert() -> None:
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("train:\n  max_stepz: 3\n  micro_batch_size: many\nmodel:\n  dtype: fp8\n"
-                   "data:\n  sources:\n    ncbi_disease: {wieght: 2}\n  leakage: maybe\noptim:\n  lr: -1\n")
+    bad.write_text(
+        "train:\n  max_stepz: 3\n  micro_batch_size: many\nmodel:\n  dtype: fp8\n"
+        "data:\n  sources:\n    ncbi_disease: {wieght: 2}\n  leakage: maybe\noptim:\n  lr: -1\n"
+    )
     with pytest.raises(ConfigError) as info:
         config.load(bad, ["train.grad_accum=0", "nonsense"])
     keys = {p.key for p in info.value.problems}
-    assert {"train.max_stepz", "train.micro_batch_size", "model.dtype", "data.sources.ncbi_disease.wieght",
-            "data.leakage", "optim.lr", "train.grad_accum", "nonsense"} <= keys
+    assert {
+        "train.max_stepz",
+        "train.micro_batch_size",
+        "model.dtype",
+        "data.sources.ncbi_disease.wieght",
+        "data.leakage",
+        "optim.lr",
+        "train.grad_accum",
+        "nonsense",
+    } <= keys
     text = str(info.value)
     assert str(bad) in text
     assert "did you mean 'train.max_steps'" in text
@@ -53,8 +67,15 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 def test_inconsistent_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        config.load(None, ["data.sources.ncbi_disease.include=false", "train.global_batch_size=10",
-                           "train.micro_batch_size=4", "data.total_samples=10"])
+        config.load(
+            None,
+            [
+                "data.sources.ncbi_disease.include=false",
+                "train.global_batch_size=10",
+                "train.micro_batch_size=4",
+                "data.total_samples=10",
+            ],
+        )
     keys = {p.key for p in info.value.problems}
     assert "data.sources" in keys  # empty mixture
     assert "train.global_batch_size" in keys
@@ -62,7 +83,9 @@ def test_inconsistent_values(tmp_path: Path) -> None:
 
 def test_all_zero_weights_is_an_error() -> None:
     with pytest.raises(ConfigError, match="weights are zero"):
-        config.load(None, ["data.total_samples=100", "data.sources.gad.weight=0", "data.sources.hoc.weight=0"])
+        config.load(
+            None, ["data.total_samples=100", "data.sources.gad.weight=0", "data.sources.hoc.weight=0"]
+        )
 
 
 def test_defaults_composition_and_missing_file(tmp_path: Path) -> None:
@@ -75,9 +98,20 @@ def test_defaults_composition_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_cli_exits_nonzero_with_the_key(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "biotune.cli", "data", "build",
-                           str(REPO / "configs/data/sample.yaml"), "data.max_seq_lenn=5"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "biotune.cli",
+            "data",
+            "build",
+            str(REPO / "configs/data/sample.yaml"),
+            "data.max_seq_lenn=5",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert "data.max_seq_lenn" in proc.stderr and "did you mean 'data.max_seq_len'" in proc.stderr
     assert not (tmp_path / "runs").exists()
@@ -93,11 +127,27 @@ def test_every_leaf_field_has_an_attribute_docstring() -> None:
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
         body = cls.body
         documented[cls.name] = {
-            st.target.id for i, st in enumerate(body)
-            if isinstance(st, ast.AnnAssign) and i + 1 < len(body) and isinstance(body[i + 1], ast.Expr)
-            and isinstance(body[i + 1].value, ast.Constant) and isinstance(body[i + 1].value.value, str)}
-    missing = [f"{section.__name__}.{f.name}"
-               for section in (config.SourceMix, config.DataConfig, config.ModelConfig, config.OptimConfig,
-                               config.TrainConfig, config.LaunchConfig, config.TrackingConfig, config.EvalConfig)
-               for f in dataclasses.fields(section) if f.name not in documented[section.__name__]]
+            st.target.id
+            for i, st in enumerate(body)
+            if isinstance(st, ast.AnnAssign)
+            and i + 1 < len(body)
+            and isinstance(body[i + 1], ast.Expr)
+            and isinstance(body[i + 1].value, ast.Constant)
+            and isinstance(body[i + 1].value.value, str)
+        }
+    missing = [
+        f"{section.__name__}.{f.name}"
+        for section in (
+            config.SourceMix,
+            config.DataConfig,
+            config.ModelConfig,
+            config.OptimConfig,
+            config.TrainConfig,
+            config.LaunchConfig,
+            config.TrackingConfig,
+            config.EvalConfig,
+        )
+        for f in dataclasses.fields(section)
+        if f.name not in documented[section.__name__]
+    ]
     assert missing == []

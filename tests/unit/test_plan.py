@@ -28,7 +28,6 @@ from biotune.plan import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-
 def test_llama2_parameter_counts_match_the_published_models() -> None:
     assert LLAMA2_7B.total_params() == 6_738_415_616
     assert LLAMA2_13B.total_params() == 13_015_864_320
@@ -47,14 +46,17 @@ def test_local_model_dims_are_read_from_config_json(tiny_model: Path) -> None:
     assert (dims.total_params(), dims.largest_module_params()) == (total, largest)
 
 
-def _deepspeed_rows(total: int, largest: int, gpus: int, nodes: int) -> dict[tuple[bool, bool], tuple[float, float]]:
+def _deepspeed_rows(
+    total: int, largest: int, gpus: int, nodes: int
+) -> dict[tuple[bool, bool], tuple[float, float]]:
     """DeepSpeed's printed table as {(offload optimizer, offload params): (GiB per CPU, GiB per GPU)}, zero_init=1."""
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs_all_cold
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        estimate_zero3_model_states_mem_needs_all_cold(total_params=total, largest_layer_params=largest,
-                                                       num_gpus_per_node=gpus, num_nodes=nodes)
+        estimate_zero3_model_states_mem_needs_all_cold(
+            total_params=total, largest_layer_params=largest, num_gpus_per_node=gpus, num_nodes=nodes
+        )
     rows = {}
     for line in out.getvalue().splitlines():
         m = re.match(r"\s*([\d.]+)GB \|\s*([\d.]+)GB \| (.*)$", line)
@@ -65,8 +67,9 @@ def _deepspeed_rows(total: int, largest: int, gpus: int, nodes: int) -> dict[tup
     return rows
 
 
-@pytest.mark.parametrize("dims,nodes,gpus", [(LLAMA2_7B, 1, 8), (LLAMA2_13B, 2, 8), (LLAMA2_70B, 4, 8),
-                                             (LLAMA2_70B, 8, 4)])
+@pytest.mark.parametrize(
+    "dims,nodes,gpus", [(LLAMA2_7B, 1, 8), (LLAMA2_13B, 2, 8), (LLAMA2_70B, 4, 8), (LLAMA2_70B, 8, 4)]
+)
 def test_states_agree_with_deepspeed_estimate_all_cold(dims, nodes: int, gpus: int) -> None:
     total, largest = dims.total_params(), dims.largest_module_params()
     ds = _deepspeed_rows(total, largest, gpus, nodes)
@@ -102,8 +105,12 @@ def test_default_configs_of_the_slurm_scripts_fit_80gb_gpus(size: str) -> None:
     assert default, f"{script} names no default config"
     cfg = config.load(REPO / default.group(1))
     assert cfg.model.name_or_path in KNOWN_MODELS
-    plan = make_plan(cfg, nodes=_sbatch_value(script, "nodes"), gpus_per_node=_sbatch_value(script, "gpus-per-node"),
-                     gpu_memory_gb=80.0)
+    plan = make_plan(
+        cfg,
+        nodes=_sbatch_value(script, "nodes"),
+        gpus_per_node=_sbatch_value(script, "gpus-per-node"),
+        gpu_memory_gb=80.0,
+    )
     assert plan.offload == "none" and plan.gradient_checkpointing
     assert plan.fits, f"{size}: {plan.total_bytes() / GIB:.1f} GiB > {plan.gpu_memory_bytes / GIB:.1f} GiB"
     assert plan.activations.full > plan.activations.checkpointed

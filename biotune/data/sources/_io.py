@@ -140,8 +140,12 @@ def load_json(path: Path, key_name: str = "key", duplicate_fix: str = "keep one 
         places = [m.start() for m in re.finditer(re.escape(json.dumps(dup.key)) + r"\s*:", text)]
         line = text.count("\n", 0, places[1]) + 1 if len(places) > 1 else None
         first = f" (first on line {text.count(chr(10), 0, places[0]) + 1})" if places else ""
-        raise DataError(path, f"{key_name} {dup.key} occurs twice{first}; JSON keeps only the last one",
-                        duplicate_fix, line) from None
+        raise DataError(
+            path,
+            f"{key_name} {dup.key} occurs twice{first}; JSON keeps only the last one",
+            duplicate_fix,
+            line,
+        ) from None
 
 
 def check_label(label: str, allowed: tuple[str, ...], path: Path, line: int | None) -> None:

@@ -84,12 +84,15 @@ def _hub_rows(dataset_id: str, split: str) -> Iterable[tuple[int | None, Mapping
 def load_instructions(location: str | Path, split: str = "train") -> list[InstructionRecord]:
     """Read instruction records from a local file or a hub dataset id (see the module docstring)."""
     if str(location).startswith(HUB_PREFIX):
-        hub_id = str(location)[len(HUB_PREFIX):]
+        hub_id = str(location)[len(HUB_PREFIX) :]
         rows, prefix, path = _hub_rows(hub_id, split), hub_id, Path(hub_id)
     else:
         path = Path(location)
-        require_file(path, "check data.instruction_files: each entry must name an existing .jsonl, .json or "
-                           f".parquet file, or a hub dataset written {HUB_PREFIX}org/name")
+        require_file(
+            path,
+            "check data.instruction_files: each entry must name an existing .jsonl, .json or "
+            f".parquet file, or a hub dataset written {HUB_PREFIX}org/name",
+        )
         rows, prefix = _local_rows(path, split), path.stem
     records = [_record(row, f"{prefix}:{split}:{i}", path, line) for i, (line, row) in enumerate(rows)]
     if not records:

@@ -137,8 +137,11 @@ def load_chemprot_jsonl(path: Path, spec: SourceSpec, split: str) -> list[Relati
             )
         label = _label(raw, spec, path, number)
         head, tail = _between(text, "<<", ">>"), _between(text, "[[", "]]")
-        missing = [m for m, found in (("<< >> around the chemical", head), ("[[ ]] around the protein", tail))
-                   if not found]
+        missing = [
+            m
+            for m, found in (("<< >> around the chemical", head), ("[[ ]] around the protein", tail))
+            if not found
+        ]
         if missing:
             raise DataError(
                 path,
@@ -173,9 +176,15 @@ def _entity_span(entity: ET.Element, text: str, sentence_id: str, path: Path) ->
     for start, end in ranges:
         if not 0 <= start < end <= len(text):
             raise DataError(
-                path, f"{where}: charOffset {offset!r} lies outside the sentence ({len(text)} characters)", fix
+                path,
+                f"{where}: charOffset {offset!r} lies outside the sentence ({len(text)} characters)",
+                fix,
             )
-    if len(ranges) == 1 and entity.get("text") is not None and text[ranges[0][0] : ranges[0][1]] != entity.get("text"):
+    if (
+        len(ranges) == 1
+        and entity.get("text") is not None
+        and text[ranges[0][0] : ranges[0][1]] != entity.get("text")
+    ):
         raise DataError(
             path,
             f"{where}: charOffset {offset!r} spells {text[ranges[0][0] : ranges[0][1]]!r}, "

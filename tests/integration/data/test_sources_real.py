@@ -153,8 +153,9 @@ def test_pubtator_sentences_keep_every_mention_exactly(
 @pytest.mark.parametrize(
     ("split", "positives", "total"), [("train", 1038, 5432), ("devel", 1012, 5261), ("test", 1066, 5405)]
 )
-def test_bc5cdr_cid_pairs(corpora: Path, assert_valid_records: Check, split: str, positives: int,
-                          total: int) -> None:
+def test_bc5cdr_cid_pairs(
+    corpora: Path, assert_valid_records: Check, split: str, positives: int, total: int
+) -> None:
     pairs = load_records("bc5cdr_cid", split, corpora)
     assert Counter(p.label for p in pairs) == {"CID": positives, "none": total - positives}
     assert_valid_records("bc5cdr_cid", pairs)
@@ -197,8 +198,9 @@ LABEL_COUNTS = [
 
 
 @pytest.mark.parametrize(("name", "split", "counts"), LABEL_COUNTS)
-def test_label_counts_match_readme(corpora: Path, assert_valid_records: Check, name: str, split: str,
-                                   counts: dict[str, int]) -> None:
+def test_label_counts_match_readme(
+    corpora: Path, assert_valid_records: Check, name: str, split: str, counts: dict[str, int]
+) -> None:
     records = load_records(name, split, corpora)
     assert dict(Counter(r.label for r in records)) == counts
     assert_valid_records(name, records)
@@ -217,8 +219,9 @@ def test_masked_tsv_reads_header_and_headerless_files(corpora: Path) -> None:
 @pytest.mark.parametrize(
     ("split", "n", "inhibitor"), [("train", 4169, 1642), ("dev", 2427, 812), ("test", 3469, 1255)]
 )
-def test_chemprot_fine(corpora: Path, assert_valid_records: Check, split: str, n: int,
-                       inhibitor: int) -> None:
+def test_chemprot_fine(
+    corpora: Path, assert_valid_records: Check, split: str, n: int, inhibitor: int
+) -> None:
     records = load_records("chemprot_fine", split, corpora)
     assert len(records) == n and Counter(r.label for r in records)["INHIBITOR"] == inhibitor
     assert_valid_records("chemprot_fine", records)

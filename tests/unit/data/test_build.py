@@ -21,15 +21,19 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _cfg(tmp_path: Path, tiny_model: Path, *overrides: str) -> config.RunConfig:
-    return config.load(REPO / "configs/data/sample.yaml",
-                       [f"data.tokenizer={tiny_model}", f"data.out_dir={tmp_path / 'out'}", *overrides])
+    return config.load(
+        REPO / "configs/data/sample.yaml",
+        [f"data.tokenizer={tiny_model}", f"data.out_dir={tmp_path / 'out'}", *overrides],
+    )
 
 
 def _files(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-def test_sample_build_manifest_and_cache(tmp_path: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_sample_build_manifest_and_cache(
+    tmp_path: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from datasets import load_from_disk
 
     cfg = _cfg(tmp_path, tiny_model, "data.eval_fraction=0.1")
@@ -64,18 +68,34 @@ def test_sample_build_manifest_and_cache(tmp_path: Path, tiny_model: Path, caplo
 
 def test_stats_command_prints_the_composition(tmp_path: Path, tiny_model: Path) -> None:
     out = build_dataset(_cfg(tmp_path, tiny_model))
-    proc = subprocess.run([sys.executable, "-m", "biotune.cli", "data", "stats", str(out)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "biotune.cli", "data", "stats", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "ncbi_disease" in proc.stdout and "realised" in proc.stdout and "token lengths" in proc.stdout
 
 
-def test_leakage_is_detected_and_fatal_when_configured(tmp_path: Path, tiny_model: Path, corpora: Path) -> None:
+def test_leakage_is_detected_and_fatal_when_configured(
+    tmp_path: Path, tiny_model: Path, corpora: Path
+) -> None:
     # Real corpora: BC5CDR's chemical and disease files share their sentences, so training on the chemical
     # test split leaks every sentence of the disease test split.
     def cfg(out: Path, mode: str) -> config.RunConfig:
-        return config.load(None, [f"data.root={corpora}", f"data.tokenizer={tiny_model}", f"data.out_dir={out}",
-                                  "data.sources.bc5cdr_chem.split=test", "data.sources.bc5cdr_disease.cap=0",
-                                  "data.leakage_splits=[test]", f"data.leakage={mode}", "data.max_seq_len=1024"])
+        return config.load(
+            None,
+            [
+                f"data.root={corpora}",
+                f"data.tokenizer={tiny_model}",
+                f"data.out_dir={out}",
+                "data.sources.bc5cdr_chem.split=test",
+                "data.sources.bc5cdr_disease.cap=0",
+                "data.leakage_splits=[test]",
+                f"data.leakage={mode}",
+                "data.max_seq_len=1024",
+            ],
+        )
 
     leak = Manifest.read(build_dataset(cfg(tmp_path / "warn", "warn"))).to_dict()["leakage"]
     assert leak["checked"]["bc5cdr_disease/test"] == 4797
@@ -95,7 +115,9 @@ def test_bad_input_names_the_problem_and_writes_nothing(tmp_path: Path, tiny_mod
     shutil.copytree(resolve_root("@sample"), root)
     bad = root / "ncbi_disease" / "iob" / "train.tsv"
     lines = bad.read_text().splitlines()
-    n = next(i for i, line in enumerate(lines) if i >= 3 and line.strip() and not line.startswith("-DOCSTART-"))
+    n = next(
+        i for i, line in enumerate(lines) if i >= 3 and line.strip() and not line.startswith("-DOCSTART-")
+    )
     lines[n] = lines[n].split("\t")[0]  # a token without its tag column
     bad.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError) as info:
@@ -106,17 +128,36 @@ def test_bad_input_names_the_problem_and_writes_nothing(tmp_path: Path, tiny_mod
 
 
 def test_cli_build_failure_exits_nonzero(tmp_path: Path, tiny_model: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "biotune.cli", "data", "build", str(REPO / "configs/data/sample.yaml"),
-                           f"data.tokenizer={tiny_model}", f"data.out_dir={tmp_path / 'out'}",
-                           "data.sources.nope.weight=1"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "biotune.cli",
+            "data",
+            "build",
+            str(REPO / "configs/data/sample.yaml"),
+            f"data.tokenizer={tiny_model}",
+            f"data.out_dir={tmp_path / 'out'}",
+            "data.sources.nope.weight=1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "data.sources.nope" in proc.stderr
     manifest = list((tmp_path / "out").rglob("manifest.json")) if (tmp_path / "out").exists() else []
     assert manifest == []
 
 
 def test_published_instruction_files_join_the_mixture(tmp_path: Path, tiny_model: Path) -> None:
-    rows = [{"instruction": "Answer the medical question.", "input": f"What treats condition {i}?",
-             "output": f"Drug {i}.", "source": "chatdoctor"} for i in range(12)]
+    rows = [
+        {
+            "instruction": "Answer the medical question.",
+            "input": f"What treats condition {i}?",
+            "output": f"Drug {i}.",
+            "source": "chatdoctor",
+        }
+        for i in range(12)
+    ]
     path = tmp_path / "instructions.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = build_dataset(_cfg(tmp_path, tiny_model, f"data.instruction_files=[{path}]"))
@@ -135,7 +176,7 @@ def _same_size_other_content(path: Path) -> None:
     st = path.stat()
     text = path.read_text(encoding="utf-8")
     i = next(i for i, c in enumerate(text) if c.isalpha())
-    path.write_text(text[:i] + ("X" if text[i] != "X" else "Y") + text[i + 1:], encoding="utf-8")
+    path.write_text(text[:i] + ("X" if text[i] != "X" else "Y") + text[i + 1 :], encoding="utf-8")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
 
@@ -153,7 +194,10 @@ def test_corpora_with_equal_sizes_and_mtimes_are_different_builds(tmp_path: Path
     assert _files(second)["train/data-00000-of-00001.arrow"] != first_files["train/data-00000-of-00001.arrow"]
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
-    assert build_dataset(_cfg(tmp_path, tiny_model, "data.sources={ncbi_disease: {}}", f"data.root={copy}")) != second
+    assert (
+        build_dataset(_cfg(tmp_path, tiny_model, "data.sources={ncbi_disease: {}}", f"data.root={copy}"))
+        != second
+    )
 
 
 def test_file_hashes_are_memoised_by_size_and_times_in_ns(tmp_path: Path) -> None:
@@ -183,8 +227,13 @@ def test_source_order_is_part_of_the_key_because_it_changes_the_mixture(tmp_path
     root = resolve_root("@sample")
     memo = FileHashes(tmp_path)
     assert cache_key(forward, root, "tok", memo) != cache_key(backward, root, "tok", memo)
-    samples = {n: [Sample(id=f"{n}/train/{i}", source=n, task="re", instruction="i", input=str(i), output="o")
-                   for i in range(20)] for n in ("gad", "hoc")}
+    samples = {
+        n: [
+            Sample(id=f"{n}/train/{i}", source=n, task="re", instruction="i", input=str(i), output="o")
+            for i in range(20)
+        ]
+        for n in ("gad", "hoc")
+    }
     kinds = {"gad": "re", "hoc": "cls"}
     ids = [[s.id for s in mixture.compose(samples, d, kinds)[0]] for d in (forward, backward)]
     assert ids[0] != ids[1], "compose concatenates sources in config order before its seeded shuffle"

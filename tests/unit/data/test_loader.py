@@ -32,7 +32,7 @@ def test_plan_step_gives_every_rank_its_rows_and_balances_tokens() -> None:
     assert sorted(i for r in plan for m in r for i in m) == list(range(16))
     per_rank = [sum(int(lengths[i]) for m in r for i in m) for r in plan]
     assert max(per_rank) - min(per_rank) <= int(lengths[:16].max())
-    naive = [int(lengths[r * 4:(r + 1) * 4].sum()) for r in range(4)]  # contiguous split, no balancing
+    naive = [int(lengths[r * 4 : (r + 1) * 4].sum()) for r in range(4)]  # contiguous split, no balancing
     assert max(per_rank) - min(per_rank) <= max(naive) - min(naive)
 
 
@@ -47,7 +47,9 @@ def test_epoch_covers_each_row_once_and_positions_are_exact() -> None:
         pos = advance(pos, per_epoch)
     assert pos == DataPosition(1, 0)
     assert len(seen) == len(set(seen)) == 28  # two rows dropped: an incomplete last step
-    assert step_rows(lengths, layout, 7, DataPosition(0, 3)) == step_rows(lengths, layout, 7, DataPosition(0, 3))
+    assert step_rows(lengths, layout, 7, DataPosition(0, 3)) == step_rows(
+        lengths, layout, 7, DataPosition(0, 3)
+    )
     assert not np.array_equal(epoch_order(30, 7, 0), epoch_order(30, 7, 1))
 
 

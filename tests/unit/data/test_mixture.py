@@ -13,8 +13,17 @@ from biotune.errors import ConfigError
 
 
 def _samples(source: str, n: int) -> list[Sample]:
-    return [Sample(id=f"{source}/train/{i}", source=source, task="ner", instruction="i", input=f"{source} {i}",
-                   output="o") for i in range(n)]
+    return [
+        Sample(
+            id=f"{source}/train/{i}",
+            source=source,
+            task="ner",
+            instruction="i",
+            input=f"{source} {i}",
+            output="o",
+        )
+        for i in range(n)
+    ]
 
 
 def _cfg(**sources: SourceMix) -> DataConfig:

@@ -80,8 +80,12 @@ def test_pack_bfd_rejects_sequences_over_capacity() -> None:
 
 def test_pack_rows_builds_the_dataset_contract() -> None:
     ids = [[1, 5, 6, 2], [1, 7, 2], [1, 8, 9, 9, 2], [1, 3, 2]]
-    labels = [[IGNORE_INDEX, IGNORE_INDEX, 6, 2], [IGNORE_INDEX, 7, 2], [IGNORE_INDEX] * 3 + [9, 2],
-              [IGNORE_INDEX, 3, 2]]
+    labels = [
+        [IGNORE_INDEX, IGNORE_INDEX, 6, 2],
+        [IGNORE_INDEX, 7, 2],
+        [IGNORE_INDEX] * 3 + [9, 2],
+        [IGNORE_INDEX, 3, 2],
+    ]
     rows = pack_rows(ids, labels, ["a", "b", "c", "d"], capacity=8)
     assert [r["sample_ids"] for r in rows] == [["c", "b"], ["a", "d"]]
     first = rows[0]
@@ -103,8 +107,9 @@ def _sample_pairs(n: int) -> tuple[list[str], list[str]]:
     prompts, targets = [], []
     for record in load_records("bc5cdr_chem", "train", SAMPLE):
         if 4 <= len(record.tokens) <= 14:
-            prompts.append("### Instruction: Tag chemicals.\n ### Input: " + " ".join(record.tokens)
-                           + "\n ### Output: ")
+            prompts.append(
+                "### Instruction: Tag chemicals.\n ### Input: " + " ".join(record.tokens) + "\n ### Output: "
+            )
             lines = (f"{t} : {tag}" for t, tag in zip(record.tokens, record.tags, strict=True))
             targets.append("\n".join(lines))
             if len(prompts) == n:
@@ -144,8 +149,9 @@ def samples(tiny_tokenizer: Any) -> TokenizedBatch:
 def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-token next-token loss at every labelled position (labels shifted by one, as HF does)."""
     shifted = labels[1:]
-    losses = torch.nn.functional.cross_entropy(logits[:-1].double(), shifted, reduction="none",
-                                               ignore_index=IGNORE_INDEX)
+    losses = torch.nn.functional.cross_entropy(
+        logits[:-1].double(), shifted, reduction="none", ignore_index=IGNORE_INDEX
+    )
     return losses[shifted != IGNORE_INDEX]
 
 
@@ -162,7 +168,7 @@ def _per_sequence(logits: torch.Tensor, row: dict, n_real: int | None = None) ->
     out, start = {}, 0
     labels = torch.as_tensor(row["labels"], dtype=torch.long)
     for sid, n in zip(row["sample_ids"], row["seq_lens"].tolist(), strict=True):
-        out[int(sid)] = _token_losses(logits[start:start + n], labels[start:start + n])
+        out[int(sid)] = _token_losses(logits[start : start + n], labels[start : start + n])
         start += n
     return out
 
@@ -179,16 +185,20 @@ def test_packed_forward_gives_each_sequence_its_unpacked_loss(leaky_llama, sampl
     assert len(row["seq_lens"]) == 7
     ids = torch.as_tensor(row["input_ids"], dtype=torch.long)[None]
     with torch.no_grad():
-        packed = leaky_llama(input_ids=ids, position_ids=torch.as_tensor(row["position_ids"]).long()[None],
-                             use_cache=False).logits[0]
-        leaked = leaky_llama(input_ids=ids, position_ids=torch.arange(ids.shape[1])[None],
-                             use_cache=False).logits[0]
+        packed = leaky_llama(
+            input_ids=ids, position_ids=torch.as_tensor(row["position_ids"]).long()[None], use_cache=False
+        ).logits[0]
+        leaked = leaky_llama(
+            input_ids=ids, position_ids=torch.arange(ids.shape[1])[None], use_cache=False
+        ).logits[0]
     assert _max_diff(reference, _per_sequence(packed, row)) < 1e-5
     # Negative control: one position ramp over the whole row = one long sequence, so later samples see earlier ones.
     assert _max_diff(reference, _per_sequence(leaked, row)) > 1e-2
 
 
-def test_collated_rows_of_different_length_give_the_unpacked_losses(leaky_llama, samples, tiny_tokenizer) -> None:
+def test_collated_rows_of_different_length_give_the_unpacked_losses(
+    leaky_llama, samples, tiny_tokenizer
+) -> None:
     reference = _alone(leaky_llama, samples)
     sids = [str(i) for i in range(len(samples.kept))]
     capacity = sum(samples.lengths) // 2 + max(samples.lengths)
@@ -204,15 +214,20 @@ def test_collated_rows_of_different_length_give_the_unpacked_losses(leaky_llama,
     assert batch["labels"][short, n:].eq(IGNORE_INDEX).all()
     assert batch["position_ids"][short, n:].tolist() == list(range(width - n))
     with torch.no_grad():
-        logits = leaky_llama(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        logits = leaky_llama(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits
     got: dict[int, torch.Tensor] = {}
     for b, row in enumerate(rows):
-        got.update(_per_sequence(logits[b, :row["num_tokens"]], row))
+        got.update(_per_sequence(logits[b, : row["num_tokens"]], row))
     assert sorted(got) == list(range(len(samples.kept)))
     assert _max_diff(reference, got) < 1e-5
     # The whole-batch loss the trainer sees equals the token-weighted mean of the unpacked losses.
-    flat = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).double(),
-                                             batch["labels"][:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
+    flat = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).double(),
+        batch["labels"][:, 1:].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )
     assert float(flat) == pytest.approx(float(torch.cat(list(reference.values())).mean()), abs=1e-5)
 
 
@@ -226,9 +241,15 @@ def test_rows_to_arrow_keeps_the_contract_types_and_values(tmp_path: Path) -> No
     ds = Dataset.load_from_disk(tmp_path / "train")
     assert ds.column_names == list(ROW_COLUMNS)
     assert ds.features["input_ids"].feature.dtype == "int32" and ds.features["num_tokens"].dtype == "int32"
-    assert ds[0] == {"input_ids": [1, 8, 9, 9, 2, 1, 7, 2], "labels": [-100] * 3 + [9, 2, -100, 7, 2],
-                     "position_ids": [0, 1, 2, 3, 4, 0, 1, 2], "seq_lens": [5, 3], "sample_ids": ["c", "b"],
-                     "num_tokens": 8, "num_loss_tokens": 4}
+    assert ds[0] == {
+        "input_ids": [1, 8, 9, 9, 2, 1, 7, 2],
+        "labels": [-100] * 3 + [9, 2, -100, 7, 2],
+        "position_ids": [0, 1, 2, 3, 4, 0, 1, 2],
+        "seq_lens": [5, 3],
+        "sample_ids": ["c", "b"],
+        "num_tokens": 8,
+        "num_loss_tokens": 4,
+    }
     assert ds[1]["sample_ids"] == ["a"] and ds[1]["num_tokens"] == 4
 
 
@@ -243,8 +264,10 @@ def test_one_per_row_keeps_input_order_without_packing() -> None:
 
 
 def test_collate_pads_with_a_separate_position_block_and_accepts_list_rows() -> None:
-    rows = [{"input_ids": [5, 6, 7, 8, 9], "labels": [-100, 6, 7, -100, 9], "position_ids": [0, 1, 2, 0, 1]},
-            {"input_ids": [3, 4], "labels": [-100, 4], "position_ids": [0, 1]}]
+    rows = [
+        {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, 6, 7, -100, 9], "position_ids": [0, 1, 2, 0, 1]},
+        {"input_ids": [3, 4], "labels": [-100, 4], "position_ids": [0, 1]},
+    ]
     batch = collate_packed(rows, pad_token_id=None)
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9], [3, 4, 0, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 6, 7, -100, 9], [-100, 4, -100, -100, -100]]

@@ -201,7 +201,9 @@ def test_instruction_file_errors(tmp_path: Path) -> None:
 
 def test_tab_inside_a_sentence_of_a_two_column_file(tmp_path: Path) -> None:
     # Before: the first half of the sentence became the row index and the sentence was cut at the tab.
-    path = _write(tmp_path / "gad/fold1/train.tsv", "@GENE$ causes @DISEASE$.\t1\n@GENE$ and\t@DISEASE$.\t0\n")
+    path = _write(
+        tmp_path / "gad/fold1/train.tsv", "@GENE$ causes @DISEASE$.\t1\n@GENE$ and\t@DISEASE$.\t0\n"
+    )
     err = _error("gad", "train", tmp_path)
     assert f"{path}:2" in str(err) and "a tab inside the sentence?" in str(err) and "replace tabs" in str(err)
 
@@ -230,9 +232,15 @@ def _ddi(sentence_text: str, offset: str, entity_text: str) -> str:
 
 @pytest.mark.parametrize(
     ("offset", "entity_text", "says"),
-    [("30-34", "B", "outside the sentence"), ("6-6;40-41", "B", "outside the sentence"), ("2-4", "B", "spells 'and'")],
+    [
+        ("30-34", "B", "outside the sentence"),
+        ("6-6;40-41", "B", "outside the sentence"),
+        ("2-4", "B", "spells 'and'"),
+    ],
 )
-def test_ddi_char_offset_must_fit_its_sentence(tmp_path: Path, offset: str, entity_text: str, says: str) -> None:
+def test_ddi_char_offset_must_fit_its_sentence(
+    tmp_path: Path, offset: str, entity_text: str, says: str
+) -> None:
     # Before: the drug stayed unmasked and @DRUG$ was appended at the end of the sentence.
     path = _write(tmp_path / "ddi/Train/MedLine/d1.xml", _ddi("A and B mix.", offset, entity_text))
     err = _error("ddi", "train", tmp_path)
@@ -251,7 +259,10 @@ def test_ddi_char_offset_must_fit_its_sentence(tmp_path: Path, offset: str, enti
 def test_chemprot_row_without_markers(tmp_path: Path, text: str, lacks: str) -> None:
     # Before: a sample with an empty head or tail.
     good = json.dumps({"text": "<< a >> binds [[ b ]] .", "label": "INHIBITOR"})
-    path = _write(tmp_path / "chemprot/scibert-fine/train.jsonl", f"{good}\n{json.dumps({'text': text, 'label': 'INHIBITOR'})}\n")
+    path = _write(
+        tmp_path / "chemprot/scibert-fine/train.jsonl",
+        f"{good}\n{json.dumps({'text': text, 'label': 'INHIBITOR'})}\n",
+    )
     err = _error("chemprot_fine", "train", tmp_path)
     assert f"{path}:2" in str(err) and lacks in str(err) and "<<chemical>>" in str(err)
 
@@ -267,9 +278,15 @@ def _entry(label: str) -> str:
 
 def test_duplicate_pubmedqa_pmid(tmp_path: Path) -> None:
     # Before: the last entry silently won, which can flip a test gold label.
-    path = _pubmedqa(tmp_path, f'{{\n"1": {_entry("yes")},\n"2": {_entry("no")},\n"1": {_entry("maybe")}\n}}\n')
+    path = _pubmedqa(
+        tmp_path, f'{{\n"1": {_entry("yes")},\n"2": {_entry("no")},\n"1": {_entry("maybe")}\n}}\n'
+    )
     err = _error("pubmedqa", "train", tmp_path)
-    assert f"{path}:4" in str(err) and "PMID 1 occurs twice (first on line 2)" in str(err) and "gold label" in str(err)
+    assert (
+        f"{path}:4" in str(err)
+        and "PMID 1 occurs twice (first on line 2)" in str(err)
+        and "gold label" in str(err)
+    )
     truth = _write(tmp_path / "pubmedqa/test_ground_truth.json", '{"2": "no",\n "2": "yes"}')
     _write(tmp_path / "pubmedqa/ori_pqal.json", f'{{"1": {_entry("yes")}, "2": {_entry("no")}}}')
     err = _error("pubmedqa", "test", tmp_path)
@@ -294,7 +311,9 @@ def test_pubmedqa_errors_name_the_pmid(tmp_path: Path) -> None:
         ("ddi", "train", "ddi/Train/MedLine/d1.xml", '<?xml version="1.0"?>\n<document id="d1">\n<sentence id="s" text="a\x00"/></document>\n', 3),
     ],
 )  # fmt: skip
-def test_nul_bytes_name_the_line(tmp_path: Path, name: str, split: str, rel: str, text: str, line: int) -> None:
+def test_nul_bytes_name_the_line(
+    tmp_path: Path, name: str, split: str, rel: str, text: str, line: int
+) -> None:
     path = _write(tmp_path / rel, text)
     err = _error(name, split, tmp_path)
     assert f"{path}:{line}" in str(err) and "NUL" in str(err) and "restore it" in str(err)
@@ -313,13 +332,19 @@ def test_nul_in_hoc_and_pubmedqa(tmp_path: Path) -> None:
 def test_iob_repairs_and_other_counts_reach_reader_counts(tmp_path: Path) -> None:
     from biotune.data.sources import reader_counts, reset_reader_counts
 
-    _write(tmp_path / "ncbi_disease/iob/train.tsv", "A\tI-Disease\nB\tO\nC\tI-Disease\nD\tI-Disease\n\nE\tI-Disease\n")
+    _write(
+        tmp_path / "ncbi_disease/iob/train.tsv",
+        "A\tI-Disease\nB\tO\nC\tI-Disease\nD\tI-Disease\n\nE\tI-Disease\n",
+    )
     _write(tmp_path / "ncbi_disease/iob/test.tsv", "A\tB-Disease\nB\tI-Disease\n")
     reset_reader_counts()
     sentences = load_records("ncbi_disease", "train", tmp_path)
     load_records("ncbi_disease", "test", tmp_path)
     assert [s.tags for s in sentences] == [("B-Disease", "O", "B-Disease", "I-Disease"), ("B-Disease",)]
-    assert reader_counts() == {"ncbi_disease/train": {"iob_repairs": 3}, "ncbi_disease/test": {"iob_repairs": 0}}
+    assert reader_counts() == {
+        "ncbi_disease/train": {"iob_repairs": 3},
+        "ncbi_disease/test": {"iob_repairs": 0},
+    }
     reset_reader_counts()
     assert reader_counts() == {}
 

@@ -37,9 +37,9 @@ def test_prompt_is_masked_exactly_and_target_plus_eos_is_labelled(tiny_tokenizer
         t = tiny_tokenizer(targets[i], add_special_tokens=False).input_ids
         assert p[0] == tiny_tokenizer.bos_token_id
         assert ids == p + t + [eos]
-        assert labels[:len(p)] == [IGNORE_INDEX] * len(p)
-        assert labels[len(p):] == t + [eos]
-        assert IGNORE_INDEX not in labels[len(p):]
+        assert labels[: len(p)] == [IGNORE_INDEX] * len(p)
+        assert labels[len(p) :] == t + [eos]
+        assert IGNORE_INDEX not in labels[len(p) :]
     assert batch.total_tokens == sum(len(x) for x in batch.input_ids) == batch.offsets[-1]
     assert batch.loss_tokens == sum(sum(1 for v in lab.tolist() if v != IGNORE_INDEX) for lab in batch.labels)
     assert batch.flat_input_ids.dtype == batch.flat_labels.dtype == np.int32
@@ -71,8 +71,9 @@ def test_truncate_policy_cuts_the_prompt_before_its_tail_and_keeps_the_target(ti
     p, t = _expected_lengths(tiny_tokenizer, prompts, targets)
     tail = 6
     max_len = sorted(a + b for a, b in zip(p, t, strict=True))[len(p) // 2]
-    batch = tokenize_pairs(prompts, targets, tiny_tokenizer, max_seq_len=max_len, truncation="truncate",
-                           keep_prompt_tail=tail)
+    batch = tokenize_pairs(
+        prompts, targets, tiny_tokenizer, max_seq_len=max_len, truncation="truncate", keep_prompt_tail=tail
+    )
     too_long = [i for i in range(len(p)) if p[i] + t[i] > max_len]
     target_too_long = [i for i in too_long if t[i] + 1 + tail > max_len]
     assert batch.dropped_indices == target_too_long
@@ -84,13 +85,15 @@ def test_truncate_policy_cuts_the_prompt_before_its_tail_and_keeps_the_target(ti
         full_p = tiny_tokenizer(prompts[i]).input_ids
         full_t = tiny_tokenizer(targets[i], add_special_tokens=False).input_ids
         assert len(ids) <= max_len and len(ids) == len(labels)
-        assert ids[len(ids) - len(full_t) - 1:] == full_t + [eos]  # target never cut
+        assert ids[len(ids) - len(full_t) - 1 :] == full_t + [eos]  # target never cut
         n_prompt = len(ids) - len(full_t) - 1
         assert labels == [IGNORE_INDEX] * n_prompt + full_t + [eos]
         kept_p = ids[:n_prompt]
         if i in batch.truncated_indices:
             assert len(ids) == max_len
-            assert kept_p == full_p[:n_prompt - tail] + full_p[-tail:]  # head (BOS, instruction) + output cue
+            assert (
+                kept_p == full_p[: n_prompt - tail] + full_p[-tail:]
+            )  # head (BOS, instruction) + output cue
         else:
             assert kept_p == full_p
 
@@ -113,8 +116,9 @@ def test_doubled_bos_from_a_rendered_template_is_collapsed(tiny_tokenizer) -> No
     assert ids[0] == bos and ids[1] != bos
 
 
-def test_fingerprint_survives_save_load_and_differs_for_another_tokenizer(tiny_tokenizer, pairs,
-                                                                          tmp_path: Path) -> None:
+def test_fingerprint_survives_save_load_and_differs_for_another_tokenizer(
+    tiny_tokenizer, pairs, tmp_path: Path
+) -> None:
     from transformers import AutoTokenizer
 
     from biotune.testing.tiny import train_tokenizer
@@ -140,8 +144,10 @@ def test_backend_fast_path_and_fallback_give_the_tokenizers_own_ids(tiny_model: 
     plain = AutoTokenizer.from_pretrained(tiny_model)
     expected = tokenize_pairs(prompts, targets, plain, 100_000)
     assert expected.flat_input_ids.tolist() == [
-        i for p, t in zip(prompts, targets, strict=True)
-        for i in plain(p).input_ids + plain(t, add_special_tokens=False).input_ids + [plain.eos_token_id]]
+        i
+        for p, t in zip(prompts, targets, strict=True)
+        for i in plain(p).input_ids + plain(t, add_special_tokens=False).input_ids + [plain.eos_token_id]
+    ]
     configured = AutoTokenizer.from_pretrained(tiny_model)
     configured.backend_tokenizer.enable_truncation(max_length=5)  # a tokenizer.json with truncation set
     got = tokenize_pairs(prompts, targets, configured, 100_000)

@@ -11,13 +11,19 @@ from biotune.errors import CheckpointError, ConfigError, DataError
 from biotune.eval import generate
 from biotune.train import checkpoint as layout
 
-PROMPTS = {f"ex{i}": "### Instruction: tag the diseases\n### Input: " + " ".join(["cancer of the breast"] * (i + 1))
-           + "\n### Output:" for i in range(7)}
+PROMPTS = {
+    f"ex{i}": "### Instruction: tag the diseases\n### Input: "
+    + " ".join(["cancer of the breast"] * (i + 1))
+    + "\n### Output:"
+    for i in range(7)
+}
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model: Path):
-    return generate.load_model(generate.resolve_model_dir(str(tiny_model)), dtype="fp32", attn_implementation="sdpa")
+    return generate.load_model(
+        generate.resolve_model_dir(str(tiny_model)), dtype="fp32", attn_implementation="sdpa"
+    )
 
 
 def test_batched_left_padded_generation_equals_one_at_a_time(loaded) -> None:
@@ -41,7 +47,7 @@ def test_generation_stops_at_eos_and_at_max_new_tokens(loaded) -> None:
 
     with torch.inference_mode():
         out = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=2, do_sample=False)
-    first, second = out[0, len(ids):].tolist()
+    first, second = out[0, len(ids) :].tolist()
     saved = model.generation_config.eos_token_id
     try:
         model.generation_config.eos_token_id = second
@@ -54,8 +60,15 @@ def test_generation_stops_at_eos_and_at_max_new_tokens(loaded) -> None:
 
 def test_beam_search_is_a_config_choice(loaded) -> None:
     model, tok = loaded
-    beams = generate.generate_hf(model, tok, dict(list(PROMPTS.items())[:3]), batch_size=2, max_new_tokens=4,
-                                 num_beams=2, progress=False)
+    beams = generate.generate_hf(
+        model,
+        tok,
+        dict(list(PROMPTS.items())[:3]),
+        batch_size=2,
+        max_new_tokens=4,
+        num_beams=2,
+        progress=False,
+    )
     assert len(beams.completions) == 3 and 0 < beams.new_tokens <= 12
 
 
@@ -63,7 +76,9 @@ def test_shards_cover_every_id_exactly_once() -> None:
     ids = [f"x{i}" for i in range(11)]
     parts = [generate.shard(ids, r, 3) for r in range(3)]
     assert sorted(sum(parts, [])) == sorted(ids) and [len(p) for p in parts] == [4, 4, 3]
-    single = generate.generate_distributed({"a": "p"}, lambda ps: generate.Generations({k: "c" for k in ps}, 1, 1.0))
+    single = generate.generate_distributed(
+        {"a": "p"}, lambda ps: generate.Generations({k: "c" for k in ps}, 1, 1.0)
+    )
     assert single.completions == {"a": "c"}
 
 

@@ -27,6 +27,7 @@ NO_PRED = "<unparsed>"
 
 # ------------------------------------------------------------------------------------------------ NER
 
+
 def _ner_variant(gold: list[tuple[str, ...]], variant: str, tag_set: Sequence[str]) -> list[list[str]]:
     rng = random.Random(7)
     out = []
@@ -105,7 +106,9 @@ def test_ner_per_type_f1_equals_seqeval_report(ner_gold: dict) -> None:
     gold = ner_gold["jnlpba_typed"]
     pred = _ner_variant(gold, "random", SOURCES["jnlpba_typed"].tag_set)
     ours = metrics.ner_scores(gold, pred)
-    report = sq.classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    report = sq.classification_report(
+        gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
+    )
     for etype in SOURCES["jnlpba_typed"].labels:
         assert ours[f"f1[{etype}]"] == pytest.approx(report[etype]["f1-score"], abs=TOL)
 
@@ -139,6 +142,7 @@ def test_ner_length_mismatch_is_an_error() -> None:
 
 # ------------------------------------------------------------------------------- single-label classes
 
+
 def _label_variant(gold: list[str], variant: str, labels: Sequence[str]) -> list[str | None]:
     rng = random.Random(11)
     n = len(gold)
@@ -170,8 +174,10 @@ def _label_gold(spec: SourceSpec, n: int = 500) -> list[str]:
 @pytest.fixture(scope="module")
 def label_gold() -> dict[str, list[str]]:
     """Gold labels for the single-label relation, QA and yes/no sources."""
-    return {name: _label_gold(SOURCES[name])
-            for name in ("chemprot", "ddi", "gad", "euadr", "pubmedqa", "bioasq_yesno")}
+    return {
+        name: _label_gold(SOURCES[name])
+        for name in ("chemprot", "ddi", "gad", "euadr", "pubmedqa", "bioasq_yesno")
+    }
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -184,12 +190,20 @@ def test_classification_equals_sklearn(label_gold: dict, source: str, variant: s
     p = _sk(pred)
     assert ours["accuracy"] == pytest.approx(sk.accuracy_score(gold, p), abs=TOL)
     assert ours["macro_f1"] == pytest.approx(
-        sk.f1_score(gold, p, labels=list(spec.labels), average="macro", zero_division=0), abs=TOL)
+        sk.f1_score(gold, p, labels=list(spec.labels), average="macro", zero_division=0), abs=TOL
+    )
     assert ours["micro_f1_with_negative"] == pytest.approx(
-        sk.f1_score(gold, p, labels=list(spec.labels), average="micro", zero_division=0), abs=TOL)
+        sk.f1_score(gold, p, labels=list(spec.labels), average="micro", zero_division=0), abs=TOL
+    )
     positives = [label for label in spec.labels if label != spec.negative_label]
-    for key, fn in (("precision", sk.precision_score), ("recall", sk.recall_score), ("micro_f1", sk.f1_score)):
-        assert ours[key] == pytest.approx(fn(gold, p, labels=positives, average="micro", zero_division=0), abs=TOL)
+    for key, fn in (
+        ("precision", sk.precision_score),
+        ("recall", sk.recall_score),
+        ("micro_f1", sk.f1_score),
+    ):
+        assert ours[key] == pytest.approx(
+            fn(gold, p, labels=positives, average="micro", zero_division=0), abs=TOL
+        )
     if variant == "perfect":
         assert ours["accuracy"] == 1.0 and ours["micro_f1"] == 1.0
 
@@ -216,7 +230,10 @@ def test_classification_rejects_gold_outside_label_set() -> None:
 
 # --------------------------------------------------------------------------------------- multi-label
 
-def _set_variant(gold: list[tuple[str, ...]], variant: str, labels: Sequence[str]) -> list[tuple[str, ...] | None]:
+
+def _set_variant(
+    gold: list[tuple[str, ...]], variant: str, labels: Sequence[str]
+) -> list[tuple[str, ...] | None]:
     rng = random.Random(3)
     n = len(gold)
     if variant == "perfect":
@@ -248,10 +265,14 @@ def test_hoc_multilabel_equals_sklearn(seed: int, variant: str) -> None:
     y = mlb.fit_transform(gold)
     yp = mlb.transform([p or () for p in pred])
     assert ours["f1"] == pytest.approx(sk.f1_score(y, yp, average="micro", zero_division=0), abs=TOL)
-    assert ours["precision"] == pytest.approx(sk.precision_score(y, yp, average="micro", zero_division=0), abs=TOL)
+    assert ours["precision"] == pytest.approx(
+        sk.precision_score(y, yp, average="micro", zero_division=0), abs=TOL
+    )
     assert ours["recall"] == pytest.approx(sk.recall_score(y, yp, average="micro", zero_division=0), abs=TOL)
     assert ours["macro_f1"] == pytest.approx(sk.f1_score(y, yp, average="macro", zero_division=0), abs=TOL)
-    assert ours["example_f1"] == pytest.approx(sk.f1_score(y, yp, average="samples", zero_division=1), abs=TOL)
+    assert ours["example_f1"] == pytest.approx(
+        sk.f1_score(y, yp, average="samples", zero_division=1), abs=TOL
+    )
     assert ours["exact_match"] == pytest.approx(sk.accuracy_score(y, yp), abs=TOL)
 
 

@@ -15,8 +15,16 @@ from biotune.eval.score import SetScore
 
 def _scores(f1: float) -> list[SetScore]:
     return [
-        SetScore("ncbi_disease", "test", "ner", 940, 47, "f1",
-                 {"precision": 0.8, "recall": f1, "f1": f1, "untyped_f1": 0.9}, tokens_per_second=123.456),
+        SetScore(
+            "ncbi_disease",
+            "test",
+            "ner",
+            940,
+            47,
+            "f1",
+            {"precision": 0.8, "recall": f1, "f1": f1, "untyped_f1": 0.9},
+            tokens_per_second=123.456,
+        ),
         SetScore("pubmedqa", "test", "qa", 500, 0, "accuracy", {"accuracy": 0.5, "macro_f1": 0.4}),
     ]
 
@@ -41,7 +49,12 @@ def test_report_rows_show_scores_failures_throughput_and_published_numbers() -> 
     assert ncbi["dataset"] == "ncbi_disease/test" and ncbi["score"] == 85.0 and ncbi["precision"] == 80.0
     assert ncbi["parse_failure_rate"] == 5.0 and ncbi["tokens_per_second"] == 123.5
     assert ncbi["published"]["BioBERT"] == {"metric": "f1", "value": 88.62}
-    assert qa["accuracy"] == 50.0 and qa["f1"] == 40.0 and qa["precision"] is None and qa["published"]["BioLinkBERT-large"]["value"] == 72.2
+    assert (
+        qa["accuracy"] == 50.0
+        and qa["f1"] == 40.0
+        and qa["precision"] is None
+        and qa["published"]["BioLinkBERT-large"]["value"] == 72.2
+    )
     md = report.to_markdown(rows)
     header = md.splitlines()[0]
     assert "parse fail %" in header and "tok/s" in header and "BioBERT" in header and "PubMedBERT" in header

@@ -54,8 +54,10 @@ def test_repeated_tokens_with_different_tags_are_scored_by_position(tmp_path: Pa
     # perfectly.
     sentences = [
         ("Patients with colon cancer were screened for cancer risk .", "O O B-Disease I-Disease O O O O O O"),
-        ("Myotonic dystrophy ( DM ) is caused by the DM kinase gene .",
-         "B-Disease I-Disease O B-Disease O O O O O O O O O"),
+        (
+            "Myotonic dystrophy ( DM ) is caused by the DM kinase gene .",
+            "B-Disease I-Disease O B-Disease O O O O O O O O O",
+        ),
     ]
     conll = "\n\n".join(
         "\n".join(f"{tok}\t{tag}" for tok, tag in zip(text.split(), tags.split(), strict=True))

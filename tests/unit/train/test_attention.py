@@ -16,9 +16,20 @@ from biotune.train import attention
 def _model(impl: str, kind: str = "llama", **overrides):
     from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
-    config_cls, model_cls = (LlamaConfig, LlamaForCausalLM) if kind == "llama" else (MistralConfig, MistralForCausalLM)
-    fields = dict(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=4, max_position_embeddings=128, initializer_range=0.5, use_cache=False)
+    config_cls, model_cls = (
+        (LlamaConfig, LlamaForCausalLM) if kind == "llama" else (MistralConfig, MistralForCausalLM)
+    )
+    fields = dict(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        initializer_range=0.5,
+        use_cache=False,
+    )
     fields.update(overrides)
     config = config_cls(**fields)
     config._attn_implementation = attention.resolve(impl)
@@ -30,8 +41,12 @@ def _packed_batch(seed: int = 0) -> dict[str, torch.Tensor]:
     """Two rows: [7, 12, 5] tokens and [9, 4] tokens + 11 padding collated as its own 0..10 ramp."""
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(3, 97, (2, 24), generator=g)
-    pos = torch.stack([torch.cat([torch.arange(7), torch.arange(12), torch.arange(5)]),
-                       torch.cat([torch.arange(9), torch.arange(4), torch.arange(11)])])
+    pos = torch.stack(
+        [
+            torch.cat([torch.arange(7), torch.arange(12), torch.arange(5)]),
+            torch.cat([torch.arange(9), torch.arange(4), torch.arange(11)]),
+        ]
+    )
     labels = ids.clone()
     labels[1, 13:] = -100
     return {"input_ids": ids, "position_ids": pos, "labels": labels}
@@ -40,7 +55,9 @@ def _packed_batch(seed: int = 0) -> dict[str, torch.Tensor]:
 def test_sequence_bounds_follow_position_restarts_and_pad_blocks() -> None:
     pos = _packed_batch()["position_ids"]
     assert attention.sequence_bounds(pos, 2) == [[0, 7, 19, 24], [0, 9, 13, 24]]
-    assert attention.sequence_bounds(torch.arange(6)[None], 3) == [[0, 6]] * 3  # one ramp, broadcast to the batch
+    assert (
+        attention.sequence_bounds(torch.arange(6)[None], 3) == [[0, 6]] * 3
+    )  # one ramp, broadcast to the batch
     # a position that jumps (not a restart at 0) also starts a sequence, as in transformers
     assert attention.sequence_bounds(torch.tensor([[0, 1, 2, 5, 6]]), 1) == [[0, 3, 5]]
 
@@ -56,7 +73,9 @@ def test_packed_rows_match_sdpa_values_and_gradients(kv_heads: int) -> None:
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
         out[impl] = (result.logits.detach(), result.loss.detach(), grads)
     (ref_logits, ref_loss, ref_grads), (logits, loss, grads) = out["sdpa"], out["sdpa_packed"]
-    real = batch["labels"] != -100  # the padding block's outputs are ignored, and sdpa fully masks nothing there
+    real = (
+        batch["labels"] != -100
+    )  # the padding block's outputs are ignored, and sdpa fully masks nothing there
     assert torch.allclose(logits[real], ref_logits[real], atol=1e-10)
     assert float(loss) == pytest.approx(float(ref_loss), abs=1e-10)
     assert max(float((grads[n] - ref_grads[n]).abs().max()) for n in grads) < 1e-9
@@ -68,9 +87,13 @@ def test_each_packed_sequence_sees_only_itself() -> None:
     batch = _packed_batch()
     ids = batch["input_ids"][:1, 7:19]
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"][:1], position_ids=batch["position_ids"][:1]).logits[0, 7:19]
+        packed = model(input_ids=batch["input_ids"][:1], position_ids=batch["position_ids"][:1]).logits[
+            0, 7:19
+        ]
         alone = model(input_ids=ids).logits[0]
-        one_ramp = model(input_ids=batch["input_ids"][:1], position_ids=torch.arange(24)[None]).logits[0, 7:19]
+        one_ramp = model(input_ids=batch["input_ids"][:1], position_ids=torch.arange(24)[None]).logits[
+            0, 7:19
+        ]
     assert torch.allclose(packed, alone, atol=1e-10)
     assert float((one_ramp - alone).abs().max()) > 1e-2
 
@@ -92,13 +115,17 @@ def test_generation_with_a_cache_matches_sdpa() -> None:
     outputs = {}
     for impl in ("sdpa", "sdpa_packed"):
         model = _model(impl, use_cache=True).eval()
-        outputs[impl] = model.generate(input_ids=prompts, attention_mask=mask, max_new_tokens=8, do_sample=False,
-                                       pad_token_id=0)
+        outputs[impl] = model.generate(
+            input_ids=prompts, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0
+        )
     assert torch.equal(outputs["sdpa"], outputs["sdpa_packed"])
     # unpadded single prompt: no mask at all, the cached decode path still agrees
-    single = {impl: _model(impl, use_cache=True).eval().generate(input_ids=prompts[1:], max_new_tokens=8,
-                                                                 do_sample=False, pad_token_id=0)
-              for impl in ("sdpa", "sdpa_packed")}
+    single = {
+        impl: _model(impl, use_cache=True)
+        .eval()
+        .generate(input_ids=prompts[1:], max_new_tokens=8, do_sample=False, pad_token_id=0)
+        for impl in ("sdpa", "sdpa_packed")
+    }
     assert torch.equal(single["sdpa"], single["sdpa_packed"])
 
 

@@ -68,12 +68,15 @@ def test_prune_keeps_last_complete_and_newer_partial(tmp_path: Path) -> None:
     assert not partial_old.exists() and partial_new.exists()
 
 
-@pytest.mark.parametrize("content, match", [
-    ("{not json", "invalid JSON"),
-    (json.dumps({"step": 3, "evil": 1}), "unexpected keys"),
-    (json.dumps({"step": "3"}), "wrong value types"),
-    (json.dumps([1, 2]), "not a biotune trainer state"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("{not json", "invalid JSON"),
+        (json.dumps({"step": 3, "evil": 1}), "unexpected keys"),
+        (json.dumps({"step": "3"}), "wrong value types"),
+        (json.dumps([1, 2]), "not a biotune trainer state"),
+    ],
+)
 def test_corrupt_trainer_state_names_the_file(tmp_path: Path, content: str, match: str) -> None:
     ckpt = _ckpt(tmp_path, 5, True)
     (ckpt / layout.STATE_FILE).write_text(content)

@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="module")
 def sample_build(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     out = tmp_path_factory.mktemp("text") / "data"
-    cfg = config.load(REPO / "configs/data/sample.yaml", [f"data.tokenizer={tiny_model}", f"data.out_dir={out}"])
+    cfg = config.load(
+        REPO / "configs/data/sample.yaml", [f"data.tokenizer={tiny_model}", f"data.out_dir={out}"]
+    )
     data_dir = build_dataset(cfg)
     manifest = Manifest.read(data_dir)
     assert manifest.sources["bioasq_yesno"].restricted and manifest.sources["bioasq_yesno"].realised
@@ -37,8 +39,9 @@ def _all_text(path: Path) -> str:
 
 def _restricted_texts(split: PackedSplit, manifest: Manifest, tokenizer) -> list[str]:
     """Every restricted sample's response text, decoded the same way (what must never leave)."""
-    open_all = dataclasses.replace(manifest, sources={k: dataclasses.replace(v, restricted=False)
-                                                      for k, v in manifest.sources.items()})
+    open_all = dataclasses.replace(
+        manifest, sources={k: dataclasses.replace(v, restricted=False) for k, v in manifest.sources.items()}
+    )
     everything = dataset_examples(split, open_all, tokenizer.decode, limit=10**6)
     return [e["prompt"] for e in everything if manifest.sources[e["source"]].restricted]
 
@@ -48,11 +51,17 @@ def test_examples_skip_restricted_and_unknown_sources(sample_build) -> None:
     examples = dataset_examples(split, manifest, tokenizer.decode, limit=10**6)
     sources = {e["source"] for e in examples}
     assert "bioasq_yesno" not in sources and {"ncbi_disease", "hoc"} <= sources
-    assert all(e["sample_id"].startswith(e["source"] + "/") and e["prompt"] and e["response"] for e in examples)
+    assert all(
+        e["sample_id"].startswith(e["source"] + "/") and e["prompt"] and e["response"] for e in examples
+    )
     assert len(dataset_examples(split, manifest, tokenizer.decode, limit=5)) == 5
     # a source the manifest does not describe counts as restricted
-    unknown = dataclasses.replace(manifest, sources={k: v for k, v in manifest.sources.items() if k != "ncbi_disease"})
-    assert "ncbi_disease" not in {e["source"] for e in dataset_examples(split, unknown, tokenizer.decode, 10**6)}
+    unknown = dataclasses.replace(
+        manifest, sources={k: v for k, v in manifest.sources.items() if k != "ncbi_disease"}
+    )
+    assert "ncbi_disease" not in {
+        e["source"] for e in dataset_examples(split, unknown, tokenizer.decode, 10**6)
+    }
 
 
 def test_no_text_in_the_wandb_run_by_default(tmp_path: Path, sample_build) -> None:

@@ -12,11 +12,24 @@ from biotune.errors import LaunchError
 
 
 def test_torchrun_variables_win_over_slurm() -> None:
-    env = {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29600",
-           "SLURM_PROCID": "0", "SLURM_NTASKS": "2"}
+    env = {
+        "RANK": "3",
+        "LOCAL_RANK": "1",
+        "WORLD_SIZE": "4",
+        "MASTER_ADDR": "10.0.0.1",
+        "MASTER_PORT": "29600",
+        "SLURM_PROCID": "0",
+        "SLURM_NTASKS": "2",
+    }
     d = dist.read_env(env)
-    assert (d.rank, d.local_rank, d.world_size, d.master_addr, d.master_port, d.launcher) == \
-        (3, 1, 4, "10.0.0.1", "29600", "torchrun")
+    assert (d.rank, d.local_rank, d.world_size, d.master_addr, d.master_port, d.launcher) == (
+        3,
+        1,
+        4,
+        "10.0.0.1",
+        "29600",
+        "torchrun",
+    )
     assert not d.is_rank_zero
 
 

@@ -39,7 +39,11 @@ def test_every_deepspeed_json_is_filled_without_auto(path: Path) -> None:
 
 
 def test_the_three_zero3_variants_exist() -> None:
-    assert {p.name for p in DS_FILES} >= {"zero3.json", "zero3_offload_optimizer.json", "zero3_offload_all.json"}
+    assert {p.name for p in DS_FILES} >= {
+        "zero3.json",
+        "zero3_offload_optimizer.json",
+        "zero3_offload_all.json",
+    }
     offload_all = json.loads((REPO_ROOT / "configs/deepspeed/zero3_offload_all.json").read_text())
     assert offload_all["zero_optimization"]["offload_param"]["device"] == "cpu"
 

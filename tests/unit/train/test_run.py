@@ -32,9 +32,18 @@ def test_bad_batch_arithmetic_fails_before_any_work(capsys: pytest.CaptureFixtur
 
 
 def test_dry_run_reports_unknown_sources_splits_and_deepspeed_json_together(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "configs/train/tiny.yaml", "data.sources.ncbi_diseas.weight=1",
-                 "data.sources.gad.split=validation", "train.deepspeed=configs/deepspeed/nope.json", "--dry-run"])
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        [
+            "train",
+            "configs/train/tiny.yaml",
+            "data.sources.ncbi_diseas.weight=1",
+            "data.sources.gad.split=validation",
+            "train.deepspeed=configs/deepspeed/nope.json",
+            "--dry-run",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "3 config problems" in err
     assert "data.sources.ncbi_diseas: unknown source" in err and "did you mean ncbi_disease" in err

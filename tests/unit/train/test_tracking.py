@@ -30,7 +30,9 @@ def test_trackers_rank_zero_jsonl_and_null_elsewhere(tmp_path: Path) -> None:
 
 def test_wandb_offline_run_id_persists(tmp_path: Path) -> None:
     cfg = TrackingConfig(wandb_mode="offline", project="p", group="g", tags=["t"])
-    first = build_tracker(cfg, tmp_path, "r", {"a": 1}, Manifest(tokenizer_fingerprint="x"), is_rank_zero=True)
+    first = build_tracker(
+        cfg, tmp_path, "r", {"a": 1}, Manifest(tokenizer_fingerprint="x"), is_rank_zero=True
+    )
     run_id = first.run_id
     first.finish()
     again = build_tracker(cfg, tmp_path, "r", {"a": 1}, None, is_rank_zero=True)
