@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -35,11 +36,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def _respect_umask(path: Path) -> None:
-    """mkstemp creates files 0600; give them the mode a plain open() would (shared caches need it)."""
+def _respect_umask(path: Path, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give the mode a plain open()/mkdir() would (shared caches need it)."""
     umask = os.umask(0)
     os.umask(umask)
-    path.chmod(0o666 & ~umask)
+    path.chmod((0o777 if directory else 0o666) & ~umask)
+
+
+def swap_in_dir(new: str | Path, out: str | Path) -> None:
+    """Put the finished directory ``new`` at ``out`` by renames (never delete-then-write).
+
+    ``new`` gets the umask's mode. An existing ``out`` is first moved aside by a rename into a hidden sibling,
+    ``new`` is renamed into place, and only then is the old one removed: a crash leaves either the old or the
+    new directory at ``out``.
+    """
+    new, out = Path(new), Path(out)
+    _respect_umask(new, directory=True)
+    if not out.exists():
+        os.replace(new, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old / out.name)
+    os.replace(new, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -40,7 +40,7 @@ from biotune.data import leakage, mixture
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.records import Sample, base_id, sample_id
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
-from biotune.io import atomic_write_json
+from biotune.io import atomic_write_json, swap_in_dir
 
 logger = logging.getLogger(__name__)
 
@@ -313,23 +313,6 @@ def _sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Give the finished ``tmp`` the umask's mode (mkdtemp makes it 0700) and rename it to ``out``.
-
-    An existing ``out`` (``--force``) is moved aside by rename first and removed only after the swap.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------- samples
@@ -605,7 +588,7 @@ def _build_into(
         )
         manifest.repairs = repairs
         manifest.write(tmp)
-        _publish(tmp, out)
+        swap_in_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for d in created:  # innermost first; a directory another build uses now is not empty and stays

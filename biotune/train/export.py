@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from biotune.errors import CheckpointError, ConfigError, Problem
-from biotune.io import atomic_write_json, read_json
+from biotune.io import atomic_write_json, read_json, swap_in_dir
 from biotune.train.checkpoint import COMPLETED, MODEL_META_DIR, ZERO_DIR, require_complete, run_dir_of
 
 log = logging.getLogger(__name__)
@@ -154,20 +153,9 @@ def export_checkpoint(
 
         write_hf_model(ckpt_dir, tmp, dtype, max_shard_size)
         atomic_write_json(tmp / EXPORT_MARKER, checkpoint_identity(ckpt_dir))
-        _swap_in(tmp, out_dir)
+        swap_in_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # ours: made above
         raise
     log.info("exported %s -> %s", ckpt_dir, out_dir)
     return out_dir
-
-
-def _swap_in(new: Path, out: Path) -> None:
-    """Put the finished export ``new`` at ``out``: move any old one aside by rename, then remove it."""
-    if not out.exists():
-        os.replace(new, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / out.name)
-    os.replace(new, out)
-    shutil.rmtree(old, ignore_errors=True)  # the previous export (or the --force'd directory), now replaced
