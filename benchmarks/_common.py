@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,8 +14,10 @@ if str(REPO) not in sys.path:
 
 
 def data_root() -> Path:
-    """The real corpora: ``$BIOTUNE_DATA_DIR`` or ``../shared/data``."""
-    return Path(os.environ.get("BIOTUNE_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+    """The real corpora: ``$BIOTUNE_DATA_DIR`` or ``../shared/data`` (biotune's own default)."""
+    from biotune.config import default_data_root
+
+    return Path(default_data_root()).resolve()
 
 
 def mistral_tokenizer_dir(dest: Path) -> Path:

@@ -27,7 +27,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 def data_root() -> Path:
     """The real corpora: ``$BIOTUNE_DATA_DIR``, defaulting to ``../shared/data`` beside the repo."""
-    return Path(os.environ.get("BIOTUNE_DATA_DIR", REPO_ROOT.parent / "shared" / "data")).resolve()
+    from biotune.config import default_data_root
+
+    return Path(default_data_root()).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 import slurm_cluster as cluster_helpers
 from slurm_cluster import SlurmCluster
+
+from biotune.testing.launch import free_port
 
 slurm_cluster = cluster_helpers.slurm_cluster  # the session fixture that installs and starts SLURM
 
@@ -34,17 +35,11 @@ LONG_RUN = [
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
 def _env(run_dir: Path, **extra: str) -> dict[str, str]:
     """The job's environment; MASTER_PORT is a free one (the machine is shared; clusters keep the fixed 29500)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "BIOTUNE_"))}
     env.update(
-        MASTER_PORT=_free_port(),
+        MASTER_PORT=str(free_port()),
         BIOTUNE_RUN_DIR=str(run_dir),
         BIOTUNE_CONFIG="configs/train/tiny.yaml",
         WANDB_MODE="offline",
