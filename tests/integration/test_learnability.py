@@ -33,15 +33,15 @@ Scores: NER strict entity F1, RE micro-F1; "rise": output loss after other sampl
 |---|---|---|---|---|
 | good | 0.976 / 0.973 / 0.952 | 1.000 / 0.997 / 1.000 | 13.8 / 12.4 / 13.0 | 0.99 / 1.31 / 0.73 |
 | no_mask | 0.150 / 0.660 / 0.146 | 1.000 / 0.933 / 0.953 | 0.10 / 0.11 / 0.11 | 0.18 / 0.38 / 0.28 |
-| no_position_reset | 0.352 / 0.473 / 0.960 | 0.993 / 0.393 / 0.621 | 13.4 / 10.7 / 11.9 | 0.06 / 0.05 / 0.02 |
+| no_position_reset | 0.352 / 0.473 / 0.960 | 0.993 / 0.393 / 0.621 | 13.4 / 10.7 / 11.9 | .06 / .05 / .02 |
 | template_mismatch | 0.197 / 0.160 / 0.315 | 0.000 / 0.000 / 0.000 | | |
 | parser_wrong_field | 0.000 / 0.000 / 0.000 | 0.000 / 0.000 / 0.000 | | |
 
 Why parts 2 and 3 exist: a probe that learns reliably can also learn through the data sabotages, which only
 slow learning down: no_position_reset reached NER 0.960 at seed 2, and 0.967 / RE 1.000 with 600 steps (RoPE
 positions are relative, and the model learns to ignore the earlier samples it can see); no_mask on NER alone
-reached 0.954. The scores caught them only while the probe was marginal. Parts 2 and 3 measure on the trained model what those
-links guarantee, so the check sees them whatever the scores.
+reached 0.954. The scores caught them only while the probe was marginal. Parts 2 and 3 measure on the trained
+model what those links guarantee, so the check sees them whatever the scores.
 """
 
 from __future__ import annotations
