@@ -228,24 +228,14 @@ def trim_logs(output_dir: str | Path, step: int) -> None:
 
 
 def prune(output_dir: str | Path, keep_last: int) -> None:
-    """Keep the newest ``keep_last`` complete checkpoints; drop interrupted saves older than the newest one."""
+    """Keep the newest ``keep_last`` complete checkpoints; drop interrupted saves older than the newest one.
+
+    Only directories that are biotune checkpoints (:func:`is_checkpoint`) are ever removed.
+    """
     complete = [c for c in list_checkpoints(output_dir) if is_complete(c)]
     newest = complete[-1].name if complete else ""
     for ckpt in complete[:-keep_last]:
         shutil.rmtree(ckpt, ignore_errors=True)
     for ckpt in list_checkpoints(output_dir):
-        if not is_complete(ckpt) and ckpt.name < newest:
+        if not is_complete(ckpt) and is_checkpoint(ckpt) and ckpt.name < newest:
             shutil.rmtree(ckpt, ignore_errors=True)
-
-
-def drop_optimizer_state(ckpt: Path) -> int:
-    """Delete the ZeRO optimizer shards of a complete checkpoint (a sweep's disk policy); returns bytes freed.
-
-    The model shards, ``model_meta/`` and the state stay, so the checkpoint still exports but cannot resume.
-    """
-    require_complete(ckpt)
-    freed = 0
-    for f in (Path(ckpt) / ZERO_DIR).rglob("*optim_states.pt"):
-        freed += f.stat().st_size
-        f.unlink()
-    return freed

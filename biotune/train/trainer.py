@@ -36,7 +36,7 @@ from biotune.data.loader import (
     step_rows,
     steps_per_epoch,
 )
-from biotune.errors import EXIT_OK, EXIT_PREEMPTED
+from biotune.errors import EXIT_OK, EXIT_PREEMPTED, CheckpointError
 from biotune.train import checkpoint as ckpt_layout
 from biotune.train.checkpoint import CONSUMED_FILE, PROBE_FILE, TrainerState, check_world_size, read_state
 from biotune.train.engine import Engine
@@ -260,8 +260,15 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Shards + trainer state + RNG, then COMPLETED (written last, by rank 0); keep the last K."""
         ckpt = ckpt_layout.checkpoint_dir(self.output_dir, self.state.step)
-        if dist.is_rank_zero():
-            shutil.rmtree(ckpt, ignore_errors=True)  # ours: a stale save of this very step
+        if (
+            ckpt.exists() and not ckpt_layout.is_checkpoint(ckpt) and any(ckpt.iterdir())
+        ):  # every rank sees it
+            raise CheckpointError(
+                f"{ckpt} exists and is not a biotune checkpoint; move it out of "
+                f"{ckpt.parent} (biotune writes its checkpoints there)"
+            )
+        if dist.is_rank_zero() and ckpt.exists():
+            shutil.rmtree(ckpt)  # an interrupted save of this very step (ours), or an empty directory
         dist.barrier()
         self.engine.save(ckpt, self.tokenizer_dir, dist.is_rank_zero())
         ckpt_layout.save_rng(ckpt, self.rank, dist.rng_state())

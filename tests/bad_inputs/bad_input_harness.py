@@ -11,12 +11,12 @@ category                               module                      cases  slow
 =====================================  ==========================  =====  ====
 corpus files, every native format      test_bad_corpora.py            40     0
 configs and overrides                  test_bad_configs.py            37     0
-sweep configs                          test_bad_sweeps.py             16     0
+sweep configs and commands             test_bad_sweeps.py             20     0
 predictions files and reports          test_bad_predictions.py        22     0
 checkpoints, manifests and shards      test_bad_checkpoints.py        18     5
 plan arguments                         test_bad_plan.py               17     0
 interrupted commands                   test_bad_interrupts.py          0     2
-total                                                                150     7
+total                                                                154     7
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,

@@ -11,27 +11,16 @@ from pathlib import Path
 import pytest
 from bad_input_harness import Case, check, ids, run_selected, write
 
-BASE = """\
-name: sweep-bad-base
-model: {name_or_path: runs/tiny_llama}
-data:
-  root: "@sample"
-  sources:
-    ncbi_disease: {epochs: 2}
-    bc5cdr_chem: {}
-    gad: {}
-    hoc: {}
-    pubmedqa: {}
-train: {max_steps: 10}
-"""
+from biotune.testing.sweeps import small_base, write_sweep
+
+BASE = small_base()
 
 
 def sweep(case_id: str, axes: str, where: str, fix: str = "fix:", head: str = "", base: str = BASE) -> Case:
     """``biotune sweep plan {tmp}/sweep.yaml`` with ``axes`` (YAML list items) over ``base``."""
 
     def setup(tmp: Path) -> None:
-        write(tmp / "base.yaml", base)
-        write(tmp / "sweep.yaml", f"name: bad\nbase: base.yaml\n{head}axes:\n{axes}")
+        write_sweep(tmp, f"name: bad\nbase: base.yaml\n{head}axes:\n{axes}", base)
 
     return Case(case_id, ("sweep", "plan", "{tmp}/sweep.yaml"), where, fix, setup)
 
@@ -118,6 +107,34 @@ CASES = [
         ),
     ),
     Case("sweep-file-missing", ("sweep", "plan", "{tmp}/absent.yaml"), "does not exist"),
+    # the other sweep commands: reading a directory that holds no sweep, and their own arguments
+    Case(
+        "status-no-sweep-dir",
+        ("sweep", "status", "{tmp}/sweep.yaml", "--out", "{tmp}/nowhere"),
+        "{tmp}/nowhere/sweep.json",
+        "sweep run",
+        lambda tmp: write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n"),
+    ),
+    Case(
+        "collect-no-sweep-dir",
+        ("sweep", "collect", "{tmp}/sweep.yaml", "--out", "{tmp}/nowhere"),
+        "{tmp}/nowhere/sweep.json",
+        "sweep run",
+        lambda tmp: write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n"),
+    ),
+    Case(
+        "collect-too-few-resamples",
+        ("sweep", "collect", "{tmp}/sweep.yaml", "--n-boot", "10"),
+        "--n-boot",
+        "use at least 1000",
+        lambda tmp: write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n"),
+    ),
+    Case(
+        "cell-not-a-sweep-dir",
+        ("sweep", "cell", "{tmp}/nowhere", "base-s0"),
+        "{tmp}/nowhere/sweep.json",
+        "sweep directory",
+    ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 

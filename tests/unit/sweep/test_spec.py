@@ -10,31 +10,12 @@ from biotune import config
 from biotune.errors import ConfigError
 from biotune.sweep import spec as sp
 from biotune.sweep.spec import load_sweep, points
+from biotune.testing.sweeps import small_base, write_sweep
 
 REPO = Path(__file__).resolve().parents[3]
 SWEEPS = sorted((REPO / "configs" / "sweep").glob("*.yaml"))
 
-# A small base of our own: five registered sources in four groups (ner x2, re, cls, qa), on the bundled sample.
-BASE = """\
-name: sweep-test-base
-model: {name_or_path: runs/tiny_llama}
-data:
-  root: "@sample"
-  sources:
-    ncbi_disease: {epochs: 2}
-    bc5cdr_chem: {}
-    gad: {}
-    hoc: {}
-    pubmedqa: {}
-train: {max_steps: 10}
-"""
-
-
-def write_sweep(tmp_path: Path, body: str, base: str = BASE) -> Path:
-    (tmp_path / "base.yaml").write_text(base)
-    path = tmp_path / "sweep.yaml"
-    path.write_text(body)
-    return path
+BASE = small_base()  # five registered sources in four groups (ner x2, re, cls, qa), on the bundled sample
 
 
 def problems_of(path: Path) -> dict[str, list[str]]:

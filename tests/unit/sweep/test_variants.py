@@ -17,22 +17,11 @@ from biotune.sweep import plan as pl
 from biotune.sweep import spec as sp
 from biotune.sweep import variants as vr
 from biotune.sweep.spec import load_sweep
+from biotune.testing.sweeps import small_base, write_sweep
 
 REPO = Path(__file__).resolve().parents[3]
 
-BASE = """\
-name: sweep-test-base
-model: {name_or_path: runs/tiny_llama}
-data:
-  root: "@sample"
-  sources:
-    ncbi_disease: {epochs: 2}
-    bc5cdr_chem: {}
-    gad: {}
-    hoc: {}
-    pubmedqa: {}
-train: {max_steps: 10, seed: 77}
-"""
+BASE = small_base(seed=77)
 AVAILABLE = {"ncbi_disease": 100, "bc5cdr_chem": 81, "gad": 60, "hoc": 47, "pubmedqa": 29, "bioasq_yesno": 40}
 #: base realised counts: ncbi_disease has epochs 2
 BASE_COUNTS = {"ncbi_disease": 200, "bc5cdr_chem": 81, "gad": 60, "hoc": 47, "pubmedqa": 29}
@@ -49,13 +38,9 @@ GROUPS = {"ncbi_disease": "ner", "bc5cdr_chem": "ner", "gad": "re", "hoc": "cls"
 
 def sweep(tmp_path: Path, axes: str, base: str = BASE, **settings: object) -> sp.SweepSpec:
     """Write base + sweep YAML into ``tmp_path`` and load them."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "base.yaml").write_text(base)
     head = {"name": "t", "base": "base.yaml", **settings}
     lines = [f"{k}: {v}" for k, v in head.items()]
-    path = tmp_path / "sweep.yaml"
-    path.write_text("\n".join(lines) + "\naxes:\n" + axes)
-    return load_sweep(path)
+    return load_sweep(write_sweep(tmp_path, "\n".join(lines) + "\naxes:\n" + axes, base))
 
 
 def by_name(variants: list[vr.Variant]) -> dict[str, vr.Variant]:

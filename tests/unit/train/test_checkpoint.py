@@ -138,3 +138,14 @@ def test_export_marker_is_keyed_on_the_checkpoint_identity(tmp_path: Path) -> No
     assert export_matches(out, a) and not export_matches(out, b)
     layout.mark_completed(a, 99)  # same path, rewritten checkpoint: no longer the same weights
     assert not export_matches(out, a)
+
+
+def test_prune_never_removes_a_directory_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    for step in (1, 2):
+        _ckpt(tmp_path, step, True)
+    foreign = layout.checkpoint_dir(tmp_path, 0)
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    layout.prune(tmp_path, keep_last=1)
+    assert (foreign / "notes.txt").read_text() == "mine"
+    assert [p.name for p in layout.list_checkpoints(tmp_path)] == ["step-00000000", "step-00000002"]

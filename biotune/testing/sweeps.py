@@ -1,0 +1,33 @@
+"""Small sweep files for tests: a base run config on the bundled sample and a sweep written beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def small_base(seed: int | None = None) -> str:
+    """A base run config of five registered sources in four groups (ner x2, re, cls, qa) on ``@sample``."""
+    train = f"{{max_steps: 10, seed: {seed}}}" if seed is not None else "{max_steps: 10}"
+    return f"""\
+name: sweep-test-base
+model: {{name_or_path: runs/tiny_llama}}
+data:
+  root: "@sample"
+  sources:
+    ncbi_disease: {{epochs: 2}}
+    bc5cdr_chem: {{}}
+    gad: {{}}
+    hoc: {{}}
+    pubmedqa: {{}}
+train: {train}
+"""
+
+
+def write_sweep(directory: str | Path, body: str, base: str | None = None, name: str = "sweep.yaml") -> Path:
+    """Write ``base.yaml`` (default :func:`small_base`) and a sweep file ``name`` whose ``body`` refers to it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "base.yaml").write_text(small_base() if base is None else base)
+    path = directory / name
+    path.write_text(body)
+    return path
