@@ -16,6 +16,11 @@ a regression from ``w`` to the score and reports its K-fold held-out Spearman an
 samples seeded Dirichlet candidates (uniform, near the base, sparse, and the swarm's own runs), keeps the
 feasible ones and refines the best by seeded local Dirichlet moves. :func:`proposal_yaml` writes the winner
 as a data config fragment (``data.total_samples`` and ``data.sources.<name>.weight``).
+
+A prediction is not a result: given the sweep, :func:`fit_and_propose` also writes ``confirm.yaml``
+(:func:`confirm_sweep`), a ready-to-submit sweep of the base and the proposed mixture at >= 3 training seeds
+under the swarm's budget rule and evaluation settings, and :func:`confirm_commands` gives the
+``biotune sweep submit`` / ``biotune sweep run --local`` lines that run it (nothing is queued on its own).
 :func:`write_olmix_csvs` exports ``ratios.csv`` (``run`` + one column per domain weight) and ``metrics.csv``
 (``run`` + one column per metric), the files ``olmix fit`` reads.
 """
@@ -26,6 +31,7 @@ import csv
 import io
 import json
 import logging
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +49,18 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_text
+from biotune.sweep import spec as sp
 from biotune.sweep.collect import CellResult, Results
 
 log = logging.getLogger(__name__)
 
 MODELS: tuple[str, ...] = ("quadratic", "linear", "gbm")
 SELECTION_SPLIT = "dev"
+#: Training seeds of a confirmation sweep when the swarm's sweep has fewer than three.
+CONFIRM_SEEDS = (0, 1, 2)
+#: The proposal's mixture name in ``confirm.yaml`` (its variant is ``mix-proposed``).
+PROPOSED = "proposed"
+CONFIRM_FILE = "confirm.yaml"
 _ALPHAS = np.logspace(-4, 3, 15)
 _TOL = 1e-9
 
@@ -505,12 +517,17 @@ def source_weights(proposal: Proposal, base: CellResult, level: str) -> dict[str
     return out
 
 
+def _rounded(weights: Mapping[str, float]) -> dict[str, float]:
+    """Per-source weights as both written files hold them."""
+    return {s: round(float(w), 6) for s, w in weights.items()}
+
+
 def proposal_yaml(proposal: Proposal, weights: Mapping[str, float]) -> str:
     """The proposal as a data config fragment, with a header comment of what the fits predict."""
     data: dict[str, Any] = {}
     if proposal.total_samples:
         data["total_samples"] = int(proposal.total_samples)
-    data["sources"] = {s: {"weight": round(float(w), 6)} for s, w in weights.items()}
+    data["sources"] = {s: {"weight": w} for s, w in _rounded(weights).items()}
     head = [
         f"# Proposed by biotune sweep fit ({proposal.model} regression on dev sets).",
         f"# Objective (dev-set weights): {json.dumps(proposal.objective_weights)}",
@@ -520,6 +537,61 @@ def proposal_yaml(proposal: Proposal, weights: Mapping[str, float]) -> str:
         "# Train it with the base at >= 3 seeds before trusting the prediction; report test splits at the end.",
     ]
     return "\n".join(head) + "\n" + yaml.safe_dump({"data": data}, sort_keys=False)
+
+
+def _swarm_budget(spec: sp.SweepSpec, axis: str | None) -> str:
+    """The budget rule the fitted runs were realised under: that of the first mixture axis of type ``axis``."""
+    for a in spec.axes:
+        if not isinstance(a, sp.ValuesAxis) and (axis is None or a.type == axis):
+            return spec.budget_of(a)
+    return spec.budget
+
+
+def confirm_sweep(
+    spec: sp.SweepSpec, weights: Mapping[str, float], *, axis: str | None = None
+) -> dict[str, Any]:
+    """The sweep that checks a proposal: the base and the proposed mixture, as a sweep YAML's mapping.
+
+    Same base config and overrides as ``spec`` (those of the command line included), one ``mixtures`` axis
+    holding the proposal's per-source ``weights`` under the budget rule the swarm's runs had (the proposed
+    variant holds what the fitted runs held), and the base, which every sweep has. Training seeds: the sweep's
+    own when it has at least three, else :data:`CONFIRM_SEEDS`. Evaluation: the base's settings, with the
+    selection split added to ``eval.splits`` when it is missing. Keep policy and ``min_effect``: the sweep's.
+    """
+    seeds = list(spec.seeds) if len(spec.seeds) >= len(CONFIRM_SEEDS) else list(CONFIRM_SEEDS)
+    overrides = list(spec.overrides)
+    splits = list(spec.load_base().eval.splits)
+    if SELECTION_SPLIT not in splits:
+        overrides.append(sp.override("eval.splits", [SELECTION_SPLIT, *splits]))
+    return {
+        "name": f"{spec.name}-confirm",
+        "base": str(spec.base),
+        "overrides": overrides,
+        "budget": _swarm_budget(spec, axis),
+        "seeds": seeds,
+        "controls": False,
+        "keep": spec.keep,
+        "min_effect": spec.min_effect,
+        "axes": [{"type": sp.MIXTURES, "over": sp.OVER_SOURCE, "mixtures": {PROPOSED: _rounded(weights)}}],
+    }
+
+
+def confirm_commands(path: str | Path) -> list[str]:
+    """The command lines that run a confirmation sweep: on SLURM, then on this machine."""
+    quoted = shlex.quote(str(path))
+    return [f"biotune sweep submit {quoted}", f"biotune sweep run {quoted} --local"]
+
+
+def confirm_yaml(sweep: Mapping[str, Any], path: str | Path) -> str:
+    """The confirmation sweep as the YAML text written to ``path``, headed by the commands that run it."""
+    submit, local = confirm_commands(path)
+    head = [
+        f"# Confirmation sweep written by biotune sweep fit: the base and the proposed mixture ({PROPOSED}),",
+        f"# each at seeds {sweep['seeds']}; selection on dev splits, test splits reported at the end.",
+        f"#   {submit}    # SLURM (add --gpus-per-node, --time, ...)",
+        f"#   {local}    # this machine",
+    ]
+    return "\n".join(head) + "\n" + yaml.safe_dump(dict(sweep), sort_keys=False)
 
 
 def _finite(value: float) -> float | None:
@@ -534,6 +606,8 @@ class FitReport:
     fits: dict[str, SetFit]
     proposal: Proposal
     paths: dict[str, Path]
+    confirm: dict[str, Any] | None = None
+    """The confirmation sweep written to ``paths["confirm"]`` (:func:`confirm_sweep`), when the spec was given."""
 
 
 def fit_and_propose(
@@ -548,9 +622,11 @@ def fit_and_propose(
     max_epochs: float | None = None,
     max_l1: float | None = None,
     seed: int = 0,
+    spec: sp.SweepSpec | None = None,
 ) -> FitReport:
     """Fit the swarm of ``axis`` on dev sets, propose a mixture, and write ``ratios.csv``, ``metrics.csv``,
-    ``fit.json`` (per set: held-out Spearman, R², runs, parameters) and ``proposal.yaml`` into ``out_dir``.
+    ``fit.json`` (per set: held-out Spearman, R², runs, parameters) and ``proposal.yaml`` into ``out_dir``;
+    given the swarm's sweep ``spec``, also ``confirm.yaml`` (:func:`confirm_sweep`).
 
     Raises:
         ConfigError: too few runs for the model, an objective naming a test set, unsatisfiable constraints,
@@ -594,8 +670,12 @@ def fit_and_propose(
         },
     }
     atomic_write_text(out / "fit.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(
-        out / "proposal.yaml", proposal_yaml(proposal, source_weights(proposal, base_cell, level))
-    )
+    weights = source_weights(proposal, base_cell, level)
+    atomic_write_text(out / "proposal.yaml", proposal_yaml(proposal, weights))
     paths = {"ratios": ratios, "metrics": metrics, "fit": out / "fit.json", "proposal": out / "proposal.yaml"}
-    return FitReport(swarm, fits, proposal, paths)
+    confirm = None
+    if spec is not None:
+        paths["confirm"] = (out / CONFIRM_FILE).resolve()
+        confirm = confirm_sweep(spec, weights, axis=axis)
+        atomic_write_text(paths["confirm"], confirm_yaml(confirm, paths["confirm"]))
+    return FitReport(swarm, fits, proposal, paths, confirm)
