@@ -1,7 +1,8 @@
 """Single-label tasks: relation extraction (RE), natural language inference (NLI), closed questions (QA).
 
-The answer is one label string: the source's label names, the negative class as the source names it, with
-synonyms such as ``No Relations`` accepted. Reading order: the whole answer or its first line is a label (up to
+The answer is one label string: the source's label names, the negative class as the source names it, with the
+synonyms of :mod:`.synonyms` accepted (``No Relations``, GAD's ``Positive``/``Negative``, the i2b2-2010 relation
+names such as ``Treatment improves medical problem``: the spellings Llama2-MedTuned publishes). Reading order: the whole answer or its first line is a label (up to
 case, spacing and punctuation); the answer starts with a label as a clause of its own (``Yes. Because ...``);
 exactly one label is named anywhere in the prose. Several different labels -> the first, flagged; none -> the
 negative label (``""`` where the task has none), flagged.
@@ -20,7 +21,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from biotune.data.records import NliPair, QaItem, RelationPair
 from biotune.data.tasks.base import ParseResult, Task, bullets, config_error, definition, inline, register
-from biotune.data.tasks.matching import LabelMatcher, label_key, read_label
+from biotune.data.tasks.matching import LabelMatcher, label_phrases, read_label
+from biotune.data.tasks.synonyms import (
+    BINARY_NEGATIVE_SYNONYMS,
+    NEGATIVE_SYNONYMS,
+    POSITIVE_SYNONYMS,
+    synonyms_of,
+)
 from biotune.errors import DataError
 from biotune.eval import metrics
 
@@ -91,30 +98,6 @@ QA_DEFINITIONS: dict[str, str] = {
     "maybe": "the evidence is inconclusive or mixed",
 }
 
-# Phrases read as the negative class of a relation task, whatever the source calls it.
-NEGATIVE_SYNONYMS: tuple[str, ...] = (
-    "No Relations",
-    "No Relation",
-    "No relationship",
-    "No interaction",
-    "No association",
-    "none",
-    "negative",
-    "false",
-    "DDI-false",
-    "not related",
-    "unrelated",
-)
-# Phrases read as the positive class of a binary relation task (one positive label besides the negative).
-POSITIVE_SYNONYMS: tuple[str, ...] = ("yes", "true", "positive", "related", "association")
-# Phrases read as the negative class of a binary relation task only (GAD, EU-ADR: "yes"/"no" questions); on a
-# multi-class corpus a bare "no" names no relation type, so it stays a parse failure there.
-BINARY_NEGATIVE_SYNONYMS: tuple[str, ...] = ("no",)
-NLI_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "entailment": ("entails", "entailed", "entail"),
-    "contradiction": ("contradicts", "contradictory", "contradicted", "contradict"),
-}
-
 
 class _LabelTask(Task):
     """A task whose answer is one label out of a closed set; scored by accuracy unless a subclass says else."""
@@ -134,7 +117,7 @@ class _LabelTask(Task):
                 "a classification source without labels",
                 "list the label names in the source spec",
             )
-        self._matcher = LabelMatcher(self._phrases())
+        self._matcher = LabelMatcher(label_phrases(self._labels, self._synonyms()))
         super().__init__(spec)
 
     @property
@@ -168,16 +151,9 @@ class _LabelTask(Task):
         """``correct`` (1 when the prediction is the gold label) and ``n`` (1)."""
         return {"correct": float(pred == gold), "n": 1.0}
 
-    def _phrases(self) -> dict[str, str]:
-        phrases = {label: label for label in self._labels}
-        for label, synonyms in self._synonyms().items():
-            for phrase in synonyms:
-                if label_key(phrase) not in {label_key(x) for x in self._labels}:
-                    phrases.setdefault(phrase, label)
-        return phrases
-
     def _synonyms(self) -> dict[str, tuple[str, ...]]:
-        return {}
+        """Label -> its other names (:func:`~biotune.data.tasks.synonyms.synonyms_of`); subclasses add more."""
+        return {label: synonyms_of(label) for label in self._labels}
 
     def _label_definitions(self) -> list[tuple[str, str]]:
         return [(label, self._define(label)) for label in self._labels]
@@ -262,12 +238,14 @@ class RelationTask(_LabelTask):
         return super()._define(label)
 
     def _synonyms(self) -> dict[str, tuple[str, ...]]:
-        out: dict[str, tuple[str, ...]] = {}
+        out = super()._synonyms()
         prefix = os.path.commonprefix(list(self._labels))
         if len(self._labels) > 1 and prefix.endswith(
             "-"
         ):  # DDI-mechanism ... DDI-false: 'mechanism' is enough
-            out = {label: (label[len(prefix) :],) for label in self._labels if label[len(prefix) :].isalpha()}
+            for label in self._labels:
+                if label[len(prefix) :].isalpha():
+                    out[label] = out.get(label, ()) + (label[len(prefix) :],)
         if self.negative:
             out[self.negative] = out.get(self.negative, ()) + NEGATIVE_SYNONYMS
             positives = [x for x in self._labels if x != self.negative]
@@ -294,9 +272,6 @@ class NliTask(_LabelTask):
     def format_input(self, record: NliPair) -> str:
         """``Premise: ...`` and ``Hypothesis: ...`` lines."""
         return f"Premise: {record.premise}\nHypothesis: {record.hypothesis}"
-
-    def _synonyms(self) -> dict[str, tuple[str, ...]]:
-        return {label: NLI_SYNONYMS.get(label.casefold(), ()) for label in self._labels}
 
 
 @register

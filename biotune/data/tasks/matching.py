@@ -32,6 +32,26 @@ def phrase_pattern(phrase: str) -> str:
     return r"(?<![0-9a-z])" + r"[\W_]*".join(map(re.escape, words)) + r"(?![0-9a-z])"
 
 
+def label_phrases(labels: Sequence[str], synonyms: dict[str, Sequence[str]]) -> dict[str, str]:
+    """Accepted phrase -> label for a :class:`LabelMatcher`: each label's name, then its ``synonyms``.
+
+    A label name always means that label, so a synonym equal to a name (up to :func:`label_key`) is not taken;
+    a synonym that two labels claim is ambiguous and taken for neither.
+    """
+    label_keys = {label_key(label) for label in labels}
+    owners: dict[str, set[str]] = {}
+    for label, phrases in synonyms.items():
+        for phrase in phrases:
+            owners.setdefault(label_key(phrase), set()).add(label)
+    out = {label: label for label in labels}
+    for label, phrases in synonyms.items():
+        for phrase in phrases:
+            key = label_key(phrase)
+            if key and key not in label_keys and len(owners[key]) == 1:
+                out.setdefault(phrase, label)
+    return out
+
+
 _CLAUSE_END = re.compile(r"\s*(?:$|[\n.,;:!?)\]])")
 
 

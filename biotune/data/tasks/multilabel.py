@@ -1,7 +1,11 @@
 """Multi-label document classification (HoC hallmarks of cancer): any subset of the labels, possibly empty.
 
-The answer is the label names separated by ``, `` (sorted), or ``None``; every label named in the answer is read,
-and an answer naming no label and no ``None`` is flagged.
+The answer is the label names separated by ``, `` (sorted), or ``None``. Reading: every label named anywhere in
+the answer, by its name or a synonym of :mod:`.synonyms` (Llama2-MedTuned's ``Activating invasion & metastasis``);
+and, per list item (items split at ``,``, ``;``, ``|`` and line ends, bullets dropped), a hallmark abbreviation
+that is the whole item (``IM``) or closes it in parentheses (``Genome instability & mutation (GI)``), never an
+abbreviation inside prose. An item whose name and abbreviation disagree is flagged (the name is read); an
+answer naming no label and no ``None`` is flagged.
 
 Scoring (:func:`biotune.eval.metrics.multilabel_scores`): BLURB's micro-F1 over the document x label matrix is
 the headline; per document, its true, spurious and missed labels are the additive statistics.
@@ -15,7 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from biotune.data.records import DocLabels
 from biotune.data.tasks.base import ParseResult, Task, bullets, config_error, definition, inline, register
-from biotune.data.tasks.matching import LabelMatcher, clip, phrase_pattern
+from biotune.data.tasks.matching import LabelMatcher, clip, label_key, label_phrases, phrase_pattern
+from biotune.data.tasks.synonyms import HALLMARK_ABBREVIATIONS, NONE_ANSWERS, synonyms_of
 from biotune.errors import DataError
 from biotune.eval import metrics
 
@@ -49,14 +54,15 @@ HALLMARK_DEFINITIONS: dict[str, str] = {
     "avoiding immune destruction": "cells escape detection or killing by the immune system",
 }
 
-NONE_ANSWERS: tuple[str, ...] = (
-    "None",
-    "no labels",
-    "no label",
-    "no hallmarks",
-    "no entities",
-    "no mentions",
-)
+_ITEM_SEPARATORS = re.compile(r"[,;|\n]+")
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)])\s*")
+_CLOSING_TAG = re.compile(r"\(\s*([^()]*?)\s*\)[\s.]*$")
+
+
+def answer_items(completion: str) -> list[str]:
+    """The list items of an answer: split at ``,``, ``;``, ``|`` and line ends, bullets and numbering dropped."""
+    items = (_BULLET.sub("", item).strip() for item in _ITEM_SEPARATORS.split(completion))
+    return [item for item in items if item]
 
 
 @register
@@ -90,7 +96,12 @@ class ClassificationTask(Task):
                 "a classification source without labels",
                 "list the label names in the source spec",
             )
-        self._matcher = LabelMatcher({label: label for label in self._labels})
+        self._matcher = LabelMatcher(label_phrases(self._labels, {x: synonyms_of(x) for x in self._labels}))
+        self._abbreviations = {
+            label_key(abbreviation): label
+            for label, abbreviation in HALLMARK_ABBREVIATIONS.items()
+            if label in self._labels
+        }
         super().__init__(spec)
 
     @property
@@ -118,14 +129,38 @@ class ClassificationTask(Task):
         return tuple(sorted(record.labels))
 
     def parse(self, completion: str, record: DocLabels) -> ParseResult:
-        """Every label named in the completion (sorted); ``None`` means the empty set."""
-        found = tuple(sorted(set(self._matcher.find_all(completion))))
-        if found:
-            return ParseResult(found, True)
+        """Every label named in the completion (sorted), by name, synonym or an item's abbreviation (see the
+        module docstring); ``None`` means the empty set."""
+        found = set(self._matcher.find_all(completion))
+        conflicts = []
+        for item in answer_items(completion):
+            abbreviated = self._abbreviated(item)
+            if abbreviated is None:
+                continue
+            named = set(self._matcher.find_all(item))
+            if named and abbreviated not in named:
+                conflicts.append(item)
+            else:
+                found.add(abbreviated)
+        labels = tuple(sorted(found))
+        if conflicts:
+            return ParseResult(
+                labels, False, f"name and abbreviation disagree in {clip('; '.join(conflicts))}"
+            )
+        if labels:
+            return ParseResult(labels, True)
         none = "|".join(phrase_pattern(p) for p in NONE_ANSWERS)
         if re.search(none, completion, re.IGNORECASE):
             return ParseResult((), True)
         return ParseResult((), False, f"no label names and no None in {clip(completion)}")
+
+    def _abbreviated(self, item: str) -> str | None:
+        """The label whose abbreviation is the whole of ``item`` or its closing parenthesised tag, else None."""
+        whole = self._abbreviations.get(label_key(item))
+        if whole is not None:
+            return whole
+        tag = _CLOSING_TAG.search(item)
+        return self._abbreviations.get(label_key(tag.group(1))) if tag else None
 
     def score(self, gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, float]:
         """Micro P/R/F1 over the document x label matrix, label macro-F1, example-based F1, exact match."""
