@@ -1,9 +1,10 @@
-"""``biotune data build CONFIG [key=value ...]`` and ``biotune data stats DIR``.
+"""``biotune data build CONFIG [key=value ...]``, ``biotune data stats DIR`` and ``biotune data download``.
 
 Example::
 
     biotune data build configs/data/medtuned.yaml data.tokenizer=/models/llama2-7b-chat
     biotune data stats runs/data/3f2a9c0d1e2b4a5f
+    biotune data download ncbi_disease gad --root ~/corpora [--mirror URL] [--accept-licence ddi]
 """
 
 from __future__ import annotations
@@ -26,6 +27,20 @@ def register(subparsers: Any) -> None:
     stats = sub.add_parser("stats", help="composition table and length histogram of a built dataset")
     stats.add_argument("dir", help="a built dataset directory")
     stats.set_defaults(func=_stats)
+    download = sub.add_parser(
+        "download", help="fetch public corpora at pinned versions into a data root (checksummed, resumable)"
+    )
+    download.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help="registry source names (default: all public)"
+    )
+    download.add_argument(
+        "--root", help="data root to fill (default: $BIOTUNE_DATA_DIR, else ../shared/data)"
+    )
+    download.add_argument("--mirror", help="base URL serving a data root: fetch <URL>/<path under the root>")
+    download.add_argument(
+        "--accept-licence", action="append", default=[], metavar="NAME", help="fetch restricted source NAME"
+    )
+    download.set_defaults(func=_download)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -47,4 +62,29 @@ def _stats(args: argparse.Namespace) -> int:
     from biotune.data.dataset import Manifest
 
     print(Manifest.read(Path(args.dir)).format_stats())
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from biotune.config import default_data_root
+    from biotune.data import download as dl
+
+    root = Path(args.root or default_data_root())
+    if args.mirror:
+        dl.check_mirror(args.mirror)
+    dl.check_root(root)
+    catalogue = dl.load_catalogue()
+    plan = dl.make_plan(args.sources, args.accept_licence, catalogue)
+    print(dl.describe(plan, root), flush=True)
+    pins = dl.unique_pins(catalogue, plan.fetch, args.mirror)
+    complete = dl.complete_files([p for ps in pins.values() for p in ps], root)
+    for name, source_pins in pins.items():
+        done = dl.fetch_source(source_pins, root, complete)
+        shared = len(catalogue[name]) - len(source_pins)
+        also = f", {shared} shared with a source above" if shared else ""
+        print(
+            f"{name}: {done.fetched} fetched ({done.bytes:,} bytes), {done.complete} already complete{also}",
+            flush=True,
+        )
+    print(f"data root: {root}")
     return 0

@@ -1,0 +1,171 @@
+"""Regenerate ``biotune/data/downloads.json``, the pins of ``biotune data download``, from a data root.
+
+Launch line::
+
+    python launch/pin_downloads.py [--root ../shared/data] [--out biotune/data/downloads.json]
+
+For every source of the registry that can be downloaded (not credentialed, not generated) it lists the files the
+readers use (each split file, the files a folder split reads, and reader companions such as PubMedQA's test id
+list), and pins each one: its path under the data root, where it comes from upstream (``ORIGINS``: a repository
+at a fixed commit, and the file's path there), its SHA-256 and its size, computed from the data root. The data
+root must hold unchanged copies of the pinned upstream files (``../shared/data`` does: see its READMEs). A
+split file missing from the data root is reported and left out.
+
+The DDI corpus exists upstream only inside a zip; its files are pinned as members of that archive, whose own
+SHA-256 and size are the constants in ``ORIGINS`` (they cannot be computed from the unpacked data root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from biotune.config import default_data_root  # noqa: E402
+from biotune.data.download import CATALOGUE, FORMAT_VERSION, write_catalogue  # noqa: E402
+from biotune.data.sources import SOURCES  # noqa: E402
+from biotune.data.sources.qa import TEST_IDS_FILE  # noqa: E402
+
+_MTL = ("cambridgeltl/MTL-Bioinformatics-2016", "df0df02fae6dbb87d88ffcf323b9096528f06f84")
+_BIOMEDBERT = ("BioMedBERT/biomedbert", "9e5e1019d79d07c7aecc4eb49106203af1012663")
+_BIO_ELECTRA = ("SciCrunch/bio_electra", "7a53526773e047c02f03400f61a906a636b9054d")
+_CDR = "CDR_Data/CDR.Corpus.v010516/"
+
+#: Origin name -> the upstream repository, its pinned commit, and for an archive its path, SHA-256 and size.
+ORIGINS: dict[str, dict[str, object]] = {
+    "mtl": {"repo": _MTL[0], "commit": _MTL[1]},
+    "ncbi_original": {"repo": "spyysalo/ncbi-disease", "commit": "5a266c6fc76fb2b5184cfa397ff0a5ecdb133aec"},
+    "cdr_train": {"repo": "cryptoradon/biomedRelExt", "commit": "e42e94570138158963ae4696298bf09232071740"},
+    "cdr": {"repo": "cryptoradon/biomedRelExt", "commit": "3f113ff1aefd03b7ecf053a6bc33cc6a75532f20"},
+    "biomedbert": {"repo": _BIOMEDBERT[0], "commit": _BIOMEDBERT[1]},
+    "bio_electra": {"repo": _BIO_ELECTRA[0], "commit": _BIO_ELECTRA[1]},
+    "scibert": {"repo": "allenai/scibert", "commit": "06793f77d7278898159ed50da30d173cdc8fdea9"},
+    "hoc": {"repo": "sb895/Hallmarks-of-Cancer", "commit": "3bc6e6deb90cf5bc4f9988c493fe2c32e9b3cf2a"},
+    "pubmedqa": {"repo": "pubmedqa/pubmedqa", "commit": "1cbae8e92f72f20c8d3747cbb3bf5bc53554d997"},
+    "ddi_zip": {
+        "repo": "isegura/DDICorpus",
+        "commit": "819b0fa538ed83ab2a8b4f5417bba3c03249b7f3",
+        "archive": {
+            "path": "DDICorpus-2013.zip",
+            "sha256": "87fc63e32ebce20d9841c372e0c594ec72d60882ab5621550ca73c3eaf80ab60",
+            "bytes": 1545162,
+        },
+    },
+}
+
+#: Data-root path (a file, or a folder ending in ``/``) -> (origin, upstream path). The longest match wins;
+#: a folder maps the rest of the path unchanged. Checked against the READMEs of ../shared/data.
+PLACES: dict[str, tuple[str, str]] = {
+    "ncbi_disease/iob/": ("mtl", "data/NCBI-disease-IOB/"),
+    "ncbi_disease/original/NCBItrainset_corpus.txt": (
+        "ncbi_original",
+        "original-data/train/NCBItrainset_corpus.txt",
+    ),
+    "ncbi_disease/original/NCBIdevelopset_corpus.txt": (
+        "ncbi_original",
+        "original-data/devel/NCBIdevelopset_corpus.txt",
+    ),
+    "ncbi_disease/original/NCBItestset_corpus.txt": (
+        "ncbi_original",
+        "original-data/test/NCBItestset_corpus.txt",
+    ),
+    "bc5cdr/chem-iob/": ("mtl", "data/BC5CDR-chem-IOB/"),
+    "bc5cdr/disease-iob/": ("mtl", "data/BC5CDR-disease-IOB/"),
+    "bc5cdr/combined-iob/": ("mtl", "data/BC5CDR-IOB/"),
+    "bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt": ("cdr_train", _CDR + "CDR_TrainingSet.PubTator.txt"),
+    "bc5cdr/pubtator/": ("cdr", _CDR),
+    "bc2gm/iob/": ("mtl", "data/BC2GM-IOB/"),
+    "jnlpba/biobert-untyped/": ("biomedbert", "datasets/NER/JNLPBA/"),
+    "jnlpba/mtl-typed/": ("mtl", "data/JNLPBA/"),
+    "linnaeus/iob/": ("mtl", "data/linnaeus-IOB/"),
+    "s800/biobert/": ("biomedbert", "datasets/NER/s800/"),
+    "chemprot/cpr-groups/": ("bio_electra", "electra/data/finetuning_data/chemprot/"),
+    "chemprot/scibert-fine/train.jsonl": ("scibert", "data/text_classification/chemprot/train.txt"),
+    "chemprot/scibert-fine/dev.jsonl": ("scibert", "data/text_classification/chemprot/dev.txt"),
+    "chemprot/scibert-fine/test.jsonl": ("scibert", "data/text_classification/chemprot/test.txt"),
+    "ddi/Train/": ("ddi_zip", "DDICorpus/Train/"),
+    "gad/fold1/": ("biomedbert", "datasets/RE/GAD/1/"),
+    **{f"euadr/fold{k}/": ("biomedbert", f"datasets/RE/euadr/{k}/") for k in range(1, 11)},
+    "hoc/": ("hoc", ""),
+    "pubmedqa/": ("pubmedqa", "data/"),
+    "bioasq_yesno/tsv/": ("bio_electra", "electra/data/finetuning_data/yesno/"),
+}
+
+#: Reader format -> the files a folder split reads (globs under the folder).
+FOLDER_FILES = {"hoc": ("text/*.txt", "labels/*.txt"), "ddi_xml": ("**/*.xml",)}
+#: Reader format -> files beside a split file that the reader also opens.
+COMPANIONS = {"pubmedqa": (TEST_IDS_FILE,)}
+
+
+def upstream(dest: str) -> tuple[str, str]:
+    """(origin, upstream path) of a data-root path, by the longest matching entry of :data:`PLACES`."""
+    matches = [p for p in PLACES if dest == p or (p.endswith("/") and dest.startswith(p))]
+    if not matches:
+        raise SystemExit(f"pin_downloads: no upstream place for {dest}: add it to PLACES")
+    place = max(matches, key=len)
+    origin, path = PLACES[place]
+    return origin, path + dest[len(place) :] if place.endswith("/") else path
+
+
+def used_files(root: Path, fmt: str, rel: str) -> tuple[list[str], list[str]]:
+    """(files the reader of ``fmt`` uses for the split path ``rel``, split paths missing from ``root``)."""
+    path = root / rel
+    if path.is_dir():
+        found = {p for pattern in FOLDER_FILES.get(fmt, ("**/*",)) for p in path.glob(pattern) if p.is_file()}
+        return sorted(str(p.relative_to(root)) for p in found), []
+    if not path.is_file():
+        return [], [rel]
+    extra = [str((path.parent / name).relative_to(root)) for name in COMPANIONS.get(fmt, ())]
+    return [rel, *extra], []
+
+
+def sha256_of(path: Path) -> str:
+    """The hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pin(root: Path) -> tuple[dict[str, object], list[str]]:
+    """The catalogue for ``root`` and the split paths missing from it."""
+    sources: dict[str, list[list[object]]] = {}
+    missing: list[str] = []
+    for name, spec in SOURCES.items():
+        if spec.credentialed or spec.generated:
+            continue
+        dests: list[str] = []
+        for rel in dict.fromkeys(spec.splits.values()):
+            files, absent = used_files(root, spec.format, rel)
+            missing += [f"{name}: {a}" for a in absent]
+            dests += [f for f in files if f not in dests]
+        sources[name] = [
+            [dest, *upstream(dest), sha256_of(root / dest), (root / dest).stat().st_size] for dest in dests
+        ]
+    return {"format": FORMAT_VERSION, "origins": ORIGINS, "sources": sources}, missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Pin the files of ``--root`` into ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=default_data_root(), help="data root (default: $BIOTUNE_DATA_DIR)")
+    parser.add_argument("--out", default=str(CATALOGUE), help="catalogue to write")
+    args = parser.parse_args(argv)
+    catalogue, missing = pin(Path(args.root))
+    write_catalogue(catalogue, Path(args.out))
+    for line in missing:
+        print(f"not in the data root, not pinned: {line}")
+    sources = catalogue["sources"]
+    assert isinstance(sources, dict)
+    n = sum(len(v) for v in sources.values())
+    print(f"pinned {n} files of {len(sources)} sources -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
