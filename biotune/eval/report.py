@@ -1,7 +1,10 @@
 """Reports: a per-dataset table (markdown + JSON) beside published numbers, run comparisons, wandb.
 
 A report row per evaluated set holds precision, recall, F1 or accuracy, the parse-failure rate and the
-generation throughput, plus the published reference scores from ``baselines.json`` for that source.
+generation throughput, plus the published reference scores from ``baselines.json`` for that source. Each
+published number records the split it was measured on (``dev`` or ``test``, compared by role: ``devel``,
+``dev`` and ``validation`` are all ``dev``); a row of another split shows it only with a marker and a footnote
+(``87.18†``, "† published on the dev split; this row is a test split").
 ``compare`` puts several runs' ``report.json`` side by side with deltas against the first run.
 """
 
@@ -15,7 +18,7 @@ from typing import Any
 
 from biotune.config import TrackingConfig
 from biotune.errors import DataError
-from biotune.eval.score import SetScore
+from biotune.eval.score import SPLIT_ALIASES, SetScore
 from biotune.io import atomic_write_text, read_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -37,13 +40,36 @@ def baseline_models(baselines: dict[str, Any]) -> list[str]:
     return list(baselines["models"])
 
 
-def baselines_for(source: str, baselines: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Published scores for ``source``: model -> {metric, value}."""
-    return {
-        r["model"]: {"metric": r["metric"], "value": r["value"]}
-        for r in baselines["results"]
-        if r["source"] == source
-    }
+def split_role(split: str) -> str:
+    """The role of a split name: ``dev`` for every spelling of a development split (``devel``, ``validation``:
+    :data:`biotune.eval.score.SPLIT_ALIASES`), else the name itself (``test``, ``train``, ``fold3_test``)."""
+    for role, spellings in SPLIT_ALIASES.items():
+        if split in spellings:
+            return role
+    return split
+
+
+def baselines_for(
+    source: str, baselines: dict[str, Any], split: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Published scores for ``source``: model -> {metric, value, split}, plus ``same_split`` (whether the number
+    was measured on a split of ``split``'s role) when ``split`` is given; where a model has numbers for several
+    splits, the one of ``split``'s role wins. ``split`` is None in an entry whose split the file does not state.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for r in baselines["results"]:
+        if r["source"] != source:
+            continue
+        entry: dict[str, Any] = {"metric": r["metric"], "value": r["value"], "split": r.get("split")}
+        if r.get("note"):
+            entry["note"] = r["note"]
+        if split is not None:
+            published = entry["split"]
+            entry["same_split"] = published is not None and split_role(published) == split_role(split)
+        kept = out.get(r["model"])
+        if kept is None or (not kept.get("same_split") and entry.get("same_split")):
+            out[r["model"]] = entry
+    return out
 
 
 def report_rows(scores: Sequence[SetScore], baselines: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -69,7 +95,7 @@ def report_rows(scores: Sequence[SetScore], baselines: dict[str, Any] | None = N
             "parse_failures": s.parse_failures,
             "parse_failure_rate": _pct(s.parse_failure_rate),
             "tokens_per_second": round(s.tokens_per_second, 1) if s.tokens_per_second is not None else None,
-            "published": baselines_for(s.source, baselines),
+            "published": baselines_for(s.source, baselines, s.split),
         }
         rows.append(row)
     return rows
@@ -87,17 +113,25 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: Markers for a published number measured on another split than its row's, one per (published, row) pair.
+SPLIT_MARKERS = ("†", "‡", "§", "¶", "‖")
+
+
 def to_markdown(rows: Sequence[dict[str, Any]], baselines: dict[str, Any] | None = None) -> str:
     """The report as a markdown table; published columns only for models with a number in these rows.
 
-    ``F1`` is the headline F1 (micro for RE, BLURB micro for HoC) or, for accuracy tasks, the macro-F1.
+    ``F1`` is the headline F1 (micro for RE, BLURB micro for HoC) or, for accuracy tasks, the macro-F1. A
+    published number measured on another split than the row's carries a marker (``†``) whose footnote names
+    both splits.
     """
     baselines = load_baselines() if baselines is None else baselines
     models = [m for m in baseline_models(baselines) if any(m in r["published"] for r in rows)]
     head = ["dataset", "n", "metric", "P", "R", "F1", "Acc", "parse fail %", "tok/s"] + models
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    mismatches: dict[str, str] = {}  # footnote -> marker
+    notes: dict[str, None] = {}
     for r in rows:
-        cells = [
+        values = [
             r["dataset"],
             r["n"],
             r["metric"],
@@ -108,17 +142,43 @@ def to_markdown(rows: Sequence[dict[str, Any]], baselines: dict[str, Any] | None
             r["parse_failure_rate"],
             r["tokens_per_second"],
         ]
-        cells += [r["published"].get(m, {}).get("value") for m in models]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    notes = [
+        cells = [_cell(v) for v in values] + [
+            _published_cell(r, r["published"].get(m), mismatches) for m in models
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+        notes.update({f"{r['source']}: {p['note']}": None for p in r["published"].values() if p.get("note")})
+    footer = [
         "",
         "Scores in percent. P/R/F1: entity-level micro (NER), micro without the negative class (RE; "
         "i2b2-2010 keeps it; GAD/EU-ADR binary), BLURB micro over document x label (HoC); for accuracy "
         "tasks F1 is the macro-F1.",
     ]
+    if mismatches:
+        footer += ["", *(f"{marker} {text}" for text, marker in mismatches.items())]
     if models:
-        notes += ["", "Published numbers:"] + [f"- {m}: {baselines['models'][m]['source']}" for m in models]
-    return "\n".join(lines + notes) + "\n"
+        footer += ["", "Published numbers:"] + [f"- {m}: {baselines['models'][m]['source']}" for m in models]
+        footer += [f"- {note}" for note in notes]
+    return "\n".join(lines + footer) + "\n"
+
+
+def _published_cell(row: dict[str, Any], published: dict[str, Any] | None, marks: dict[str, str]) -> str:
+    """A published number; with the marker of its footnote when it was measured on another split than the
+    row's (or on a split ``baselines.json`` does not state; entries of reports written before the splits were
+    recorded have no ``same_split`` and read as not stated)."""
+    if published is None:
+        return _cell(None)
+    if published.get("same_split"):
+        return _cell(published["value"])
+    split = published.get("split")
+    row_role = split_role(row.get("split") or str(row["dataset"]).rsplit("/", 1)[-1])
+    text = (
+        f"published on the {split_role(split)} split; this row is a {row_role} split."
+        if split and "same_split" in published
+        else f"published split not stated; this row is a {row_role} split."
+    )
+    if text not in marks:
+        marks[text] = SPLIT_MARKERS[len(marks) % len(SPLIT_MARKERS)] * (1 + len(marks) // len(SPLIT_MARKERS))
+    return f"{_cell(published['value'])}{marks[text]}"
 
 
 def predictions_path(out_dir: str | Path, source: str, split: str) -> Path:

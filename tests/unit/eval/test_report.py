@@ -36,6 +36,7 @@ def test_baselines_file_names_its_sources_and_known_datasets() -> None:
         assert row["model"] in data["models"], row
         assert row["source"] in SOURCES, row
         assert row["metric"] in ("f1", "micro_f1", "accuracy") and 0 < row["value"] <= 100
+        assert row["split"] in ("dev", "test"), row
     for model, info in data["models"].items():
         assert info["source"] and info["citation"], model
     wanted = {"BioBERT", "PubMedBERT", "BioLinkBERT-large", "Llama2-MedTuned-7B", "Llama2-MedTuned-13B"}
@@ -48,7 +49,12 @@ def test_report_rows_show_scores_failures_throughput_and_published_numbers() -> 
     ncbi, qa = rows
     assert ncbi["dataset"] == "ncbi_disease/test" and ncbi["score"] == 85.0 and ncbi["precision"] == 80.0
     assert ncbi["parse_failure_rate"] == 5.0 and ncbi["tokens_per_second"] == 123.5
-    assert ncbi["published"]["BioBERT"] == {"metric": "f1", "value": 88.62}
+    assert ncbi["published"]["BioBERT"] == {
+        "metric": "f1",
+        "value": 88.62,
+        "split": "test",
+        "same_split": True,
+    }
     assert (
         qa["accuracy"] == 50.0
         and qa["f1"] == 40.0
