@@ -51,6 +51,59 @@ class SourceMix:
 
 
 @dataclass
+class CustomSource:
+    """A corpus of one's own, declared in a config (``data.custom_sources.NAME``): read by a built-in reader and
+    used like a registered source (mixtures, leakage checks, evaluation, reports, sweeps, the manifest)."""
+
+    kind: str = ""
+    """Task kind: ``ner``, ``re``, ``nli``, ``qa`` or ``cls`` (multi-label classification)."""
+    format: str = ""
+    """Native file format, one of the readers: ``conll``, ``blue_tsv``, ``cls_tsv``, ``mednli_jsonl``, ... (see
+    ``biotune.data.sources.FORMAT_KINDS``)."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Split name -> file (or folder), absolute or relative to ``data.root``; e.g. ``{train: ..., test: ...}``."""
+    labels: list[str] = field(default_factory=list)
+    """NER: entity types; RE: relation labels incl. the negative; NLI/QA: the answers; CLS: the label names."""
+    entity_type: str | None = None
+    """NER with untyped ``B``/``I`` tags: the type they get (one of ``labels``)."""
+    negative_label: str | None = None
+    """RE: the label that means "no relation" (one of ``labels``)."""
+    licence: str = ""
+    """The corpus's licence, recorded in the manifest."""
+    restricted: bool = True
+    """True (the default) keeps anything built from it private: no dataset text or predictions uploaded."""
+    description: str = ""
+    """One line on what the corpus is (shown in the manifest)."""
+
+
+@dataclass
+class InstructionSet:
+    """Rows in the published instruction schema (``instruction``, ``input``, ``output``, ``source``)."""
+
+    path: str = ""
+    """A ``.jsonl``/``.json``/``.parquet``/``.arrow`` file, a ``datasets`` ``save_to_disk`` directory, or a hub
+    dataset written ``hf://org/name``."""
+    split: str = "train"
+    """The split to read (a JSON ``{split: rows}`` key, a ``DatasetDict`` split, a hub split)."""
+    licence: str = ""
+    """The rows' licence (e.g. ``CC BY-NC 4.0`` for nlpie/Llama2-MedTuned-Instructions), recorded in the manifest."""
+    restricted: bool = True
+    """Rows stay private (never uploaded) unless this is set to false; undeclared counts as restricted."""
+
+
+@dataclass
+class EvalInstructionSet(InstructionSet):
+    """Instruction rows to evaluate on: each row's ``source`` names the biotune source whose task parses and
+    scores it (``biotune.data.sources.instructions.PUBLISHED_SOURCES``, overridable here)."""
+
+    source_map: dict[str, str] = field(default_factory=dict)
+    """Row ``source`` value -> biotune source name, over the published defaults (e.g. ``{my-ner: ncbi_disease}``)."""
+    corpus_split: str = ""
+    """The corpus split the rows were made from (``devel`` for the paper's released NER sets), used to place
+    published numbers; empty = ``split``."""
+
+
+@dataclass
 class DataConfig:
     """Sources -> instruction samples -> mixture -> tokenized, packed shards."""
 
@@ -58,8 +111,12 @@ class DataConfig:
     """Directory of the corpora in their native layout, or ``@sample`` for the bundled sample."""
     sources: dict[str, SourceMix] = field(default_factory=dict)
     """Source name (see ``biotune.data.sources.SOURCES``) -> how it enters the mixture."""
-    instruction_files: list[str] = field(default_factory=list)
-    """Extra published-schema instruction sets: local JSON/JSONL/Parquet files, or ``hf://org/name`` hub datasets."""
+    custom_sources: dict[str, CustomSource] = field(default_factory=dict)
+    """Corpora of one's own: name -> declaration; name them in ``data.sources`` like built-in ones."""
+    split_files: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Source -> split -> file (absolute or relative to ``data.root``): read that split from that file only."""
+    instructions: dict[str, InstructionSet] = field(default_factory=dict)
+    """Published-schema instruction sets joining the training mixture: name -> where and under what licence."""
     total_samples: int | None = None
     """If set, sources are sampled to this total by weight (upsampling with repeats where needed)."""
     seed: int = 1234
@@ -222,6 +279,8 @@ class EvalConfig:
     """Where report.json, report.md and predictions/ go."""
     upload_predictions: bool = False
     """Upload per-example predictions to wandb (never for restricted sources)."""
+    instructions: dict[str, EvalInstructionSet] = field(default_factory=dict)
+    """Instruction rows to evaluate (e.g. the paper's released eval sets): name -> rows and source mapping."""
 
 
 @dataclass
@@ -254,6 +313,13 @@ def _unwrap_optional(tp: Any) -> Any:
     return tp
 
 
+#: Keys of earlier versions -> how to write them now.
+RENAMED = {
+    "data.instruction_files": "write each file as data.instructions.NAME: {path: FILE, licence: ..., restricted: "
+    "true|false} (an undeclared licence counts as restricted)",
+}
+
+
 def _check_keys(schema: type, data: Any, prefix: str, problems: list[Problem]) -> None:
     """Recursively report keys in ``data`` that the dataclass ``schema`` does not have."""
     if not isinstance(data, dict):
@@ -261,6 +327,9 @@ def _check_keys(schema: type, data: Any, prefix: str, problems: list[Problem]) -
     hints = get_type_hints(schema)
     for key, value in data.items():
         dotted = f"{prefix}{key}"
+        if dotted in RENAMED:
+            problems.append(Problem(dotted, "this key was replaced", RENAMED[dotted]))
+            continue
         if key not in hints:
             close = difflib.get_close_matches(str(key), list(hints), n=1)
             fix = (
@@ -628,6 +697,7 @@ def validate(cfg: RunConfig) -> list[Problem]:
         _validate_train,
         _validate_tracking,
         _validate_eval,
+        _validate_eval_instructions,
         _validate_launch,
     ):
         check(cfg, p)
@@ -641,6 +711,11 @@ def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:
     from biotune.data.tokenize import TRUNCATION_POLICIES
 
     d = cfg.data
+    from biotune.data.sources import custom
+
+    p += custom.problems(d.custom_sources)
+    _check_split_files(d, p)
+    _check_instruction_sets("data.instructions", d.instructions, p)
     _choice(p, "data.ner_format", d.ner_format, NER_FORMATS)
     _choice(p, "data.template", d.template, TEMPLATES)
     _choice(p, "data.truncation", d.truncation, TRUNCATION_POLICIES)
@@ -672,6 +747,41 @@ def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:
                 "give at least one included source a weight > 0",
             )
         )
+
+
+def _check_split_files(d: DataConfig, p: list[Problem]) -> None:
+    from biotune.data.sources import SOURCES, UnknownSourceError
+
+    for name, files in d.split_files.items():
+        if name not in SOURCES and name not in d.custom_sources:
+            p.append(
+                Problem(f"data.split_files.{name}", f"unknown source '{name}'", UnknownSourceError(name).fix)
+            )
+        for split, path in files.items():
+            if not str(path).strip():
+                p.append(Problem(f"data.split_files.{name}.{split}", "empty path", "give the file's path"))
+
+
+def _check_instruction_sets(key: str, sets: dict[str, Any], p: list[Problem]) -> None:
+    for name, one in sets.items():
+        if not one.path.strip():
+            p.append(
+                Problem(
+                    f"{key}.{name}.path",
+                    "no path",
+                    "give a .jsonl/.json/.parquet/.arrow file, a save_to_disk directory or hf://org/name",
+                )
+            )
+        if not one.split.strip():
+            p.append(Problem(f"{key}.{name}.split", "empty split", "name the split to read, e.g. train"))
+        if not one.restricted and not one.licence.strip():
+            p.append(
+                Problem(
+                    f"{key}.{name}.restricted",
+                    "restricted: false without a licence",
+                    f"declare {key}.{name}.licence (e.g. CC BY-NC 4.0), or keep restricted: true",
+                )
+            )
 
 
 def _validate_model(cfg: RunConfig, p: list[Problem]) -> None:
@@ -743,6 +853,25 @@ def _validate_eval(cfg: RunConfig, p: list[Problem]) -> None:
     _choice(p, "eval.backend", e.backend, EVAL_BACKENDS)
     for key in ("batch_size", "max_new_tokens", "num_beams", "max_examples"):
         _positive(p, f"eval.{key}", getattr(e, key))
+
+
+def _validate_eval_instructions(cfg: RunConfig, p: list[Problem]) -> None:
+    from biotune.data.sources import SOURCES
+
+    _check_instruction_sets("eval.instructions", cfg.eval.instructions, p)
+    known = set(SOURCES) | set(cfg.data.custom_sources)
+    for name, one in cfg.eval.instructions.items():
+        for raw, target in one.source_map.items():
+            if target and target not in known:
+                from biotune.data.sources import UnknownSourceError
+
+                p.append(
+                    Problem(
+                        f"eval.instructions.{name}.source_map.{raw}",
+                        f"unknown source '{target}'",
+                        UnknownSourceError(target).fix,
+                    )
+                )
 
 
 def _validate_launch(cfg: RunConfig, p: list[Problem]) -> None:

@@ -118,12 +118,14 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
         ) from err
 
 
-def _spec(name: str) -> Any:
-    from biotune.data.sources import SOURCES, UnknownSourceError
+def _spec(name: str, data: DataConfig) -> Any:
+    """The spec of a source named in ``data`` (registered, or declared in ``data.custom_sources``)."""
+    from biotune.data.sources import UnknownSourceError, catalog
 
-    if name not in SOURCES:
+    known = catalog(data)
+    if name not in known:
         raise ConfigError([Problem(f"data.sources.{name}", "unknown source", UnknownSourceError(name).fix)])
-    return SOURCES[name]
+    return known[name]
 
 
 #: The memo of file hashes, under ``data.out_dir`` (path -> [[size, mtime_ns, ctime_ns, inode], sha256]).
@@ -178,10 +180,14 @@ class FileHashes:
 
 def _file_signature(root: Path, specs: list[Any], hashes: FileHashes) -> list[list[Any]]:
     """[source, split, file relative to root, sha256] for every file a source split reads (its siblings too)."""
+    from biotune.data.sources import available_splits
+
     sig: list[list[Any]] = []
     for spec in specs:
-        for split, rel in sorted(spec.splits.items()):
-            path = root / rel
+        found = available_splits(spec, root)
+        for split in sorted(spec.split_names):
+            rel = spec.candidates(split)[0]
+            path = found.get(split, root / rel)
             # A split file's siblings count too (e.g. PubMedQA's test-id list beside ori_pqal.json).
             folder = path if path.is_dir() else path.parent
             files = (
@@ -191,8 +197,28 @@ def _file_signature(root: Path, specs: list[Any], hashes: FileHashes) -> list[li
             )
             for f in files:
                 digest = hashes.digest(f) if f.is_file() else "missing"
-                sig.append([spec.name, split, str(f.relative_to(root)) if f.is_file() else str(rel), digest])
+                sig.append([spec.name, split, _relative(f, root) if f.is_file() else str(rel), digest])
     return sig
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` where it lies under it (a declared source's file may lie anywhere)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path.resolve())
+
+
+def instruction_digest(ref: str, hashes: FileHashes) -> str:
+    """The content of an instruction set: a file's SHA-256, a ``save_to_disk`` folder's files' hashes
+    combined, or a note for a hub id (whose revision is not pinned)."""
+    local = Path(ref).expanduser()
+    if local.is_file():
+        return hashes.digest(local)
+    if local.is_dir():
+        parts = [f"{_relative(f, local)}:{hashes.digest(f)}" for f in sorted(local.rglob("*")) if f.is_file()]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return "hub dataset (revision not pinned)"
 
 
 #: DataConfig fields that do not change what a build writes (where it goes, how many processes make it).
@@ -218,13 +244,11 @@ def cache_key(cfg: DataConfig, root: Path, fingerprint: str, hashes: FileHashes 
     data = data_settings(cfg)
     for identified_elsewhere in ("root", "tokenizer"):  # by the resolved root and the tokenizer's fingerprint
         data.pop(identified_elsewhere, None)
-    specs = [_spec(n) for n, m in cfg.sources.items() if m.include]
-    instruction_files = []
-    for ref in cfg.instruction_files:
-        local = Path(ref).expanduser()
-        instruction_files.append(
-            [ref, hashes.digest(local) if local.is_file() else "hub dataset (revision not pinned)"]
-        )
+    specs = [_spec(n, cfg) for n, m in cfg.sources.items() if m.include]
+    instruction_files = [
+        [name, one.path, one.split, instruction_digest(one.path, hashes)]
+        for name, one in cfg.instructions.items()
+    ]
     payload = {
         "data": data,
         "source_order": list(cfg.sources),
@@ -318,24 +342,24 @@ def _sigterm_raises() -> Iterator[None]:
 # ----------------------------------------------------------------------------------------------- samples
 
 
-def source_samples(name: str, split: str, root: Path, ner_format: str, seed: int) -> list[Sample]:
+def source_samples(spec: Any, split: str, root: Path, ner_format: str, seed: int) -> list[Sample]:
     """Every record of one source split as an instruction sample (paraphrase choice seeded per source)."""
     from biotune.data.sources import load_records
     from biotune.data.tasks import make_samples, task_for
 
-    task = task_for(_spec(name), ner_format)
-    return make_samples(task, load_records(name, split, root), name, split, seed)
+    task = task_for(spec, ner_format)
+    return make_samples(task, load_records(spec, split, root), spec.name, split, seed)
 
 
 def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
-    """Published-schema instruction files, grouped by their ``source`` column."""
-    if not cfg.instruction_files:
+    """Published-schema instruction sets (``data.instructions``), grouped by their ``source`` column."""
+    if not cfg.instructions:
         return {}
     from biotune.data.sources.instructions import load_instructions
 
     out: dict[str, list[Sample]] = {}
-    for ref in cfg.instruction_files:
-        for rec in load_instructions(ref):
+    for one in cfg.instructions.values():
+        for rec in load_instructions(one.path, one.split):
             out.setdefault(rec.source, []).append(
                 Sample(
                     id=sample_id(rec.source, "train", rec.id),
@@ -351,16 +375,18 @@ def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
 
 def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
     """Evaluation splits of every included source (for the leakage check)."""
-    from biotune.data.sources import SOURCES
+    from biotune.data.sources import available_splits, catalog
 
+    known = catalog(cfg)
     out: dict[str, list[Sample]] = {}
     for name, mix in cfg.sources.items():
-        if not mix.include or name not in SOURCES:  # instruction-set sources have no eval splits
+        if not mix.include or name not in known:  # instruction-set sources have no eval splits
             continue
-        spec = _spec(name)
+        spec = known[name]
+        found = available_splits(spec, root)
         for split in cfg.leakage_splits:
-            if split in spec.splits and split != mix.split and (root / spec.splits[split]).exists():
-                out[f"{name}/{split}"] = source_samples(name, split, root, cfg.ner_format, cfg.seed)
+            if split in found and split != mix.split:
+                out[f"{name}/{split}"] = source_samples(spec, split, root, cfg.ner_format, cfg.seed)
     return out
 
 
@@ -463,7 +489,7 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
     from biotune.data.tokenize import tokenizer_fingerprint
 
     d = cfg.data
-    if not d.sources and not d.instruction_files:
+    if not d.sources and not d.instructions:
         raise ConfigError(
             [
                 Problem(
@@ -504,28 +530,28 @@ def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[
     by_source: dict[str, list[Sample]] = {}
     kinds: dict[str, str] = {}
     for name, mix in d.sources.items():
-        spec = _spec(name)
+        spec = _spec(name, d)
         kinds[name] = spec.kind
         if not mix.include:
             continue
-        if mix.split not in spec.splits:
+        if mix.split not in spec.split_names:
             raise ConfigError(
                 [
                     Problem(
                         f"data.sources.{name}.split",
                         f"source {name} has no split '{mix.split}'",
-                        f"use one of: {', '.join(spec.splits)}",
+                        f"use one of: {', '.join(spec.split_names)}",
                     )
                 ]
             )
-        by_source[name] = source_samples(name, mix.split, root, d.ner_format, d.seed)
+        by_source[name] = source_samples(spec, mix.split, root, d.ner_format, d.seed)
         logger.info("source %-24s %-6s %7d samples", name, mix.split, len(by_source[name]))
     for name, samples in _instruction_samples(d).items():
         if name in by_source:
             raise ConfigError(
                 [
                     Problem(
-                        "data.instruction_files",
+                        "data.instructions",
                         f"instruction rows name source '{name}', which is also a configured corpus",
                         "rename the source column in the instruction file",
                     )
@@ -598,6 +624,20 @@ def _build_into(
     return manifest
 
 
+def _instruction_terms(d: DataConfig) -> dict[str, tuple[str, bool]]:
+    """Row ``source`` value -> (licence, restricted) of the instruction sets holding it; a source found in
+    several sets is restricted if any of them is, and lists every licence."""
+    from biotune.data.sources.instructions import load_instructions
+
+    out: dict[str, tuple[str, bool]] = {}
+    for one in d.instructions.values():
+        for source in dict.fromkeys(r.source for r in load_instructions(one.path, one.split)):
+            licence, restricted = out.get(source, ("", False))
+            licences = "; ".join(x for x in dict.fromkeys([licence, one.licence]) if x)
+            out[source] = (licences, restricted or one.restricted or not one.licence)
+    return out
+
+
 def _manifest(
     cfg: RunConfig,
     key: str,
@@ -611,9 +651,11 @@ def _manifest(
     leak: leakage.LeakageReport | None,
     content: dict[str, str],
 ) -> Manifest:
-    from biotune.data.sources import SOURCES
+    from biotune.data.sources import catalog
 
     d = cfg.data
+    known = catalog(d)
+    instruction_terms = _instruction_terms(d)
     kept = [train[i] for i in stats["kept_index"]]
     per_source_tokens: dict[str, list[int]] = {}
     for s, n in zip(kept, stats["lengths"], strict=True):
@@ -621,12 +663,17 @@ def _manifest(
     realised_after_tok: dict[str, int] = {k: len(v) for k, v in per_source_tokens.items()}
     sources = {}
     for row in table:
-        spec = SOURCES.get(row.source)
+        spec = known.get(row.source)
+        licence, restricted = (
+            (spec.licence, spec.restricted)
+            if spec is not None
+            else instruction_terms.get(row.source, ("", True))
+        )
         sources[row.source] = SourceEntry(
             **dataclasses.asdict(row),
             kept_after_tokenize=realised_after_tok.get(row.source, 0),
-            licence=getattr(spec, "licence", "see the instruction file"),
-            restricted=bool(getattr(spec, "restricted", False)),
+            licence=licence or "not declared (treated as restricted)",
+            restricted=bool(restricted),
             credentialed=bool(getattr(spec, "credentialed", False)),
             paper_count=getattr(spec, "paper_count", None),
             tokens=_length_stats(per_source_tokens.get(row.source, []), d.max_seq_len),

@@ -21,6 +21,7 @@ from biotune.eval.score import (
     EvalSet,
     SetScore,
     build_eval_set,
+    check_coverage,
     load_sets_for_predictions,
     read_predictions,
     resolve_split,
@@ -43,15 +44,19 @@ def data_root(cfg: RunConfig) -> Path:
 
 
 def eval_sources(cfg: RunConfig) -> list[str]:
-    """``eval.sources``, or every included task source of ``data.sources``.
+    """``eval.sources``; when it is empty, every included task source of ``data.sources`` unless
+    ``eval.instructions`` names instruction rows to evaluate (then only those are evaluated).
 
     Raises:
         ConfigError: when nothing is left to evaluate, or a source lacks a requested split (all listed).
     """
+    from biotune.data.sources import catalog
+
     names = list(cfg.eval.sources)
-    if not names:
-        names = [n for n, mix in cfg.data.sources.items() if mix.include]
-    if not names:
+    known = catalog(cfg.data)
+    if not names and not cfg.eval.instructions:
+        names = [n for n, mix in cfg.data.sources.items() if mix.include and n in known]
+    if not names and not cfg.eval.instructions:
         raise ConfigError(
             [
                 Problem(
@@ -65,7 +70,7 @@ def eval_sources(cfg: RunConfig) -> list[str]:
     for name in names:
         for split in cfg.eval.splits:
             try:
-                resolve_split(source_spec(name), split)
+                resolve_split(source_spec(name, cfg.data), split)
             except ConfigError as err:
                 problems += err.problems
     if problems:
@@ -74,13 +79,56 @@ def eval_sources(cfg: RunConfig) -> list[str]:
 
 
 def build_sets(cfg: RunConfig) -> list[EvalSet]:
-    """Every (source, split) evaluation set the config asks for."""
+    """Every evaluation set the config asks for: (source, split) corpus sets, then instruction-row sets."""
     root = data_root(cfg)
-    return [
-        build_eval_set(name, split, root, cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples)
+    sets = [
+        build_eval_set(
+            source_spec(name, cfg.data),
+            split,
+            root,
+            cfg.data.ner_format,
+            cfg.data.seed,
+            cfg.eval.max_examples,
+        )
         for name in eval_sources(cfg)
         for split in cfg.eval.splits
     ]
+    sets += instruction_sets(cfg)
+    _check_unique(sets)
+    return sets
+
+
+def instruction_sets(cfg: RunConfig) -> list[EvalSet]:
+    """The sets of ``eval.instructions`` (rows whose source maps to no task are logged and counted)."""
+    from biotune.eval.score import build_instruction_sets
+
+    out: list[EvalSet] = []
+    for name, declared in cfg.eval.instructions.items():
+        sets, _unmapped = build_instruction_sets(
+            f"eval.instructions.{name}", declared, cfg.data, cfg.data.ner_format, cfg.eval.max_examples
+        )
+        out += sets
+    return out
+
+
+def _check_unique(sets: list[EvalSet]) -> None:
+    """Two sets may not share ``source/split``: their reports and predictions files would collide."""
+    seen: dict[str, str] = {}
+    problems = []
+    for s in sets:
+        label, origin = f"{s.source}/{s.split}", s.origin or "eval.sources"
+        if label in seen:
+            problems.append(
+                Problem(
+                    origin,
+                    f"{label} is evaluated twice (also by {seen[label]})",
+                    "evaluate it once: drop it from eval.sources, or give the instruction set another "
+                    "corpus_split",
+                )
+            )
+        seen.setdefault(label, origin)
+    if problems:
+        raise ConfigError(problems)
 
 
 def render_prompts(eval_set: EvalSet, template: str, tokenizer: Any) -> dict[str, str]:
@@ -143,7 +191,8 @@ def _evaluate(cfg: RunConfig) -> Path | None:
     distributed.barrier()
     if not distributed.is_rank_zero():
         return None
-    return _write_outputs(cfg, model_dir, scores, details, all_completions)
+    restricted = {f"{s.source}/{s.split}": s.restricted for s in sets}
+    return _write_outputs(cfg, model_dir, scores, details, all_completions, restricted)
 
 
 def _write_outputs(
@@ -152,6 +201,7 @@ def _write_outputs(
     scores: list[SetScore],
     details: dict[str, list[dict[str, Any]]],
     completions: dict[str, str],
+    restricted_sets: dict[str, bool],
 ) -> Path:
     out = Path(cfg.eval.output_dir)
     write_jsonl(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()])
@@ -170,7 +220,7 @@ def _write_outputs(
     }
     rows = report.write_report(out, scores, meta)
     t = cfg.tracking
-    restricted = {s.source for s in scores if getattr(source_spec(s.source), "restricted", True)}
+    restricted = {s.source for s in scores if restricted_sets.get(f"{s.source}/{s.split}", True)}
     report.log_to_wandb(
         rows,
         details,
@@ -187,9 +237,15 @@ def _write_outputs(
 def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | None = None) -> list[SetScore]:
     """Score a predictions JSONL (from any model) against gold; writes a report when ``out_dir`` is given."""
     predictions = read_predictions(path)
-    sets = load_sets_for_predictions(
-        predictions, path, data_root(cfg), cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples
-    )
+    sets = instruction_sets(cfg)
+    covered = {i for s in sets for i in s.ids}
+    rest = {i: c for i, c in predictions.items() if i not in covered}
+    if rest:
+        sets += load_sets_for_predictions(
+            rest, path, data_root(cfg), cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples, cfg.data
+        )
+    _check_unique(sets)
+    check_coverage(predictions, sets, path)
     scores = []
     details = {}
     for eval_set in sets:

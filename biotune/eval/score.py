@@ -38,6 +38,10 @@ class EvalSet:
     task: Any
     records: list[Record]
     samples: list[Sample]
+    restricted: bool = True
+    """Keep its examples and predictions private (the source's flag; for instruction rows, also the set's)."""
+    origin: str = ""
+    """Empty for a corpus split; ``eval.instructions.NAME`` for a set of instruction rows."""
 
     @property
     def ids(self) -> list[str]:
@@ -82,13 +86,13 @@ def resolve_split(spec: Any, split: str) -> str:
         ConfigError: when the source has no such split (e.g. a task without a test split).
     """
     for name in SPLIT_ALIASES.get(split, (split,)):
-        if name in spec.splits:
+        if name in spec.split_names:
             return name
     raise ConfigError(
         [
             Problem(
                 "eval.splits",
-                f"source '{spec.name}' has no '{split}' split (it has: {', '.join(sorted(spec.splits))})",
+                f"source '{spec.name}' has no '{split}' split (it has: {', '.join(sorted(spec.split_names))})",
                 _other_split_fix(spec),
             )
         ]
@@ -97,29 +101,29 @@ def resolve_split(spec: Any, split: str) -> str:
 
 def _other_split_fix(spec: Any) -> str:
     """A fix that never suggests scoring on the training split."""
-    held_out = sorted(s for s in spec.splits if s != "train")
+    held_out = sorted(s for s in spec.split_names if s != "train")
     if held_out:
         return f"evaluate it on a held-out split it has (e.g. eval.splits=[{held_out[0]}]) or drop it from eval.sources"
     return f"drop {spec.name} from eval.sources: it has only a training split here (or add its official test file)"
 
 
-def source_spec(name: str) -> Any:
-    """The registered :class:`SourceSpec` called ``name``, with a clear error for unknown names."""
+def source_spec(name: str, data: Any = None) -> Any:
+    """The :class:`SourceSpec` called ``name`` (registered, or declared in ``data.custom_sources``), with a clear
+    error for unknown names."""
     import difflib
 
-    from biotune.data.sources import SOURCES
+    from biotune.data.sources import catalog
 
-    if name not in SOURCES:
-        close = difflib.get_close_matches(name, list(SOURCES), n=3)
-        hint = (
-            f"did you mean {', '.join(close)}?" if close else f"known sources: {', '.join(sorted(SOURCES))}"
-        )
+    known = catalog(data)
+    if name not in known:
+        close = difflib.get_close_matches(name, list(known), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known sources: {', '.join(sorted(known))}"
         raise ConfigError([Problem("eval.sources", f"unknown source '{name}'", hint)])
-    return SOURCES[name]
+    return known[name]
 
 
 def build_eval_set(
-    name: str,
+    name: str | Any,
     split: str,
     root: Path,
     ner_format: str = "tags",
@@ -134,14 +138,81 @@ def build_eval_set(
     from biotune.data.sources import load_records
     from biotune.data.tasks import make_samples, task_for
 
-    spec = source_spec(name)
+    spec = source_spec(name) if isinstance(name, str) else name
     real_split = resolve_split(spec, split)
-    records = list(load_records(name, real_split, root))
+    records = list(load_records(spec, real_split, root))
     if max_examples is not None:
         records = records[:max_examples]
     task = task_for(spec, ner_format)
-    samples = make_samples(task, records, name, real_split, seed)
-    return EvalSet(name, real_split, spec.kind, spec, task, records, samples)
+    samples = make_samples(task, records, spec.name, real_split, seed)
+    return EvalSet(spec.name, real_split, spec.kind, spec, task, records, samples, spec.restricted)
+
+
+def build_instruction_sets(
+    key: str, declared: Any, data: Any, ner_format: str = "tags", max_examples: int | None = None
+) -> tuple[list[EvalSet], dict[str, int]]:
+    """Instruction rows as evaluation sets, one per biotune source their ``source`` values map to.
+
+    ``declared`` is an ``EvalInstructionSet`` (``key`` = ``eval.instructions.NAME``). Each row's ``source`` is
+    mapped with :func:`biotune.data.sources.instructions.map_source` (the set's ``source_map`` over the
+    published defaults); the gold is the row's ``output`` read by that source's parser, and the prompt is
+    the row's own instruction and input. Example ids are the instruction record ids. ``max_examples`` keeps the
+    first N rows of each source.
+
+    Returns:
+        The sets, and ``source value -> rows`` for the rows whose source maps to no task (counted, not scored).
+
+    Raises:
+        DataError: a row whose output its task cannot read (file and row named), or no row mapped at all.
+    """
+    from biotune.data.sources import catalog, load_instructions
+    from biotune.data.sources.instructions import map_source
+    from biotune.data.tasks import task_for
+
+    known = catalog(data)
+    rows = load_instructions(declared.path, declared.split)
+    by_source: dict[str, list[Any]] = {}
+    unmapped: dict[str, int] = {}
+    for row in rows:
+        target = map_source(row.source, declared.source_map)
+        if target is None or target not in known:
+            unmapped[row.source] = unmapped.get(row.source, 0) + 1
+            continue
+        by_source.setdefault(target, []).append(row)
+    if not by_source:
+        seen = ", ".join(f"{k or '(empty)'} ({v})" for k, v in sorted(unmapped.items()))
+        raise DataError(
+            declared.path,
+            f"no row's source maps to a biotune task (sources: {seen})",
+            f"map them with {key}.source_map.SOURCE=BIOTUNE_SOURCE (e.g. ncbi_disease)",
+        )
+    split = declared.corpus_split or declared.split
+    sets = []
+    for target, source_rows in by_source.items():
+        spec = known[target]
+        task = task_for(spec, ner_format)
+        records, samples = [], []
+        for row in source_rows[:max_examples] if max_examples is not None else source_rows:
+            record, parsed = task.record_from_row(row.id, row.input, row.output)
+            if not parsed.ok:
+                raise DataError(
+                    declared.path,
+                    f"row {row.id} (source {row.source!r} -> {target}): its output cannot be read as gold: "
+                    f"{parsed.error}",
+                    f"fix the row, or map {row.source!r} to the right task with {key}.source_map",
+                )
+            records.append(record)
+            samples.append(Sample(row.id, target, spec.kind, row.instruction, row.input, row.output))
+        restricted = bool(declared.restricted or spec.restricted)
+        sets.append(EvalSet(target, split, spec.kind, spec, task, records, samples, restricted, key))
+    if unmapped:
+        log.warning(
+            "%s: %d row(s) whose source maps to no task were not scored: %s",
+            key,
+            sum(unmapped.values()),
+            ", ".join(f"{k or '(empty)'} ({v})" for k, v in sorted(unmapped.items())),
+        )
+    return sets, unmapped
 
 
 # --------------------------------------------------------------------------------------------- predictions
@@ -319,25 +390,30 @@ def load_sets_for_predictions(
     ner_format: str,
     seed: int,
     max_examples: int | None,
+    data: Any = None,
 ) -> list[EvalSet]:
-    """Build the evaluation sets that a predictions file's ids name, checking that the ids cover them."""
-    from biotune.data.sources import SOURCES
+    """Build the evaluation sets that a predictions file's ids name, checking that the ids cover them.
 
+    ``data`` (the config's ``data`` section) adds its declared sources to the registry's."""
+    from biotune.data.sources import catalog
+
+    known = catalog(data)
     sets = []
     for source, split in sets_in_predictions(predictions, path):
-        if source not in SOURCES:
+        if source not in known:
             raise DataError(
                 path,
                 f"unknown source '{source}' in ids like '{source}/{split}/...'",
-                f"use one of: {', '.join(sorted(SOURCES))}",
+                f"use one of: {', '.join(sorted(known))} (ids of instruction rows need their "
+                "eval.instructions entry in the config)",
             )
-        spec = SOURCES[source]
-        if split not in spec.splits:
+        spec = known[source]
+        if split not in spec.split_names:
             raise DataError(
                 path,
-                f"source '{source}' has no split '{split}' (it has {', '.join(sorted(spec.splits))})",
+                f"source '{source}' has no split '{split}' (it has {', '.join(sorted(spec.split_names))})",
                 "use the split names in the example ids that `biotune eval` writes",
             )
-        sets.append(build_eval_set(source, split, root, ner_format, seed, max_examples))
+        sets.append(build_eval_set(spec, split, root, ner_format, seed, max_examples))
     check_coverage(predictions, sets, path)
     return sets

@@ -193,17 +193,18 @@ def eval_set_sizes(spec: SweepSpec) -> dict[str, int]:
     ``eval.max_examples`` caps each set.
     """
     from biotune.data.build import resolve_root
-    from biotune.data.sources import SOURCES, load_records
+    from biotune.data.sources import available_splits, catalog, load_records
 
     base = spec.load_base()
     root = resolve_root(base.data.root)
-    names = base.eval.sources or [n for n, m in base.data.sources.items() if m.include and n in SOURCES]
+    known = catalog(base.data)
+    names = base.eval.sources or [n for n, m in base.data.sources.items() if m.include and n in known]
     out: dict[str, int] = {}
     for name in names:
+        found = available_splits(known[name], root) if name in known else {}
         for split in base.eval.splits:
-            rel = SOURCES[name].splits.get(split) if name in SOURCES else None
-            if rel is None or not (root / rel).exists():
+            if split not in found:
                 continue
-            n = len(load_records(name, split, root))
+            n = len(load_records(known[name], split, root))
             out[f"{name}/{split}"] = min(n, base.eval.max_examples) if base.eval.max_examples else n
     return out

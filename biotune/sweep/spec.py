@@ -245,12 +245,12 @@ class Point:
 
 def group_of(name: str, data: DataConfig) -> str:
     """The task group of a source: its ``SourceMix.group``, else its kind (unregistered: ``instruction``)."""
-    from biotune.data.sources import SOURCES
+    from biotune.data.sources import catalog
 
     mix = data.sources.get(name)
     if mix is not None and mix.group:
         return mix.group
-    spec = SOURCES.get(name)
+    spec = catalog(data).get(name)
     return spec.kind if spec is not None else "instruction"
 
 
@@ -465,7 +465,7 @@ def _known_names(axis: Axis, data: DataConfig) -> tuple[set[str], str]:
 
 
 def _unknown_problem(key: str, name: str, kind: str, data: DataConfig) -> Problem:
-    from biotune.data.sources import SOURCES, UnknownSourceError
+    from biotune.data.sources import UnknownSourceError, catalog
 
     if kind == "group":
         return Problem(
@@ -473,7 +473,7 @@ def _unknown_problem(key: str, name: str, kind: str, data: DataConfig) -> Proble
             f"unknown group '{name}' (the base's groups: {', '.join(groups_in(data))})",
             "name a group of the base's included sources, or set data.sources.<name>.group in the base",
         )
-    if name in SOURCES:
+    if name in catalog(data):
         return Problem(
             key,
             f"source '{name}' is not in the base mixture (absent or include: false)",
@@ -547,11 +547,11 @@ def _check_mixture_axis(
 
 
 def _check_mixtures(key: str, axis: MixturesAxis, data: DataConfig, problems: list[Problem]) -> None:
-    from biotune.data.sources import SOURCES
+    from biotune.data.sources import catalog
 
     known, kind = _known_names(axis, data)
     if kind == "source":
-        known |= set(SOURCES) | set(data.sources)
+        known |= set(catalog(data)) | set(data.sources)
     if not axis.mixtures:
         problems.append(
             Problem(
@@ -711,11 +711,12 @@ def validate(
         )
         data = None
     if data is not None:
-        from biotune.data.sources import SOURCES, UnknownSourceError
+        from biotune.data.sources import UnknownSourceError, catalog
 
-        if not data.instruction_files:
+        known = catalog(data)
+        if not data.instructions:
             for name in data.sources:
-                if name not in SOURCES:
+                if name not in known:
                     close = UnknownSourceError(name).close_matches
                     hint = f"did you mean {', '.join(close)}? " if close else ""
                     problems.append(

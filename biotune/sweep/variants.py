@@ -549,22 +549,23 @@ def sweep_sources(spec: SweepSpec, base: RunConfig) -> list[str]:
 def count_available(spec: SweepSpec) -> dict[str, int]:
     """Samples per source in its configured split, read from the base's ``data.root`` (for ``plan``).
 
-    Registered sources are read with their reader; sources of ``data.instruction_files`` are counted by row.
+    Corpus sources are read with their reader; sources of ``data.instructions`` are counted by row.
     """
     from biotune.data.build import resolve_root
-    from biotune.data.sources import SOURCES, load_instructions, load_records
+    from biotune.data.sources import catalog, load_instructions, load_records
 
     base = spec.load_base()
     data = base.data
     root = resolve_root(data.root)
     out: dict[str, int] = {}
-    for ref in data.instruction_files:
-        for rec in load_instructions(ref):
+    known = catalog(data)
+    for one in data.instructions.values():
+        for rec in load_instructions(one.path, one.split):
             out[rec.source] = out.get(rec.source, 0) + 1
     for name in sweep_sources(spec, base):
-        if name in SOURCES:
+        if name in known:
             split = data.sources[name].split if name in data.sources else "train"
-            out[name] = len(load_records(name, split, root))
+            out[name] = len(load_records(known[name], split, root))
     return out
 
 
@@ -577,7 +578,7 @@ def measure_tokens_per_sample(spec: SweepSpec, limit: int = 256, tokenizer: Any 
     build keeps.
     """
     from biotune.data.build import load_tokenizer, resolve_root, source_samples, tokenizer_path
-    from biotune.data.sources import SOURCES
+    from biotune.data.sources import catalog
     from biotune.data.templates import render_prompt, render_target
     from biotune.data.tokenize import tokenize_pairs
 
@@ -586,11 +587,12 @@ def measure_tokens_per_sample(spec: SweepSpec, limit: int = 256, tokenizer: Any 
     tok = tokenizer or load_tokenizer(tokenizer_path(base), base.model.trust_remote_code)
     root = resolve_root(d.root)
     out: dict[str, float] = {}
+    known = catalog(d)
     for name in sweep_sources(spec, base):
-        if name not in SOURCES:
+        if name not in known:
             continue
         split = d.sources[name].split if name in d.sources else "train"
-        samples = source_samples(name, split, root, d.ner_format, d.seed)
+        samples = source_samples(known[name], split, root, d.ner_format, d.seed)
         if len(samples) > limit:
             samples = random.Random(f"{d.seed}:tokens:{name}").sample(samples, limit)
         prompts = [render_prompt(d.template, s.instruction, s.input, tok) for s in samples]

@@ -55,9 +55,11 @@ def preflight(cfg: RunConfig) -> None:
     Unknown sources (with close matches), splits a source does not have, and the DeepSpeed JSON (missing or
     malformed). ``--dry-run`` runs it too, so a dry run fails where the real run would.
     """
-    from biotune.data.sources import SOURCES, UnknownSourceError
+    from biotune.data.sources import UnknownSourceError, catalog
     from biotune.errors import DataError
     from biotune.train.ds_config import read_template
+
+    known = catalog(cfg.data)
 
     problems: list[Problem] = []
     named = [
@@ -65,14 +67,14 @@ def preflight(cfg: RunConfig) -> None:
     ]
     named += [(f"eval.sources[{i}]", n, None) for i, n in enumerate(cfg.eval.sources)]
     for key, name, split in named:
-        if name not in SOURCES:
+        if name not in known:
             problems.append(Problem(key, f"unknown source '{name}'", UnknownSourceError(name).fix))
-        elif split is not None and split not in SOURCES[name].splits:
+        elif split is not None and split not in known[name].split_names:
             problems.append(
                 Problem(
                     f"{key}.split",
                     f"source {name} has no split '{split}'",
-                    f"use one of: {', '.join(SOURCES[name].splits)}",
+                    f"use one of: {', '.join(known[name].split_names)}",
                 )
             )
     try:

@@ -395,7 +395,7 @@ CASES = [
         {GAD: "@GENE$ causes @DISEASE$.\t1\n", "inst.jsonl": '{"instruction": "x", "input": "y"}\n'},
         "inst.jsonl:1",
         "each row needs string columns",
-        extra_yaml="  instruction_files: [{root}/inst.jsonl]\n",
+        extra_yaml="  instructions: {pub: {path: '{root}/inst.jsonl'}}\n",
     ),
     corpus(
         "instructions-unsupported-suffix",
@@ -403,8 +403,8 @@ CASES = [
         "train",
         {GAD: "@GENE$ causes @DISEASE$.\t1\n", "inst.csv": "instruction,input,output\n"},
         "inst.csv",
-        "use .jsonl, .json or .parquet",
-        extra_yaml="  instruction_files: [{root}/inst.csv]\n",
+        "use .jsonl, .json, .parquet or .arrow",
+        extra_yaml="  instructions: {pub: {path: '{root}/inst.csv'}}\n",
     ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)

@@ -9,10 +9,12 @@ instruction-set schema.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from biotune.data.records import Record
 from biotune.data.sources import _io, classification, conll, nli, pubtator, qa, relation
@@ -27,12 +29,15 @@ __all__ = [
     "SOURCES",
     "SourceSpec",
     "UnknownSourceError",
+    "available_splits",
+    "catalog",
     "get_spec",
     "load_instructions",
     "load_records",
     "reader_counts",
     "reset_reader_counts",
     "resolve_root",
+    "split_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,9 +57,26 @@ READERS: dict[str, Reader] = {
     "ddi_xml": relation.load_ddi,
     "mednli_jsonl": nli.load_mednli,
     "hoc": classification.load_hoc,
+    "cls_tsv": classification.load_cls_tsv,
     "pubmedqa": qa.load_pubmedqa,
     "bioasq_tsv": qa.load_bioasq_tsv,
 }
+#: Reader format -> the kind of record it yields (a declared source's ``kind`` must match its ``format``).
+FORMAT_KINDS: dict[str, str] = {
+    "conll": "ner",
+    "pubtator_ner": "ner",
+    "pubtator_cid": "re",
+    "blue_tsv": "re",
+    "i2b2_re": "re",
+    "chemprot_jsonl": "re",
+    "ddi_xml": "re",
+    "mednli_jsonl": "nli",
+    "hoc": "cls",
+    "cls_tsv": "cls",
+    "pubmedqa": "qa",
+    "bioasq_tsv": "qa",
+}
+assert set(FORMAT_KINDS) == set(READERS)
 
 
 class UnknownSourceError(BiotuneError):
@@ -68,10 +90,32 @@ class UnknownSourceError(BiotuneError):
         super().__init__(f"unknown source {name!r}\n  fix: {self.fix}")
 
 
-def get_spec(name: str) -> SourceSpec:
-    """The spec of a registered source, or :class:`UnknownSourceError` listing close matches."""
+def catalog(data: Any = None) -> dict[str, SourceSpec]:
+    """Every source a config can name: the registry, the config's ``data.custom_sources`` (see
+    :mod:`.custom`), with ``data.split_files`` applied (a split mapped to a file is read from there first).
+
+    ``data`` is a :class:`biotune.config.DataConfig` (or None: the registry alone). Config validation has
+    already rejected bad declarations; :func:`.custom.spec_of` builds each declared source's spec.
+    """
+    if data is None:
+        return dict(SOURCES)
+    from biotune.data.sources import custom
+
+    out = dict(SOURCES)
+    for name, declared in (getattr(data, "custom_sources", None) or {}).items():
+        out[name] = custom.spec_of(name, declared)
+    for name, files in (getattr(data, "split_files", None) or {}).items():
+        if name in out and files:  # a mapped file is the split's only place: no silent fall-back elsewhere
+            spec = out[name]
+            layouts = {s: p for s, p in spec.layouts.items() if s not in files}
+            out[name] = dataclasses.replace(spec, splits={**spec.splits, **files}, layouts=layouts)
+    return out
+
+
+def get_spec(name: str, data: Any = None) -> SourceSpec:
+    """The spec of a source (registered, or declared in ``data``), or :class:`UnknownSourceError`."""
     try:
-        return SOURCES[name]
+        return catalog(data)[name]
     except KeyError:
         raise UnknownSourceError(name) from None
 
@@ -81,26 +125,57 @@ def resolve_root(root: str | Path) -> Path:
     return SAMPLE_ROOT if str(root) == SAMPLE else Path(root)
 
 
+def available_splits(spec: SourceSpec, root: str | Path) -> dict[str, Path]:
+    """The splits of ``spec`` found under ``root`` -> the path each is read from (the first candidate that
+    exists; see :meth:`SourceSpec.candidates`)."""
+    base = resolve_root(root)
+    found = {}
+    for split in spec.split_names:
+        path = next((base / rel for rel in spec.candidates(split) if (base / rel).exists()), None)
+        if path is not None:
+            found[split] = path
+    return found
+
+
 def split_path(spec: SourceSpec, split: str, root: str | Path) -> Path:
-    """Where a split's file (or folder) lives; an unknown split names the available ones."""
-    if split not in spec.splits:
+    """Where a split's file (or folder) lives: the first of its candidate paths that exists.
+
+    Raises:
+        DataError: for a split the source does not know, or one found nowhere: the message lists the paths
+            searched and the splits that were found, and the fix says where to put the file or how to map it.
+    """
+    base = resolve_root(root)
+    where = spec.config_key or f"data.sources.{spec.name}"
+    if split not in spec.split_names:
         raise DataError(
-            resolve_root(root) / spec.name,
-            f"source {spec.name!r} has no split {split!r}",
-            f"use one of its splits: {', '.join(spec.splits)}",
+            base / spec.name,
+            f"source {spec.name!r} has no split {split!r} (its splits: {', '.join(spec.split_names)})",
+            f"use one of its splits, or map a file to it with data.split_files.{spec.name}.{split}=PATH",
         )
-    return resolve_root(root) / spec.splits[split]
+    searched = [base / rel for rel in spec.candidates(split)]
+    for path in searched:
+        if path.exists():
+            return path
+    found = available_splits(spec, root)
+    found_text = ", ".join(f"{s} ({p})" for s, p in found.items()) or "none"
+    hint = "the sample corpus has no files for this source; " if str(root) == SAMPLE else ""
+    raise DataError(
+        searched[0],
+        f"{spec.name}/{split} data not found; searched {', '.join(map(str, searched))}; "
+        f"splits found for {spec.name}: {found_text}",
+        f"{hint}put the {split} file at {searched[0]} (data.root is {base}), or map it with "
+        f"data.split_files.{spec.name}.{split}=PATH ({where})",
+    )
 
 
-def load_records(name: str, split: str, root: str | Path) -> list[Record]:
-    """Read one split of one source into typed records, in file order, with ids unique within the split."""
-    spec = get_spec(name)
+def load_records(source: str | SourceSpec, split: str, root: str | Path) -> list[Record]:
+    """Read one split of one source into typed records, in file order, with ids unique within the split.
+
+    ``source`` is a registered name or a spec (from :func:`catalog`, for sources declared in a config).
+    """
+    spec = get_spec(source) if isinstance(source, str) else source
+    name = spec.name
     path = split_path(spec, split, root)
-    if not path.exists():
-        hint = "the sample corpus has no files for this source" if str(root) == SAMPLE else "check data.root"
-        raise DataError(
-            path, f"{name}/{split} data not found", f"{hint}; expected the layout of ../shared/data"
-        )
     _io.take_counts()  # a reader that failed half-way must not leak its counts into this read
     records = READERS[spec.format](path, spec, split)
     counts = _io.take_counts()

@@ -1,6 +1,13 @@
-"""Hallmarks of Cancer (HoC) -> document-level :class:`DocLabels`.
+"""Text classification files -> :class:`DocLabels`: Hallmarks of Cancer (``hoc``) and a plain TSV (``cls_tsv``).
 
-Layout: ``hoc/text/<PMID>.txt`` (tokenised abstract, one sentence per line) and ``hoc/labels/<PMID>.txt``
+``cls_tsv`` (for a lab's own corpus, declared in ``data.custom_sources``): one example per line,
+``text<TAB>labels`` or ``id<TAB>text<TAB>labels``; ``labels`` is a comma-separated list of the source's labels
+(multi-label), empty or ``None`` for none. A first line ``text<TAB>labels`` / ``id<TAB>text<TAB>labels`` is a
+header. Every row must have the header's (else the first row's) number of fields, and every label must be one
+of the source's labels: an error names the file and line. Record ids: the ``id`` column, else
+``<file stem>:<row index>``.
+
+``hoc`` layout: ``hoc/text/<PMID>.txt`` (tokenised abstract, one sentence per line) and ``hoc/labels/<PMID>.txt``
 (one line of per-sentence groups, each introduced by ``<`` and aligned with the text lines; labels inside a
 group are separated by ``AND``; each label is a taxonomy path ``Top level--sub class...``; an empty group or
 ``NULL`` means no label). A document's labels are the union of its sentences' top-level hallmarks, lower-cased
@@ -17,7 +24,7 @@ import hashlib
 from pathlib import Path
 
 from biotune.data.records import DocLabels
-from biotune.data.sources._io import check_label, read_text, require_dir
+from biotune.data.sources._io import check_label, lines, read_text, require_dir, require_file
 from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError
 
@@ -69,3 +76,45 @@ def load_hoc(path: Path, spec: SourceSpec, split: str) -> list[DocLabels]:
             text_dir, "no <PMID>.txt files", "point the source at the HoC folder with text/ and labels/"
         )
     return [read_document(path, pmid, spec) for pmid in pmids if hoc_split(pmid) == split]
+
+
+_CLS_HEADERS = (["text", "labels"], ["id", "text", "labels"])
+
+
+def load_cls_tsv(path: Path, spec: SourceSpec, split: str) -> list[DocLabels]:
+    """Reader entry point for ``format="cls_tsv"`` (see the module docstring)."""
+    records: list[DocLabels] = []
+    width: int | None = None
+    for number, line in lines(require_file(path)):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if width is None:
+            width = len(fields)
+            if width not in (2, 3):
+                raise DataError(
+                    path,
+                    f"{width} tab-separated fields",
+                    "write text<TAB>labels or id<TAB>text<TAB>labels",
+                    number,
+                )
+            if [f.strip().lower() for f in fields] in _CLS_HEADERS:
+                continue
+        if len(fields) != width:
+            raise DataError(
+                path,
+                f"{len(fields)} fields where the file has {width}",
+                "keep one example per line with the same columns (no tab inside the text)",
+                number,
+            )
+        rid = fields[0] if width == 3 else f"{path.stem}:{len(records)}"
+        text, raw = fields[-2].strip(), fields[-1].strip()
+        if not text:
+            raise DataError(path, "empty text", "give every example its text", number)
+        labels = [x.strip() for x in raw.split(",") if x.strip()] if raw.lower() not in ("", "none") else []
+        for label in labels:
+            check_label(label, spec.labels, path, number)
+        records.append(DocLabels(rid, text, tuple(sorted(set(labels)))))
+    if not records:
+        raise DataError(path, "no examples", "write one text<TAB>labels line per example")
+    return records

@@ -1,11 +1,17 @@
 """The published instruction-set schema -> :class:`InstructionRecord`.
 
 Llama2-MedTuned published its data as ``nlpie/Llama2-MedTuned-Instructions`` with columns ``instruction``,
-``input``, ``output`` and ``source``. :func:`load_instructions` reads that schema from a local file
-(``.jsonl`` one object per line; ``.json`` a list of objects or ``{split: [objects]}``; ``.parquet``) or, only
-when ``location`` is written ``hf://org/name``, from the Hugging Face hub with ``datasets.load_dataset(
-"org/name", split=split)`` (needs network or a warm cache). A local path never becomes a hub request: a path
-that does not exist is an error naming it. ``source`` may be missing (read as ``""``); the other three
+``input``, ``output`` and ``source``, and its code ships evaluation sets as ``datasets`` ``save_to_disk``
+directories. :func:`load_instructions` reads that schema from a local file (``.jsonl`` one object per line;
+``.json`` a list of objects or ``{split: [objects]}``; ``.parquet``; ``.arrow``, a ``datasets`` Arrow file,
+stream or file format), a ``save_to_disk`` directory (one ``Dataset``, or a ``DatasetDict`` whose ``split`` is
+read), or, only when ``location`` is written ``hf://org/name``, from the Hugging Face hub with
+``datasets.load_dataset("org/name", split=split)`` (needs network or a warm cache). A local path never becomes
+a hub request: a path that does not exist is an error naming it. Nothing here unpickles: Arrow files and the
+``save_to_disk`` JSON state only.
+
+:data:`PUBLISHED_SOURCES` maps the ``source`` values of the published set to biotune sources, whose task
+parses and scores a row when instruction rows are evaluated (:func:`map_source`). ``source`` may be missing (read as ``""``); the other three
 columns must be strings. Record ids are ``<file stem or hub id>:<split>:<row index>``, so rows of different
 files stay distinct.
 """
@@ -24,6 +30,45 @@ from biotune.errors import DataError
 log = logging.getLogger(__name__)
 
 COLUMNS = ("instruction", "input", "output")
+
+#: The published set's ``source`` names -> the biotune source whose task reads them (matched after
+#: :func:`source_key`: case, spaces, ``-`` and ``_`` do not matter). Override or extend per set with
+#: ``eval.instructions.NAME.source_map``.
+PUBLISHED_SOURCES = {
+    "NCBI-disease": "ncbi_disease",
+    "BC5CDR-chem": "bc5cdr_chem",
+    "BC5CDR-disease": "bc5cdr_disease",
+    "BC2GM": "bc2gm",
+    "JNLPBA": "jnlpba",
+    "i2b2-2012": "i2b2_2012",
+    "i2b2-2010": "i2b2_2010_re",
+    "MedNLI": "mednli",
+    "HoC": "hoc",
+    "GAD": "gad",
+}
+
+
+def source_key(value: str) -> str:
+    """A ``source`` value reduced for matching: lower case, without spaces, ``-``, ``_`` and ``.``."""
+    return "".join(ch for ch in value.casefold() if ch not in " -_.")
+
+
+def map_source(value: str, overrides: Mapping[str, str] | None = None) -> str | None:
+    """The biotune source a row's ``source`` value names: ``overrides`` first (exact, then reduced), then
+    :data:`PUBLISHED_SOURCES`, then a biotune source of that name; None when nothing matches."""
+    from biotune.data.sources import SOURCES
+
+    overrides = dict(overrides or {})
+    if value in overrides:
+        return overrides[value] or None
+    key = source_key(value)
+    for table in (overrides, PUBLISHED_SOURCES, {n: n for n in SOURCES}):
+        for raw, target in table.items():
+            if source_key(raw) == key:
+                return target or None
+    return None
+
+
 #: The prefix that marks an instruction set on the Hugging Face hub (``hf://nlpie/Llama2-MedTuned-Instructions``).
 HUB_PREFIX = "hf://"
 _FIX = "each row needs string columns instruction, input, output (and optionally source)"
@@ -62,9 +107,51 @@ def _local_rows(path: Path, split: str) -> Iterable[tuple[int | None, Mapping[st
         import pyarrow.parquet as pq
 
         return [(None, r) for r in pq.read_table(path).to_pylist()]
+    if suffix == ".arrow":
+        return [(None, r) for r in _arrow_table(path).to_pylist()]
     raise DataError(
-        path, f"unsupported file type {suffix!r}", "use .jsonl, .json or .parquet, or a hub dataset id"
+        path,
+        f"unsupported file type {suffix!r}",
+        "use .jsonl, .json, .parquet or .arrow, a save_to_disk directory, or a hub dataset id",
     )
+
+
+def _arrow_table(path: Path) -> Any:
+    """An Arrow IPC file in either framing (``datasets`` writes the stream format; pyarrow's default is file)."""
+    import pyarrow as pa
+
+    errors = []
+    for opener in (pa.ipc.open_stream, pa.ipc.open_file):
+        try:
+            with pa.memory_map(str(path)) as source:
+                return opener(source).read_all()
+        except (pa.ArrowInvalid, OSError) as err:
+            errors.append(str(err))
+    raise DataError(path, f"not an Arrow IPC file ({errors[-1]})", "write it with datasets or pyarrow.ipc")
+
+
+def _disk_rows(path: Path, split: str) -> list[tuple[int | None, Mapping[str, Any]]]:
+    """A ``save_to_disk`` directory: a ``Dataset`` (``state.json``), or a ``DatasetDict``
+    (``dataset_dict.json``) whose ``split`` is read."""
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as err:
+        raise DataError(
+            path,
+            f"not a datasets save_to_disk directory ({str(err).splitlines()[0]})",
+            "point at the folder written by Dataset.save_to_disk / DatasetDict.save_to_disk",
+        ) from err
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DataError(
+                path,
+                f"no split {split!r}; the DatasetDict has {', '.join(loaded)}",
+                "set the instruction set's split to one of those",
+            )
+        loaded = loaded[split]
+    return [(None, row) for row in loaded]
 
 
 def _hub_rows(dataset_id: str, split: str) -> Iterable[tuple[int | None, Mapping[str, Any]]]:
@@ -88,12 +175,16 @@ def load_instructions(location: str | Path, split: str = "train") -> list[Instru
         rows, prefix, path = _hub_rows(hub_id, split), hub_id, Path(hub_id)
     else:
         path = Path(location)
-        require_file(
-            path,
-            "check data.instruction_files: each entry must name an existing .jsonl, .json or "
-            f".parquet file, or a hub dataset written {HUB_PREFIX}org/name",
-        )
-        rows, prefix = _local_rows(path, split), path.stem
+        if path.is_dir():
+            rows, prefix = _disk_rows(path, split), path.name
+        else:
+            require_file(
+                path,
+                "check the instruction set's path (data.instructions.NAME.path): it must name an existing "
+                ".jsonl, .json, .parquet or .arrow file, a save_to_disk directory, or a hub dataset written "
+                f"{HUB_PREFIX}org/name",
+            )
+            rows, prefix = _local_rows(path, split), path.stem
     records = [_record(row, f"{prefix}:{split}:{i}", path, line) for i, (line, row) in enumerate(rows)]
     if not records:
         raise DataError(location, "no instruction rows", "check the file or the split name")

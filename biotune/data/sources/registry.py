@@ -8,6 +8,8 @@ CPR-groups copy comes from a repository under a non-profit research licence).
 
 from __future__ import annotations
 
+import dataclasses
+
 from biotune.data.sources.spec import SourceSpec
 
 _NCBI = "NCBI Public Domain Notice (IOB copy: CC BY 4.0, MTL-Bioinformatics-2016)"
@@ -37,6 +39,29 @@ def _files(folder: str, names: tuple[str, ...] = _TRAIN_DEVEL_TEST, ext: str = "
     return {name: f"{folder}/{name}.{ext}" for name in names}
 
 
+#: The names other distributions give a split file (``dev.tsv`` or ``validation.tsv`` for ``devel``; BLURB and
+#: the Hugging Face copies say ``validation``), tried after the split's own name in the same folder.
+SPLIT_SPELLINGS = {
+    "devel": ("dev", "validation", "valid"),
+    "dev": ("devel", "validation", "valid"),
+}
+
+
+def _spelling_layouts(spec: SourceSpec) -> dict[str, tuple[str, ...]]:
+    """For split files named ``<split>.<ext>``, the same folder's file under each other spelling of the split."""
+    out = {split: list(paths) for split, paths in spec.layouts.items()}
+    for split, rel in spec.splits.items():
+        folder, _, filename = rel.rpartition("/")
+        stem, dot, ext = filename.partition(".")
+        if stem != split or not dot:
+            continue
+        for other in SPLIT_SPELLINGS.get(split, ()):
+            alt = f"{folder}/{other}.{ext}"
+            if alt not in out.setdefault(split, []):
+                out[split].append(alt)
+    return {split: tuple(paths) for split, paths in out.items() if paths}
+
+
 def _ner(
     name: str, folder: str, types: tuple[str, ...], licence: str, description: str, **kw: object
 ) -> SourceSpec:
@@ -55,19 +80,27 @@ def _euadr_splits() -> dict[str, str]:
     return splits
 
 
+#: The official BC5CDR zip (CDR_Data.zip) unpacked under ``bc5cdr/``.
+_CDR_ZIP = {
+    split: (f"bc5cdr/CDR_Data/CDR.Corpus.v010516/CDR_{name}.PubTator.txt",)
+    for split, name in (("train", "TrainingSet"), ("devel", "DevelopmentSet"), ("test", "TestSet"))
+}
+#: The folder PhysioNet's MedNLI zip unpacks to.
+_MEDNLI_ZIP = "mednli-a-natural-language-inference-dataset-for-the-clinical-domain-1.0.0"
+
 _SPECS = [
     _ner("ncbi_disease", "ncbi_disease/iob", ("Disease",), _NCBI, "NCBI-disease NER (BioBERT/BLURB IOB).", paper_count=5424),
     _ner("bc5cdr_chem", "bc5cdr/chem-iob", ("Chemical",), _NCBI, "BC5CDR chemical NER (IOB).", paper_count=4560),
     _ner("bc5cdr_disease", "bc5cdr/disease-iob", ("Disease",), _NCBI, "BC5CDR disease NER (IOB).", paper_count=4560),
-    _ner("bc2gm", "bc2gm/iob", ("GENE",), _NCBI, "BioCreative II gene mention NER (IOB; train/devel only).",
-         splits=_files("bc2gm/iob", ("train", "devel")), paper_count=12574),
+    _ner("bc2gm", "bc2gm/iob", ("GENE",), _NCBI,
+         "BioCreative II gene mention NER (IOB; the staged copy has train/devel: add the official test.tsv).",
+         paper_count=12574),
     _ner("jnlpba", "jnlpba/biobert-untyped", ("Biomolecule",), "GENIA Project License (annotations CC BY 3.0)",
          "JNLPBA NER, BioBERT copy: untyped B/I/O over protein, DNA and RNA mentions, typed here as Biomolecule.",
          entity_type="Biomolecule", paper_count=14690),
     _ner("jnlpba_typed", "jnlpba/mtl-typed", ("protein", "DNA", "RNA", "cell_line", "cell_type"),
          "GENIA Project License (annotations CC BY 3.0)",
-         "JNLPBA NER with the 5 types (MTL copy; devel/test only; do not mix splits with jnlpba).",
-         splits=_files("jnlpba/mtl-typed", ("devel", "test"))),
+         "JNLPBA NER with the 5 types (MTL copy; the staged copy has devel/test; do not mix splits with jnlpba)."),
     _ner("linnaeus", "linnaeus/iob", ("Species",), "CC BY 4.0", "LINNAEUS species NER (IOB)."),
     _ner("s800", "s800/biobert", ("Species",), "not stated (BigBIO: other); research use with citation",
          "SPECIES-800 species NER (BioBERT copy, untyped B/I/O typed here as Species).",
@@ -90,6 +123,7 @@ _SPECS = [
         splits={"train": "bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt",
                 "devel": "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt",
                 "test": "bc5cdr/pubtator/CDR_TestSet.PubTator.txt"},
+        layouts=_CDR_ZIP,
         labels=("Chemical", "Disease"), licence="NCBI Public Domain Notice", restricted=False, credentialed=False,
         description="BC5CDR original abstracts, sentence-split and tokenized by biotune (Chemical, Disease).",
     ),
@@ -98,6 +132,7 @@ _SPECS = [
         splits={"train": "bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt",
                 "devel": "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt",
                 "test": "bc5cdr/pubtator/CDR_TestSet.PubTator.txt"},
+        layouts=_CDR_ZIP,
         labels=("CID", "none"), negative_label="none", licence="NCBI Public Domain Notice", restricted=False,
         credentialed=False,
         description="BC5CDR document-level chemical-induced-disease pairs: every chemical x disease MeSH pair of an abstract.",
@@ -129,10 +164,14 @@ _SPECS = [
         description="ChemProt 13 fine relation labels, positives only (SciBERT; << chemical >>, [[ protein ]]).",
     ),
     SourceSpec(
-        name="ddi", kind="re", format="ddi_xml", splits={"train": "ddi/Train"},
+        name="ddi", kind="re", format="ddi_xml",
+        splits={"train": "ddi/Train", "test": "ddi/Test/Test for DDI Extraction task"},
+        layouts={"train": ("ddi/DDICorpus/Train",),
+                 "test": ("ddi/DDICorpus/Test/Test for DDI Extraction task",)},
         labels=("DDI-mechanism", "DDI-effect", "DDI-advise", "DDI-int", "DDI-false"), negative_label="DDI-false",
         licence="CC BY-NC 4.0 (non-commercial)", restricted=True, credentialed=False,
-        description="DDI 2013 drug-drug interaction pairs (train only; both drugs masked as @DRUG$).",
+        description="DDI 2013 drug-drug interaction pairs (the official zip's Train/ and Test/Test for DDI "
+                    "Extraction task/; the staged copy has Train only; both drugs masked as @DRUG$).",
     ),
     SourceSpec(
         name="i2b2_2010_re", kind="re", format="i2b2_re", splits=_files("i2b2_2010/re", ("train", "test")),
@@ -144,6 +183,7 @@ _SPECS = [
     SourceSpec(
         name="mednli", kind="nli", format="mednli_jsonl",
         splits={"train": "mednli/mli_train_v1.jsonl", "dev": "mednli/mli_dev_v1.jsonl", "test": "mednli/mli_test_v1.jsonl"},
+        layouts={s: (f"mednli/{_MEDNLI_ZIP}/mli_{s}_v1.jsonl",) for s in ("train", "dev", "test")},
         labels=("entailment", "contradiction", "neutral"),
         licence="PhysioNet Credentialed Health Data License", restricted=True, credentialed=True, paper_count=11232,
         description="MedNLI clinical natural-language inference (user-supplied files).",
@@ -175,4 +215,6 @@ _SPECS = [
     ),
 ]  # fmt: skip
 
-SOURCES: dict[str, SourceSpec] = {spec.name: spec for spec in _SPECS}
+SOURCES: dict[str, SourceSpec] = {
+    spec.name: dataclasses.replace(spec, layouts=_spelling_layouts(spec)) for spec in _SPECS
+}

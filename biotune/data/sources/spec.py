@@ -22,7 +22,9 @@ class SourceSpec:
     format: str
     """Reader key, e.g. ``conll``, ``pubtator_ner``, ``blue_tsv``, ``ddi_xml`` (see ``load_records``)."""
     splits: dict[str, str]
-    """Split name (the corpus's own: ``devel`` vs ``dev``) -> path relative to the data root."""
+    """Split name (the corpus's own: ``devel`` vs ``dev``) -> path relative to the data root (or absolute).
+    Every split of the corpus's official distributions is named here, present on disk or not; see
+    :attr:`layouts` for the other places a split may be found."""
     labels: tuple[str, ...]
     """NER: entity types; RE: relation labels incl. the negative; NLI/QA: answers; CLS: label names."""
     licence: str
@@ -44,6 +46,28 @@ class SourceSpec:
     """True for corpora written by code (``synthetic_ner``) rather than found under the data root."""
     label_aliases: dict[str, str] = field(default_factory=dict)
     """Label spellings in the files -> the canonical label (e.g. ``false`` -> ``No Relations``)."""
+    layouts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Split name -> further paths (relative to the data root) where the official distributions put it, tried
+    in order after :attr:`splits` (e.g. DDI's ``DDICorpus/Test/Test for DDI Extraction task``, a ``dev.tsv``
+    for a ``devel`` split). The first path that exists is read (:func:`biotune.data.sources.split_path`)."""
+    config_key: str = ""
+    """Where the source was declared: empty for the built-in registry, ``data.custom_sources.NAME`` for a
+    source declared in a config (error messages point there)."""
+
+    def candidates(self, split: str) -> tuple[str, ...]:
+        """Every path a split may be found at, in the order they are tried (empty: not a split of this source)."""
+        primary = (self.splits[split],) if split in self.splits else ()
+        return primary + tuple(p for p in self.layouts.get(split, ()) if p not in primary)
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        """Every split the source knows (present on disk or not), in declaration order."""
+        return tuple(dict.fromkeys([*self.splits, *self.layouts]))
+
+    @property
+    def labels_key(self) -> str:
+        """The place to fix this source's label set: its config key, or the registry entry."""
+        return f"{self.config_key}.labels" if self.config_key else f"SOURCES[{self.name!r}].labels"
 
     @property
     def tag_set(self) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ directions for a source, so training data and scoring cannot drift apart:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import re
@@ -173,12 +174,40 @@ class Task(ABC):
     def _instructions(self) -> tuple[str, ...]:
         """The instruction paraphrases (each states every label and its meaning)."""
 
+    def record_from_row(self, rid: str, input_text: str, output: str) -> tuple[Record, ParseResult]:
+        """A record for a ready-made instruction row: its ``input`` as the record's text (NER: whitespace
+        tokens) and the gold read from its ``output`` with this task's own parser. The second value says
+        whether the output parsed cleanly (a row whose gold does not parse cannot be scored)."""
+        blank = _blank_record(self.record_type, rid, input_text)
+        parsed = self.parse(output, blank)
+        gold = parsed.value if parsed.value is not None else getattr(blank, _gold_field(self.record_type))
+        return dataclasses.replace(blank, **{_gold_field(self.record_type): gold}), parsed
+
     def _check(self, record: Record) -> None:
         if not isinstance(record, self.record_type):
             raise TypeError(
                 f"{type(self).__name__} for source {self.spec.name!r} takes "
                 f"{self.record_type.__name__} records, got {type(record).__name__}"
             )
+
+
+def _gold_field(record_type: type) -> str:
+    names = {f.name for f in dataclasses.fields(record_type)}
+    return next(n for n in ("tags", "labels", "label") if n in names)
+
+
+def _blank_record(record_type: type, rid: str, input_text: str) -> Any:
+    """A record of ``record_type`` holding ``input_text`` and an empty gold."""
+    names = [f.name for f in dataclasses.fields(record_type)]
+    if "tokens" in names:
+        tokens = tuple(input_text.split())
+        return record_type(id=rid, tokens=tokens, tags=("O",) * len(tokens))
+    text_field = next(n for n in ("text", "premise", "question") if n in names)
+    values: dict[str, Any] = {n: "" for n in names if n not in ("id", "labels")}
+    values[text_field] = input_text
+    if "labels" in names:
+        values["labels"] = ()
+    return record_type(id=rid, **values)
 
 
 def make_samples(task: Task, records: Iterable[Record], source: str, split: str, seed: int) -> list[Sample]:

@@ -113,7 +113,7 @@ class _LabelTask(Task):
         self._labels = tuple(dict.fromkeys([*spec.labels, *([negative] if negative else [])]))
         if not self._labels:
             raise config_error(
-                f"SOURCES[{spec.name!r}].labels",
+                spec.labels_key,
                 "a classification source without labels",
                 "list the label names in the source spec",
             )

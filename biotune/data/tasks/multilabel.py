@@ -92,7 +92,7 @@ class ClassificationTask(Task):
         self._labels = tuple(spec.labels)
         if not self._labels:
             raise config_error(
-                f"SOURCES[{spec.name!r}].labels",
+                spec.labels_key,
                 "a classification source without labels",
                 "list the label names in the source spec",
             )

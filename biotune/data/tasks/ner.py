@@ -108,7 +108,7 @@ def entity_types(spec: SourceSpec) -> tuple[str, ...]:
         types.append(spec.entity_type)
     if not types:
         raise config_error(
-            f"SOURCES[{spec.name!r}].labels",
+            spec.labels_key,
             "an NER source without entity types",
             "list the entity types in the source spec's labels",
         )

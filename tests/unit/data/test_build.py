@@ -158,10 +158,12 @@ def test_published_instruction_files_join_the_mixture(tmp_path: Path, tiny_model
     ]
     path = tmp_path / "instructions.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = build_dataset(_cfg(tmp_path, tiny_model, f"data.instruction_files=[{path}]"))
+    out = build_dataset(_cfg(tmp_path, tiny_model, f"data.instructions.chat.path={path}"))
     m = Manifest.read(out).to_dict()
     chat = m["sources"]["chatdoctor"]
     assert (chat["available"], chat["realised"], chat["group"]) == (12, 12, "instruction")
+    # No licence declared: the rows count as restricted, so they are never uploaded.
+    assert chat["restricted"] is True and "not declared" in chat["licence"]
     assert m["tasks"]["instruction"]["realised"] == 12
     assert "ncbi_disease" in m["sources"]
 

@@ -104,10 +104,15 @@ def test_missing_file_and_missing_split(tmp_path: Path) -> None:
         and "not found" in str(err)
         and "data.root" in str(err)
     )
+    # BC2GM's official test file is a split biotune knows even when absent: the error lists where it looked
+    # and what it found, and how to map a file.
+    _write(tmp_path / "bc2gm/iob/train.tsv", "BRCA1\tB-GENE\n")
     err = _error("bc2gm", "test", tmp_path)
-    assert "no split 'test'" in str(err) and "train, devel" in str(err)
+    text = str(err)
+    assert "bc2gm/test data not found" in text and str(tmp_path / "bc2gm/iob/test.tsv") in text
+    assert f"train ({tmp_path / 'bc2gm/iob/train.tsv'})" in text and "data.split_files.bc2gm.test" in text
     err = _error("gad", "devel", tmp_path)
-    assert "train, test" in str(err)
+    assert "no split 'devel'" in str(err) and "train, test" in str(err)
     err = _error("linnaeus", "train", "@sample")  # type: ignore[arg-type]
     assert "sample corpus has no files" in str(err)
 
@@ -363,4 +368,4 @@ def test_missing_instruction_file_hint_is_about_instruction_files(tmp_path: Path
     # Before: the corpus hint ("check data.root ... or use '@sample'") was given for a missing instruction file.
     with pytest.raises(DataError) as info:
         load_instructions(tmp_path / "absent.jsonl")
-    assert "data.instruction_files" in str(info.value) and "@sample" not in str(info.value)
+    assert "data.instructions.NAME.path" in str(info.value) and "@sample" not in str(info.value)

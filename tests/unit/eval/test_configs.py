@@ -24,7 +24,9 @@ def test_beam_config_uses_the_papers_four_beams() -> None:
 
 
 def test_every_missing_split_is_reported_at_once() -> None:
-    cfg = config.load(CONFIGS[0].parent / "medtuned.yaml", ["eval.sources=[bc2gm,ddi,gad]"])
+    cfg = config.load(
+        CONFIGS[0].parent / "medtuned.yaml", ["eval.sources=[gad,bc2gm,ddi,euadr]", "eval.splits=[dev]"]
+    )
     with pytest.raises(ConfigError) as err:
         eval_sources(cfg)
-    assert [p.problem.split("'")[1] for p in err.value.problems] == ["bc2gm", "ddi"]
+    assert [p.problem.split("'")[1] for p in err.value.problems] == ["gad", "ddi", "euadr"]

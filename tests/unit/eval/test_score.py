@@ -33,11 +33,12 @@ def test_eval_set_ids_are_sample_ids_of_the_split(ncbi: sc.EvalSet) -> None:
     assert first.ids == ncbi.ids[:3] and first.samples == ncbi.samples[:3]  # the first N, prompts unchanged
 
 
-def test_dev_resolves_to_the_corpus_spelling_and_missing_test_split_is_an_error() -> None:
+def test_dev_resolves_to_the_corpus_spelling_and_missing_dev_split_is_an_error() -> None:
     assert sc.resolve_split(SOURCES["ncbi_disease"], "dev") == "devel"
     assert sc.resolve_split(SOURCES["chemprot"], "dev") == "dev"
-    with pytest.raises(ConfigError, match="'bc2gm' has no 'test' split") as err:
-        sc.resolve_split(SOURCES["bc2gm"], "test")
+    assert sc.resolve_split(SOURCES["bc2gm"], "test") == "test"  # the official test file: a known split
+    with pytest.raises(ConfigError, match="'gad' has no 'dev' split") as err:
+        sc.resolve_split(SOURCES["gad"], "dev")
     assert err.value.problems[0].key == "eval.splits"
 
 
