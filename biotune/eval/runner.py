@@ -78,9 +78,10 @@ def eval_sources(cfg: RunConfig) -> list[str]:
     return names
 
 
-def build_sets(cfg: RunConfig) -> list[EvalSet]:
+def build_sets(cfg: RunConfig, unscored: dict[str, dict[str, int]] | None = None) -> list[EvalSet]:
     """Every evaluation set the config asks for: (source, split) corpus sets, then instruction-row sets."""
     root = data_root(cfg)
+    unscored = {} if unscored is None else unscored
     sets = [
         build_eval_set(
             source_spec(name, cfg.data),
@@ -93,21 +94,25 @@ def build_sets(cfg: RunConfig) -> list[EvalSet]:
         for name in eval_sources(cfg)
         for split in cfg.eval.splits
     ]
-    sets += instruction_sets(cfg)
+    sets += instruction_sets(cfg, unscored)
     _check_unique(sets)
     return sets
 
 
-def instruction_sets(cfg: RunConfig) -> list[EvalSet]:
-    """The sets of ``eval.instructions`` (rows whose source maps to no task are logged and counted)."""
+def instruction_sets(cfg: RunConfig, unscored: dict[str, dict[str, int]] | None = None) -> list[EvalSet]:
+    """The sets of ``eval.instructions``. Rows whose source maps to no task are logged and counted into
+    ``unscored`` (``eval.instructions.NAME`` -> source value -> rows), which the report's meta records."""
     from biotune.eval.score import build_instruction_sets
 
     out: list[EvalSet] = []
     for name, declared in cfg.eval.instructions.items():
-        sets, _unmapped = build_instruction_sets(
-            f"eval.instructions.{name}", declared, cfg.data, cfg.data.ner_format, cfg.eval.max_examples
+        key = f"eval.instructions.{name}"
+        sets, unmapped = build_instruction_sets(
+            key, declared, cfg.data, cfg.data.ner_format, cfg.eval.max_examples
         )
         out += sets
+        if unmapped and unscored is not None:
+            unscored[key] = unmapped
     return out
 
 
@@ -173,7 +178,8 @@ def _evaluate(cfg: RunConfig) -> Path | None:
     model_dir = generate.resolve_model_dir(
         cfg.eval.model or str(export_dir(cfg.train.output_dir)), Path(cfg.eval.output_dir) / "exported_model"
     )
-    sets = build_sets(cfg)
+    unscored: dict[str, dict[str, int]] = {}
+    sets = build_sets(cfg, unscored)
     tokenizer, gen = _generator(cfg, model_dir)
     scores: list[SetScore] = []
     details: dict[str, list[dict[str, Any]]] = {}
@@ -192,7 +198,7 @@ def _evaluate(cfg: RunConfig) -> Path | None:
     if not distributed.is_rank_zero():
         return None
     restricted = {f"{s.source}/{s.split}": s.restricted for s in sets}
-    return _write_outputs(cfg, model_dir, scores, details, all_completions, restricted)
+    return _write_outputs(cfg, model_dir, scores, details, all_completions, restricted, unscored)
 
 
 def _write_outputs(
@@ -202,6 +208,7 @@ def _write_outputs(
     details: dict[str, list[dict[str, Any]]],
     completions: dict[str, str],
     restricted_sets: dict[str, bool],
+    unscored: dict[str, dict[str, int]],
 ) -> Path:
     out = Path(cfg.eval.output_dir)
     write_jsonl(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()])
@@ -217,6 +224,7 @@ def _write_outputs(
         "world_size": distributed.world_size(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "config": to_dict(cfg.eval),
+        "unscored_rows": unscored,
     }
     rows = report.write_report(out, scores, meta)
     t = cfg.tracking
@@ -237,7 +245,8 @@ def _write_outputs(
 def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | None = None) -> list[SetScore]:
     """Score a predictions JSONL (from any model) against gold; writes a report when ``out_dir`` is given."""
     predictions = read_predictions(path)
-    sets = instruction_sets(cfg)
+    unscored: dict[str, dict[str, int]] = {}
+    sets = instruction_sets(cfg, unscored)
     covered = {i for s in sets for i in s.ids}
     rest = {i: c for i, c in predictions.items() if i not in covered}
     if rest:
@@ -255,5 +264,6 @@ def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | No
     if out_dir is not None:
         out = Path(out_dir)
         report.write_set_predictions(out, details)
-        report.write_report(out, scores, {"predictions": str(path), "ner_format": cfg.data.ner_format})
+        meta = {"predictions": str(path), "ner_format": cfg.data.ner_format, "unscored_rows": unscored}
+        report.write_report(out, scores, meta)
     return scores
