@@ -7,7 +7,7 @@
 #            BIOTUNE_VENV      its virtualenv (default: $BIOTUNE_HOME/.venv), put first on PATH
 #            BIOTUNE_OUTPUT_DIR  train.output_dir (default: $BIOTUNE_RUN_DIR/train/<job name>-<job id>; a requeued
 #                              job keeps its id, so it resumes from there)
-#            MASTER_PORT       rendezvous port on the first node (default 29500)
+#            MASTER_PORT       rendezvous port on the first node (default 29500 + job id mod 10000)
 # Trailing key=value arguments are config overrides; they come last, so they win over the script's own.
 
 biotune_die() { echo "${BIOTUNE_SCRIPT:-slurm}: error: $*" >&2; exit 2; }

@@ -8,17 +8,17 @@ sample list per rank per step), from the launcher's per-node lines in the cell l
 of the job; then that the cell was evaluated.
 
 The sweep has the smallest shape a sweep file allows: the base and one ``optim.lr`` variant (the same data,
-built once), the tiny model, two optimizer steps, two eval examples per set. The cells run one after the other
-(``--max-concurrent 1``): two cells on the same two fake nodes at once both put their rank 0 on 127.0.0.1 at
-launch/srun_node.sh's fixed MASTER_PORT 29500, and one of them fails with EADDRINUSE (``biotune.testing.launch.
-launch_env`` drops an exported MASTER_PORT, so a job cannot pick another one).
+built once), the tiny model, two optimizer steps, two eval examples per set. Both cells run at once
+(``--max-concurrent 2``) on the same two fake nodes, so both put their rank 0 on 127.0.0.1: launch/srun_node.sh
+derives each job's MASTER_PORT from its job id, and the two rendezvous ports must differ (with the fixed 29500 of
+before, one cell failed with EADDRINUSE).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -35,8 +35,6 @@ slurm_cluster = cluster_helpers.slurm_cluster  # the session fixture that instal
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-#: launch/srun_node.sh's rendezvous port (``biotune.testing.launch.launch_env`` drops an exported MASTER_PORT).
-SRUN_NODE_PORT = 29500
 CELLS = ["base-s1234", "lr-0.001-s1234"]
 QUICK = [
     "train.max_steps=2",
@@ -64,17 +62,6 @@ def _biotune(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]
     )
 
 
-def _port_is_free(port: int) -> bool:
-    """Nobody listens on ``port`` (connections of an earlier run in TIME_WAIT do not stop torch's store)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _array_log(out: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted((out / "slurm" / "logs").glob("*.out")))
 
@@ -88,9 +75,6 @@ def two_node_sweep(
     slurm_cluster: SlurmCluster, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict:
     """The sweep submitted with ``--nodes 2``, waited for until its arrays have left the queue."""
-    assert _port_is_free(SRUN_NODE_PORT), (
-        f"127.0.0.1:{SRUN_NODE_PORT} is in use: launch/srun_node.sh puts rank 0 of a multi-node cell there"
-    )
     tmp = tmp_path_factory.mktemp("sweep_multinode")
     sweep, out = tmp / "two-node.yaml", tmp / "out"
     sweep.write_text(
@@ -116,7 +100,7 @@ def two_node_sweep(
         "--nproc",
         "1",
         "--max-concurrent",
-        "1",
+        "2",
         f"model.name_or_path={tiny_model}",
         *QUICK,
     )
@@ -139,11 +123,13 @@ def test_each_cell_trained_at_world_size_two_with_a_rank_on_each_node(two_node_s
         # SLURM gave each cell task both nodes (finished jobs stay visible for MinJobAge=600 s)
         assert cluster.job_field(f"{cell_job}_{task}", "NumNodes") == "2"
         assert cluster.job_field(f"{cell_job}_{task}", "NodeList") == "n[1-2]"
+    ports = set()
     for cell in CELLS:
         d = out / "cells" / cell
         log = (d / "cell.log").read_text(errors="replace")
         assert "srun_node.sh: node n1 rank 0/2 master 127.0.0.1:" in log, log[-4000:]
         assert "srun_node.sh: node n2 rank 1/2 master 127.0.0.1:" in log, log[-4000:]
+        ports |= set(re.findall(r"srun_node\.sh: node n1 rank 0/2 master 127\.0\.0\.1:(\d+)", log))
         info = json.loads((d / "train" / "run_info.json").read_text())
         assert info["world_size"] == 2
         shares = info["partition_fraction_per_rank"]  # ZeRO-3: each rank holds about half the parameters
@@ -153,6 +139,7 @@ def test_each_cell_trained_at_world_size_two_with_a_rank_on_each_node(two_node_s
         consumed = [json.loads(line) for line in (d / "train" / "consumed.jsonl").read_text().splitlines()]
         assert [r["step"] for r in consumed] == [1, 2]
         assert all(len(r["sample_ids"]) == 2 for r in consumed)  # one list of sample ids per rank
+    assert len(ports) == len(CELLS), ports  # concurrent cells rendezvous on different ports
 
 
 def test_each_cell_was_evaluated_and_is_done(two_node_sweep: dict) -> None:
