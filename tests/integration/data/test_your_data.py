@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from biotune.data.sources import SAMPLE_ROOT, SOURCES, available_splits
 from biotune.data.synthetic import write_corpus, write_re_corpus
 from biotune.eval.score import build_eval_set, score_set
@@ -40,7 +41,7 @@ def _official_root(corpora: Path, tmp: Path) -> Path:
     """A data root with every built-in source's test split in an official layout (see the module docstring)."""
     root = tmp / "official"
     for spec in SOURCES.values():
-        for split, rel in spec.splits.items():
+        for rel in spec.splits.values():
             if (corpora / rel).exists():
                 _link(corpora / rel, root / rel)
     # PubMedQA's reader opens the test-id list beside ori_pqal.json.
@@ -83,7 +84,7 @@ def test_every_builtin_source_evaluates_on_its_test_split_in_official_layouts(
     root = _official_root(corpora, tmp_path)
     assert available_splits(SOURCES["ncbi_disease"], root)["devel"].name == "validation.tsv"
     assert "CDR_Data" in str(available_splits(SOURCES["bc5cdr_cid"], root)["test"])
-    for name, spec in SOURCES.items():
+    for name in SOURCES:
         eval_set = build_eval_set(name, "test", root, max_examples=60)
         assert eval_set.split == "test" and eval_set.records, name
         score, _ = score_set(eval_set, {s.id: s.output for s in eval_set.samples})
@@ -256,3 +257,34 @@ def test_custom_sources_are_built_trained_on_and_evaluated(tiny_model: Path, tmp
     assert all(r["n"] == 12 for r in report.values())
     preds = (out / "eval" / "predictions.jsonl").read_text().splitlines()
     assert len(preds) == 36 and json.loads(preds[0])["id"].startswith("clinic_ner/test/")
+
+
+def test_biotune_eval_generates_and_scores_instruction_rows(tiny_model: Path, tmp_path: Path) -> None:
+    """``biotune eval`` on ``eval.instructions`` only: prompts are the rows' own, ids the instruction record ids."""
+    from biotune.data.sources import load_records
+    from biotune.data.tasks import make_samples, task_for
+
+    rows = []
+    for name, published in (("gad", "GAD"), ("hoc", "HoC")):
+        spec = SOURCES[name]
+        for s in make_samples(task_for(spec), load_records(name, "test", SAMPLE_ROOT)[:3], name, "test", 0):
+            rows.append(
+                {"instruction": s.instruction, "input": s.input, "output": s.output, "source": published}
+            )
+    rows.append({"instruction": "Chat.", "input": "Hello", "output": "Hi", "source": "ChatDoctor"})
+    path = tmp_path / "medtuned_eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval"
+    res = subprocess.run(
+        [sys.executable, "-m", "biotune.cli", "eval", str(REPO / "configs/eval/tiny.yaml"), f"eval.model={tiny_model}",
+         "data.root=@sample", "eval.sources=[]", f"eval.instructions.pub.path={path}",
+         "eval.instructions.pub.split=test", "eval.max_new_tokens=6", f"eval.output_dir={out}",
+         "tracking.wandb_mode=disabled"],
+        capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert {r["dataset"]: r["n"] for r in report["rows"]} == {"gad/test": 3, "hoc/test": 3}
+    assert report["meta"]["unscored_rows"] == {"eval.instructions.pub": {"ChatDoctor": 1}}
+    ids = [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(f"medtuned_eval:test:{i}" for i in range(6))

@@ -164,6 +164,19 @@ def test_published_instruction_files_join_the_mixture(tmp_path: Path, tiny_model
     assert (chat["available"], chat["realised"], chat["group"]) == (12, 12, "instruction")
     # No licence declared: the rows count as restricted, so they are never uploaded.
     assert chat["restricted"] is True and "not declared" in chat["licence"]
+    assert "chatdoctor" not in Manifest.read(out).unrestricted_sources()
+    declared = build_dataset(
+        _cfg(
+            tmp_path,
+            tiny_model,
+            f"data.instructions.chat.path={path}",
+            "data.instructions.chat.licence=CC BY 4.0",
+            "data.instructions.chat.restricted=false",
+        )
+    )
+    chat = Manifest.read(declared).to_dict()["sources"]["chatdoctor"]
+    assert (chat["licence"], chat["restricted"]) == ("CC BY 4.0", False)
+    assert "chatdoctor" in Manifest.read(declared).unrestricted_sources()
     assert m["tasks"]["instruction"]["realised"] == 12
     assert "ncbi_disease" in m["sources"]
 
