@@ -148,8 +148,9 @@ def _write_custom_corpora(base: Path) -> None:
         conll = []
         for i in range(n):
             symptom = SYMPTOMS[i % len(SYMPTOMS)]
-            tokens = ["Patient", "reports", "severe", symptom, "since", "monday", "."]
-            tags = ["O", "O", "O", "B", "O", "O", "O"]
+            day = "monday" if split == "train" else "friday"  # no test sentence repeats a training one
+            tokens = ["Patient", str(i), "reports", "severe", symptom, "since", day, "."]
+            tags = ["O", "O", "O", "O", "B", "O", "O", "O"]
             conll.append("\n".join(f"{t}\t{g}" for t, g in zip(tokens, tags, strict=True)))
         (base / "ner").mkdir(parents=True, exist_ok=True)
         (base / "ner" / f"{split}.conll").write_text("\n\n".join(conll) + "\n")
@@ -157,13 +158,13 @@ def _write_custom_corpora(base: Path) -> None:
         for i in range(n):
             label = "1" if i % 2 == 0 else "0"
             verb = "relieves" if label == "1" else "was listed beside"
-            re_rows.append(f"@DRUG$ {verb} @SYMPTOM$ in case {i} .\t{label}")
+            re_rows.append(f"@DRUG$ {verb} @SYMPTOM$ in {split} case {i} .\t{label}")
         (base / "re").mkdir(exist_ok=True)
         (base / "re" / f"{split}.tsv").write_text("\n".join(re_rows) + "\n")
         cls_rows = ["text\tlabels"]
         for i in range(n):
             urgent = i % 3 == 0
-            text = f"Note {i}: {'chest pain, call now' if urgent else 'routine follow up visit'} ."
+            text = f"Note {split} {i}: {'chest pain, call now' if urgent else 'routine follow up visit'} ."
             cls_rows.append(f"{text}\t{'urgent' if urgent else 'routine'}")
         (base / "cls").mkdir(exist_ok=True)
         (base / "cls" / f"{split}.tsv").write_text("\n".join(cls_rows) + "\n")
@@ -288,3 +289,40 @@ def test_biotune_eval_generates_and_scores_instruction_rows(tiny_model: Path, tm
     assert report["meta"]["unscored_rows"] == {"eval.instructions.pub": {"ChatDoctor": 1}}
     ids = [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert sorted(ids) == sorted(f"medtuned_eval:test:{i}" for i in range(6))
+
+
+def test_custom_sources_take_part_in_sweeps_and_the_leakage_check(tiny_model: Path, tmp_path: Path) -> None:
+    """A leave-one-source-out sweep over declared sources plans a variant per source from their real counts; a
+    test sentence copied into the training file is found by the build's leakage check."""
+    import yaml
+
+    from biotune import config
+    from biotune.data.build import build_dataset
+    from biotune.data.dataset import Manifest
+    from biotune.sweep import runner
+
+    root = tmp_path / "lab"
+    _write_custom_corpora(root)
+    out = tmp_path / "run"
+    base = tmp_path / "custom.yaml"
+    base.write_text(CUSTOM_YAML.format(repo=REPO, root=root, out=out))
+    sweep = tmp_path / "loo.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {"name": "custom-loo", "base": str(base), "budget": "free", "controls": False,
+             "axes": [{"type": "leave_one_out", "over": "source"}]}
+        )
+    )  # fmt: skip
+    loaded = runner.load(sweep, tmp_path / "sweeps")
+    variants = {v.name: v for v in loaded.variants}
+    assert set(variants) == {"base", "loo-source-clinic_ner", "loo-source-drug_re", "loo-source-triage"}
+    left_out = variants["loo-source-drug_re"].counts
+    assert left_out.get("drug_re", 0) == 0 and left_out["clinic_ner"] == left_out["triage"] == 60, left_out
+    # Leakage: the first test sentence of clinic_ner appears verbatim in its training file.
+    test_first = (root / "ner" / "test.conll").read_text().split("\n\n")[0]
+    with (root / "ner" / "train.conll").open("a") as fh:
+        fh.write("\n" + test_first + "\n")
+    built = build_dataset(config.load(base, [f"data.tokenizer={tiny_model}"]))
+    leak = Manifest.read(built).to_dict()["leakage"]
+    assert leak["checked"]["clinic_ner/test"] == 12 and leak["exact"]["clinic_ner/test"] >= 1, leak
+    assert leak["checked"]["drug_re/test"] == 12 and leak["exact"].get("drug_re/test", 0) == 0, leak
