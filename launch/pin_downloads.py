@@ -124,14 +124,27 @@ FOLDER_FILES = {"hoc": ("text/*.txt", "labels/*.txt"), "ddi_xml": ("**/*.xml",)}
 COMPANIONS = {"pubmedqa": (TEST_IDS_FILE,)}
 
 
-def upstream(dest: str) -> tuple[str, str]:
-    """(origin, upstream path) of a data-root path, by the longest matching entry of :data:`PLACES`."""
-    matches = [p for p in PLACES if dest == p or (p.endswith("/") and dest.startswith(p))]
+def find_upstream(dest: str) -> tuple[str, str] | None:
+    """(origin, upstream path) of a data-root path, by the longest matching entry of :data:`PLACES`, or ``None``.
+
+    A folder given without its trailing ``/`` (a folder split such as ``hoc``) maps to the folder's upstream path.
+    """
+    matches = [p for p in PLACES if p in (dest, dest + "/") or (p.endswith("/") and dest.startswith(p))]
     if not matches:
-        raise SystemExit(f"pin_downloads: no upstream place for {dest}: add it to PLACES")
+        return None
     place = max(matches, key=len)
     origin, path = PLACES[place]
+    if place == dest + "/":
+        return origin, path.rstrip("/")
     return origin, path + dest[len(place) :] if place.endswith("/") else path
+
+
+def upstream(dest: str) -> tuple[str, str]:
+    """:func:`find_upstream`, for a path that must have a place."""
+    found = find_upstream(dest)
+    if found is None:
+        raise SystemExit(f"pin_downloads: no upstream place for {dest}: add it to PLACES")
+    return found
 
 
 def used_files(root: Path, fmt: str, rel: str) -> tuple[list[str], list[str]]:
@@ -214,7 +227,7 @@ def split_files(roots: list[Path], archives: dict[str, zipfile.ZipFile], fmt: st
         files, absent = used_files(root, fmt, rel)
         if not absent:
             return {f: (sha256_of(root / f), (root / f).stat().st_size) for f in files}
-    origin, path = upstream(rel)
+    origin, path = find_upstream(rel) or ("", "")
     if origin not in archives:
         return None
     members = archive_files(archives[origin], fmt, path)

@@ -4,7 +4,8 @@ the real data root, run through the real CLI.
 Covered: a download of several sources reads back through ``load_records`` with the original bytes; a corrupt
 file on the mirror stops with the file named and nothing half-written; an interrupted transfer is resumed with a
 Range request; a rerun fetches nothing; restricted sources need ``--accept-licence``; credentialed sources are
-never fetched and the message names where their files go. Also: the pins match the data root.
+never fetched and the message names where their files go. Also: the pins match the data root, and every split
+of every downloadable source is pinned (one known exception).
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ from biotune.data.download import load_catalogue
 from biotune.data.sources import SOURCES, load_records
 
 REPO = Path(__file__).resolve().parents[3]
+#: Pinned official test splits that the staged data root leaves out on purpose (its bc2gm and ddi READMEs: "the
+#: test split is intentionally not included"). ``launch/pin_downloads.py`` pinned them from the upstream commit
+#: (``--extra``) and from the pinned DDI zip (``--archive``), so here they have nothing to be compared with.
+NOT_STAGED = {"bc2gm/iob/test.tsv": 1, "ddi/Test/Test for DDI Extraction task/": 191}
+#: Split paths with no pin: MTL-Bioinformatics-2016's ``data/JNLPBA/train.tsv`` (git blob 5aa9d1ac) was absent from
+#: every repository snapshot the pins were made from, so its bytes, SHA-256 and size are unknown.
+UNPINNED = {"jnlpba/mtl-typed/train.tsv"}
 
 
 class Mirror(http.server.ThreadingHTTPServer):
@@ -123,16 +131,41 @@ def leftovers(root: Path) -> list[str]:
 
 
 def test_pins_match_the_data_root(corpora: Path) -> None:
-    """Every downloadable source is pinned; every pin is a GitHub file at a commit and matches the data root."""
+    """Every downloadable source is pinned; every pin is a GitHub file at a commit and matches the data root,
+    except the :data:`NOT_STAGED` test splits, which the data root does not hold."""
     catalogue = load_catalogue()
     downloadable = {n for n, s in SOURCES.items() if not (s.credentialed or s.generated)}
     assert downloadable <= set(catalogue)
+    not_staged = dict.fromkeys(NOT_STAGED, 0)
     for pins in catalogue.values():
         for pin in pins:
             url = pin.archive.url if pin.archive else pin.url
             assert re.match(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/", url), url
-            data = (corpora / pin.dest).read_bytes()
+            path = corpora / pin.dest
+            if not path.exists():
+                (place,) = [
+                    p for p in NOT_STAGED if pin.dest == p or (p.endswith("/") and pin.dest.startswith(p))
+                ]
+                not_staged[place] += 1
+                continue
+            data = path.read_bytes()
             assert (len(data), hashlib.sha256(data).hexdigest()) == (pin.size, pin.sha256), pin.dest
+    assert not_staged == NOT_STAGED  # exactly these pins were skipped
+
+
+def test_every_split_is_pinned() -> None:
+    """Each split path of a downloadable source is a pinned file, or a folder with pinned files under it."""
+    catalogue = load_catalogue()
+    unpinned = set()
+    for name, spec in SOURCES.items():
+        if spec.credentialed or spec.generated:
+            continue
+        dests = [p.dest for p in catalogue[name]]
+        for rel in spec.splits.values():
+            if not any(d == rel or d.startswith(rel + "/") for d in dests):
+                unpinned.add(rel)
+    assert unpinned == UNPINNED
+    assert sum(p.dest.startswith("ddi/Test/") for p in catalogue["ddi"]) == 191  # 158 DrugBank + 33 MedLine
 
 
 def test_download_reads_back_and_a_rerun_fetches_nothing(tmp_path: Path, corpora: Path, mirror_of) -> None:
