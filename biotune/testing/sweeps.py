@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def small_base(seed: int | None = None) -> str:
@@ -31,3 +32,24 @@ def write_sweep(directory: str | Path, body: str, base: str | None = None, name:
     path = directory / name
     path.write_text(body)
     return path
+
+
+def done_row(variant: str, axis: str, is_base: bool, eval_set: str, mean: float) -> Any:
+    """A collected :class:`~biotune.sweep.collect.ResultRow` of a done single-seed cell with score ``mean``
+    (for tests that plant results)."""
+    from biotune.sweep.collect import ResultRow
+
+    return ResultRow(
+        variant=variant,
+        axis=axis,
+        axis_value=None,
+        is_base=is_base,
+        control_for=None,
+        eval_set=eval_set,
+        state="done",
+        seeds_done=1,
+        seeds_planned=1,
+        logs="",
+        split=eval_set.rsplit("/", 1)[-1],
+        mean=mean,
+    )

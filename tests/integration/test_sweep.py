@@ -10,9 +10,7 @@ ablation measures what it claims.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import yaml
 from slurm_cluster import SlurmCluster
 
 from biotune.config import REPO_ROOT
+from biotune.testing.launch import run_cli
 from biotune.testing.tiny import make_sample_llama
 
 slurm_cluster = cluster_helpers.slurm_cluster
@@ -57,18 +56,7 @@ def _sweep_file(tmp: Path, name: str, keep: str = "predictions") -> Path:
 
 
 def _biotune(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env.update(
-        WANDB_MODE="offline", DS_ACCELERATOR="cpu", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1"
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "biotune.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, timeout=timeout, drop=("SLURM_",))
 
 
 def _status(sweep: Path, out: Path) -> dict[str, dict]:

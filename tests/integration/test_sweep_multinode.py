@@ -17,10 +17,8 @@ before, one cell failed with EADDRINUSE).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import yaml
 from slurm_cluster import SlurmCluster
 
 from biotune.config import REPO_ROOT
+from biotune.testing.launch import run_cli
 
 slurm_cluster = cluster_helpers.slurm_cluster  # the session fixture that installs and starts SLURM
 
@@ -48,18 +47,7 @@ QUICK = [
 
 
 def _biotune(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "BIOTUNE_"))}
-    env.update(
-        WANDB_MODE="offline", DS_ACCELERATOR="cpu", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1"
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "biotune.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, timeout=timeout, drop=("SLURM_", "BIOTUNE_"))
 
 
 def _array_log(out: Path) -> str:

@@ -14,6 +14,7 @@ from biotune.config import load
 from biotune.errors import ConfigError
 from biotune.sweep import fit
 from biotune.sweep.collect import CellResult, ResultRow, Results
+from biotune.testing.sweeps import done_row
 
 SOURCES = ["ncbi_disease", "bc5cdr_chem", "hoc", "gad"]
 GROUPS = {"ncbi_disease": "ner", "bc5cdr_chem": "ner", "hoc": "cls", "gad": "cls"}
@@ -41,20 +42,7 @@ def _cell(name: str, weights: np.ndarray, *, is_base: bool = False) -> CellResul
 
 
 def _row(cell: CellResult, eval_set: str, mean: float) -> ResultRow:
-    return ResultRow(
-        variant=cell.variant,
-        axis=cell.axis,
-        axis_value=None,
-        is_base=cell.is_base,
-        control_for=None,
-        eval_set=eval_set,
-        state="done",
-        seeds_done=1,
-        seeds_planned=1,
-        logs="",
-        split=eval_set.rsplit("/", 1)[-1],
-        mean=mean,
-    )
+    return done_row(cell.variant, cell.axis, cell.is_base, eval_set, mean)
 
 
 def _swarm_results(

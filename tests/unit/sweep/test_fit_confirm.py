@@ -19,7 +19,7 @@ from biotune.sweep import plan as planning
 from biotune.sweep import variants as vr
 from biotune.sweep.collect import CellResult, ResultRow, Results
 from biotune.sweep.spec import load_sweep
-from biotune.testing.sweeps import write_sweep
+from biotune.testing.sweeps import done_row, write_sweep
 
 SWARM = """\
 name: swarm-small
@@ -34,20 +34,7 @@ axes:
 
 
 def _row(variant: str, is_base: bool, eval_set: str, mean: float) -> ResultRow:
-    return ResultRow(
-        variant=variant,
-        axis="base" if is_base else "swarm",
-        axis_value=None,
-        is_base=is_base,
-        control_for=None,
-        eval_set=eval_set,
-        state="done",
-        seeds_done=1,
-        seeds_planned=1,
-        logs="",
-        split=eval_set.rsplit("/", 1)[-1],
-        mean=mean,
-    )
+    return done_row(variant, "base" if is_base else "swarm", is_base, eval_set, mean)
 
 
 def _planted_results(sweep: runner.Sweep) -> Results:
