@@ -46,6 +46,12 @@ def custom_case(
     return Case(case_id, args, where, fix, setup)
 
 
+BIOC_BAD = (
+    '<?xml version="1.0"?><collection><document><id>1</id><passage><infon key="type">title</infon>'
+    "<offset>0</offset><text>Aspirin causes ulcers.</text>"
+    '<annotation id="0"><infon key="type">Chemical</infon><infon key="MESH">D001241</infon>'
+    '<location offset="3" length="7"/><text>Aspirin</text></annotation></passage></document></collection>'
+)
 ROW = {"instruction": "Find the diseases.", "input": "Mutations cause cancer .", "source": "NCBI-disease"}
 
 
@@ -85,6 +91,12 @@ CASES = [
     custom_case("custom-missing-file", "{tmp}/clinic/train.tsv", "put the train file at", files={}, build=True),
     custom_case("custom-label-not-in-file-labels", "{tmp}/clinic/train.tsv:3", "use one of Symptom",
                 extra="", files={"clinic/train.tsv": "Patient\tO\nreports\tO\nheadache\tB-Sign\n"}, build=True),
+    # BC5CDR's BioC XML release, read where its PubTator files are absent
+    Case("bioc-mention-off-its-text", ("data", "build", "{tmp}/run.yaml", "data.tokenizer={tok}"),
+         "{tmp}/bc5cdr/CDR_Data/CDR.Corpus.v010516/CDR_TestSet.BioC.xml", "offsets must index the document",
+         lambda tmp: (write(tmp / "run.yaml", "data:\n  root: '" + str(tmp) + "'\n  leakage: 'off'\n  sources:\n"
+                            "    bc5cdr_cid: {split: test}\n"),
+                      write(tmp / "bc5cdr/CDR_Data/CDR.Corpus.v010516/CDR_TestSet.BioC.xml", BIOC_BAD))),
     # data.split_files
     Case("split-files-unknown-source", ("train", "{repo}/configs/train/tiny.yaml", "data.split_files.bcgm.test=x",
          "--dry-run"), "data.split_files.bcgm", "did you mean bc2gm"),

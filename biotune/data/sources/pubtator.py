@@ -1,5 +1,7 @@
 """PubTator documents (NCBI-disease and BC5CDR originals) -> NER sentences and BC5CDR CID pairs.
 
+A ``.xml`` split file is read as BioC XML (the BC5CDR release ships both; :mod:`.bioc`) into the same documents.
+
 File format: documents separated by blank lines; ``PMID|t|title``, ``PMID|a|abstract``, mention lines
 ``PMID<TAB>start<TAB>end<TAB>text<TAB>type<TAB>ids[<TAB>...]`` with character offsets into
 ``title + " " + abstract``, and (BC5CDR) relation lines ``PMID<TAB>CID<TAB>chemical id<TAB>disease id``.
@@ -112,6 +114,15 @@ def _parse_mention(doc: Document, fields: list[str], path: Path, number: int) ->
         )
     ids = tuple(i for i in fields[5].split("|") if i) if len(fields) > 5 else ()
     doc.mentions.append(Mention(start, end, fields[3], fields[4], ids))
+
+
+def read_documents(path: Path) -> list[Document]:
+    """The documents of a PubTator file, or of a BioC XML file of the same release (``*.xml``: :mod:`.bioc`)."""
+    if path.suffix.lower() == ".xml":
+        from biotune.data.sources.bioc import read_bioc
+
+        return read_bioc(path)
+    return read_pubtator(path)
 
 
 def read_pubtator(path: Path) -> list[Document]:
@@ -257,7 +268,7 @@ def document_sentences(doc: Document, spec: SourceSpec, path: Path, stats: Split
 def read_pubtator_ner(path: Path, spec: SourceSpec) -> tuple[list[NerSentence], SplitStats]:
     """Every document's tagged sentences, in file order, and the counts of what splitting did."""
     stats = SplitStats()
-    docs = _dedupe(read_pubtator(path), stats, path)
+    docs = _dedupe(read_documents(path), stats, path)
     sentences: list[NerSentence] = []
     for doc in docs:
         sentences.extend(document_sentences(doc, spec, path, stats))
@@ -317,5 +328,5 @@ def cid_pairs(doc: Document, spec: SourceSpec, path: Path) -> list[RelationPair]
 
 def load_cid(path: Path, spec: SourceSpec, split: str) -> list[RelationPair]:
     """Reader entry point for ``format="pubtator_cid"``: document-level chemical-induced-disease pairs."""
-    docs = _dedupe(read_pubtator(path), SplitStats(), path)
+    docs = _dedupe(read_documents(path), SplitStats(), path)
     return [pair for doc in docs for pair in cid_pairs(doc, spec, path)]

@@ -80,9 +80,11 @@ def _euadr_splits() -> dict[str, str]:
     return splits
 
 
-#: The official BC5CDR zip (CDR_Data.zip) unpacked under ``bc5cdr/``.
+#: The official BC5CDR zip (CDR_Data.zip) unpacked under ``bc5cdr/``: its PubTator files, else its BioC XML.
 _CDR_ZIP = {
-    split: (f"bc5cdr/CDR_Data/CDR.Corpus.v010516/CDR_{name}.PubTator.txt",)
+    split: tuple(
+        f"bc5cdr/CDR_Data/CDR.Corpus.v010516/CDR_{name}.{fmt}" for fmt in ("PubTator.txt", "BioC.xml")
+    )
     for split, name in (("train", "TrainingSet"), ("devel", "DevelopmentSet"), ("test", "TestSet"))
 }
 #: The folder PhysioNet's MedNLI zip unpacks to.

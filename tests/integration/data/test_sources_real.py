@@ -309,3 +309,44 @@ def test_sample_corpus_is_not_copied_from_the_real_corpora(corpora: Path) -> Non
     assert not real & sample
     real_gad = {r.text for r in load_records("gad", "train", corpora)}
     assert not real_gad & {r.text for r in load_records("gad", "train", "@sample")}
+
+
+def _to_bioc(pubtator: Path, out: Path) -> None:
+    """Write a PubTator file of the BC5CDR release as BioC XML (the release's other format)."""
+    import xml.etree.ElementTree as ET
+
+    from biotune.data.sources.pubtator import read_pubtator
+
+    collection = ET.Element("collection")
+    for doc in read_pubtator(pubtator):
+        d = ET.SubElement(collection, "document")
+        ET.SubElement(d, "id").text = doc.pmid
+        for kind, offset, text in (("title", 0, doc.title), ("abstract", len(doc.title) + 1, doc.abstract)):
+            p = ET.SubElement(d, "passage")
+            ET.SubElement(p, "infon", key="type").text = kind
+            ET.SubElement(p, "offset").text = str(offset)
+            ET.SubElement(p, "text").text = text
+            for k, m in enumerate(doc.mentions):
+                if offset <= m.start < offset + len(text) + 1:
+                    a = ET.SubElement(p, "annotation", id=str(k))
+                    ET.SubElement(a, "infon", key="type").text = m.type
+                    ET.SubElement(a, "infon", key="MESH").text = "|".join(m.ids)
+                    ET.SubElement(a, "location", offset=str(m.start), length=str(m.end - m.start))
+                    ET.SubElement(a, "text").text = m.text
+        for k, (rtype, chem, dis) in enumerate(doc.relations):
+            r = ET.SubElement(d, "relation", id=f"R{k}")
+            for key, value in (("relation", rtype), ("Chemical", chem), ("Disease", dis)):
+                ET.SubElement(r, "infon", key=key).text = value
+    ET.ElementTree(collection).write(out, encoding="utf-8", xml_declaration=True)
+
+
+def test_bc5cdr_bioc_release_reads_as_its_pubtator_files(corpora: Path, tmp_path: Path) -> None:
+    """With only the release's BioC XML under CDR_Data/, both BC5CDR readers give the PubTator records."""
+    from biotune.data.sources import available_splits
+
+    bioc = tmp_path / "bc5cdr/CDR_Data/CDR.Corpus.v010516/CDR_TestSet.BioC.xml"
+    bioc.parent.mkdir(parents=True)
+    _to_bioc(corpora / "bc5cdr/pubtator/CDR_TestSet.PubTator.txt", bioc)
+    assert available_splits(SOURCES["bc5cdr_cid"], tmp_path) == {"test": bioc}
+    for name in ("bc5cdr_pubtator_ner", "bc5cdr_cid"):
+        assert load_records(name, "test", tmp_path) == load_records(name, "test", corpora), name
