@@ -9,6 +9,18 @@ cache hit. File hashes are memoised in ``data.out_dir/.file_hashes.json`` by pat
 (``.<key>.tmp-<pid>@<host>-*``) and renames it at the end, so a failed build leaves nothing half-written;
 SIGTERM during a build removes it and exits 75 (rerun to build again), and the next build removes the
 temporary directories of builds that were killed.
+
+``data.num_proc > 1`` reads the source splits (training and leakage-check evaluation splits) and tokenizes the
+distinct samples in contiguous chunks in a pool of that many worker processes; the results are put back in input
+order, so every file written is byte-identical to ``num_proc=1`` (which is why ``num_proc`` is not in the cache
+key). The workers are *spawned*, not forked: the build also runs inside ``biotune train``, where torch, DeepSpeed
+and their threads (OpenMP, NCCL, the tokenizers' Rayon pool) live, and forking a threaded process can deadlock
+on a lock another thread held; a spawned worker imports only the data modules (~0.2 s). Each worker rebuilds
+the tokenizer once, from the JSON of the parent's Rust backend (:class:`biotune.data.tokenize.BackendTokenizer`:
+the fingerprinted tokenizer itself, no hub lookup, no remote code). Workers ignore SIGINT and SIGTERM; on any
+error or signal the parent kills them before it cleans up. While the workers tokenize, the parent runs the
+leakage check. Objects cross between the build and its own workers by pickle (multiprocessing's transport);
+nothing read from disk is ever unpickled.
 """
 
 from __future__ import annotations
@@ -27,7 +39,8 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +52,7 @@ from biotune.config import DataConfig, RunConfig, SourceMix
 from biotune.data import leakage, mixture
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.records import Sample, base_id, sample_id
-from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
+from biotune.errors import EXIT_PREEMPTED, BiotuneError, ConfigError, DataError, Problem
 from biotune.io import atomic_write_json, swap_in_dir
 
 logger = logging.getLogger(__name__)
@@ -339,16 +352,198 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+# ----------------------------------------------------------------------------------------------- workers
+
+#: Tokenization chunks per worker process: enough to even out the load, few enough that each is a large batch.
+CHUNKS_PER_WORKER = 4
+
+#: The tokenizer of a worker process, built once by :func:`_init_worker`.
+_WORKER_TOKENIZER: Any = None
+
+
+class _RaisedInWorker:
+    """An exception raised in a worker, carried back by value: biotune's errors take keyword-rich constructors
+    that pickle cannot call, so the class, ``args`` and attributes travel and the parent rebuilds the same error."""
+
+    def __init__(self, err: BaseException) -> None:
+        self.cls, self.args, self.state = type(err), err.args, dict(vars(err))
+        self.trace = "".join(traceback.format_exception(err))
+
+    def rebuild(self) -> BaseException:
+        err = self.cls.__new__(self.cls)
+        err.args = self.args
+        vars(err).update(self.state)
+        if not isinstance(err, BiotuneError):  # an unexpected error: keep where it happened in the worker
+            err.add_note(f"raised in a data-build worker process:\n{self.trace}")
+        return err
+
+
+#: How long a worker waits for the others to start (:func:`_init_worker`) before the pool counts as broken.
+START_TIMEOUT_S = 120
+
+
+def _init_worker(started: Any, backend_json: str, bos_token_id: int | None, eos_token_id: int | None) -> None:
+    """A worker's start: leave SIGINT/SIGTERM to the parent (it kills the pool), build the tokenizer once, then
+    wait at the ``started`` barrier until every worker is ready, so that all take jobs from the first one on
+    (without it, the first worker up takes every job of a small build while the others still import)."""
+    from biotune.data.tokenize import BackendTokenizer
+
+    global _WORKER_TOKENIZER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _WORKER_TOKENIZER = BackendTokenizer(backend_json, bos_token_id, eos_token_id)
+    started.wait(START_TIMEOUT_S)
+
+
+def _task(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
+    """Run ``fn(*args)``; return (its result, or the error it raised, by value) and this process's id."""
+    try:
+        return fn(*args), os.getpid()
+    except Exception as err:
+        return _RaisedInWorker(err), os.getpid()
+
+
+def _tokenize_chunk(
+    prompts: list[str], targets: list[str], max_seq_len: int, truncation: str, tokenizer: Any = None
+) -> Any:
+    """:func:`biotune.data.tokenize.tokenize_pairs` with the given tokenizer, or the worker's."""
+    from biotune.data.tokenize import tokenize_pairs
+
+    return tokenize_pairs(prompts, targets, tokenizer or _WORKER_TOKENIZER, max_seq_len, truncation)
+
+
+class _Job:
+    """One read or tokenization chunk; :meth:`result` returns its value or raises its error, and records which
+    process ran it. In the serial build it runs in this process when its result is first asked for."""
+
+    def __init__(self, runner: Runner, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.runner = runner
+        self.future = runner.executor.submit(_task, fn, *args) if runner.executor else None
+        self.call: tuple[Callable[..., Any], tuple[Any, ...]] | None = (fn, args)
+
+    def result(self) -> Any:
+        if self.future is not None:
+            value, pid = self.future.result()
+        else:
+            assert self.call is not None, "a serial job's result is asked for once"
+            fn, args = self.call
+            self.call = None
+            value, pid = fn(*args), os.getpid()
+        self.runner.pids.add(pid)
+        if isinstance(value, _RaisedInWorker):
+            raise value.rebuild()
+        return value
+
+
+class Runner:
+    """Where the build's reads and tokenization chunks run: in this process (``num_proc=1``, each when its
+    result is asked for: the order of a serial build), or in a pool of spawned worker processes (see the module
+    docstring). :attr:`pids` are the processes that ran them (observable: tests check that a parallel build
+    really used its workers)."""
+
+    def __init__(self, tokenizer: Any, num_proc: int = 1, executor: Any = None) -> None:
+        self.tokenizer = tokenizer
+        self.num_proc = num_proc
+        self.executor = executor
+        self.pids: set[int] = set()
+
+    def read(self, spec: Any, split: str, root: Path, ner_format: str, seed: int) -> _Job:
+        """Read one source split into samples (a :class:`SplitRead`)."""
+        return _Job(self, read_split, (spec, split, root, ner_format, seed))
+
+    def tokenize(
+        self, prompts: list[str], targets: list[str], max_seq_len: int, truncation: str
+    ) -> list[_Job]:
+        """Tokenize the pairs: one job here, or contiguous chunks (in input order) over the workers."""
+        if self.executor is None:
+            return [_Job(self, _tokenize_chunk, (prompts, targets, max_seq_len, truncation, self.tokenizer))]
+        k = max(1, min(len(prompts), self.num_proc * CHUNKS_PER_WORKER))
+        bounds = [len(prompts) * i // k for i in range(k + 1)]
+        return [
+            _Job(self, _tokenize_chunk, (prompts[a:b], targets[a:b], max_seq_len, truncation))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+
+@contextmanager
+def open_runner(num_proc: int, tokenizer: Any) -> Iterator[Runner]:
+    """A :class:`Runner` for ``data.num_proc``; its workers are shut down on the way out, killed on an error,
+    SIGTERM (:class:`BuildInterrupted`) or Ctrl-C. A worker that dies (e.g. out of memory) is a DataError."""
+    if num_proc <= 1:
+        yield Runner(tokenizer)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from biotune.data.tokenize import BackendTokenizer
+
+    context = multiprocessing.get_context("spawn")
+    executor = ProcessPoolExecutor(
+        num_proc,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(context.Barrier(num_proc), *BackendTokenizer.parts(tokenizer)),
+    )
+    runner = Runner(tokenizer, num_proc, executor)
+    try:
+        yield runner
+    except BaseException as err:
+        _kill_workers(executor)
+        if isinstance(err, BrokenProcessPool):
+            raise DataError(
+                "data.num_proc",
+                f"a data-build worker process died ({err})",
+                "if it was killed for memory, lower data.num_proc (or build with data.num_proc=1); a script "
+                "that builds with data.num_proc > 1 must do so under `if __name__ == '__main__':` (the "
+                "workers are spawned: they import the main module)",
+            ) from err
+        raise
+    executor.shutdown(wait=True)
+    logger.info(
+        "data.num_proc=%d: reads and tokenization ran in worker processes %s",
+        num_proc,
+        ", ".join(map(str, sorted(runner.pids))),
+    )
+
+
+def _kill_workers(executor: Any) -> None:
+    """Stop a pool now: queued jobs cancelled, running workers killed (they ignore SIGTERM) and reaped."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())  # the stdlib has no public way
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.kill()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=10)
+
+
 # ----------------------------------------------------------------------------------------------- samples
+
+
+@dataclasses.dataclass
+class SplitRead:
+    """One source split read into samples, with what its reader repaired (``biotune.data.sources.reader_counts``)."""
+
+    samples: list[Sample]
+    repairs: dict[str, int]
+
+
+def read_split(spec: Any, split: str, root: Path, ner_format: str, seed: int) -> SplitRead:
+    """Every record of one split of the source ``spec`` as an instruction sample (paraphrase choice seeded per
+    source). A pure function of its (picklable) arguments: the worker processes of a parallel build run it."""
+    from biotune.data.sources import load_records, reader_counts
+    from biotune.data.tasks import make_samples, task_for
+
+    task = task_for(spec, ner_format)
+    samples = make_samples(task, load_records(spec, split, root), spec.name, split, seed)
+    return SplitRead(samples, reader_counts().get(f"{spec.name}/{split}", {}))
 
 
 def source_samples(spec: Any, split: str, root: Path, ner_format: str, seed: int) -> list[Sample]:
     """Every record of one source split as an instruction sample (paraphrase choice seeded per source)."""
-    from biotune.data.sources import load_records
-    from biotune.data.tasks import make_samples, task_for
-
-    task = task_for(spec, ner_format)
-    return make_samples(task, load_records(spec, split, root), spec.name, split, seed)
+    return read_split(spec, split, root, ner_format, seed).samples
 
 
 def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
@@ -373,12 +568,12 @@ def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
     return out
 
 
-def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
-    """Evaluation splits of every included source (for the leakage check)."""
+def _eval_reads(cfg: DataConfig, root: Path, runner: Runner) -> dict[str, _Job]:
+    """Reads of the evaluation splits of every included source (for the leakage check), started."""
     from biotune.data.sources import available_splits, catalog
 
     known = catalog(cfg)
-    out: dict[str, list[Sample]] = {}
+    out: dict[str, _Job] = {}
     for name, mix in cfg.sources.items():
         if not mix.include or name not in known:  # instruction-set sources have no eval splits
             continue
@@ -386,26 +581,29 @@ def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
         found = available_splits(spec, root)
         for split in cfg.leakage_splits:
             if split in found and split != mix.split:
-                out[f"{name}/{split}"] = source_samples(spec, split, root, cfg.ner_format, cfg.seed)
+                out[f"{name}/{split}"] = runner.read(spec, split, root, cfg.ner_format, cfg.seed)
     return out
+
+
+def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
+    """Evaluation splits of every included source (for the leakage check)."""
+    return {key: job.result().samples for key, job in _eval_reads(cfg, root, Runner(None)).items()}
 
 
 # ----------------------------------------------------------------------------------------------- tokens
 
 
-def _tokenize_and_pack(
-    samples: list[Sample], cfg: RunConfig, tokenizer: Any
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Render, tokenize with prompt masking, and pack. Returns (rows, stats).
+@dataclasses.dataclass
+class _Tokenizing:
+    """Samples whose distinct texts are being tokenized: ``which[i]`` is sample i's index among the distinct."""
 
-    Upsampled repeats of a sample are identical text, so only distinct samples are tokenized; repeats reuse
-    the same token arrays.
-    """
-    from biotune.data.packing import pack_rows
-    from biotune.data.templates import render_prompt, render_target
-    from biotune.data.tokenize import tokenize_pairs
+    samples: list[Sample]
+    which: list[int]
+    jobs: list[_Job]
 
-    d = cfg.data
+
+def _distinct(samples: list[Sample]) -> tuple[list[Sample], list[int]]:
+    """The distinct samples (upsampled repeats share their base id and text) and each sample's index among them."""
     first: dict[str, int] = {}
     unique: list[Sample] = []
     which: list[int] = []
@@ -415,9 +613,34 @@ def _tokenize_and_pack(
             first[base] = len(unique)
             unique.append(s)
         which.append(first[base])
+    return unique, which
+
+
+def _start_tokenize(samples: list[Sample], cfg: RunConfig, tokenizer: Any, runner: Runner) -> _Tokenizing:
+    """Render the distinct samples and start tokenizing them (prompt-masked), in ``runner``'s processes.
+
+    Upsampled repeats of a sample are identical text, so only distinct samples are tokenized; repeats reuse
+    the same token arrays.
+    """
+    from biotune.data.templates import render_prompt, render_target
+
+    d = cfg.data
+    unique, which = _distinct(samples)
     prompts = [render_prompt(d.template, s.instruction, s.input, tokenizer) for s in unique]
     targets = [render_target(d.template, s.output, tokenizer) for s in unique]
-    tok = tokenize_pairs(prompts, targets, tokenizer, d.max_seq_len, d.truncation)
+    return _Tokenizing(samples, which, runner.tokenize(prompts, targets, d.max_seq_len, d.truncation))
+
+
+def _pack_tokens(pending: _Tokenizing, cfg: RunConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The tokenized samples (repeats included), packed. Returns (rows, stats)."""
+    from biotune.data.packing import pack_rows
+    from biotune.data.tokenize import concat_batches, log_counts
+
+    d = cfg.data
+    samples, which = pending.samples, pending.which
+    tok = concat_batches([job.result() for job in pending.jobs])
+    if len(pending.jobs) > 1:
+        log_counts(tok)
     slot = {u: j for j, u in enumerate(tok.kept)}
     ids_u, labels_u = tok.input_ids, tok.labels
     kept_index = [i for i, u in enumerate(which) if u in slot]
@@ -525,17 +748,27 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
     return out
 
 
-def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+def _collect(
+    cfg: RunConfig, root: Path, runner: Runner | None = None
+) -> tuple[dict[str, list[Sample]], dict[str, str], dict[str, int]]:
+    """The training samples of every included source in config order (read by ``runner``: all reads start
+    before the first is awaited), each source's kind, and what the readers repaired (``"<source>/<split>:
+    <what>"`` -> count). A problem with a source is raised in its turn, as a serial build meets it."""
     d = cfg.data
-    by_source: dict[str, list[Sample]] = {}
+    runner = runner or Runner(None)
     kinds: dict[str, str] = {}
+    reads: dict[str, _Job | ConfigError] = {}
     for name, mix in d.sources.items():
-        spec = _spec(name, d)
+        try:
+            spec = _spec(name, d)
+        except ConfigError as err:
+            reads[name] = err
+            continue
         kinds[name] = spec.kind
         if not mix.include:
             continue
         if mix.split not in spec.split_names:
-            raise ConfigError(
+            reads[name] = ConfigError(
                 [
                     Problem(
                         f"data.sources.{name}.split",
@@ -544,8 +777,18 @@ def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[
                     )
                 ]
             )
-        by_source[name] = source_samples(spec, mix.split, root, d.ner_format, d.seed)
-        logger.info("source %-24s %-6s %7d samples", name, mix.split, len(by_source[name]))
+            continue
+        reads[name] = runner.read(spec, mix.split, root, d.ner_format, d.seed)
+    by_source: dict[str, list[Sample]] = {}
+    repairs: dict[str, int] = {}
+    for name, job in reads.items():
+        if isinstance(job, ConfigError):
+            raise job
+        split = d.sources[name].split
+        got = job.result()
+        by_source[name] = got.samples
+        repairs.update({f"{name}/{split}: {what}": n for what, n in got.repairs.items() if n})
+        logger.info("source %-24s %-6s %7d samples", name, split, len(by_source[name]))
     for name, samples in _instruction_samples(d).items():
         if name in by_source:
             raise ConfigError(
@@ -560,68 +803,73 @@ def _collect(cfg: RunConfig, root: Path) -> tuple[dict[str, list[Sample]], dict[
         by_source[name] = samples
         kinds[name] = "instruction"
         d.sources.setdefault(name, SourceMix(group="instruction"))
-    return by_source, kinds
+    return by_source, kinds, repairs
 
 
 def _build_into(
     out: Path, cfg: RunConfig, root: Path, tokenizer: Any, tok_path: str, fingerprint: str, key: str
 ) -> Manifest:
-    from biotune.data.sources import reader_counts, reset_reader_counts
-
     d = cfg.data
-    reset_reader_counts()
-    by_source, kinds = _collect(cfg, root)
-    repairs = {
-        f"{split}: {what}": n for split, counts in reader_counts().items() for what, n in counts.items() if n
-    }
-    mixed, table = mixture.compose(by_source, d, kinds)
-    train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
-    leak = None
-    if d.leakage != leakage.OFF:
-        leak = leakage.check(train, _eval_samples(d, root))
-        if leak.total_normalised:
-            msg = (
-                f"{leak.total_normalised} evaluation examples overlap the training mixture "
-                f"({leak.total_exact} exactly): {leak.normalised}"
+    with open_runner(d.num_proc, tokenizer) as runner:
+        by_source, kinds, repairs = _collect(cfg, root, runner)
+        mixed, table = mixture.compose(by_source, d, kinds)
+        train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
+        eval_reads = _eval_reads(d, root, runner) if d.leakage != leakage.OFF else {}
+        train_tok = _start_tokenize(train, cfg, tokenizer, runner)
+        held_tok = _start_tokenize(held, cfg, tokenizer, runner) if held else None
+        leak = _check_leakage(d, train, eval_reads)  # in parallel builds, while the workers tokenize
+        created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(key), dir=out.parent))
+        try:
+            train_cols, train_stats = _pack_tokens(train_tok, cfg)
+            content = {"train": _save_split(train_cols, tmp / "train", key)}
+            heldout_stats = None
+            if held_tok is not None:
+                eval_cols, heldout_stats = _pack_tokens(held_tok, cfg)
+                content["eval"] = _save_split(eval_cols, tmp / "eval", key)
+            manifest = _manifest(
+                cfg,
+                key,
+                tok_path,
+                fingerprint,
+                table,
+                train,
+                train_stats,
+                train_cols,
+                heldout_stats,
+                leak,
+                content,
             )
-            if d.leakage == leakage.ERROR:
-                raise DataError(
-                    d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn"
-                )
-            logger.warning("leakage: %s", msg)
-    created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(key), dir=out.parent))
-    try:
-        train_cols, train_stats = _tokenize_and_pack(train, cfg, tokenizer)
-        content = {"train": _save_split(train_cols, tmp / "train", key)}
-        heldout_stats = None
-        if held:
-            eval_cols, heldout_stats = _tokenize_and_pack(held, cfg, tokenizer)
-            content["eval"] = _save_split(eval_cols, tmp / "eval", key)
-        manifest = _manifest(
-            cfg,
-            key,
-            tok_path,
-            fingerprint,
-            table,
-            train,
-            train_stats,
-            train_cols,
-            heldout_stats,
-            leak,
-            content,
-        )
-        manifest.repairs = repairs
-        manifest.write(tmp)
-        swap_in_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for d in created:  # innermost first; a directory another build uses now is not empty and stays
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        raise
+            manifest.repairs = repairs
+            manifest.write(tmp)
+            swap_in_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            for d in created:  # innermost first; a directory another build uses now is not empty and stays
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise
     return manifest
+
+
+def _check_leakage(
+    d: DataConfig, train: list[Sample], eval_reads: dict[str, _Job]
+) -> leakage.LeakageReport | None:
+    """The leakage check of ``data.leakage`` (None when off); an overlap fails the build under ``error``.
+    Repeats are left out of the training side: they add no text."""
+    if d.leakage == leakage.OFF:
+        return None
+    leak = leakage.check(_distinct(train)[0], {key: job.result().samples for key, job in eval_reads.items()})
+    if leak.total_normalised:
+        msg = (
+            f"{leak.total_normalised} evaluation examples overlap the training mixture "
+            f"({leak.total_exact} exactly): {leak.normalised}"
+        )
+        if d.leakage == leakage.ERROR:
+            raise DataError(d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn")
+        logger.warning("leakage: %s", msg)
+    return leak
 
 
 def _instruction_terms(d: DataConfig) -> dict[str, tuple[str, bool]]:
@@ -691,7 +939,7 @@ def _manifest(
         cache_key=key,
         content_hash=hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
         split_hashes=content,
-        config={k: v for k, v in dataclasses.asdict(d).items() if k != "out_dir"},
+        config={k: v for k, v in dataclasses.asdict(d).items() if k not in NOT_DATA},
         template=d.template,
         ner_format=d.ner_format,
         tokenizer=tok_path,

@@ -261,16 +261,72 @@ def tokenize_pairs(
         dropped_indices=np.flatnonzero(~keep).tolist(),
         truncated_indices=np.flatnonzero(truncated).tolist(),
     )
+    log_counts(out)
+    return out
+
+
+def log_counts(batch: TokenizedBatch) -> None:
+    """One INFO line with the counts of a tokenized batch."""
     log.info(
         "tokenized %d samples: kept %d, dropped %d, truncated %d, %d tokens (%d with loss)",
-        len(prompt_ids),
-        len(out.kept),
-        out.dropped,
-        out.truncated,
-        out.total_tokens,
-        out.loss_tokens,
+        len(batch.kept) + batch.dropped,
+        len(batch.kept),
+        batch.dropped,
+        batch.truncated,
+        batch.total_tokens,
+        batch.loss_tokens,
     )
-    return out
+
+
+def concat_batches(batches: Sequence[TokenizedBatch]) -> TokenizedBatch:
+    """The batches of consecutive chunks of the inputs, as the one batch :func:`tokenize_pairs` makes of all of them.
+
+    Every sample is tokenized on its own, so tokenizing the inputs in contiguous chunks (in worker processes)
+    and concatenating the chunks in input order gives the same arrays, byte for byte (tested): token arrays are
+    joined, offsets and input indices shifted by what comes before.
+    """
+    if len(batches) == 1:
+        return batches[0]
+    starts = np.cumsum([0] + [len(b.kept) + b.dropped for b in batches])
+    token_starts = np.cumsum([0] + [int(b.offsets[-1]) for b in batches])
+
+    def indices(name: str) -> list[int]:
+        return [i + int(start) for b, start in zip(batches, starts, strict=False) for i in getattr(b, name)]
+
+    offsets = [b.offsets[:-1] + base for b, base in zip(batches, token_starts, strict=False)]
+    return TokenizedBatch(
+        flat_input_ids=np.concatenate([b.flat_input_ids for b in batches] or [np.zeros(0, np.int32)]),
+        flat_labels=np.concatenate([b.flat_labels for b in batches] or [np.zeros(0, np.int32)]),
+        offsets=np.concatenate([*offsets, np.asarray([token_starts[-1]], dtype=np.int64)]).astype(np.int64),
+        kept=indices("kept"),
+        dropped_indices=indices("dropped_indices"),
+        truncated_indices=indices("truncated_indices"),
+    )
+
+
+class BackendTokenizer:
+    """What :func:`tokenize_pairs` uses of a fast tokenizer, rebuilt from the JSON of its Rust backend.
+
+    This is how a worker process of a parallel build gets the tokenizer: exactly the one the build fingerprinted
+    (no second hub lookup, no remote code, no ``transformers`` import), loaded once per worker. Padding and
+    truncation are off, as :func:`_encode` asks of the full tokenizer, so the ids are the same.
+    """
+
+    is_fast = True
+
+    def __init__(self, backend_json: str, bos_token_id: int | None, eos_token_id: int | None) -> None:
+        from tokenizers import Tokenizer
+
+        self.backend_tokenizer = Tokenizer.from_str(backend_json)
+        self.backend_tokenizer.no_padding()
+        self.backend_tokenizer.no_truncation()
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+
+    @staticmethod
+    def parts(tokenizer: Any) -> tuple[str, int | None, int | None]:
+        """The picklable arguments that rebuild ``tokenizer`` (a fast one) in another process."""
+        return tokenizer.backend_tokenizer.to_str(), tokenizer.bos_token_id, tokenizer.eos_token_id
 
 
 def tokenize_sample(
