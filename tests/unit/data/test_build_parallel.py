@@ -9,6 +9,10 @@ and tokenization chunks. Errors raised in a worker come back as the serial build
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,7 @@ from biotune import config
 from biotune.data import synthetic
 from biotune.data.build import build_dataset
 from biotune.data.dataset import Manifest
-from biotune.errors import DataError
+from biotune.errors import EXIT_PREEMPTED, DataError
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -118,3 +122,59 @@ def test_an_error_in_a_worker_is_the_serial_builds_error(tmp_path: Path, tiny_mo
         messages.append(str(caught.value))
         assert list(out.rglob("*")) == [], "a failed build leaves nothing behind"
     assert messages[0] == messages[1]
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (Linux ``/proc``)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(c) for c in path.read_text().split()} if path.is_file() else set()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_parallel_build_exits_75_and_stops_its_workers(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "biotune.cli",
+            "data",
+            "build",
+            str(REPO / "configs/data/sample.yaml"),
+            f"data.tokenizer={tiny_model}",
+            "data.out_dir=cache",
+            "data.leakage=off",
+            "data.total_samples=200000",
+            "data.num_proc=2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cache = tmp_path / "cache"
+    while not (cache.is_dir() and list(cache.glob(".*.tmp-*"))):  # the workers are up: reading is done
+        assert proc.poll() is None, f"the build ended before writing: {proc.communicate()[1][-3000:]}"
+        time.sleep(0.02)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == EXIT_PREEMPTED, err[-3000:]
+    assert "interrupted by SIGTERM" in err and "Traceback" not in err
+    assert not cache.exists(), "the temporary directory (and the cache directory it made) are removed"
+    assert len(workers) >= 2, f"the parallel build had worker processes: {workers}"
+    deadline = time.monotonic() + 120  # a guard against a hang, not a measurement
+    while any(_running(pid) for pid in workers):  # the resource tracker ends once its pipe closes
+        assert time.monotonic() < deadline, f"still running: {[p for p in workers if _running(p)]}"
+        time.sleep(0.05)
