@@ -90,13 +90,14 @@ def _gather(seqs: Sequence[Sequence[int]], order: list[int]) -> np.ndarray:
 
 
 def _restarting_positions(seq_lens: np.ndarray, total: int) -> np.ndarray:
-    """0..n-1 for each sequence laid end to end (int32): a cumulative sum of +1 steps that jumps back at starts."""
+    """0..n-1 for each sequence laid end to end (int32): a cumulative sum of +1 steps that jumps back at starts
+    (summed in place: one token-sized array, not two)."""
     steps = np.ones(total, dtype=np.int32)
     if total:
         starts = np.cumsum(seq_lens[:-1], dtype=np.int64)
         steps[starts] = 1 - seq_lens[:-1]
         steps[0] = 0
-    return np.cumsum(steps, dtype=np.int32)
+    return np.cumsum(steps, dtype=np.int32, out=steps)
 
 
 def pack_rows(
@@ -163,15 +164,33 @@ def pack_rows(
     return rows
 
 
+def _end_to_end(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """The int32 arrays laid end to end: a view of their buffer when they already lie in it back to back (the
+    rows of :func:`pack_rows` are consecutive slices of one array per column), else a copy."""
+    base = parts[0].base if parts else None
+    if isinstance(base, np.ndarray) and base.dtype == np.int32 and base.ndim == 1 and base.flags.c_contiguous:
+        first = parts[0].__array_interface__["data"][0]
+        at = first
+        for p in parts:
+            if p.base is not base or p.dtype != np.int32 or p.__array_interface__["data"][0] != at:
+                break
+            at += p.nbytes
+        else:
+            start = (first - base.__array_interface__["data"][0]) // base.itemsize
+            return base[start : start + (at - first) // base.itemsize]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+
 def rows_to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     """Packed rows as a pyarrow Table with the contract's types (list<int32>, list<string>, int32), built from
-    the arrays in bulk; ``datasets.Dataset(table)`` wraps it without another conversion."""
+    the arrays in bulk (without a copy when they are :func:`pack_rows`' views of one array per column);
+    ``datasets.Dataset(table)`` wraps it without another conversion."""
 
     def int_lists(key: str) -> pa.Array:
         parts = [np.asarray(r[key], dtype=np.int32) for r in rows]
         offsets = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum([p.size for p in parts], out=offsets[1:])
-        values = pa.array(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
+        values = pa.array(_end_to_end(parts))
         if offsets[-1] < 2**31:
             return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
         return pa.LargeListArray.from_arrays(pa.array(offsets), values)

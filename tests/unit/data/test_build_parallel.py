@@ -15,12 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from biotune import config
 from biotune.data import synthetic
 from biotune.data.build import build_dataset
 from biotune.data.dataset import Manifest
+from biotune.data.packing import pack_rows, rows_to_arrow
 from biotune.errors import EXIT_PREEMPTED, DataError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -94,6 +96,21 @@ def test_parallel_build_of_the_sample_is_byte_identical(
         assert m.truncation["truncated"] > 0 and m.truncation["dropped"] > 0
     if "data.truncation=drop" in overrides:
         assert m.truncation["dropped"] > 0
+
+
+def test_rows_to_arrow_of_packed_views_equals_the_copied_rows() -> None:
+    # pack_rows' token columns are consecutive views of one array each: rows_to_arrow takes them without a copy.
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 40, size=300)
+    ids = [rng.integers(0, 500, n).astype(np.int32) for n in lengths]
+    labels = [
+        np.where(rng.random(n) < 0.3, -100, x).astype(np.int32) for n, x in zip(lengths, ids, strict=True)
+    ]
+    rows = pack_rows(ids, labels, [f"s{i}" for i in range(len(ids))], 64)
+    copied = [{k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in r.items()} for r in rows]
+    assert rows_to_arrow(rows).equals(rows_to_arrow(copied))
+    assert rows_to_arrow(rows[3:9]).equals(rows_to_arrow(copied[3:9]))
+    assert rows_to_arrow(rows[::2]).equals(rows_to_arrow(copied[::2])), "non-adjacent views are copied"
 
 
 def _write_config(tmp_path: Path, root: Path, tiny_model: Path, extra: str = "") -> Path:
