@@ -378,21 +378,23 @@ class _RaisedInWorker:
         return err
 
 
-#: How long a worker waits for the others to start (:func:`_init_worker`) before the pool counts as broken.
-START_TIMEOUT_S = 120
-
-
-def _init_worker(started: Any, backend_json: str, bos_token_id: int | None, eos_token_id: int | None) -> None:
-    """A worker's start: leave SIGINT/SIGTERM to the parent (it kills the pool), build the tokenizer once, then
-    wait at the ``started`` barrier until every worker is ready, so that all take jobs from the first one on
-    (without it, the first worker up takes every job of a small build while the others still import)."""
+def _init_worker(backend_json: str, bos_token_id: int | None, eos_token_id: int | None) -> None:
+    """A worker's start: leave SIGINT/SIGTERM to the parent (it kills the pool), build the tokenizer once."""
     from biotune.data.tokenize import BackendTokenizer
 
     global _WORKER_TOKENIZER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _WORKER_TOKENIZER = BackendTokenizer(backend_json, bos_token_id, eos_token_id)
-    started.wait(START_TIMEOUT_S)
+
+
+def _worker_main(conn: Any, backend_json: str, bos_token_id: int | None, eos_token_id: int | None) -> None:
+    """A worker process: start, say so, then run ``(fn, args)`` jobs from ``conn`` until ``None``."""
+    _init_worker(backend_json, bos_token_id, eos_token_id)
+    conn.send(os.getpid())
+    while (job := conn.recv()) is not None:
+        fn, args = job
+        conn.send(_task(fn, *args))
 
 
 def _task(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
@@ -418,7 +420,7 @@ class _Job:
 
     def __init__(self, runner: Runner, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.runner = runner
-        self.future = runner.executor.submit(_task, fn, *args) if runner.executor else None
+        self.future = runner.pool.submit(fn, args) if runner.pool else None
         self.call: tuple[Callable[..., Any], tuple[Any, ...]] | None = (fn, args)
 
     def result(self) -> Any:
@@ -441,10 +443,10 @@ class Runner:
     docstring). :attr:`pids` are the processes that ran them (observable: tests check that a parallel build
     really used its workers)."""
 
-    def __init__(self, tokenizer: Any, num_proc: int = 1, executor: Any = None) -> None:
+    def __init__(self, tokenizer: Any, num_proc: int = 1, pool: _WorkerPool | None = None) -> None:
         self.tokenizer = tokenizer
         self.num_proc = num_proc
-        self.executor = executor
+        self.pool = pool
         self.pids: set[int] = set()
 
     def read(self, spec: Any, split: str, root: Path, ner_format: str, seed: int) -> _Job:
@@ -455,7 +457,7 @@ class Runner:
         self, prompts: list[str], targets: list[str], max_seq_len: int, truncation: str
     ) -> list[_Job]:
         """Tokenize the pairs: one job here, or contiguous chunks (in input order) over the workers."""
-        if self.executor is None:
+        if self.pool is None:
             return [_Job(self, _tokenize_chunk, (prompts, targets, max_seq_len, truncation, self.tokenizer))]
         k = max(1, min(len(prompts), self.num_proc * CHUNKS_PER_WORKER))
         bounds = [len(prompts) * i // k for i in range(k + 1)]
@@ -465,6 +467,105 @@ class Runner:
         ]
 
 
+class _WorkerDied(Exception):
+    """A worker process ended without answering (killed for memory, or it could not start)."""
+
+
+class _WorkerPool:
+    """Spawned worker processes, each fed by one daemon thread of this process over its own pipe.
+
+    A thread waits until every worker has started (so that each takes jobs from the first one on), then sends its
+    worker one ``(fn, args)`` job at a time from the shared queue and sets the job's future from the answer. A
+    worker that dies closes its pipe: its thread fails its job and every queued one with :class:`_WorkerDied`.
+    The threads are daemons and block only on their own pipe, so killing the workers can never leave this
+    process waiting at exit (``concurrent.futures.ProcessPoolExecutor`` can: a worker killed while it sends a
+    result leaves its reader thread waiting for the rest of the message).
+    """
+
+    def __init__(self, num_proc: int, worker_args: tuple[Any, ...]) -> None:
+        import multiprocessing
+        import queue
+
+        context = multiprocessing.get_context("spawn")
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.started = threading.Barrier(num_proc)
+        self.died: _WorkerDied | None = None
+        self.processes: list[Any] = []
+        self.threads: list[threading.Thread] = []
+        for _ in range(num_proc):
+            mine, theirs = context.Pipe()
+            proc = context.Process(target=_worker_main, args=(theirs, *worker_args), daemon=True)
+            proc.start()
+            theirs.close()  # the worker holds the other end alone: its death is an EOF here
+            thread = threading.Thread(target=self._feed, args=(mine,), daemon=True)
+            thread.start()
+            self.processes.append(proc)
+            self.threads.append(thread)
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """A future of ``_task(fn, *args)`` run by the next free worker."""
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        self.jobs.put((future, fn, args))
+        if self.died is not None:  # no thread may be left to run it
+            self._fail_queued()
+        return future
+
+    def _fail_queued(self) -> None:
+        """Fail every queued job with :attr:`died` (end-of-work markers stay for their threads)."""
+        import queue
+
+        while True:
+            try:
+                item = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:
+                self.jobs.put(None)
+                return
+            item[0].set_exception(self.died)
+
+    def _feed(self, conn: Any) -> None:
+        future = None
+        try:
+            conn.recv()  # the worker has started
+            self.started.wait()
+            while (item := self.jobs.get()) is not None:
+                future, fn, args = item
+                conn.send((fn, args))
+                future.set_result(conn.recv())
+                future = None
+            conn.send(None)  # the worker ends
+        except (EOFError, OSError, threading.BrokenBarrierError) as err:
+            self.started.abort()
+            self.died = _WorkerDied(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
+            if future is not None:
+                future.set_exception(self.died)
+            self._fail_queued()
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def close(self) -> None:
+        """Let the workers finish their jobs and end."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+        for proc in self.processes:
+            proc.join()
+
+    def kill(self) -> None:
+        """Stop now: the workers (which ignore SIGTERM) are killed and reaped; their threads end on the EOF."""
+        for proc in self.processes:
+            with contextlib.suppress(Exception):
+                proc.kill()
+        for proc in self.processes:
+            with contextlib.suppress(Exception):
+                proc.join(timeout=10)
+
+
 @contextmanager
 def open_runner(num_proc: int, tokenizer: Any) -> Iterator[Runner]:
     """A :class:`Runner` for ``data.num_proc``; its workers are shut down on the way out, killed on an error,
@@ -472,25 +573,15 @@ def open_runner(num_proc: int, tokenizer: Any) -> Iterator[Runner]:
     if num_proc <= 1:
         yield Runner(tokenizer)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
     from biotune.data.tokenize import BackendTokenizer
 
-    context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(
-        num_proc,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(context.Barrier(num_proc), *BackendTokenizer.parts(tokenizer)),
-    )
-    runner = Runner(tokenizer, num_proc, executor)
+    pool = _WorkerPool(num_proc, BackendTokenizer.parts(tokenizer))
+    runner = Runner(tokenizer, num_proc, pool)
     try:
         yield runner
     except BaseException as err:
-        _kill_workers(executor)
-        if isinstance(err, BrokenProcessPool):
+        pool.kill()
+        if isinstance(err, _WorkerDied):
             raise DataError(
                 "data.num_proc",
                 f"a data-build worker process died ({err})",
@@ -499,24 +590,12 @@ def open_runner(num_proc: int, tokenizer: Any) -> Iterator[Runner]:
                 "workers are spawned: they import the main module)",
             ) from err
         raise
-    executor.shutdown(wait=True)
+    pool.close()
     logger.info(
         "data.num_proc=%d: reads and tokenization ran in worker processes %s",
         num_proc,
         ", ".join(map(str, sorted(runner.pids))),
     )
-
-
-def _kill_workers(executor: Any) -> None:
-    """Stop a pool now: queued jobs cancelled, running workers killed (they ignore SIGTERM) and reaped."""
-    procs = list((getattr(executor, "_processes", None) or {}).values())  # the stdlib has no public way
-    executor.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.kill()
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.join(timeout=10)
 
 
 # ----------------------------------------------------------------------------------------------- samples
