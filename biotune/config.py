@@ -142,7 +142,8 @@ class DataConfig:
     out_dir: str = "runs/data"
     """Built datasets go to ``out_dir/<content hash>/``."""
     num_proc: int = 1
-    """Processes for reading and tokenizing; not used yet (the data issue makes it real); kept out of the cache key."""
+    """Worker processes (spawned) that read the source splits and tokenize in chunks; the output is byte-identical
+    for every value, so it is kept out of the cache key and the manifest. 1 = all in this process."""
 
 
 @dataclass
