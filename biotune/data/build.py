@@ -18,9 +18,11 @@ and their threads (OpenMP, NCCL, the tokenizers' Rayon pool) live, and forking a
 on a lock another thread held; a spawned worker imports only the data modules (~0.2 s). Each worker rebuilds
 the tokenizer once, from the JSON of the parent's Rust backend (:class:`biotune.data.tokenize.BackendTokenizer`:
 the fingerprinted tokenizer itself, no hub lookup, no remote code). Workers ignore SIGINT and SIGTERM; on any
-error or signal the parent kills them before it cleans up. While the workers tokenize, the parent runs the
-leakage check. Objects cross between the build and its own workers by pickle (multiprocessing's transport);
-nothing read from disk is ever unpickled.
+error or signal the parent kills them before it cleans up, and a worker that dies is a DataError, never a hang
+(:class:`_WorkerPool`). While the workers tokenize, the parent runs the leakage check. A spawned worker imports
+the main module, so a script that builds with ``num_proc > 1`` must do it under ``if __name__ == "__main__":``.
+Objects cross between the build and its own workers by pickle (multiprocessing's transport); nothing read from
+disk is ever unpickled.
 """
 
 from __future__ import annotations
