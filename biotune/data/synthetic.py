@@ -298,12 +298,13 @@ def probe_texts(
     tiny probe models need (with a generic tokenizer the entities split into sub-words and copying stalls).
     """
     from biotune.data.build import source_samples
+    from biotune.data.sources import SOURCES
     from biotune.data.templates import render_prompt
 
     root = Path(root)
     texts: list[str] = []
     for name in ("synthetic_ner", "synthetic_re"):
         if (root / name / "train.tsv").is_file():
-            samples = source_samples(name, "train", root, ner_format, seed)[:per_source]
+            samples = source_samples(SOURCES[name], "train", root, ner_format, seed)[:per_source]
             texts += [render_prompt(template, s.instruction, s.input) + s.output for s in samples]
     return texts + corpus_text()

@@ -58,6 +58,7 @@ import pytest
 
 from biotune import config
 from biotune.data import synthetic
+from biotune.data.sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "train" / "synthetic_probes.yaml"
@@ -200,7 +201,7 @@ def _losses(work: Path, model: Path, exported: Path, run: str) -> Losses:
     lm = AutoModelForCausalLM.from_pretrained(exported, attn_implementation="sdpa").eval()
     samples = []
     for name in THRESHOLDS:
-        samples += source_samples(name, "test", work / "corpus", cfg.data.ner_format, cfg.data.seed)[
+        samples += source_samples(SOURCES[name], "test", work / "corpus", cfg.data.ner_format, cfg.data.seed)[
             :N_LOSS_SAMPLES
         ]
     encoded = []
