@@ -149,7 +149,7 @@ CASES = [
         "train",
         {"ncbi_disease/iob/devel.tsv": "A\tO\n"},
         NCBI,
-        "check data.root",
+        "put the train file at",
     ),
     # PubTator (NER and CID)
     corpus(
