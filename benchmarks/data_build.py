@@ -89,7 +89,7 @@ def main() -> None:
 
     # The floor's texts: the realised mixture's distinct samples, rendered as the build renders them.
     base = cfg(1, work / "unused")
-    by_source, kinds, _ = _collect(base, Path(base.data.root))
+    by_source, kinds, *_ = _collect(base, Path(base.data.root))
     mixed, _ = mixture.compose(by_source, base.data, kinds)
     texts = [
         render_prompt(base.data.template, s.instruction, s.input, tokenizer)

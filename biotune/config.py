@@ -857,15 +857,13 @@ def _validate_eval(cfg: RunConfig, p: list[Problem]) -> None:
 
 
 def _validate_eval_instructions(cfg: RunConfig, p: list[Problem]) -> None:
-    from biotune.data.sources import SOURCES
+    from biotune.data.sources import SOURCES, UnknownSourceError
 
     _check_instruction_sets("eval.instructions", cfg.eval.instructions, p)
     known = set(SOURCES) | set(cfg.data.custom_sources)
     for name, one in cfg.eval.instructions.items():
         for raw, target in one.source_map.items():
             if target and target not in known:
-                from biotune.data.sources import UnknownSourceError
-
                 p.append(
                     Problem(
                         f"eval.instructions.{name}.source_map.{raw}",

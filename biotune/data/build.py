@@ -627,15 +627,21 @@ def source_samples(spec: Any, split: str, root: Path, ner_format: str, seed: int
     return read_split(spec, split, root, ner_format, seed).samples
 
 
-def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
-    """Published-schema instruction sets (``data.instructions``), grouped by their ``source`` column."""
-    if not cfg.instructions:
-        return {}
+def _instruction_samples(cfg: DataConfig) -> tuple[dict[str, list[Sample]], dict[str, tuple[str, bool]]]:
+    """Published-schema instruction sets (``data.instructions``), grouped by their ``source`` column, and each
+    ``source`` value's (licence, restricted): a value found in several sets lists every licence and is
+    restricted if any set is (or declares no licence)."""
     from biotune.data.sources.instructions import load_instructions
 
     out: dict[str, list[Sample]] = {}
+    terms: dict[str, tuple[str, bool]] = {}
     for one in cfg.instructions.values():
-        for rec in load_instructions(one.path, one.split):
+        records = load_instructions(one.path, one.split)
+        for source in dict.fromkeys(r.source for r in records):
+            licence, restricted = terms.get(source, ("", False))
+            licences = "; ".join(x for x in dict.fromkeys([licence, one.licence]) if x)
+            terms[source] = (licences, restricted or one.restricted or not one.licence)
+        for rec in records:
             out.setdefault(rec.source, []).append(
                 Sample(
                     id=sample_id(rec.source, "train", rec.id),
@@ -646,7 +652,7 @@ def _instruction_samples(cfg: DataConfig) -> dict[str, list[Sample]]:
                     output=rec.output,
                 )
             )
-    return out
+    return out, terms
 
 
 def _eval_reads(cfg: DataConfig, root: Path, runner: Runner) -> dict[str, _Job]:
@@ -831,10 +837,11 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
 
 def _collect(
     cfg: RunConfig, root: Path, runner: Runner | None = None
-) -> tuple[dict[str, list[Sample]], dict[str, str], dict[str, int]]:
+) -> tuple[dict[str, list[Sample]], dict[str, str], dict[str, int], dict[str, tuple[str, bool]]]:
     """The training samples of every included source in config order (read by ``runner``: all reads start
-    before the first is awaited), each source's kind, and what the readers repaired (``"<source>/<split>:
-    <what>"`` -> count). A problem with a source is raised in its turn, as a serial build meets it."""
+    before the first is awaited), each source's kind, what the readers repaired (``"<source>/<split>:
+    <what>"`` -> count), and the (licence, restricted) of each instruction-set source. A problem with a source
+    is raised in its turn, as a serial build meets it."""
     d = cfg.data
     runner = runner or Runner(None)
     kinds: dict[str, str] = {}
@@ -870,7 +877,8 @@ def _collect(
         by_source[name] = got.samples
         repairs.update({f"{name}/{split}: {what}": n for what, n in got.repairs.items() if n})
         logger.info("source %-24s %-6s %7d samples", name, split, len(by_source[name]))
-    for name, samples in _instruction_samples(d).items():
+    instruction_samples, instruction_terms = _instruction_samples(d)
+    for name, samples in instruction_samples.items():
         if name in by_source:
             raise ConfigError(
                 [
@@ -884,7 +892,7 @@ def _collect(
         by_source[name] = samples
         kinds[name] = "instruction"
         d.sources.setdefault(name, SourceMix(group="instruction"))
-    return by_source, kinds, repairs
+    return by_source, kinds, repairs, instruction_terms
 
 
 def _build_into(
@@ -892,7 +900,7 @@ def _build_into(
 ) -> Manifest:
     d = cfg.data
     with open_runner(d.num_proc, tokenizer) as runner:
-        by_source, kinds, repairs = _collect(cfg, root, runner)
+        by_source, kinds, repairs, instruction_terms = _collect(cfg, root, runner)
         mixed, table = mixture.compose(by_source, d, kinds)
         train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
         eval_reads = _eval_reads(d, root, runner) if d.leakage != leakage.OFF else {}
@@ -921,6 +929,7 @@ def _build_into(
                 heldout_stats,
                 leak,
                 content,
+                instruction_terms,
             )
             manifest.repairs = repairs
             manifest.write(tmp)
@@ -953,20 +962,6 @@ def _check_leakage(
     return leak
 
 
-def _instruction_terms(d: DataConfig) -> dict[str, tuple[str, bool]]:
-    """Row ``source`` value -> (licence, restricted) of the instruction sets holding it; a source found in
-    several sets is restricted if any of them is, and lists every licence."""
-    from biotune.data.sources.instructions import load_instructions
-
-    out: dict[str, tuple[str, bool]] = {}
-    for one in d.instructions.values():
-        for source in dict.fromkeys(r.source for r in load_instructions(one.path, one.split)):
-            licence, restricted = out.get(source, ("", False))
-            licences = "; ".join(x for x in dict.fromkeys([licence, one.licence]) if x)
-            out[source] = (licences, restricted or one.restricted or not one.licence)
-    return out
-
-
 def _manifest(
     cfg: RunConfig,
     key: str,
@@ -979,12 +974,12 @@ def _manifest(
     heldout: dict[str, Any] | None,
     leak: leakage.LeakageReport | None,
     content: dict[str, str],
+    instruction_terms: dict[str, tuple[str, bool]],
 ) -> Manifest:
     from biotune.data.sources import catalog
 
     d = cfg.data
     known = catalog(d)
-    instruction_terms = _instruction_terms(d)
     kept = [train[i] for i in stats["kept_index"]]
     per_source_tokens: dict[str, list[int]] = {}
     for s, n in zip(kept, stats["lengths"], strict=True):
