@@ -18,7 +18,8 @@ Builds alternate 1, 2, 2, 1, ... (``--repeats`` of each) with the floors measure
 time of each is compared; every time is in the JSON, with wall and CPU seconds (this process and its workers)
 and the load average before and after: the machine is shared, and the load of others slows a parallel build
 most. The tokenizer directory holds ``tokenizer.json`` as a model's does (saved once from the SentencePiece
-model, so a build does not convert it again). Last line: one JSON object.
+model, so a build does not convert it again). ``TOKENIZERS_PARALLELISM=false`` is set: every encode, the
+floor's too, runs on one thread. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, data_root, emit, mistral_tokenizer_dir
+
+# One thread per process on both sides: the floor and the single-process build each encode on one core (the
+# Rust backend would otherwise spread a batch over every core), and each num_proc=2 worker on its own core.
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
 def _cpu() -> float:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -166,9 +167,10 @@ class FileHashes:
         except (OSError, ValueError):  # no memo yet, or a damaged one: hash again and rewrite it
             self.memo = {}
 
-    def digest(self, path: Path) -> str:
-        """The file's SHA-256, read again only when its size or mtime (ns) changed."""
-        path = path.resolve()
+    def digest(self, path: Path, resolved: bool = False) -> str:
+        """The file's SHA-256, read again only when its size or mtime (ns) changed. ``resolved``: the caller
+        passes a path with no links in it (the memo is keyed by resolved paths)."""
+        path = path if resolved else path.resolve()
         st = path.stat()
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         known = self.memo.get(str(path))
@@ -194,26 +196,55 @@ class FileHashes:
 
 
 def _file_signature(root: Path, specs: list[Any], hashes: FileHashes) -> list[list[Any]]:
-    """[source, split, file relative to root, sha256] for every file a source split reads (its siblings too)."""
+    """[source, split, file relative to root, sha256] for every file a source split reads (its siblings too:
+    a split file's whole folder, a split folder's whole tree). Splits that share a folder (HoC's three) list
+    and hash it once."""
     from biotune.data.sources import available_splits
 
     sig: list[list[Any]] = []
+    listed: dict[tuple[Path, bool], list[tuple[str, str]]] = {}
     for spec in specs:
         found = available_splits(spec, root)
         for split in sorted(spec.split_names):
-            rel = spec.candidates(split)[0]
-            path = found.get(split, root / rel)
-            # A split file's siblings count too (e.g. PubMedQA's test-id list beside ori_pqal.json).
-            folder = path if path.is_dir() else path.parent
-            files = (
-                sorted(p for p in (folder.rglob("*") if path.is_dir() else folder.glob("*")) if p.is_file())
-                if folder.is_dir()
-                else [path]
-            )
-            for f in files:
-                digest = hashes.digest(f) if f.is_file() else "missing"
-                sig.append([spec.name, split, _relative(f, root) if f.is_file() else str(rel), digest])
+            path = found.get(split)
+            if path is None:
+                sig.append([spec.name, split, str(spec.candidates(split)[0]), "missing"])
+                continue
+            tree = (path if path.is_dir() else path.parent, path.is_dir())
+            if tree not in listed:
+                base = _relative(tree[0], root)
+                listed[tree] = [
+                    (
+                        "/".join(parts if base == "." else (base, *parts)),
+                        hashes.digest(Path(real), resolved=True),
+                    )
+                    for parts, real in _files(*tree)
+                ]
+            sig.extend([spec.name, split, name, digest] for name, digest in listed[tree])
     return sig
+
+
+def _files(folder: Path, recursive: bool) -> list[tuple[tuple[str, ...], str]]:
+    """The files in ``folder`` (and, if ``recursive``, below it, following links to folders once each), as
+    (path parts under ``folder``, resolved path), sorted by those parts. One directory scan per folder: the
+    kind of each entry comes from the scan itself."""
+    out: list[tuple[tuple[str, ...], str]] = []
+    seen: set[str] = set()
+
+    def scan(parts: tuple[str, ...], real: str) -> None:
+        if real in seen:  # a link back up the tree
+            return
+        seen.add(real)
+        with os.scandir(real) as entries:
+            for entry in entries:
+                path = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+                if entry.is_file():
+                    out.append(((*parts, entry.name), path))
+                elif recursive and entry.is_dir():
+                    scan((*parts, entry.name), path)
+
+    scan((), os.path.realpath(folder))
+    return sorted(out)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -326,6 +357,24 @@ def clean_stale_tmp(out_dir: Path) -> list[Path]:
     return removed
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (back on after it, if it was on).
+
+    A build makes millions of container objects (samples, records, the id lists of each encode chunk) and frees
+    them by reference counting; meanwhile every full collection would walk all of them again, about a tenth of
+    a cold build's time (benchmarks/data_build.py). The few reference cycles made meanwhile are collected
+    after it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class BuildInterrupted(SystemExit):
     """SIGTERM during a build: the temporary directory is removed and the command exits 75 (rerun to build)."""
 
@@ -387,6 +436,7 @@ def _init_worker(backend_json: str, bos_token_id: int | None, eos_token_id: int 
     global _WORKER_TOKENIZER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    gc.disable()  # a worker lives for one build (see gc_paused)
     _WORKER_TOKENIZER = BackendTokenizer(backend_json, bos_token_id, eos_token_id)
 
 
@@ -822,7 +872,7 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
         return out
     clean_stale_tmp(out.parent)
     start = time.perf_counter()
-    with _sigterm_raises():
+    with _sigterm_raises(), gc_paused():
         manifest = _build_into(out, cfg, root, tokenizer, tok_path, fingerprint, key)
     hashes.save()
     logger.info(

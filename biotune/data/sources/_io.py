@@ -89,7 +89,12 @@ def check_no_escaped_nul(text: str, path: Path, first_line: int = 1) -> None:
 
 def lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(1-based line number, line without its newline)`` of a UTF-8 text file."""
-    for number, line in enumerate(read_text(path).split("\n"), start=1):
+    return split_lines(read_text(path))
+
+
+def split_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Yield ``(1-based line number, line without its newline)`` of a text (``\\n`` or ``\\r\\n`` endings)."""
+    for number, line in enumerate(text.split("\n"), start=1):
         yield number, line.rstrip("\r")
 
 

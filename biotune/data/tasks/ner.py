@@ -212,10 +212,8 @@ class NerTask(Task):
         """``token : TAG`` lines, or the ``Type: mention; ...`` list."""
         self._check_tags(record)
         if self.ner_format == "tags":
-            return "\n".join(
-                f"{tok} : {self._display_tag(tag)}"
-                for tok, tag in zip(record.tokens, record.tags, strict=True)
-            )
+            tags = record.tags if self.single_type is None else map(self._display_tag, record.tags)
+            return "\n".join(map(" : ".join, zip(record.tokens, tags, strict=True)))
         return self._entity_list(record)
 
     def reference(self, record: NerSentence) -> tuple[str, ...]:
@@ -254,7 +252,7 @@ class NerTask(Task):
                 f"record {record.id}: {len(record.tokens)} tokens but {len(record.tags)} tags",
                 "fix the reader: one tag per token",
             )
-        for tag in record.tags:
+        for tag in dict.fromkeys(record.tags):  # each distinct tag once, the first bad one named
             if tag != "O" and (tag[:2] not in ("B-", "I-") or tag[2:] not in self.types):
                 raise DataError(
                     self.spec.name,

@@ -260,3 +260,26 @@ def test_built_directories_respect_the_umask(tmp_path: Path, tiny_model: Path) -
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
+def test_the_key_follows_every_file_of_a_split_folder_through_links(tmp_path: Path) -> None:
+    """HoC reads a folder: a file changed below it, in a linked subfolder too, is a new key; a link cycle
+    is listed once; the three splits that share the folder each list its files."""
+    from biotune.data.build import _file_signature, cache_key
+    from biotune.data.sources import SOURCES
+
+    root = tmp_path / "corpus"
+    shutil.copytree(resolve_root("@sample") / "hoc", root / "hoc")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "extra.txt").write_text("one")
+    (root / "hoc" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(root / "hoc", target_is_directory=True)
+    data = config.load(None, [f"data.root={root}", "data.sources={hoc: {}}"]).data
+    before = cache_key(data, root, "tok", FileHashes(tmp_path / "memo"))
+    sig = _file_signature(root, [SOURCES["hoc"]], FileHashes(tmp_path / "memo"))
+    names = [name for source, split, name, _ in sig if split == "train"]
+    assert "hoc/linked/extra.txt" in names and len(names) == len(set(names))
+    assert {split for _, split, _, _ in sig} == set(SOURCES["hoc"].split_names)
+    (elsewhere / "extra.txt").write_text("two")
+    assert cache_key(data, root, "tok", FileHashes(tmp_path / "memo")) != before

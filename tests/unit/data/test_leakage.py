@@ -23,3 +23,12 @@ def test_ascii_fast_path_equals_the_unicode_path() -> None:
     ]
     assert [normalise(t) for t in texts] == [_full(t) for t in texts]
     assert normalise("Sjögren's") == "sjogren s"
+
+
+def test_ascii_fast_path_over_every_ascii_character() -> None:
+    import random
+
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(128)]
+    texts = ["".join(alphabet), *("".join(rng.choices(alphabet, k=rng.randint(0, 80))) for _ in range(2000))]
+    assert [normalise(t) for t in texts] == [_full(t) for t in texts]
