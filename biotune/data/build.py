@@ -10,8 +10,8 @@ cache hit. File hashes are memoised in ``data.out_dir/.file_hashes.json`` by pat
 SIGTERM during a build removes it and exits 75 (rerun to build again), and the next build removes the
 temporary directories of builds that were killed.
 
-``data.num_proc > 1`` reads the source splits (training and leakage-check evaluation splits) and tokenizes the
-distinct samples in contiguous chunks in a pool of that many worker processes; the results are put back in input
+``data.num_proc > 1`` reads the training splits, tokenizes the distinct samples in contiguous chunks and runs
+the leakage check (which reads the evaluation splits) in a pool of that many worker processes; the results are put back in input
 order, so every file written is byte-identical to ``num_proc=1`` (which is why ``num_proc`` is not in the cache
 key). The workers are *spawned*, not forked: the build also runs inside ``biotune train``, where torch, DeepSpeed
 and their threads (OpenMP, NCCL, the tokenizers' Rayon pool) live, and forking a threaded process can deadlock
@@ -19,7 +19,8 @@ on a lock another thread held; a spawned worker imports only the data modules (~
 the tokenizer once, from the JSON of the parent's Rust backend (:class:`biotune.data.tokenize.BackendTokenizer`:
 the fingerprinted tokenizer itself, no hub lookup, no remote code). Workers ignore SIGINT and SIGTERM; on any
 error or signal the parent kills them before it cleans up, and a worker that dies is a DataError, never a hang
-(:class:`_WorkerPool`). While the workers tokenize, the parent runs the leakage check. A spawned worker imports
+(:class:`_WorkerPool`). The leakage check is queued after the tokenization chunks: a worker runs it while the
+parent packs. A spawned worker imports
 the main module, so a script that builds with ``num_proc > 1`` must do it under ``if __name__ == "__main__":``.
 Objects cross between the build and its own workers by pickle (multiprocessing's transport); nothing read from
 disk is ever unpickled.
@@ -505,6 +506,11 @@ class Runner:
         """Read one source split into samples (a :class:`SplitRead`)."""
         return _Job(self, read_split, (spec, split, root, ner_format, seed))
 
+    def leakage(self, train_texts: list[str], cfg: DataConfig, root: Path) -> _Job:
+        """The leakage check of the training texts against every evaluation split (a :func:`leakage_report`)."""
+        splits = _eval_splits(cfg, root)
+        return _Job(self, leakage_report, (train_texts, splits, root, cfg.ner_format, cfg.seed))
+
     def tokenize(
         self, prompts: list[str], targets: list[str], max_seq_len: int, truncation: str
     ) -> list[_Job]:
@@ -705,26 +711,34 @@ def _instruction_samples(cfg: DataConfig) -> tuple[dict[str, list[Sample]], dict
     return out, terms
 
 
-def _eval_reads(cfg: DataConfig, root: Path, runner: Runner) -> dict[str, _Job]:
-    """Reads of the evaluation splits of every included source (for the leakage check), started."""
+def _eval_splits(cfg: DataConfig, root: Path) -> list[tuple[str, Any, str]]:
+    """``("<source>/<split>", spec, split)`` for every evaluation split on disk of every included source (what
+    the leakage check reads)."""
     from biotune.data.sources import available_splits, catalog
 
     known = catalog(cfg)
-    out: dict[str, _Job] = {}
+    out: list[tuple[str, Any, str]] = []
     for name, mix in cfg.sources.items():
         if not mix.include or name not in known:  # instruction-set sources have no eval splits
             continue
         spec = known[name]
         found = available_splits(spec, root)
-        for split in cfg.leakage_splits:
-            if split in found and split != mix.split:
-                out[f"{name}/{split}"] = runner.read(spec, split, root, cfg.ner_format, cfg.seed)
+        out.extend(
+            (f"{name}/{split}", spec, split)
+            for split in cfg.leakage_splits
+            if split in found and split != mix.split
+        )
     return out
 
 
-def _eval_samples(cfg: DataConfig, root: Path) -> dict[str, list[Sample]]:
-    """Evaluation splits of every included source (for the leakage check)."""
-    return {key: job.result().samples for key, job in _eval_reads(cfg, root, Runner(None)).items()}
+def leakage_report(
+    train_texts: list[str], splits: list[tuple[str, Any, str]], root: Path, ner_format: str, seed: int
+) -> leakage.LeakageReport:
+    """Read each evaluation split ``(key, spec, split)`` into samples and count those whose text is among the
+    training texts (:func:`biotune.data.leakage.check_texts`). A pure function of its (picklable) arguments:
+    a worker of a parallel build runs it, so the evaluation samples never cross to the parent."""
+    evaluation = {key: read_split(spec, split, root, ner_format, seed).samples for key, spec, split in splits}
+    return leakage.check_texts(train_texts, evaluation)
 
 
 # ----------------------------------------------------------------------------------------------- tokens
@@ -735,6 +749,7 @@ class _Tokenizing:
     """Samples whose distinct texts are being tokenized: ``which[i]`` is sample i's index among the distinct."""
 
     samples: list[Sample]
+    unique: list[Sample]
     which: list[int]
     jobs: list[_Job]
 
@@ -765,7 +780,7 @@ def _start_tokenize(samples: list[Sample], cfg: RunConfig, tokenizer: Any, runne
     unique, which = _distinct(samples)
     prompts = [render_prompt(d.template, s.instruction, s.input, tokenizer) for s in unique]
     targets = [render_target(d.template, s.output, tokenizer) for s in unique]
-    return _Tokenizing(samples, which, runner.tokenize(prompts, targets, d.max_seq_len, d.truncation))
+    return _Tokenizing(samples, unique, which, runner.tokenize(prompts, targets, d.max_seq_len, d.truncation))
 
 
 def _pack_tokens(pending: _Tokenizing, cfg: RunConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -953,10 +968,12 @@ def _build_into(
         by_source, kinds, repairs, instruction_terms = _collect(cfg, root, runner)
         mixed, table = mixture.compose(by_source, d, kinds)
         train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
-        eval_reads = _eval_reads(d, root, runner) if d.leakage != leakage.OFF else {}
         train_tok = _start_tokenize(train, cfg, tokenizer, runner)
         held_tok = _start_tokenize(held, cfg, tokenizer, runner) if held else None
-        leak = _check_leakage(d, train, eval_reads)  # in parallel builds, while the workers tokenize
+        leak_job = _start_leakage(d, root, train_tok, runner)
+        # A serial build checks first (an overlap under data.leakage=error fails before tokenizing); in a
+        # parallel one a worker checks after its last tokenization chunk, while this process packs.
+        leak = _leakage_verdict(d, leak_job) if runner.pool is None else None
         created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(key), dir=out.parent))
@@ -967,6 +984,8 @@ def _build_into(
             if held_tok is not None:
                 eval_cols, heldout_stats = _pack_tokens(held_tok, cfg)
                 content["eval"] = _save_split(eval_cols, tmp / "eval", key)
+            if runner.pool is not None:
+                leak = _leakage_verdict(d, leak_job)
             manifest = _manifest(
                 cfg,
                 key,
@@ -993,14 +1012,20 @@ def _build_into(
     return manifest
 
 
-def _check_leakage(
-    d: DataConfig, train: list[Sample], eval_reads: dict[str, _Job]
-) -> leakage.LeakageReport | None:
-    """The leakage check of ``data.leakage`` (None when off); an overlap fails the build under ``error``.
-    Repeats are left out of the training side: they add no text."""
+def _start_leakage(d: DataConfig, root: Path, train: _Tokenizing, runner: Runner) -> _Job | None:
+    """Start the leakage check of ``data.leakage`` (None when off) on the distinct training texts: repeats add
+    no text, and two samples of one sentence (BC5CDR's chemical and disease sets) give one text."""
     if d.leakage == leakage.OFF:
         return None
-    leak = leakage.check(_distinct(train)[0], {key: job.result().samples for key, job in eval_reads.items()})
+    texts = list(dict.fromkeys(map(leakage.sample_text, train.unique)))
+    return runner.leakage(texts, d, root)
+
+
+def _leakage_verdict(d: DataConfig, job: _Job | None) -> leakage.LeakageReport | None:
+    """The leakage report (None when off); an overlap fails the build under ``data.leakage=error``."""
+    if job is None:
+        return None
+    leak: leakage.LeakageReport = job.result()
     if leak.total_normalised:
         msg = (
             f"{leak.total_normalised} evaluation examples overlap the training mixture "

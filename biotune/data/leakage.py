@@ -78,12 +78,15 @@ def check(
         train: the training mixture.
         evaluation: ``"<source>/<split>"`` -> that split's samples.
     """
-    exact_set: set[str] = set()
-    norm_set: set[str] = set()
-    for s in train:
-        text = sample_text(s)
-        exact_set.add(text)
-        norm_set.add(normalise(text))
+    return check_texts(map(sample_text, train), evaluation, max_examples)
+
+
+def check_texts(
+    train_texts: Iterable[str], evaluation: dict[str, list[Sample]], max_examples: int = 5
+) -> LeakageReport:
+    """:func:`check` with the training side given as its texts (:func:`sample_text` of each sample)."""
+    exact_set = set(train_texts)
+    norm_set = {normalise(text) for text in exact_set}
     report = LeakageReport()
     for key, samples in sorted(evaluation.items()):
         n_exact = n_norm = 0
