@@ -461,10 +461,13 @@ def _task(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
 def _tokenize_chunk(
     prompts: list[str], targets: list[str], max_seq_len: int, truncation: str, tokenizer: Any = None
 ) -> Any:
-    """:func:`biotune.data.tokenize.tokenize_pairs` with the given tokenizer, or the worker's."""
+    """:func:`biotune.data.tokenize.tokenize_pairs` with the given tokenizer, or the worker's (the counts are
+    logged once, for all chunks)."""
     from biotune.data.tokenize import tokenize_pairs
 
-    return tokenize_pairs(prompts, targets, tokenizer or _WORKER_TOKENIZER, max_seq_len, truncation)
+    return tokenize_pairs(
+        prompts, targets, tokenizer or _WORKER_TOKENIZER, max_seq_len, truncation, log=False
+    )
 
 
 class _Job:
@@ -514,9 +517,19 @@ class Runner:
     def tokenize(
         self, prompts: list[str], targets: list[str], max_seq_len: int, truncation: str
     ) -> list[_Job]:
-        """Tokenize the pairs: one job here, or contiguous chunks (in input order) over the workers."""
-        if self.pool is None:
-            return [_Job(self, _tokenize_chunk, (prompts, targets, max_seq_len, truncation, self.tokenizer))]
+        """Tokenize the pairs in contiguous chunks (in input order): run here one by one, or spread over the workers."""
+        from biotune.data.tokenize import ENCODE_CHUNK
+
+        if self.pool is None:  # chunks of ENCODE_CHUNK: their temporary arrays are small and reused
+            step = ENCODE_CHUNK
+            return [
+                _Job(
+                    self,
+                    _tokenize_chunk,
+                    (prompts[a : a + step], targets[a : a + step], max_seq_len, truncation, self.tokenizer),
+                )
+                for a in range(0, max(1, len(prompts)), step)
+            ]
         k = max(1, min(len(prompts), self.num_proc * CHUNKS_PER_WORKER))
         bounds = [len(prompts) * i // k for i in range(k + 1)]
         return [
@@ -791,21 +804,16 @@ def _pack_tokens(pending: _Tokenizing, cfg: RunConfig) -> tuple[list[dict[str, A
     d = cfg.data
     samples, which = pending.samples, pending.which
     tok = concat_batches([job.result() for job in pending.jobs])
-    if len(pending.jobs) > 1:
-        log_counts(tok)
+    log_counts(tok)
     slot = {u: j for j, u in enumerate(tok.kept)}
     ids_u, labels_u = tok.input_ids, tok.labels
     kept_index = [i for i, u in enumerate(which) if u in slot]
-    input_ids = [ids_u[slot[which[i]]] for i in kept_index]
-    labels = [labels_u[slot[which[i]]] for i in kept_index]
+    slots = [slot[which[i]] for i in kept_index]
+    input_ids = [ids_u[j] for j in slots]
+    labels = [labels_u[j] for j in slots]
     sample_ids = [samples[i].id for i in kept_index]
-    if d.pack:
-        rows = pack_rows(input_ids, labels, sample_ids, d.max_seq_len)
-    else:
-        rows = [
-            pack_rows([x], [y], [sid], d.max_seq_len)[0]
-            for x, y, sid in zip(input_ids, labels, sample_ids, strict=True)
-        ]
+    loss = tok.loss_counts[np.asarray(slots, dtype=np.int64)]
+    rows = pack_rows(input_ids, labels, sample_ids, d.max_seq_len, one_per_row=not d.pack, loss_counts=loss)
     dropped_u, truncated_u = set(tok.dropped_indices), set(tok.truncated_indices)
     stats = {
         "samples_in": len(samples),

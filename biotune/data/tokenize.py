@@ -58,6 +58,8 @@ class TokenizedBatch:
     flat_labels: np.ndarray
     offsets: np.ndarray
     """``len(kept) + 1`` int64 boundaries: sample ``j`` is ``flat[offsets[j]:offsets[j + 1]]``."""
+    loss_counts: np.ndarray
+    """int64 per kept sample: its tokens that carry loss (labels other than -100: the target and the EOS)."""
     kept: list[int]
     """Index, in the inputs, of each kept sample."""
     dropped_indices: list[int] = field(default_factory=list)
@@ -96,7 +98,7 @@ class TokenizedBatch:
     @property
     def loss_tokens(self) -> int:
         """Tokens that carry loss (target + EOS) over all kept samples."""
-        return int(np.count_nonzero(self.flat_labels != IGNORE_INDEX))
+        return int(self.loss_counts.sum())
 
     def counts(self) -> dict[str, int]:
         """The counts as a plain dict (for the manifest and logs)."""
@@ -237,6 +239,7 @@ def tokenize_pairs(
     max_seq_len: int,
     truncation: str = "drop",
     keep_prompt_tail: int = DEFAULT_KEEP_PROMPT_TAIL,
+    log: bool = True,
 ) -> TokenizedBatch:
     """Tokenize rendered prompts and targets into prompt-masked samples of at most ``max_seq_len`` tokens.
 
@@ -281,11 +284,14 @@ def tokenize_pairs(
         flat_input_ids=ids,
         flat_labels=labels,
         offsets=offsets,
+        # target + EOS, less the first token when the prompt is empty (it is labelled -100 above)
+        loss_counts=t_len + 1 - (new_p_len == 0),
         kept=np.flatnonzero(keep).tolist(),
         dropped_indices=np.flatnonzero(~keep).tolist(),
         truncated_indices=np.flatnonzero(truncated).tolist(),
     )
-    log_counts(out)
+    if log:
+        log_counts(out)
     return out
 
 
@@ -322,6 +328,7 @@ def concat_batches(batches: Sequence[TokenizedBatch]) -> TokenizedBatch:
         flat_input_ids=np.concatenate([b.flat_input_ids for b in batches] or [np.zeros(0, np.int32)]),
         flat_labels=np.concatenate([b.flat_labels for b in batches] or [np.zeros(0, np.int32)]),
         offsets=np.concatenate([*offsets, np.asarray([token_starts[-1]], dtype=np.int64)]).astype(np.int64),
+        loss_counts=np.concatenate([b.loss_counts for b in batches]).astype(np.int64),
         kept=indices("kept"),
         dropped_indices=indices("dropped_indices"),
         truncated_indices=indices("truncated_indices"),

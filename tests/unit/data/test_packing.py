@@ -97,6 +97,8 @@ def test_pack_rows_builds_the_dataset_contract() -> None:
     assert (first["num_tokens"], first["num_loss_tokens"]) == (8, 4)
     assert rows[1]["num_tokens"] == 7 and rows[1]["position_ids"].tolist() == [0, 1, 2, 3, 0, 1, 2]
     assert packing_efficiency(rows, 8) == pytest.approx(15 / 16)
+    given = pack_rows(ids, labels, ["a", "b", "c", "d"], capacity=8, loss_counts=[2, 2, 2, 2])
+    assert [r["num_loss_tokens"] for r in given] == [r["num_loss_tokens"] for r in rows] == [4, 4]
 
 
 # --------------------------------------------- exactness of packed attention (sdpa's block mask, sdpa_packed)

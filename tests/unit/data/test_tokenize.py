@@ -4,6 +4,7 @@ of the bundled sample corpus."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -163,3 +164,20 @@ def test_first_token_is_never_labelled_even_with_an_empty_prompt(tiny_model: Pat
     ids, labels = tokenize_sample("", "x : O", no_bos, 64)
     assert ids[0] != no_bos.bos_token_id and labels[0] == IGNORE_INDEX
     assert labels[1:] == ids[1:] and ids[-1] == no_bos.eos_token_id
+
+
+def test_loss_counts_are_the_labels_that_carry_loss_also_across_chunks(tiny_tokenizer: Any) -> None:
+    from biotune.data.tokenize import concat_batches
+
+    prompts = ["", "Instruction: tag the genes.", "x " * 300, "Short."]
+    targets = ["BRCA1 : B", "", "O", "none"]
+    whole = tokenize_pairs(prompts, targets, tiny_tokenizer, 64, "truncate")
+    counted = [int(np.count_nonzero(lab != -100)) for lab in whole.labels]
+    assert whole.loss_counts.tolist() == counted and whole.loss_tokens == sum(counted)
+    parts = concat_batches(
+        [
+            tokenize_pairs(prompts[:2], targets[:2], tiny_tokenizer, 64, "truncate"),
+            tokenize_pairs(prompts[2:], targets[2:], tiny_tokenizer, 64, "truncate"),
+        ]
+    )
+    assert parts.loss_counts.tolist() == counted
