@@ -799,11 +799,13 @@ def _start_tokenize(samples: list[Sample], cfg: RunConfig, tokenizer: Any, runne
 def _pack_tokens(pending: _Tokenizing, cfg: RunConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The tokenized samples (repeats included), packed. Returns (rows, stats)."""
     from biotune.data.packing import pack_rows
-    from biotune.data.tokenize import concat_batches, log_counts
+    from biotune.data.tokenize import ChunkedBatch, log_counts
 
     d = cfg.data
     samples, which = pending.samples, pending.which
-    tok = concat_batches([job.result() for job in pending.jobs])
+    tok = ChunkedBatch(
+        [job.result() for job in pending.jobs]
+    )  # the chunks' tokens are packed from where they are
     log_counts(tok)
     slot = {u: j for j, u in enumerate(tok.kept)}
     ids_u, labels_u = tok.input_ids, tok.labels

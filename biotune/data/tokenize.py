@@ -295,7 +295,7 @@ def tokenize_pairs(
     return out
 
 
-def log_counts(batch: TokenizedBatch) -> None:
+def log_counts(batch: TokenizedBatch | ChunkedBatch) -> None:
     """One INFO line with the counts of a tokenized batch."""
     log.info(
         "tokenized %d samples: kept %d, dropped %d, truncated %d, %d tokens (%d with loss)",
@@ -308,30 +308,87 @@ def log_counts(batch: TokenizedBatch) -> None:
     )
 
 
-def concat_batches(batches: Sequence[TokenizedBatch]) -> TokenizedBatch:
-    """The batches of consecutive chunks of the inputs, as the one batch :func:`tokenize_pairs` makes of all of them.
+@dataclass
+class ChunkedBatch:
+    """The batches of consecutive chunks of the inputs, read as the one batch :func:`tokenize_pairs` makes of all
+    of them, without copying their tokens: :attr:`input_ids` and :attr:`labels` are views into each chunk's
+    arrays (what packing reads); :func:`concat_batches` joins them into one :class:`TokenizedBatch`.
 
-    Every sample is tokenized on its own, so tokenizing the inputs in contiguous chunks (in worker processes)
-    and concatenating the chunks in input order gives the same arrays, byte for byte (tested): token arrays are
-    joined, offsets and input indices shifted by what comes before.
+    Every sample is tokenized on its own, so the chunks in input order hold the same samples, byte for byte, as
+    one call over all inputs (tested); input indices are shifted by what comes before.
     """
+
+    batches: Sequence[TokenizedBatch]
+
+    @cached_property
+    def input_ids(self) -> list[np.ndarray]:
+        """One int32 view per kept sample."""
+        return [view for b in self.batches for view in b.input_ids]
+
+    @cached_property
+    def labels(self) -> list[np.ndarray]:
+        """One int32 view per kept sample (-100 over the prompt)."""
+        return [view for b in self.batches for view in b.labels]
+
+    @cached_property
+    def loss_counts(self) -> np.ndarray:
+        """Tokens that carry loss, per kept sample."""
+        return np.concatenate([b.loss_counts for b in self.batches] or [np.zeros(0, np.int64)]).astype(
+            np.int64
+        )
+
+    def _shifted(self, name: str) -> list[int]:
+        starts = np.cumsum([0] + [len(b.kept) + b.dropped for b in self.batches])
+        return [
+            i + int(start) for b, start in zip(self.batches, starts, strict=False) for i in getattr(b, name)
+        ]
+
+    @cached_property
+    def kept(self) -> list[int]:
+        """Index, in the inputs, of each kept sample."""
+        return self._shifted("kept")
+
+    @cached_property
+    def dropped_indices(self) -> list[int]:
+        return self._shifted("dropped_indices")
+
+    @cached_property
+    def truncated_indices(self) -> list[int]:
+        return self._shifted("truncated_indices")
+
+    @property
+    def dropped(self) -> int:
+        return sum(b.dropped for b in self.batches)
+
+    @property
+    def truncated(self) -> int:
+        return sum(b.truncated for b in self.batches)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(b.total_tokens for b in self.batches)
+
+    @property
+    def loss_tokens(self) -> int:
+        return int(self.loss_counts.sum())
+
+
+def concat_batches(batches: Sequence[TokenizedBatch]) -> TokenizedBatch:
+    """The batches of consecutive chunks of the inputs, as the one batch :func:`tokenize_pairs` makes of all of them
+    (:class:`ChunkedBatch`, with the token arrays joined and the offsets shifted by what comes before)."""
     if len(batches) == 1:
         return batches[0]
-    starts = np.cumsum([0] + [len(b.kept) + b.dropped for b in batches])
+    chunked = ChunkedBatch(batches)
     token_starts = np.cumsum([0] + [int(b.offsets[-1]) for b in batches])
-
-    def indices(name: str) -> list[int]:
-        return [i + int(start) for b, start in zip(batches, starts, strict=False) for i in getattr(b, name)]
-
     offsets = [b.offsets[:-1] + base for b, base in zip(batches, token_starts, strict=False)]
     return TokenizedBatch(
         flat_input_ids=np.concatenate([b.flat_input_ids for b in batches] or [np.zeros(0, np.int32)]),
         flat_labels=np.concatenate([b.flat_labels for b in batches] or [np.zeros(0, np.int32)]),
         offsets=np.concatenate([*offsets, np.asarray([token_starts[-1]], dtype=np.int64)]).astype(np.int64),
-        loss_counts=np.concatenate([b.loss_counts for b in batches]).astype(np.int64),
-        kept=indices("kept"),
-        dropped_indices=indices("dropped_indices"),
-        truncated_indices=indices("truncated_indices"),
+        loss_counts=chunked.loss_counts,
+        kept=chunked.kept,
+        dropped_indices=chunked.dropped_indices,
+        truncated_indices=chunked.truncated_indices,
     )
 
 

@@ -181,3 +181,24 @@ def test_loss_counts_are_the_labels_that_carry_loss_also_across_chunks(tiny_toke
         ]
     )
     assert parts.loss_counts.tolist() == counted
+
+
+def test_chunks_read_as_one_batch_without_copying_their_tokens(tiny_tokenizer: Any) -> None:
+    from biotune.data.tokenize import ChunkedBatch, concat_batches
+
+    prompts = ["Tag the genes.", "x " * 300, "", "Short.", "y " * 40]
+    targets = ["BRCA1 : B", "O", "none", "", "O"]
+    whole = tokenize_pairs(prompts, targets, tiny_tokenizer, 48, "drop")
+    chunks = [
+        tokenize_pairs(prompts[a:b], targets[a:b], tiny_tokenizer, 48, "drop") for a, b in ((0, 2), (2, 5))
+    ]
+    chunked = ChunkedBatch(chunks)
+    assert whole.dropped == chunked.dropped >= 1
+    assert chunked.kept == whole.kept and chunked.dropped_indices == whole.dropped_indices
+    assert [x.tolist() for x in chunked.input_ids] == [x.tolist() for x in whole.input_ids]
+    assert [x.tolist() for x in chunked.labels] == [x.tolist() for x in whole.labels]
+    assert any(np.shares_memory(view, chunks[1].flat_input_ids) for view in chunked.input_ids)
+    assert (chunked.total_tokens, chunked.loss_tokens) == (whole.total_tokens, whole.loss_tokens)
+    joined = concat_batches(chunks)
+    assert joined.flat_input_ids.tobytes() == whole.flat_input_ids.tobytes()
+    assert joined.offsets.tolist() == whole.offsets.tolist()
