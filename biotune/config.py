@@ -142,8 +142,10 @@ class DataConfig:
     out_dir: str = "runs/data"
     """Built datasets go to ``out_dir/<content hash>/``."""
     num_proc: int = 1
-    """Worker processes (spawned) that read the source splits and tokenize in chunks; the output is byte-identical
-    for every value, so it is kept out of the cache key and the manifest. 1 = all in this process."""
+    """Worker processes (spawned) that read the training splits, tokenize in chunks and run the leakage check; the
+    output is byte-identical for every value, so it is kept out of the cache key and the manifest. 1 = all in this
+    process. Each worker encodes on one thread (unless ``TOKENIZERS_PARALLELISM`` is set); in this process the
+    Rust tokenizer spreads each batch over the cores unless ``TOKENIZERS_PARALLELISM=false``."""
 
 
 @dataclass

@@ -11,19 +11,24 @@ SIGTERM during a build removes it and exits 75 (rerun to build again), and the n
 temporary directories of builds that were killed.
 
 ``data.num_proc > 1`` reads the training splits, tokenizes the distinct samples in contiguous chunks and runs
-the leakage check (which reads the evaluation splits) in a pool of that many worker processes; the results are put back in input
-order, so every file written is byte-identical to ``num_proc=1`` (which is why ``num_proc`` is not in the cache
-key). The workers are *spawned*, not forked: the build also runs inside ``biotune train``, where torch, DeepSpeed
-and their threads (OpenMP, NCCL, the tokenizers' Rayon pool) live, and forking a threaded process can deadlock
-on a lock another thread held; a spawned worker imports only the data modules (~0.2 s). Each worker rebuilds
-the tokenizer once, from the JSON of the parent's Rust backend (:class:`biotune.data.tokenize.BackendTokenizer`:
-the fingerprinted tokenizer itself, no hub lookup, no remote code). Workers ignore SIGINT and SIGTERM; on any
-error or signal the parent kills them before it cleans up, and a worker that dies is a DataError, never a hang
-(:class:`_WorkerPool`). The leakage check is queued after the tokenization chunks: a worker runs it while the
-parent packs. A spawned worker imports
-the main module, so a script that builds with ``num_proc > 1`` must do it under ``if __name__ == "__main__":``.
-Objects cross between the build and its own workers by pickle (multiprocessing's transport); nothing read from
-disk is ever unpickled.
+the leakage check (which reads the evaluation splits) in a pool of that many worker processes; the results are
+put back in input order, so every file written is byte-identical to ``num_proc=1`` (which is why ``num_proc`` is
+not in the cache key). The workers are *spawned*, not forked: the build also runs inside ``biotune train``,
+where torch, DeepSpeed and their threads (OpenMP, NCCL, the tokenizers' Rayon pool) live, and forking a
+threaded process can deadlock on a lock another thread held; a spawned worker imports only the data modules
+(~0.2 s). Each worker rebuilds the tokenizer once, from the JSON of the parent's Rust backend
+(:class:`biotune.data.tokenize.BackendTokenizer`: the fingerprinted tokenizer itself, no hub lookup, no remote
+code), and encodes on one thread unless ``TOKENIZERS_PARALLELISM`` says otherwise. Workers ignore SIGINT and
+SIGTERM; on any error or signal the parent kills them before it cleans up, and a worker that dies is a
+DataError, never a hang (:class:`_WorkerPool`). The leakage check is queued after the tokenization chunks: a
+worker runs it while the parent packs (a serial build checks before it tokenizes, so an overlap under
+``data.leakage=error`` fails early). A spawned worker imports the main module, so a script that builds with
+``num_proc > 1`` must do it under ``if __name__ == "__main__":``. Objects cross between the build and its own
+workers by pickle (multiprocessing's transport); nothing read from disk is ever unpickled.
+
+Memory: the cyclic garbage collector is paused for the build (:func:`gc_paused`), a serial build tokenizes in
+chunks of :data:`biotune.data.tokenize.ENCODE_CHUNK` samples (small temporaries, reused), and packing reads the
+chunks' token arrays where they lie (:class:`biotune.data.tokenize.ChunkedBatch`).
 """
 
 from __future__ import annotations
@@ -438,6 +443,8 @@ def _init_worker(backend_json: str, bos_token_id: int | None, eos_token_id: int 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     gc.disable()  # a worker lives for one build (see gc_paused)
+    # num_proc workers share the cores: one encode thread each, unless the user chose otherwise.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _WORKER_TOKENIZER = BackendTokenizer(backend_json, bos_token_id, eos_token_id)
 
 

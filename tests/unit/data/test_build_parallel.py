@@ -195,3 +195,25 @@ def test_sigterm_during_a_parallel_build_exits_75_and_stops_its_workers(
     while any(_running(pid) for pid in workers):  # the resource tracker ends once its pipe closes
         assert time.monotonic() < deadline, f"still running: {[p for p in workers if _running(p)]}"
         time.sleep(0.05)
+
+
+def _tokenizer_threads_setting() -> str | None:
+    return os.environ.get("TOKENIZERS_PARALLELISM")
+
+
+def test_workers_encode_on_one_thread_unless_the_user_chose(
+    tiny_tokenizer: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on two cores: each encodes on one thread; a user's explicit setting is kept."""
+    from biotune.data.build import _Job, open_runner
+
+    for setting, expected in ((None, "false"), ("true", "true")):
+        if setting is None:
+            monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+        else:
+            monkeypatch.setenv("TOKENIZERS_PARALLELISM", setting)
+        with open_runner(2, tiny_tokenizer) as runner:
+            jobs = [_Job(runner, _tokenizer_threads_setting, ()) for _ in range(4)]
+            assert {job.result() for job in jobs} == {expected}
+            assert os.getpid() not in runner.pids
+        assert os.environ.get("TOKENIZERS_PARALLELISM") == setting, "this process's setting is left alone"
