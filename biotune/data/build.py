@@ -810,9 +810,8 @@ def _pack_tokens(pending: _Tokenizing, cfg: RunConfig) -> tuple[list[dict[str, A
 
     d = cfg.data
     samples, which = pending.samples, pending.which
-    tok = ChunkedBatch(
-        [job.result() for job in pending.jobs]
-    )  # the chunks' tokens are packed from where they are
+    # The chunks' tokens are packed from where they lie: no joined copy of them first.
+    tok = ChunkedBatch([job.result() for job in pending.jobs])
     log_counts(tok)
     slot = {u: j for j, u in enumerate(tok.kept)}
     ids_u, labels_u = tok.input_ids, tok.labels

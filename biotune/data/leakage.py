@@ -69,22 +69,15 @@ class LeakageReport:
         }
 
 
-def check(
-    train: Iterable[Sample], evaluation: dict[str, list[Sample]], max_examples: int = 5
+def check_texts(
+    train_texts: Iterable[str], evaluation: dict[str, list[Sample]], max_examples: int = 5
 ) -> LeakageReport:
     """Count eval samples whose text also occurs in training (exactly, or after normalisation).
 
     Args:
-        train: the training mixture.
+        train_texts: :func:`sample_text` of each training sample (repeats may be left out: they add nothing).
         evaluation: ``"<source>/<split>"`` -> that split's samples.
     """
-    return check_texts(map(sample_text, train), evaluation, max_examples)
-
-
-def check_texts(
-    train_texts: Iterable[str], evaluation: dict[str, list[Sample]], max_examples: int = 5
-) -> LeakageReport:
-    """:func:`check` with the training side given as its texts (:func:`sample_text` of each sample)."""
     exact_set = set(train_texts)
     norm_set = {normalise(text) for text in exact_set}
     report = LeakageReport()

@@ -312,7 +312,7 @@ def log_counts(batch: TokenizedBatch | ChunkedBatch) -> None:
 class ChunkedBatch:
     """The batches of consecutive chunks of the inputs, read as the one batch :func:`tokenize_pairs` makes of all
     of them, without copying their tokens: :attr:`input_ids` and :attr:`labels` are views into each chunk's
-    arrays (what packing reads); :func:`concat_batches` joins them into one :class:`TokenizedBatch`.
+    arrays (what packing reads).
 
     Every sample is tokenized on its own, so the chunks in input order hold the same samples, byte for byte, as
     one call over all inputs (tested); input indices are shifted by what comes before.
@@ -371,25 +371,6 @@ class ChunkedBatch:
     @property
     def loss_tokens(self) -> int:
         return int(self.loss_counts.sum())
-
-
-def concat_batches(batches: Sequence[TokenizedBatch]) -> TokenizedBatch:
-    """The batches of consecutive chunks of the inputs, as the one batch :func:`tokenize_pairs` makes of all of them
-    (:class:`ChunkedBatch`, with the token arrays joined and the offsets shifted by what comes before)."""
-    if len(batches) == 1:
-        return batches[0]
-    chunked = ChunkedBatch(batches)
-    token_starts = np.cumsum([0] + [int(b.offsets[-1]) for b in batches])
-    offsets = [b.offsets[:-1] + base for b, base in zip(batches, token_starts, strict=False)]
-    return TokenizedBatch(
-        flat_input_ids=np.concatenate([b.flat_input_ids for b in batches] or [np.zeros(0, np.int32)]),
-        flat_labels=np.concatenate([b.flat_labels for b in batches] or [np.zeros(0, np.int32)]),
-        offsets=np.concatenate([*offsets, np.asarray([token_starts[-1]], dtype=np.int64)]).astype(np.int64),
-        loss_counts=chunked.loss_counts,
-        kept=chunked.kept,
-        dropped_indices=chunked.dropped_indices,
-        truncated_indices=chunked.truncated_indices,
-    )
 
 
 class BackendTokenizer:

@@ -3,8 +3,8 @@
 The bundled sample corpus is copied into the case directory and one file is damaged; the build reads every
 source split in worker processes. A reader's error raised in a worker comes back as the serial build's error
 (exit 2, the file and line, the fix, no traceback), in config order (a later source's error waits for the
-earlier sources), and an error of the parent (the leakage check, while the workers tokenize) stops the workers;
-in every case nothing is left behind.
+earlier sources), and an overlap found by the leakage check (a worker's job, after the tokenization) stops
+the workers; in every case nothing is left behind.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ CASES = [
         {NCBI: "bad\n", GAD: "@GENE$ and @DISEASE$.\t2\n"},
         f"{{tmp}}/corpus/{NCBI}:{NCBI_LINES + 1}",
     ),
-    # The parent's error while the workers tokenize: BC5CDR's chemical and disease files share their sentences,
-    # so training on the chemical test split leaks the disease test split.
+    # The leakage check's error (a worker runs it after the tokenization chunks): BC5CDR's chemical and disease
+    # files share their sentences, so training on the chemical test split leaks the disease test split.
     parallel_build(
         "np2-leakage-error",
         {},

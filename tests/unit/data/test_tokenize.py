@@ -167,14 +167,14 @@ def test_first_token_is_never_labelled_even_with_an_empty_prompt(tiny_model: Pat
 
 
 def test_loss_counts_are_the_labels_that_carry_loss_also_across_chunks(tiny_tokenizer: Any) -> None:
-    from biotune.data.tokenize import concat_batches
+    from biotune.data.tokenize import ChunkedBatch
 
     prompts = ["", "Instruction: tag the genes.", "x " * 300, "Short."]
     targets = ["BRCA1 : B", "", "O", "none"]
     whole = tokenize_pairs(prompts, targets, tiny_tokenizer, 64, "truncate")
     counted = [int(np.count_nonzero(lab != -100)) for lab in whole.labels]
     assert whole.loss_counts.tolist() == counted and whole.loss_tokens == sum(counted)
-    parts = concat_batches(
+    parts = ChunkedBatch(
         [
             tokenize_pairs(prompts[:2], targets[:2], tiny_tokenizer, 64, "truncate"),
             tokenize_pairs(prompts[2:], targets[2:], tiny_tokenizer, 64, "truncate"),
@@ -184,7 +184,7 @@ def test_loss_counts_are_the_labels_that_carry_loss_also_across_chunks(tiny_toke
 
 
 def test_chunks_read_as_one_batch_without_copying_their_tokens(tiny_tokenizer: Any) -> None:
-    from biotune.data.tokenize import ChunkedBatch, concat_batches
+    from biotune.data.tokenize import ChunkedBatch
 
     prompts = ["Tag the genes.", "x " * 300, "", "Short.", "y " * 40]
     targets = ["BRCA1 : B", "O", "none", "", "O"]
@@ -199,6 +199,3 @@ def test_chunks_read_as_one_batch_without_copying_their_tokens(tiny_tokenizer: A
     assert [x.tolist() for x in chunked.labels] == [x.tolist() for x in whole.labels]
     assert any(np.shares_memory(view, chunks[1].flat_input_ids) for view in chunked.input_ids)
     assert (chunked.total_tokens, chunked.loss_tokens) == (whole.total_tokens, whole.loss_tokens)
-    joined = concat_batches(chunks)
-    assert joined.flat_input_ids.tobytes() == whole.flat_input_ids.tobytes()
-    assert joined.offsets.tolist() == whole.offsets.tolist()
