@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,7 @@ def _tokens_or_none(spec: Any) -> dict[str, float] | None:
     try:
         return vr.measure_tokens_per_sample(spec)
     except ConfigError as err:
-        print(f"note: no token counts ({err.problems[0].problem.splitlines()[0]})")
+        print(f"note: no token counts ({err.problems[0].problem.splitlines()[0]})", file=sys.stderr)
         return None
 
 
