@@ -129,7 +129,10 @@ def _plan(ns: argparse.Namespace) -> int:
         f"keep={spec.keep}; directory {sweep.out}\n"
     )
     print(planning.format_plan(rows))
-    print("evaluation sets: " + ", ".join(f"{k} (n={s.examples}, units={s.units})" for k, s in sets.items()))
+    print(
+        "evaluation sets: "
+        + ", ".join(f"{k} (n={s.examples}, units={s.units}, items={s.items:g})" for k, s in sets.items())
+    )
     print("\n" + planning.format_power(power))
     for w in warnings:
         print(f"warning: {w}")

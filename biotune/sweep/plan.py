@@ -129,6 +129,8 @@ class EvalSetSize:
     units: int
     """Distinct resampling units (:meth:`Task.unit`: documents for NER/RE where records name them)."""
     kind: str
+    items: float
+    """Scored items (:func:`biotune.sweep.power.scored_items`: gold entities/relations/labels for F1 sets)."""
 
 
 def power_rows(
@@ -147,7 +149,9 @@ def power_rows(
     m_variant = min((len(v.seeds) for v in others), default=m_base)
     pilot = pilot or {}
     return [
-        pw.plan_set(name, s.units, s.kind, spec.power, spec.min_effect, m_base, m_variant, pilot.get(name))
+        pw.plan_set(
+            name, s.units, s.kind, spec.power, spec.min_effect, m_base, m_variant, pilot.get(name), s.items
+        )
         for name, s in sets.items()
     ]
 
@@ -279,7 +283,11 @@ def eval_set_units(spec: SweepSpec) -> dict[str, EvalSetSize]:
                 records = records[: base.eval.max_examples]
             task = task_for(known[name], base.data.ner_format)
             units = len({task.unit(r) for r in records})
-            out[f"{name}/{split}"] = EvalSetSize(len(records), units, known[name].kind)
+            items = sum(
+                pw.scored_items(task.reducer, task.example_stats(task.reference(r), task.reference(r)))
+                for r in records
+            )
+            out[f"{name}/{split}"] = EvalSetSize(len(records), units, known[name].kind, items)
     return out
 
 

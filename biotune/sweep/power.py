@@ -9,8 +9,11 @@ eval set with a t reference: Δ ± t·SE, where
   examples: :meth:`biotune.data.tasks.base.Task.unit`), what the paired bootstrap resamples.
 * ``σ²_d``: the per-unit variance of the paired difference (the bootstrap variance of Δ times ``n_units``).
   Measured from an earlier sweep's per-example predictions (:func:`estimate_set`), or, without one, from a
-  score level ``p`` per task kind and a correlation ``ρ`` between the errors of two variants of one base:
-  ``σ²_d = 2 p (1 − p) (1 − ρ)``, every unit taken as one 0/1 outcome (:func:`default_paired_variance`).
+  score level ``p`` per task kind, a correlation ``ρ`` between the errors of two variants of one base and the
+  set's scored items per unit ``k`` (gold entities, relations or labels for F1 sets, read from the eval data):
+  ``σ²_d = 2 p (1 − p) (1 − ρ) / k``, every item an independent 0/1 outcome (:func:`default_paired_variance`).
+  Errors cluster within documents, so this default understates σ²_d for document units; measure it with
+  ``sweep plan --pilot`` once an earlier sweep's base has been evaluated.
 * ``s_seed``: the training seed-to-seed standard deviation of a set's score, ``power.seed_sd`` in the sweep
   file or measured from an earlier sweep's per-seed scores. It enters unshrunk, each term with ``m − 1``
   degrees of freedom; the unit term has ``n_units − 1``. The test's degrees of freedom are
@@ -96,9 +99,17 @@ def check_settings(settings: PowerSettings, problems: list[Problem], prefix: str
 # ----------------------------------------------------------------------------------------------- formula
 
 
-def default_paired_variance(score: float, correlation: float) -> float:
-    """σ²_d = 2 p (1 − p) (1 − ρ): per-unit variance of the paired difference, every unit one 0/1 outcome."""
-    return 2.0 * score * (1.0 - score) * (1.0 - correlation)
+def default_paired_variance(score: float, correlation: float, items_per_unit: float = 1.0) -> float:
+    """σ²_d = 2 p (1 − p) (1 − ρ) / k: per-unit variance of the paired difference when each unit holds ``k``
+    scored items (gold entities, relations or labels for an F1 set; 1 for an example), each one independent
+    0/1 outcome at the score level ``p`` (so that a model's score has variance p (1 − p) / items)."""
+    return 2.0 * score * (1.0 - score) * (1.0 - correlation) / max(items_per_unit, 1e-12)
+
+
+def scored_items(reducer: str, perfect: Mapping[str, float]) -> float:
+    """How many outcomes an example contributes to its set's score, from its statistics against itself
+    (``task.example_stats(gold, gold)``): gold items (``tp + fn``) for ``f1``, else ``n``."""
+    return float(perfect["tp"] + perfect["fn"]) if reducer == "f1" else float(perfect["n"])
 
 
 def _conditional(m_base: int, m_variant: int) -> bool:
@@ -302,12 +313,14 @@ def plan_set(
     m_base: int,
     m_variant: int,
     pilot: SetEstimate | None = None,
+    n_items: float | None = None,
 ) -> SetPower:
     """The power of ``eval_set`` under the sweep's settings, using what ``pilot`` measured where it did.
 
     σ²_d: the pilot's paired variance, else ``2 σ²_unit (1 − ρ)`` with the pilot's unit variance, else
-    :func:`default_paired_variance` at :data:`DEFAULT_SCORE` of the set's task ``kind``. Seed sd: the pilot's
-    when it had arms with ≥ 2 seeds, else ``settings.seed_sd``.
+    :func:`default_paired_variance` at :data:`DEFAULT_SCORE` of the set's task ``kind`` with ``n_items``
+    scored items over the ``n_units`` (default: one per unit). Seed sd: the pilot's when it had arms with ≥ 2
+    seeds, else ``settings.seed_sd``.
     """
     if pilot is not None and pilot.paired_var is not None:
         score, paired_var, var_from = pilot.score, pilot.paired_var, "pilot"
@@ -315,7 +328,8 @@ def plan_set(
         score, paired_var, var_from = pilot.score, 2 * pilot.unit_var * (1 - settings.correlation), "pilot+ρ"
     else:
         score = DEFAULT_SCORE.get(kind, FALLBACK_SCORE)
-        paired_var, var_from = default_paired_variance(score, settings.correlation), "default"
+        per_unit = n_items / n_units if n_items and n_units else 1.0
+        paired_var, var_from = default_paired_variance(score, settings.correlation, per_unit), "default"
     if pilot is not None and pilot.seed_sd is not None:
         seed_sd, sd_from = pilot.seed_sd, "pilot"
     else:

@@ -19,8 +19,8 @@ from biotune.sweep.spec import load_sweep
 from biotune.testing.sweeps import write_sweep
 
 SETS = {
-    "hoc/test": pl.EvalSetSize(examples=400, units=400, kind="cls"),
-    "ncbi_disease/test": pl.EvalSetSize(examples=950, units=100, kind="ner"),
+    "hoc/test": pl.EvalSetSize(examples=400, units=400, kind="cls", items=400),
+    "ncbi_disease/test": pl.EvalSetSize(examples=950, units=100, kind="ner", items=250),
 }
 
 
@@ -48,7 +48,7 @@ def test_power_rows_use_the_sweeps_seeds_and_warn_below_three(
     assert [r.n_units for r in rows] == [400, 100]
     ner = rows[1]
     assert ner.paired_var == pytest.approx(
-        pw.default_paired_variance(pw.DEFAULT_SCORE["ner"], pw.DEFAULT_CORRELATION)
+        pw.default_paired_variance(pw.DEFAULT_SCORE["ner"], pw.DEFAULT_CORRELATION, 2.5)
     )
     assert ner.detectable == pytest.approx(
         pw.detectable_effect(100, ner.paired_var, pw.DEFAULT_SEED_SD, m, m)
@@ -87,7 +87,10 @@ def test_sweep_plan_prints_the_power_table(tmp_path: Path, capsys: pytest.Captur
     assert set(power) == set(sets)
     hoc = power["hoc/test"]
     assert hoc["seed_sd"] == 0.005 and hoc["m_base"] == 3 and hoc["effect"] == 0.05
-    assert hoc["paired_var"] == pytest.approx(pw.default_paired_variance(pw.DEFAULT_SCORE["cls"], 0.8))
+    per_unit = sets["hoc/test"].items / sets["hoc/test"].units
+    assert hoc["paired_var"] == pytest.approx(
+        pw.default_paired_variance(pw.DEFAULT_SCORE["cls"], 0.8, per_unit)
+    )
     assert hoc["seeds_needed"] == pw.seeds_for_power(0.05, sets["hoc/test"].units, hoc["paired_var"], 0.005)
     assert data["eval_sets"]["hoc/test"]["units"] == sets["hoc/test"].units
 
@@ -108,6 +111,7 @@ def test_eval_set_units_count_documents(tmp_path: Path) -> None:
     sets = pl.eval_set_units(load_sweep(path))
     s = sets["ncbi_disease_pubtator/test"]
     assert s.kind == "ner" and s.units == 100 and s.examples > 5 * s.units  # 100 abstracts, ~1,000 sentences
+    assert 900 < s.items < 1000  # NCBI-disease's test set has 960 disease mentions
     assert pl.eval_set_sizes(load_sweep(path)) == {"ncbi_disease_pubtator/test": s.examples}
 
 

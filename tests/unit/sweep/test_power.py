@@ -144,9 +144,9 @@ def test_detectable_effect_matches_simulated_sweeps(
 
 
 def _correlated_files(
-    n: int, p: float, rho: float, shift: float, rng: np.random.Generator
+    n: int, p: float, rho: float, shift: float, rng: np.random.Generator, per_unit: int = 1
 ) -> tuple[st.ExampleStats, st.ExampleStats]:
-    """Base and variant 0/1 outcomes on ``n`` examples whose errors correlate by ``rho``."""
+    """Base and variant 0/1 outcomes on ``n`` examples (``per_unit`` to a unit) whose errors correlate by ``rho``."""
     u = rng.random(n)
     own = rng.random(n)
     v = np.where(rng.random(n) < rho, u, own)
@@ -155,7 +155,8 @@ def _correlated_files(
 
     def ex(hits: np.ndarray, name: str) -> st.ExampleStats:
         rows = [
-            {"id": f"x{i}", "unit": f"x{i}", "stats": {"correct": int(h), "n": 1}} for i, h in enumerate(hits)
+            {"id": f"x{i}", "unit": f"u{i // per_unit}", "stats": {"correct": int(h), "n": 1}}
+            for i, h in enumerate(hits)
         ]
         return st.ExampleStats.from_rows(rows, Path(name), "accuracy")
 
@@ -174,6 +175,19 @@ def test_estimate_set_measures_the_planted_variances() -> None:
     assert est.correlation == pytest.approx(rho, abs=0.06)
     only_base = pw.estimate_set("cls/test", [base], {}, n_boot=500)
     assert only_base.paired_var is None and only_base.correlation is None
+
+
+def test_default_variance_per_item_matches_the_bootstrap_on_multi_item_units() -> None:
+    rng = np.random.default_rng(11)
+    p, rho, k = 0.85, 0.7, 8
+    base, variant = _correlated_files(8000, p, rho, 0.0, rng, per_unit=k)
+    est = pw.estimate_set("docs/test", [base], {"v": [variant]}, n_boot=2000)
+    assert est.n_units == 1000
+    assert est.paired_var == pytest.approx(pw.default_paired_variance(p, rho, k), rel=0.15)
+    assert (
+        pw.scored_items("f1", {"tp": 3, "fp": 1, "fn": 2}) == 5
+        and pw.scored_items("accuracy", {"correct": 0, "n": 1}) == 1
+    )
 
 
 def test_estimate_set_pools_the_seed_variance() -> None:
