@@ -141,19 +141,26 @@ def power_rows(
 ) -> list[pw.SetPower]:
     """The power of each eval set's Δ vs base (:func:`biotune.sweep.power.plan_set`) at ``spec.min_effect``.
 
-    Seeds: the base's, and the fewest any other variant runs with (the least powerful comparison).
+    Seeds: the base's, and the fewest any other variant runs with (the least powerful comparison). A set the
+    pilot measured but the eval data here does not hold (corpora not on this machine) is sized by the pilot.
     """
     base = [v for v in variants if v.kind == BASE]
     others = [v for v in variants if v.kind != BASE]
     m_base = len(base[0].seeds) if base else max((len(v.seeds) for v in variants), default=1)
     m_variant = min((len(v.seeds) for v in others), default=m_base)
     pilot = pilot or {}
-    return [
+    rows = [
         pw.plan_set(
             name, s.units, s.kind, spec.power, spec.min_effect, m_base, m_variant, pilot.get(name), s.items
         )
         for name, s in sets.items()
     ]
+    rows += [
+        pw.plan_set(name, est.n_units, "", spec.power, spec.min_effect, m_base, m_variant, est)
+        for name, est in pilot.items()
+        if name not in sets
+    ]
+    return rows
 
 
 def _pts(value: float) -> str:

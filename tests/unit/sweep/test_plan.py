@@ -70,6 +70,17 @@ def test_power_rows_use_the_sweeps_seeds_and_warn_below_three(
     assert "| ncbi_disease/test | 100 |" in table and "seeds for 80%" in table
 
 
+def test_power_rows_size_a_set_only_the_pilot_holds(tmp_path: Path) -> None:
+    sweep = runner.load(_sweep(tmp_path, "seeds: [1, 2, 3]\n"), tmp_path / "out")
+    est = pw.SetEstimate("bc2gm/test", 5000, 0.8, 0.05, 0.01, 0.8, 0.008, 4)
+    rows = pl.power_rows(sweep.spec, sweep.variants, SETS, {"bc2gm/test": est})
+    assert [r.eval_set for r in rows] == ["hoc/test", "ncbi_disease/test", "bc2gm/test"]
+    extra = rows[-1]
+    assert (extra.n_units, extra.paired_var, extra.seed_sd) == (5000, 0.01, 0.008)
+    assert extra.origin == "σ²_d pilot, seed sd pilot"
+    assert extra.detectable == pytest.approx(pw.detectable_effect(5000, 0.01, 0.008, 3, 3))
+
+
 def test_sweep_plan_prints_the_power_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _sweep(
         tmp_path, "seeds: [1, 2, 3]\n", "min_effect: 0.05\npower: {seed_sd: 0.005, correlation: 0.8}\n"
