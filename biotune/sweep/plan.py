@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from biotune.errors import DataError
+from biotune.eval.example_stats import REDUCERS
 from biotune.eval.report import predictions_path, read_report
 from biotune.sweep import power as pw
+from biotune.sweep import runner
 from biotune.sweep import stats as st
 from biotune.sweep.collect import SCALE, CellResult, load_example_stats
 from biotune.sweep.spec import BASE, SweepSpec, format_value
@@ -224,15 +226,22 @@ def estimate_from_cells(cells: Sequence[CellResult], n_boot: int = 1000) -> dict
     Reads the base's report and the per-example predictions files of every done cell (as ``collect`` does);
     sets the base has no predictions for are left out.
     """
-    done = [c for c in cells if c.state == "done" and c.eval_dir is not None]
+    done = [c for c in cells if c.state == runner.DONE and c.eval_dir is not None]
     base = [c for c in done if c.is_base]
     if not base:
         return {}
     out: dict[str, pw.SetEstimate] = {}
-    for row in read_report(Path(base[0].eval_dir) / "report.json").get("rows", []):  # type: ignore[arg-type]
+    report = Path(base[0].eval_dir) / "report.json"  # type: ignore[arg-type]
+    for i, row in enumerate(read_report(report).get("rows", [])):
         source, split, red = row.get("source"), row.get("split"), row.get("reducer")
         if not source or not split or red is None:
             continue
+        if red not in REDUCERS:
+            raise DataError(
+                report,
+                f"report row {i} ({source}/{split}) has unknown reducer {red!r}",
+                f"re-run `biotune eval` for cell {base[0].name!r} with this biotune version, or drop --pilot",
+            )
         name = f"{source}/{split}"
         arms: dict[str, list[st.ExampleStats]] = {}
         for c in done:
@@ -251,8 +260,6 @@ def read_pilot(sweep_dir: str | Path) -> dict[str, pw.SetEstimate]:
     Raises:
         DataError: when the directory holds no sweep, or no done base cell with predictions.
     """
-    from biotune.sweep import runner
-
     sweep = runner.from_dir(sweep_dir)
     found = estimate_from_cells(runner.cell_results(sweep))
     if not found:

@@ -12,6 +12,7 @@ import pytest
 from synthetic import cls_rows, make_cell, ner_rows, write_eval_dir
 
 from biotune.cli import main
+from biotune.errors import DataError
 from biotune.sweep import plan as pl
 from biotune.sweep import power as pw
 from biotune.sweep import runner
@@ -145,6 +146,11 @@ def test_estimate_from_cells_reads_the_predictions_collect_reads(tmp_path: Path)
     assert 0 < ner.paired_var < 2 * ner.unit_var and 0 < ner.correlation < 1  # type: ignore[operator]
     assert found["hoc/test"].n_units == 120
     assert pl.estimate_from_cells([c for c in cells if not c.is_base]) == {}
+    report = Path(cells[0].eval_dir) / "report.json"  # type: ignore[arg-type]
+    report.write_text(report.read_text().replace('"reducer": "f1"', '"reducer": "median"'))
+    with pytest.raises(DataError, match="unknown reducer 'median'") as err:
+        pl.estimate_from_cells(cells)
+    assert str(report) in str(err.value)
 
 
 def test_sweep_plan_with_a_pilot_uses_what_it_measured(
