@@ -49,8 +49,8 @@ TARGET_POWER = 0.8
 MAX_SEEDS = 100
 
 #: Training seed-to-seed sd of a fine-tuned model's score (a proportion). Dodge et al. (2020, "Fine-tuning
-#: pretrained language models: weight initializations, data orders, and early stopping") report seed-to-seed
-#: spreads of about 1 point or more for BERT fine-tuning on GLUE sets of this size; issue 19 uses 0.5-1.5.
+#: pretrained language models: weight initializations, data orders, and early stopping") show seed-to-seed
+#: variation of a point or more when fine-tuning BERT on GLUE tasks; issue 19 simulates 0.5-1.5 points.
 DEFAULT_SEED_SD = 0.01
 #: Correlation between the per-unit errors of two fine-tuned variants of one base, when no earlier sweep
 #: measures it. A planning assumption, not a measurement: issue 19's simulation of an NCBI-sized set found a
