@@ -1,6 +1,6 @@
 """``biotune sweep plan|run|submit|status|collect|cell``: dataset-composition ablations.
 
-    biotune sweep plan configs/sweep/medtuned_loo.yaml          # variants, samples/tokens, GPU-hours, disk, MDE
+    biotune sweep plan configs/sweep/medtuned_loo.yaml          # variants, samples/tokens, GPU-hours, disk, power
     biotune sweep run configs/sweep/demo.yaml --local           # every cell here, one after another
     biotune sweep submit configs/sweep/medtuned_loo.yaml --gpus-per-node 8 --max-concurrent 4   # SLURM arrays
     biotune sweep status configs/sweep/medtuned_loo.yaml        # done / running / failed (with log) / missing
@@ -13,7 +13,9 @@ command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep director
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,13 @@ def register(subparsers: Any) -> None:
     q = add("plan", "list the variants with their realised data, compute and disk estimates")
     q.add_argument("--json", action="store_true", help="print the rows as JSON")
     q.add_argument("--gpus", type=int, default=8, help="GPUs per cell for the GPU-hour estimate (default 8)")
+    q.add_argument(
+        "--pilot",
+        default=None,
+        metavar="SWEEP_DIR",
+        help="an earlier sweep's directory: measure the power's unit variance, correlation and seed sd from its "
+        "base's (and variants') per-example predictions and per-seed scores",
+    )
     q.set_defaults(func=_plan)
     q = add("run", "run the cells on this machine, one after another")
     q.add_argument("--local", action="store_true", required=True, help="run here (SLURM: use `sweep submit`)")
@@ -105,10 +114,14 @@ def _plan(ns: argparse.Namespace) -> int:
     sweep = runner.load(ns.sweep, ns.out, available, ns.overrides)
     estimate = compute_estimator(sweep, tokens, ns.gpus) if tokens else None
     rows = planning.plan_rows(spec, sweep.variants, available, tokens, estimate)
-    sizes = planning.eval_set_sizes(spec)
-    warnings = planning.mde_warnings(sizes, spec.min_effect)
+    sets = planning.eval_set_units(spec)
+    pilot = planning.read_pilot(ns.pilot) if ns.pilot else None
+    power = planning.power_rows(spec, sweep.variants, sets, pilot)
+    warnings = planning.power_warnings(power)
     if ns.json:
-        print(json.dumps({"rows": rows, "eval_sets": sizes, "warnings": warnings}, indent=1, default=str))
+        sizes = {k: dataclasses.asdict(s) for k, s in sets.items()}
+        payload = {"rows": rows, "eval_sets": sizes, "power": [dataclasses.asdict(p) for p in power]}
+        print(json.dumps({**payload, "warnings": warnings}, indent=1, default=str))
         return 0
     seeds = max(len(v.seeds) for v in sweep.variants)
     print(
@@ -116,7 +129,11 @@ def _plan(ns: argparse.Namespace) -> int:
         f"keep={spec.keep}; directory {sweep.out}\n"
     )
     print(planning.format_plan(rows))
-    print("evaluation sets: " + ", ".join(f"{k} (n={n})" for k, n in sizes.items()))
+    print(
+        "evaluation sets: "
+        + ", ".join(f"{k} (n={s.examples}, units={s.units}, items={s.items:g})" for k, s in sets.items())
+    )
+    print("\n" + planning.format_power(power))
     for w in warnings:
         print(f"warning: {w}")
     return 0
@@ -129,7 +146,7 @@ def _tokens_or_none(spec: Any) -> dict[str, float] | None:
     try:
         return vr.measure_tokens_per_sample(spec)
     except ConfigError as err:
-        print(f"note: no token counts ({err.problems[0].problem.splitlines()[0]})")
+        print(f"note: no token counts ({err.problems[0].problem.splitlines()[0]})", file=sys.stderr)
         return None
 
 

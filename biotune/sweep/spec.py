@@ -39,6 +39,7 @@ from omegaconf.errors import OmegaConfBaseException
 from biotune import config
 from biotune.config import REPO_ROOT, DataConfig, RunConfig
 from biotune.errors import ConfigError, Problem
+from biotune.sweep.power import PowerSettings, check_settings
 
 logger = logging.getLogger(__name__)
 
@@ -199,8 +200,10 @@ class SweepSettings:
     keep: str = "export"
     """What each cell keeps after its evaluation: one of KEEP_POLICIES."""
     min_effect: float = 0.02
-    """The smallest score difference (a proportion) the sweep means to detect; ``sweep plan`` warns for eval
-    sets too small to detect it."""
+    """The smallest score difference (a proportion) the sweep means to detect; ``sweep plan`` prints the power
+    at it per eval set and warns for sets and seed counts that cannot detect it."""
+    power: PowerSettings = field(default_factory=PowerSettings)
+    """What ``sweep plan``'s power assumes where no earlier sweep measures it: ``seed_sd``, ``correlation``."""
 
 
 @dataclass
@@ -508,6 +511,7 @@ def _check_settings(spec: SweepSpec, problems: list[Problem]) -> None:
         problems.append(Problem("seeds", f"repeated seeds in {spec.seeds}", "list each training seed once"))
     if not 0.0 < spec.min_effect < 1.0:
         problems.append(Problem("min_effect", f"must be in (0, 1), got {spec.min_effect}", "use e.g. 0.02"))
+    check_settings(spec.power, problems)
 
 
 def _check_mixture_axis(
