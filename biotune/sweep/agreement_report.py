@@ -133,9 +133,18 @@ def _iv(iv: Interval, fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(iv.estimate)} [{fmt.format(iv.ci_low)}, {fmt.format(iv.ci_high)}]"
 
 
-def to_markdown(agreements: Sequence[LevelAgreement], *, scale: float, unit: str = "points") -> str:
-    """The ``results.md`` section: one table per proxy-vs-target comparison, with the rule stated once."""
-    lines = ["## Proxy-to-target agreement", "", RULE, ""]
+def to_markdown(
+    agreements: Sequence[LevelAgreement],
+    *,
+    scale: float,
+    unit: str = "points",
+    title: str = "Proxy-to-target agreement",
+) -> str:
+    """The ``results.md`` section: one table per proxy-vs-target comparison, with the rule stated once.
+
+    ``title`` is the section heading (e.g. "Checkpoint-to-final agreement" for checkpoint levels).
+    """
+    lines = [f"## {title}", "", RULE, ""]
     for a in agreements:
         lines += [
             f"### {a.proxy} vs {a.target} (Δ vs {a.base} at each level; B = {a.n_boot})",

@@ -246,6 +246,18 @@ def test_units_are_drawn_jointly_across_levels_and_as_collect_draws_them() -> No
     assert (got.ci_low, got.ci_high) == pytest.approx((comp.delta.ci_low, comp.delta.ci_high), abs=1e-12)
 
 
+def test_seeds_are_drawn_jointly_across_levels_as_for_checkpoints_of_one_run() -> None:
+    """Checkpoint levels: seed i at step N and at the end is the same run, so each resample must draw the same
+    seeds at both levels. Twin levels with 3 noisy seeds then agree exactly on every resample."""
+    rng = np.random.default_rng(13)
+    _, final = _levels(GRADED, GRADED, rng, n=300, seeds=3, sd_seed=0.3)
+    early = ag.Level("step-500", final.arms, "eval.during_training")
+    (s,) = ag.compare_levels(early, final, base="base", n_boot=300, seed=2).sets
+    assert s.min_seeds == (3, 3) and s.proxy_delta == s.target_delta
+    assert (s.spearman.ci_low, s.spearman.ci_high) == (1.0, 1.0)
+    assert (s.kendall.ci_low, s.kendall.ci_high) == (1.0, 1.0)
+
+
 def test_seed_draws_keep_the_seed_variance_unshrunk() -> None:
     per_seed = np.tile(np.array([0.60, 0.64, 0.70]), (40_000, 1))  # no unit noise: only the seeds vary
     reps = ag.seed_replicates(per_seed, np.random.default_rng(0))
