@@ -475,7 +475,8 @@ def compare_levels(
         target: the level it stands in for (the target fidelity, or the final checkpoint).
         base: the base variant; each level's Δs are against the base at that level.
         families: eval set -> task-family label (``collect`` passes ``<family>/<split>``); a macro per label
-            over its sets that have an agreement, with the variants present on all of them.
+            over all its sets present at either level, with the variants present on every one of them (as
+            ``collect``'s macros); skipped, with the reason, when one of its sets has no agreement.
         n_boot: bootstrap resamples.
         seed: the bootstrap seed; with ``collect``'s seed the unit draws are ``collect``'s.
 
@@ -487,7 +488,7 @@ def compare_levels(
     common, proxy_only, target_only = _common_variants(proxy, target, base)
     for lvl, vs in ((proxy.name, proxy_only), (target.name, target_only)):
         if vs:
-            log.warning("agreement: variants at %s only, not compared: %s", lvl, ", ".join(vs))
+            log.info("agreement: variants at %s only, not compared: %s", lvl, ", ".join(vs))
     skipped: dict[str, str] = {}
     computed: dict[str, _Deltas] = {}
     names = list(target.arms[base]) + [s for s in proxy.arms[base] if s not in target.arms[base]]
@@ -503,10 +504,14 @@ def compare_levels(
         computed[name] = _set_deltas(name, proxy, target, base, variants, n_boot, seed)
     results = [_summarise(name, (families or {}).get(name, ""), [name], d) for name, d in computed.items()]
     macro_sets: dict[str, list[str]] = {}
-    for name in computed:
+    for name in names:
         if families and name in families:
             macro_sets.setdefault(families[name], []).append(name)
     for family, sets in macro_sets.items():
+        lacking = [s for s in sets if s not in computed]
+        if lacking:
+            skipped[f"macro:{family}"] = f"no agreement on {', '.join(lacking)} (of the family's sets)"
+            continue
         variants = [v for v in common if all(v in computed[s].variants for s in sets)]
         if len(variants) < MIN_VARIANTS:
             skipped[f"macro:{family}"] = f"{len(variants)} variant(s) on every set, fewer than {MIN_VARIANTS}"

@@ -359,20 +359,30 @@ def test_variants_at_one_level_only_are_reported_and_missing_base_is_an_error() 
         ag.compare_levels(no_base, target, base="base")
 
 
-def test_a_set_with_too_few_variants_is_skipped_with_its_reason() -> None:
+def test_sets_and_macros_without_an_agreement_are_skipped_with_the_reason() -> None:
     rng = np.random.default_rng(11)
     proxy, target = _levels(GRADED, GRADED, rng, n=200)
-    extra = _accuracy_arms(
-        "target",
-        dict(zip(_names(2), [0.0, 0.1, 0.2], strict=True)),
-        rng.normal(size=50),
-        rng,
-        eval_set="pubmedqa/test",
+    three = dict(zip(_names(2), [0.0, 0.1, 0.2], strict=True))
+    only_target = _accuracy_arms("target", three, rng.normal(size=50), rng, eval_set="pubmedqa/test")
+    z = rng.normal(size=60)
+    few_t = _accuracy_arms("target", three, z, rng, eval_set="bioasq/test")
+    few_p = _accuracy_arms("proxy", three, z, rng, eval_set="bioasq/test")
+    t_arms = {v: {**sets, **only_target.get(v, {}), **few_t.get(v, {})} for v, sets in target.arms.items()}
+    p_arms = {v: {**sets, **few_p.get(v, {})} for v, sets in proxy.arms.items()}
+    families = {"hoc/test": "cls/test", "pubmedqa/test": "qa/test", "bioasq/test": "qa/test"}
+    result = ag.compare_levels(
+        ag.Level("small", p_arms, "fidelities.small"),
+        ag.Level("target", t_arms, "fidelities.target"),
+        base="base",
+        families=families,
+        n_boot=100,
     )
-    arms = {v: {**sets, **extra.get(v, {})} for v, sets in target.arms.items()}
-    result = ag.compare_levels(proxy, ag.Level("target", arms, "fidelities.target"), base="base", n_boot=100)
-    assert [s.eval_set for s in result.sets] == ["hoc/test"]
-    assert "pubmedqa/test" in result.skipped and "small" in result.skipped["pubmedqa/test"]
+    assert [s.eval_set for s in result.sets] == ["hoc/test", "macro:cls/test"]
+    assert "has no results at 'small'" in result.skipped["pubmedqa/test"]
+    assert result.skipped["bioasq/test"] == "2 variant(s) at both levels, fewer than 3"
+    assert "pubmedqa/test, bioasq/test" in result.skipped["macro:qa/test"]
+    md = rep.to_markdown([result], scale=100.0)
+    assert "No agreement on bioasq/test: 2 variant(s) at both levels, fewer than 3." in md
 
 
 def test_levels_scored_on_different_examples_name_the_file() -> None:
