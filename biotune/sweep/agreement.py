@@ -54,7 +54,8 @@ examples, B = 200, 200 simulated studies per line, measured with the test module
 * the ρ interval covers the ρ of the true Δs at 0.97–0.99 when that ρ is inside (−1, 1) (true ρ 0 and 0.66),
   with one seed or with seed noise smaller than the spacing of the variants; with 2–3 seeds whose noise
   dominates, at 0.85–0.89 (a percentile bootstrap over 2–3 seeds is no t reference); τ's interval covers
-  the true τ (0 and 0.47) at 0.95–1.00 (100 studies, 1 seed or 3 seeds of sd 0.1);
+  the true τ (0 and 0.47) at 0.95–1.00 (100 studies, 1 seed or 3 seeds of sd 0.1); for the unrelated proxy
+  the pairwise interval covers 0.5 at 0.94 (1 seed), 0.98 (3 seeds, sd 0.1) and 0.91 (3 seeds, sd 0.3);
 * at the boundary (true ρ = ±1) it under-covers (0.72 with one seed, less with noisy seeds): noise can only
   lower a perfect rank agreement, and the bootstrap re-adds noise, so the interval is biased toward 0. The
   verdict is then conservative (uncertain, never the opposite verdict): a perfect but noisy proxy needs
