@@ -424,6 +424,11 @@ def _summarise(name: str, family: str, sets: Sequence[str], d: _Deltas) -> SetAg
 # ------------------------------------------------------------------------------------------- entry point
 
 
+def _has(level: Level, variant: str, eval_set: str) -> bool:
+    """Whether ``variant`` has at least one seed's statistics on ``eval_set`` at ``level``."""
+    return bool(level.arms.get(variant, {}).get(eval_set))
+
+
 def _common_variants(proxy: Level, target: Level, base: str) -> tuple[list[str], list[str], list[str]]:
     """(compared, proxy only, target only) variants, in the target's order; raises when too few."""
     problems = [
@@ -495,11 +500,11 @@ def compare_levels(
     computed: dict[str, _Deltas] = {}
     names = list(target.arms[base]) + [s for s in proxy.arms[base] if s not in target.arms[base]]
     for name in names:
-        if name not in proxy.arms[base] or name not in target.arms[base]:
-            missing = proxy.name if name not in proxy.arms[base] else target.name
+        if not (_has(proxy, base, name) and _has(target, base, name)):
+            missing = proxy.name if not _has(proxy, base, name) else target.name
             skipped[name] = f"the base has no results at {missing!r}"
             continue
-        variants = [v for v in common if name in proxy.arms[v] and name in target.arms[v]]
+        variants = [v for v in common if _has(proxy, v, name) and _has(target, v, name)]
         if len(variants) < MIN_VARIANTS:
             skipped[name] = f"{len(variants)} variant(s) at both levels, fewer than {MIN_VARIANTS}"
             continue

@@ -177,14 +177,17 @@ def to_markdown(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def plot(agreement: LevelAgreement, out_dir: Path, *, scale: float, unit: str = "points") -> Path:
-    """Scatter of proxy Δ against target Δ with 95% CI bars, a panel per set and macro; returns the PNG path."""
+def plot(agreement: LevelAgreement, out_dir: Path, *, scale: float, unit: str = "points") -> Path | None:
+    """Scatter of proxy Δ against target Δ with 95% CI bars, a panel per set and macro; returns the PNG path.
+
+    None, and no file, when no set has an agreement (``agreement.skipped`` says why).
+    """
+    panels = list(agreement.sets)
+    if not panels:
+        return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    panels = list(agreement.sets)
-    if not panels:
-        raise ValueError(f"no set has an agreement of {agreement.proxy} vs {agreement.target} to plot")
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(4.6 * cols, 4.2 * rows), layout="constrained")

@@ -362,7 +362,7 @@ def test_variants_at_one_level_only_are_reported_and_missing_base_is_an_error() 
         ag.compare_levels(no_base, target, base="base")
 
 
-def test_sets_and_macros_without_an_agreement_are_skipped_with_the_reason() -> None:
+def test_sets_and_macros_without_an_agreement_are_skipped_with_the_reason(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     proxy, target = _levels(GRADED, GRADED, rng, n=200)
     three = dict(zip(_names(2), [0.0, 0.1, 0.2], strict=True))
@@ -371,6 +371,7 @@ def test_sets_and_macros_without_an_agreement_are_skipped_with_the_reason() -> N
     few_t = _accuracy_arms("target", three, z, rng, eval_set="bioasq/test")
     few_p = _accuracy_arms("proxy", three, z, rng, eval_set="bioasq/test")
     t_arms = {v: {**sets, **only_target.get(v, {}), **few_t.get(v, {})} for v, sets in target.arms.items()}
+    t_arms["v5"] = {**t_arms["v5"], "bioasq/test": []}  # no seed evaluated there: not a result
     p_arms = {v: {**sets, **few_p.get(v, {})} for v, sets in proxy.arms.items()}
     families = {"hoc/test": "cls/test", "pubmedqa/test": "qa/test", "bioasq/test": "qa/test"}
     result = ag.compare_levels(
@@ -386,6 +387,8 @@ def test_sets_and_macros_without_an_agreement_are_skipped_with_the_reason() -> N
     assert "pubmedqa/test, bioasq/test" in result.skipped["macro:qa/test"]
     md = rep.to_markdown([result], scale=100.0)
     assert "No agreement on bioasq/test: 2 variant(s) at both levels, fewer than 3." in md
+    nothing = ag.LevelAgreement("small", "target", "base", (), (), (), dict(result.skipped))
+    assert rep.plot(nothing, tmp_path, scale=100.0) is None and not any(tmp_path.iterdir())
 
 
 def test_levels_scored_on_different_examples_name_the_file() -> None:
