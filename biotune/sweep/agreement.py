@@ -7,6 +7,15 @@ levels, on the SAME eval examples, and measures how well the first level's Δs (
 predict the second's. The writers (``agreement.csv``, a ``results.md`` section, scatter plots) are in
 :mod:`biotune.sweep.agreement_report`.
 
+How ``collect`` calls it (one ``Level`` per fidelity, or per checkpoint step with the final one as target)::
+
+    target = Level("target", {variant: {eval_set: [ExampleStats per seed]}}, key="fidelities.target")
+    small = Level("small", {...}, key="fidelities.small")
+    result = compare_levels(small, target, base=base, families={eval_set: "ner/test"}, n_boot=B, seed=seed)
+    agreement_report.write_csv([result], out_dir, scale=SCALE)       # agreement.csv
+    agreement_report.to_markdown([result], scale=SCALE)              # the results.md section
+    agreement_report.plot(result, out_dir, scale=SCALE)              # agreement_small_vs_target.png
+
 Per eval set, and per task-family macro (the mean of the family's sets' headlines), over the variants run at
 both levels (the base excluded: its Δ is 0 by construction):
 
