@@ -195,7 +195,7 @@ def _split_of(eval_set: str) -> str:
     return eval_set.rsplit("/", 1)[-1]
 
 
-def _conditional_note(rows: Sequence[ResultRow], variants: Sequence[str]) -> str:
+def conditional_caption(rows: Sequence[ResultRow], variants: Sequence[str]) -> str:
     """The single-seed label for a caption, when any shown Δ compares two single-seed models."""
     if not any(r.conditional for r in rows if r.variant in variants and r.delta is not None):
         return ""
@@ -246,7 +246,7 @@ def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
                 xlabel=xlabel,
                 ylabel=axis,
                 cbar_label=cbar_label,
-                mask_note=note + _conditional_note(rows, variants),
+                mask_note=note + conditional_caption(rows, variants),
             )
     for axis, variants in _numeric_axes(results.rows).items():
         name = f"scaling_{_slug(axis)}"
