@@ -2,15 +2,19 @@
 
 ``collect(cells, out_dir)`` reads, for every cell in state ``done``, its eval output directory
 (``report.json`` and ``predictions/<source>__<split>.jsonl``, whose rows carry ``id``, ``unit`` and ``stats``),
-recomputes every headline from the per-example statistics (``biotune.sweep.stats``), and writes, each file
-atomically (temporary file, then ``os.replace``):
+validates every per-example statistic (``stats.stat_problem``: a bad one is a DataError naming file:line
+and field), recomputes every headline from the per-example statistics (``biotune.sweep.stats``), and
+writes, each file atomically (temporary file, then ``os.replace``):
 
 * ``results.md``: per split (dev sets for selection, test sets for the report), one row per variant x eval
-  set: metric, n (units), mean ± sd over training seeds, Δ vs the base with its 95% paired bootstrap CI, the
-  corrected p-value and a significance mark, Δ vs the variant's size-matched control where one exists, and
-  the budget (total samples, total tokens); then the task-family macro-averages; then every cell with its
-  state and log path (failed and missing cells included).
-* ``results.csv``: the same rows, numeric, plus samples / tokens / epochs / weight per training source.
+  set: metric, n (units), mean ± sd over training seeds, Δ vs the base with its 95% CI (seed-aware t, or,
+  with one seed per arm, the paired bootstrap's percentile CI marked † and labelled
+  ``stats.CONDITIONAL_LABEL``), the corrected p-value and a significance mark, Δ vs the variant's
+  size-matched control where one exists, and the budget (total samples, total tokens); then the
+  task-family macro-averages; then every cell with its state and log path (failed and missing cells
+  included).
+* ``results.csv``: the same rows, numeric (with ``se``, ``df``, ``base_seeds`` and ``inference``), plus
+  samples / tokens / epochs / weight per training source.
 * ``results.parquet``: long format, one row per variant x seed x eval set x statistic (``seed`` is null for
   statistics over seeds; budget and weight rows have a null ``eval_set`` and the training source in
   ``source``).

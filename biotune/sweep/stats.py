@@ -53,7 +53,7 @@ import logging
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,7 +163,7 @@ def headline(reducer: str, stat_names: Sequence[str], sums: np.ndarray) -> np.nd
 # ------------------------------------------------------------------------------------------- arms, deltas
 
 
-class Inference(StrEnum):
+class Inference(str, Enum):
     """How the uncertainty of a Δ was computed: the ``inference`` column of ``sweep collect``'s tables."""
 
     SEED_T = "seed-aware t (Welch–Satterthwaite df)"
