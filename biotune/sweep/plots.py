@@ -206,7 +206,10 @@ def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
     """Every figure the results support; returns name -> PNG path."""
     out: dict[str, Path] = {}
     label = {"holm": "Holm", "bh": "Benjamini–Hochberg"}[results.correction]
-    boot = f"95% paired bootstrap CI, {results.n_boot} resamples"
+    boot = (
+        f"95% CI from a paired bootstrap ({results.n_boot} resamples), with seed variance and Student t "
+        "where an arm has several seeds"
+    )
     note = (
         f"Δ = variant − base in points. Hatched grey: not significant ({label}-corrected p ≥ {st.ALPHA}); "
         f"{boot}."
@@ -251,7 +254,12 @@ def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
     for axis, variants in _numeric_axes(results.rows).items():
         name = f"scaling_{_slug(axis)}"
         path = scaling_curves(
-            results.rows, axis, variants, out_dir / f"{name}.png", base=results.base, note=curve_note
+            results.rows,
+            axis,
+            variants,
+            out_dir / f"{name}.png",
+            base=results.base,
+            note=curve_note + conditional_caption(results.rows, variants),
         )
         if path is not None:
             out[name] = path
