@@ -193,7 +193,7 @@ def test_default_variance_per_item_matches_the_bootstrap_on_multi_item_units() -
 def test_estimate_set_pools_the_seed_variance() -> None:
     rng = np.random.default_rng(3)
     n = 50
-    values = rng.random(n)
+    values = 0.1 + 0.8 * rng.random(n)  # inside [0, 1] after every offset (collect validates the bounds)
 
     def ex(offset: float, name: str) -> st.ExampleStats:
         rows = [
