@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from biotune.errors import ConfigError, Problem
+from biotune.names import config_name_problems
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -704,7 +705,7 @@ def validate(cfg: RunConfig) -> list[Problem]:
         _validate_launch,
     ):
         check(cfg, p)
-    return p
+    return config_name_problems(cfg) + p
 
 
 def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:
