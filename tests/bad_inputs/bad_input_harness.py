@@ -19,8 +19,8 @@ interrupted commands                   test_bad_interrupts.py          0     2
 corpus downloads                       test_bad_downloads.py          13     0
 your data: own sources, instr. sets    test_bad_your_data.py          19     0
 parallel data builds (num_proc)        test_bad_num_proc.py            4     0
-names that become paths                test_bad_paths.py              13     0
-total                                                                203     7
+names that become paths                test_bad_paths.py              12     0
+total                                                                202     7
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,
