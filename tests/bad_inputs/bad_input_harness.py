@@ -2,9 +2,9 @@
 line or the key and the fix, no traceback, and leaves no file behind.
 
 Cases per category (``CASES`` tables, plus the slow tests that need a real checkpoint, build or signal; the
-numbers are kept equal to the tables by ``test_bad_inputs_index.py``). The corpus module is marked slow as a
-whole: ``data build`` loads the tokenizer before it reads a corpus, about 3 s of CPU per case; the other tables
-need no model and run in about 2.5 CPU-minutes together.
+numbers are kept equal to the tables by ``test_bad_inputs_index.py``). The corpus and build modules are marked
+slow as a whole: ``data build`` loads the tokenizer before it reads a corpus, about 3 s of CPU per case; the
+other tables need no model and run in about 2.5 CPU-minutes together.
 
 =====================================  ==========================  =====  ====
 category                               module                      cases  slow
@@ -20,7 +20,8 @@ corpus downloads                       test_bad_downloads.py          13     0
 your data: own sources, instr. sets    test_bad_your_data.py          19     0
 parallel data builds (num_proc)        test_bad_num_proc.py            4     0
 names that become paths                test_bad_paths.py              12     0
-total                                                                202     7
+empty data builds (all dropped)        test_bad_builds.py              3     0
+total                                                                205     7
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,
