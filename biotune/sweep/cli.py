@@ -19,6 +19,10 @@ from typing import Any
 
 from biotune.errors import ConfigError, Problem
 
+#: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
+#: grow with it, and a 95% interval's Monte Carlo error is already small at 10,000.
+MAX_N_BOOT = 100_000
+
 
 def register(subparsers: Any) -> None:
     """Add the ``sweep`` command and its subcommands."""
@@ -69,8 +73,10 @@ def register(subparsers: Any) -> None:
     q.set_defaults(func=_status)
     q = add("collect", "results table with paired-bootstrap CIs, plots, and the fit for swarm axes")
     q.add_argument("--correction", choices=("holm", "bh"), default="holm")
-    q.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument(
+        "--n-boot", type=int, default=1000, help=f"bootstrap resamples, 100 to {MAX_N_BOOT:,} (default 1000)"
+    )
+    q.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples, >= 0 (default 0)")
     q.add_argument("--no-plots", action="store_true")
     q.set_defaults(func=_collect)
     q = sub.add_parser("cell", help="run stages of one cell (what slurm/sweep.sh calls)")
@@ -206,16 +212,29 @@ def _status(ns: argparse.Namespace) -> int:
 
 
 def _collect(ns: argparse.Namespace) -> int:
+    problems = []
     if ns.n_boot < 100:
-        raise ConfigError(
-            [
-                Problem(
-                    "--n-boot",
-                    f"{ns.n_boot} resamples are too few for a 95% CI",
-                    "use at least 1000 (100 for a quick look)",
-                )
-            ]
+        problems.append(
+            Problem(
+                "--n-boot",
+                f"{ns.n_boot} resamples are too few for a 95% CI",
+                "use at least 1000 (100 for a quick look)",
+            )
         )
+    elif ns.n_boot > MAX_N_BOOT:
+        problems.append(
+            Problem(
+                "--n-boot",
+                f"{ns.n_boot:,} resamples: more than {MAX_N_BOOT:,} costs memory and time and adds no precision",
+                "use 1000 to 10000",
+            )
+        )
+    if ns.seed < 0:
+        problems.append(
+            Problem("--seed", f"must be >= 0, got {ns.seed}", "give a non-negative seed, e.g. --seed 0")
+        )
+    if problems:
+        raise ConfigError(problems)
     return _collect_sweep(_load(ns), ns.correction, ns.n_boot, ns.seed, plots=not ns.no_plots)
 
 
