@@ -84,8 +84,11 @@ def resolve_root(root: str) -> Path:
             [
                 Problem(
                     "data.root",
-                    f"directory {path} does not exist",
-                    "point data.root (or $BIOTUNE_DATA_DIR) at the corpora, or use data.root=@sample",
+                    f"{path} is a file, not a directory of corpora"
+                    if path.exists()
+                    else f"directory {path} does not exist",
+                    "point data.root (or $BIOTUNE_DATA_DIR) at the directory holding the corpora, or use "
+                    "data.root=@sample",
                 )
             ]
         )

@@ -24,6 +24,19 @@ from biotune.errors import ConfigError, Problem
 MAX_N_BOOT = 100_000
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (``--nproc -1`` is refused by the parser, naming the flag: exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number; give a positive one, e.g. 2"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}; give a positive number, e.g. 2")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add the ``sweep`` command and its subcommands."""
     p = subparsers.add_parser(
@@ -51,7 +64,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--failed", action="store_true", help="re-run only failed cells")
     q.add_argument(
         "--nproc",
-        type=int,
+        type=positive_int,
         default=None,
         help="training processes (default: GPUs, else launch.cpu_procs_per_node)",
     )
@@ -66,7 +79,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--cpus-per-task", type=int, default=None)
     q.add_argument("--time", default=None, help="time limit per task, e.g. 24:00:00")
     q.add_argument("--max-concurrent", type=int, default=None, help="array throttle %%N")
-    q.add_argument("--nproc", type=int, default=None, help="training processes per node")
+    q.add_argument("--nproc", type=positive_int, default=None, help="training processes per node")
     q.set_defaults(func=_submit)
     q = add("status", "the state of every cell")
     q.add_argument("--json", action="store_true")
@@ -83,7 +96,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("sweep_dir")
     q.add_argument("cell")
     q.add_argument("--stage", action="append", choices=("data", "train", "eval", "finish"), default=None)
-    q.add_argument("--nproc", type=int, default=None)
+    q.add_argument("--nproc", type=positive_int, default=None)
     q.set_defaults(func=_cell)
 
 

@@ -1,7 +1,8 @@
 """The tracebacks issue 20 (item 8) still found: nested containers in typed lists, a corrupt instruction
 ``.parquet``, ``sweep collect``'s unchecked ``--seed`` and ``--n-boot``, and model folders that transformers or
-torch refuse to load (``auto_map`` code, a pickled ``.bin``). Each is exit 2 with the key, flag, file or folder
-and the fix, no traceback, nothing left behind.
+torch refuse to load (``auto_map`` code, a pickled ``.bin``); and two of its misleading messages (item 11):
+``data.root`` set to a file, ``--nproc -1``. Each is exit 2 with the key, flag, file or folder and the fix, no
+traceback, nothing left behind.
 
 The corrupt-Parquet case runs a real ``data build`` (it loads the tokenizer first); the two model-folder tests are
 slow (they copy the tiny model and start an evaluation).
@@ -63,6 +64,20 @@ CASES = [
     ),
     collect("collect-negative-seed", ("--seed", "-1"), "--seed", "non-negative seed"),
     collect("collect-n-boot-unbounded", ("--n-boot", "100000000"), "--n-boot", "use 1000 to 10000"),
+    # item 11: messages that misled
+    Case(
+        "data-root-is-a-file",
+        ("data", "build", TRAIN, "data.tokenizer={tok}", "data.root={tmp}/afile"),
+        "data.root: {tmp}/afile is a file, not a directory of corpora",
+        "point data.root",
+        lambda tmp: write(tmp / "afile", "x\n"),
+    ),
+    Case(
+        "sweep-run-nproc-negative",
+        ("sweep", "run", "{tmp}/sweep.yaml", "--local", "--nproc", "-1"),
+        "argument --nproc: must be >= 1, got -1",
+        "give a positive number",
+    ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 
