@@ -21,6 +21,23 @@ from typing import Any
 
 from biotune.errors import ConfigError, Problem
 
+#: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
+#: grow with it, and a 95% interval's Monte Carlo error is already small at 10,000.
+MAX_N_BOOT = 100_000
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (``--nproc -1`` is refused by the parser, naming the flag: exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number; give a positive one, e.g. 2"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}; give a positive number, e.g. 2")
+    return value
+
 
 def register(subparsers: Any) -> None:
     """Add the ``sweep`` command and its subcommands."""
@@ -56,7 +73,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--failed", action="store_true", help="re-run only failed cells")
     q.add_argument(
         "--nproc",
-        type=int,
+        type=positive_int,
         default=None,
         help="training processes (default: GPUs, else launch.cpu_procs_per_node)",
     )
@@ -71,22 +88,24 @@ def register(subparsers: Any) -> None:
     q.add_argument("--cpus-per-task", type=int, default=None)
     q.add_argument("--time", default=None, help="time limit per task, e.g. 24:00:00")
     q.add_argument("--max-concurrent", type=int, default=None, help="array throttle %%N")
-    q.add_argument("--nproc", type=int, default=None, help="training processes per node")
+    q.add_argument("--nproc", type=positive_int, default=None, help="training processes per node")
     q.set_defaults(func=_submit)
     q = add("status", "the state of every cell")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_status)
     q = add("collect", "results table with paired-bootstrap CIs, plots, and the fit for swarm axes")
     q.add_argument("--correction", choices=("holm", "bh"), default="holm")
-    q.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument(
+        "--n-boot", type=int, default=1000, help=f"bootstrap resamples, 100 to {MAX_N_BOOT:,} (default 1000)"
+    )
+    q.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples, >= 0 (default 0)")
     q.add_argument("--no-plots", action="store_true")
     q.set_defaults(func=_collect)
     q = sub.add_parser("cell", help="run stages of one cell (what slurm/sweep.sh calls)")
     q.add_argument("sweep_dir")
     q.add_argument("cell")
     q.add_argument("--stage", action="append", choices=("data", "train", "eval", "finish"), default=None)
-    q.add_argument("--nproc", type=int, default=None)
+    q.add_argument("--nproc", type=positive_int, default=None)
     q.set_defaults(func=_cell)
 
 
@@ -223,16 +242,29 @@ def _status(ns: argparse.Namespace) -> int:
 
 
 def _collect(ns: argparse.Namespace) -> int:
+    problems = []
     if ns.n_boot < 100:
-        raise ConfigError(
-            [
-                Problem(
-                    "--n-boot",
-                    f"{ns.n_boot} resamples are too few for a 95% CI",
-                    "use at least 1000 (100 for a quick look)",
-                )
-            ]
+        problems.append(
+            Problem(
+                "--n-boot",
+                f"{ns.n_boot} resamples are too few for a 95% CI",
+                "use at least 1000 (100 for a quick look)",
+            )
         )
+    elif ns.n_boot > MAX_N_BOOT:
+        problems.append(
+            Problem(
+                "--n-boot",
+                f"{ns.n_boot:,} resamples: more than {MAX_N_BOOT:,} costs memory and time and adds no precision",
+                "use 1000 to 10000",
+            )
+        )
+    if ns.seed < 0:
+        problems.append(
+            Problem("--seed", f"must be >= 0, got {ns.seed}", "give a non-negative seed, e.g. --seed 0")
+        )
+    if problems:
+        raise ConfigError(problems)
     return _collect_sweep(_load(ns), ns.correction, ns.n_boot, ns.seed, plots=not ns.no_plots)
 
 
