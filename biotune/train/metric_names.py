@@ -14,6 +14,7 @@ section    names
            ``perf/peak_tflops`` (the peak MFU is taken against), ``perf/peak_mem_gb``
 ``eval``   ``eval/loss``; ``eval/<source>/<split>/<metric>`` and ``eval/<source>/<split>/parse_failures``
            (:func:`eval_metric`, :func:`eval_parse_failures`)
+``data``   ``data/examples``: a table of training examples, once, where ``tracking.log_dataset_text`` allows
 =========  =====================================================================================
 
 Every section is plotted against :data:`X_AXIS` (``train/tokens``, the training tokens seen), so runs with
@@ -57,7 +58,10 @@ PERF_PEAK_MEM_GB = "perf/peak_mem_gb"
 EVAL_LOSS = "eval/loss"
 """Mean loss per unmasked token over the held-out split."""
 
-#: The dashboard's sections, in the order wandb should show them.
+DATA_EXAMPLES = "data/examples"
+"""A table of training examples as text (only with ``tracking.log_dataset_text``; wandb only, logged once)."""
+
+#: The dashboard's plotted sections (``data/`` holds one table, no curve).
 SECTIONS: tuple[str, ...] = ("train", "perf", "eval")
 
 #: The x-axis of every section: curves of runs with different batch sizes line up on tokens seen.

@@ -30,7 +30,14 @@ from biotune.data.dataset import Manifest
 from biotune.data.records import parse_sample_id
 from biotune.io import atomic_write_json, read_jsonl, write_jsonl
 from biotune.train.checkpoint import METRICS_FILE, RUN_ID_FILE
-from biotune.train.metric_names import STEP, STEP_METRICS, X_AXIS, has_legacy_names, rename_legacy
+from biotune.train.metric_names import (
+    DATA_EXAMPLES,
+    STEP,
+    STEP_METRICS,
+    X_AXIS,
+    has_legacy_names,
+    rename_legacy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +130,7 @@ class RankZeroTracker:
         examples = dataset_examples(split, manifest, decode, self.cfg.dataset_text_examples)
         columns = ["sample_id", "source", "prompt", "response"]
         table = wandb.Table(columns=columns, data=[[e[c] for c in columns] for e in examples])
-        self._wandb.log({"dataset_examples": table}, step=0)
+        self._wandb.log({DATA_EXAMPLES: table}, step=0)
         log.info("logged %d dataset examples (restricted sources excluded)", len(examples))
 
     def finish(self) -> None:
