@@ -204,7 +204,9 @@ class Trainer:
         w = self._window
         (loss_total,) = dist.all_reduce_sum([w["loss"]])
         tok_s = w["tokens"] / max(w["time"], 1e-9)
-        metrics = {
+        util = mfu(self.engine.flops_per_token, tok_s / self.world, self.peak.flops)
+        assert util is not None, "resolve_peak always gives a positive peak"
+        metrics: dict[str, float] = {
             names.TRAIN_LOSS: loss_total / max(w["steps"], 1),
             names.TRAIN_LR: self.engine.lr(),
             names.TRAIN_GRAD_NORM: self.engine.grad_norm(),
@@ -212,7 +214,7 @@ class Trainer:
             names.TRAIN_EPOCH: self.state.epoch,
             names.PERF_TOKENS_PER_S: tok_s,
             names.PERF_TOKENS_PER_S_PER_DEVICE: tok_s / self.world,
-            names.PERF_MFU: mfu(self.engine.flops_per_token, tok_s / self.world, self.peak.flops),
+            names.PERF_MFU: util,
             names.PERF_PEAK_TFLOPS: self.peak.flops / 1e12,
             names.PERF_PEAK_MEM_GB: _peak_memory_gb(),
         }
