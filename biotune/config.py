@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 from dataclasses import dataclass, field
@@ -222,7 +223,8 @@ class TrainConfig:
     seed: int = 1234
     """Training seed: data order, dropout, initialisation of anything new (a sweep's seeds set this)."""
     peak_tflops: float | None = None
-    """Per-device peak for MFU; None = look up the device in a table."""
+    """Per-device peak TFLOP/s that ``perf/mfu`` is taken against (positive, finite); None = the device table
+    (``biotune.train.hardware.PEAK_TFLOPS``), else, on CPU or an unknown GPU, a matmul probe measured at start."""
     export_on_finish: bool = True
     """Export the last checkpoint to ``output_dir/hf`` (Hugging Face safetensors) when training ends."""
 
@@ -873,6 +875,15 @@ def _validate_train(cfg: RunConfig, p: list[Problem]) -> None:
     ):
         _positive(p, f"train.{key}", getattr(t, key))
     _positive(p, "train.eval_every", t.eval_every, allow_zero=True)
+    if t.peak_tflops is not None and (math.isnan(t.peak_tflops) or t.peak_tflops == math.inf):  # -inf: above
+        p.append(
+            Problem(
+                "train.peak_tflops",
+                f"must be a finite number of TFLOP/s, got {t.peak_tflops}",
+                "set train.peak_tflops to the device's peak (e.g. 989 for an H100 in bf16), or null to use the "
+                "device table or a measured peak",
+            )
+        )
     if t.max_steps == 0 or t.max_steps < -1:
         p.append(
             Problem(

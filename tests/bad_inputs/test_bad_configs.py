@@ -190,6 +190,14 @@ CASES = [
         "set data.max_seq_len to a positive value",
     ),
     override_case(
+        "override-peak-tflops-not-finite",
+        ("train.peak_tflops=inf",),
+        "train.peak_tflops",
+        "set train.peak_tflops to the device's peak",
+        command="train",
+        config=TRAIN,
+    ),
+    override_case(
         "override-dtype",
         ("model.dtype=fp8",),
         "model.dtype",
