@@ -21,6 +21,7 @@ from biotune.config import RunConfig, load, to_dict, to_yaml
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_json, atomic_write_text
 from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
+from biotune.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,8 @@ def main(cfg: RunConfig) -> int:
 
 
 def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
-    """Attention backend, parameter count and each rank's share of the parameters (run_info.json)."""
+    """Attention backend, parameter count, each rank's share of the parameters and the library versions this
+    run imported (run_info.json)."""
     from biotune import distributed as dist
 
     shares = dist.all_gather_objects(trainer.engine.local_partition_fraction())
@@ -193,5 +195,6 @@ def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
             "num_params": trainer.engine.num_params,
             "world_size": trainer.world,
             "partition_fraction_per_rank": shares,
+            "versions": library_versions(),
         }
         atomic_write_json(output_dir / RUN_INFO_FILE, info)
