@@ -1,10 +1,11 @@
-"""``biotune train CONFIG [key=value ...] [--dry-run]``: full-parameter SFT with DeepSpeed ZeRO-3.
+"""``biotune train CONFIG [key=value ...] [--dry-run]``: full-parameter SFT (or LoRA) with DeepSpeed ZeRO-3.
 
 Launch lines::
 
     torchrun --nproc_per_node 8 -m biotune.cli train configs/train/llama2_7b.yaml
     deepspeed --num_gpus 8 --module biotune.cli train configs/train/llama2_7b.yaml
     DS_ACCELERATOR=cpu biotune train configs/train/tiny.yaml        # one CPU process
+    DS_ACCELERATOR=cpu biotune train configs/train/tiny.yaml train.lora.rank=8   # LoRA (peft) instead
 
 Exit codes: 0 done, 2 bad input, 75 (``EXIT_PREEMPTED``) preempted by SIGUSR1/SIGTERM after saving a
 checkpoint: requeue the job and it resumes (``train.resume=auto``).
@@ -21,6 +22,7 @@ from biotune.config import RunConfig, load, to_dict, to_yaml
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_json, atomic_write_text
 from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
+from biotune.train.lora import check_targets_of_config
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,21 @@ def preflight(cfg: RunConfig) -> None:
         problems += err.problems
     except DataError as err:
         problems.append(Problem("train.deepspeed", str(err).split("\n")[0], err.fix))
+    problems += _lora_problems(cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def _lora_problems(cfg: RunConfig) -> list[Problem]:
+    """``train.lora.target_modules`` against a local model's linear modules (its config.json, no weights)."""
+    model_dir = Path(cfg.model.name_or_path).expanduser()
+    if cfg.train.lora is None or not (model_dir / "config.json").is_file():
+        return []  # full fine-tuning, or a hub id: checked when the model is loaded, before anything is written
+    try:
+        check_targets_of_config(cfg.train.lora, model_dir, cfg.model.trust_remote_code)
+    except ConfigError as err:
+        return list(err.problems)
+    return []
 
 
 def resolve_data_dir(cfg: RunConfig) -> Path:
@@ -183,7 +198,8 @@ def main(cfg: RunConfig) -> int:
 
 
 def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
-    """Attention backend, parameter count and each rank's share of the parameters (run_info.json)."""
+    """Attention backend, parameter counts (all, trainable, in the optimizer), LoRA settings and each rank's share
+    of the parameters (run_info.json)."""
     from biotune import distributed as dist
 
     shares = dist.all_gather_objects(trainer.engine.local_partition_fraction())
@@ -191,6 +207,9 @@ def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
         info = {
             "attn_implementation": trainer.engine.attn_implementation,
             "num_params": trainer.engine.num_params,
+            "trainable_params": trainer.engine.trainable_params,
+            "optimizer_params": trainer.engine.optimizer_params(),
+            "lora": to_dict(lora) if (lora := trainer.cfg.train.lora) else None,
             "world_size": trainer.world,
             "partition_fraction_per_rank": shares,
         }
