@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biotune.config import LoraConfig
-from biotune.errors import ConfigError, Problem
-from biotune.train.checkpoint import LORA_META_DIR
+from biotune.errors import CheckpointError, ConfigError, DataError, Problem
+from biotune.io import read_json
+from biotune.train.checkpoint import LORA_META_DIR, MODEL_META_DIR
 
 if TYPE_CHECKING:
     import torch
@@ -161,3 +162,46 @@ def save_adapter_and_merge(model: torch.nn.Module, adapter_out: Path) -> torch.n
     ``adapter_model.safetensors``) and return the base model with the adapter merged in (``merge_and_unload``)."""
     model.save_pretrained(str(adapter_out), safe_serialization=True)
     return model.merge_and_unload()
+
+
+def _describe(lora: LoraConfig | None) -> str:
+    if lora is None:
+        return "full fine-tuning (no train.lora)"
+    return f"LoRA rank {lora.rank}, alpha {lora.alpha:g}, dropout {lora.dropout:g} on {', '.join(lora.target_modules)}"
+
+
+def saved_settings(ckpt: Path) -> LoraConfig | None:
+    """The ``train.lora`` a checkpoint was trained with (None: full fine-tuning), read from peft's JSON config."""
+    path = Path(ckpt) / MODEL_META_DIR / LORA_META_DIR / "adapter_config.json"
+    if not path.is_file():
+        return None
+    try:
+        raw = read_json(path, "restore model_meta/ from the run that wrote this checkpoint")
+        return LoraConfig(
+            rank=int(raw["r"]),
+            alpha=float(raw["lora_alpha"]),
+            dropout=float(raw["lora_dropout"]),
+            target_modules=sorted(raw["target_modules"]),
+        )
+    except DataError as err:
+        raise CheckpointError(str(err)) from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: not a peft LoRA config ({type(err).__name__}: {err})\n"
+            "  fix: restore model_meta/ from the run that wrote this checkpoint"
+        ) from None
+
+
+def check_resume(ckpt: Path, lora: LoraConfig | None) -> None:
+    """CheckpointError when ``ckpt`` was trained with other ``train.lora`` settings than this run's: its shards
+    and optimizer state would not fit this model."""
+    saved = saved_settings(ckpt)
+    now = (
+        None if lora is None else LoraConfig(lora.rank, lora.alpha, lora.dropout, sorted(lora.target_modules))
+    )
+    if saved != now:
+        raise CheckpointError(
+            f"{ckpt} was trained with {_describe(saved)}, but this run has {_describe(now)}.\n"
+            "  fix: resume with the checkpoint's train.lora settings, or start a new run in another "
+            "train.output_dir (or with train.resume=none)"
+        )

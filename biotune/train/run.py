@@ -22,7 +22,7 @@ from biotune.config import RunConfig, load, to_dict, to_yaml
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_json, atomic_write_text
 from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
-from biotune.train.lora import check_targets_of_config
+from biotune.train.lora import check_resume, check_targets_of_config
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ def main(cfg: RunConfig) -> int:
     ckpt = resolve_resume(cfg.train.resume, output_dir)
     state = read_state(ckpt) if ckpt else None
     if ckpt and state:
+        check_resume(ckpt, cfg.train.lora)
         check_world_size(ckpt, state, denv.world_size)
     steps = total_steps(cfg, len(train_split), denv.world_size)
     engine = build_engine(cfg, ds_config, steps)

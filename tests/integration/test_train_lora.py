@@ -9,12 +9,14 @@ the RNG states back. See tests/integration/train_support.py for the dataset (rea
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_support import make_packed_dataset, read_jsonl, torchrun, write_config
+from train_support import make_packed_dataset, read_jsonl, torchrun, train_env, write_config
 
 from biotune.cli import main
 from biotune.train import checkpoint as layout
@@ -148,3 +150,18 @@ def test_the_export_is_evaluated(runs: dict, corpora: Path) -> None:
     assert a == b and len(a.splitlines()) == 6
     report = json.loads((tmp / "from_run" / "report.json").read_text())
     assert report["meta"]["model"] == str(layout.export_dir(runs["full"]).resolve())
+
+
+@pytest.mark.parametrize("change", ["train.lora=null", "train.lora.rank=8"])
+def test_resuming_with_other_lora_settings_is_refused(runs: dict, change: str) -> None:
+    out = runs["full"]
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    cmd = [sys.executable, "-m", "biotune.cli", "train", str(runs["full_cfg"]), change, "train.max_steps=12"]
+    proc = subprocess.run(cmd, cwd=REPO, env=train_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert (
+        "was trained with LoRA rank 4" in proc.stderr
+        and "resume with the checkpoint's train.lora" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
