@@ -11,7 +11,8 @@ from ``train.seed`` alone, so every rank starts from the same adapter whatever i
 
 A checkpoint of a LoRA run holds the whole peft model's shards (frozen base included) plus peft's config in
 ``model_meta/lora/`` (:data:`~biotune.train.checkpoint.LORA_META_DIR`); export rebuilds the peft model from
-them, saves the adapter in peft's format and writes the merged full weights (:func:`merged_from_state`).
+them (:func:`wrap_saved`), saves the adapter in peft's format and writes the merged full weights
+(:func:`save_adapter_and_merge`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: peft's adapter name for the one adapter a biotune run trains.
 ADAPTER_NAME = "default"
+#: The file peft writes its adapter config to (``peft.utils.CONFIG_NAME``), in ``model_meta/lora/`` and ``adapter/``.
+ADAPTER_CONFIG_FILE = "adapter_config.json"
 
 
 def peft_config(lora: LoraConfig, base_name_or_path: str = "") -> Any:
@@ -56,15 +59,19 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
 
 
+def _matches(name: str, target: str) -> bool:
+    """peft's rule for a list of target names: the full module name, or a ``.``-suffix of it."""
+    return name == target or name.endswith(f".{target}")
+
+
 def targets(lora: LoraConfig, name: str) -> bool:
-    """Whether ``train.lora.target_modules`` selects the module ``name``: peft's rule for a list of names
-    (the full name, or a ``.``-suffix of it)."""
-    return any(name == t or name.endswith(f".{t}") for t in lora.target_modules)
+    """Whether ``train.lora.target_modules`` selects the module ``name``."""
+    return any(_matches(name, t) for t in lora.target_modules)
 
 
 def target_problem(lora: LoraConfig, linear_names: list[str]) -> Problem | None:
     """The problem with ``train.lora.target_modules`` given the model's linear module names, or None."""
-    missing = [t for t in lora.target_modules if not any(n == t or n.endswith(f".{t}") for n in linear_names)]
+    missing = [t for t in lora.target_modules if not any(_matches(n, t) for n in linear_names)]
     if not missing:
         return None
     short = sorted({n.rsplit(".", 1)[-1] for n in linear_names})
@@ -82,8 +89,9 @@ def check_targets(lora: LoraConfig, model: torch.nn.Module) -> None:
         raise ConfigError([problem])
 
 
-def check_targets_of_config(lora: LoraConfig, model_dir: Path, trust_remote_code: bool = False) -> None:
-    """:func:`check_targets` on the model that ``model_dir/config.json`` describes, built on the meta device.
+def check_targets_of_config(lora: LoraConfig, model_dir: str | Path, trust_remote_code: bool = False) -> None:
+    """:func:`check_targets` on the model that ``model_dir``'s config describes (a directory with config.json,
+    or a hub id already in the cache), built on the meta device.
 
     Needs no weights and no memory, so ``biotune train`` (also with ``--dry-run``) rejects a wrong name before
     it builds data or writes anything.
@@ -145,7 +153,7 @@ def save_meta(model: torch.nn.Module, meta_dir: Path) -> None:
 
 def has_adapter(meta_dir: Path) -> bool:
     """True when a checkpoint's ``model_meta/`` says its shards are a LoRA (peft) model."""
-    return (meta_dir / LORA_META_DIR / "adapter_config.json").is_file()
+    return (meta_dir / LORA_META_DIR / ADAPTER_CONFIG_FILE).is_file()
 
 
 def wrap_saved(base: torch.nn.Module, meta_dir: Path) -> torch.nn.Module:
@@ -172,7 +180,7 @@ def _describe(lora: LoraConfig | None) -> str:
 
 def saved_settings(ckpt: Path) -> LoraConfig | None:
     """The ``train.lora`` a checkpoint was trained with (None: full fine-tuning), read from peft's JSON config."""
-    path = Path(ckpt) / MODEL_META_DIR / LORA_META_DIR / "adapter_config.json"
+    path = Path(ckpt) / MODEL_META_DIR / LORA_META_DIR / ADAPTER_CONFIG_FILE
     if not path.is_file():
         return None
     try:

@@ -91,14 +91,18 @@ def preflight(cfg: RunConfig) -> None:
 
 
 def _lora_problems(cfg: RunConfig) -> list[Problem]:
-    """``train.lora.target_modules`` against a local model's linear modules (its config.json, no weights)."""
-    model_dir = Path(cfg.model.name_or_path).expanduser()
-    if cfg.train.lora is None or not (model_dir / "config.json").is_file():
-        return []  # full fine-tuning, or a hub id: checked when the model is loaded, before anything is written
+    """``train.lora.target_modules`` against the model's linear modules (from its config alone, no weights)."""
+    if cfg.train.lora is None or not cfg.model.name_or_path:
+        return []
     try:
-        check_targets_of_config(cfg.train.lora, model_dir, cfg.model.trust_remote_code)
+        check_targets_of_config(cfg.train.lora, cfg.model.name_or_path, cfg.model.trust_remote_code)
     except ConfigError as err:
         return list(err.problems)
+    except (
+        OSError,
+        ValueError,
+    ):  # no such model (yet): reported when it is loaded, before anything is written
+        return []
     return []
 
 

@@ -112,7 +112,12 @@ def test_export_is_peft_merge_plus_adapter(runs: dict) -> None:
 
     export = layout.export_dir(runs["full"])
     adapter = export / layout.ADAPTER_DIR
-    assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    from peft.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
+
+    from biotune.train.lora import ADAPTER_CONFIG_FILE
+
+    assert ADAPTER_CONFIG_FILE == CONFIG_NAME
+    assert (adapter / CONFIG_NAME).is_file() and (adapter / SAFETENSORS_WEIGHTS_NAME).is_file()
     assert not (export / "adapter_config.json").exists(), "the top level must load as a plain model"
     base = AutoModelForCausalLM.from_pretrained(runs["model"], dtype=torch.float32).state_dict()
     to_merge = AutoModelForCausalLM.from_pretrained(runs["model"], dtype=torch.float32)  # merged in place
