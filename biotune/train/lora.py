@@ -162,6 +162,9 @@ def wrap_saved(base: torch.nn.Module, meta_dir: Path) -> torch.nn.Module:
     from peft import get_peft_model
 
     peft_cfg = PeftLoraConfig.from_pretrained(str(meta_dir / LORA_META_DIR))
+    base.name_or_path = (
+        peft_cfg.base_model_name_or_path or ""
+    )  # the trained base, not model_meta/, in the adapter
     return get_peft_model(base, peft_cfg, adapter_name=ADAPTER_NAME, autocast_adapter_dtype=False)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_support import make_packed_dataset, read_jsonl, torchrun, train_env, write_config
+from train_support import free_port, make_packed_dataset, read_jsonl, torchrun, train_env, write_config
 
 from biotune.cli import main
 from biotune.train import checkpoint as layout
@@ -118,6 +118,7 @@ def test_export_is_peft_merge_plus_adapter(runs: dict) -> None:
 
     assert ADAPTER_CONFIG_FILE == CONFIG_NAME
     assert (adapter / CONFIG_NAME).is_file() and (adapter / SAFETENSORS_WEIGHTS_NAME).is_file()
+    assert json.loads((adapter / CONFIG_NAME).read_text())["base_model_name_or_path"] == str(runs["model"])
     assert not (export / "adapter_config.json").exists(), "the top level must load as a plain model"
     base = AutoModelForCausalLM.from_pretrained(runs["model"], dtype=torch.float32).state_dict()
     to_merge = AutoModelForCausalLM.from_pretrained(runs["model"], dtype=torch.float32)  # merged in place
@@ -162,7 +163,8 @@ def test_resuming_with_other_lora_settings_is_refused(runs: dict, change: str) -
     out = runs["full"]
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     cmd = [sys.executable, "-m", "biotune.cli", "train", str(runs["full_cfg"]), change, "train.max_steps=12"]
-    proc = subprocess.run(cmd, cwd=REPO, env=train_env(), capture_output=True, text=True, timeout=300)
+    env = {**train_env(), "MASTER_PORT": str(free_port())}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert (
         "was trained with LoRA rank 4" in proc.stderr
