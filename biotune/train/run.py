@@ -152,17 +152,18 @@ def main(cfg: RunConfig) -> int:
 
     denv = dist.read_env()
     dist.setup_logging(denv)
-    dist.init_process_group(denv)
-    dist.seed_everything(cfg.train.seed, denv.rank)
     output_dir = Path(cfg.train.output_dir)
-    check_model_source(cfg.model)
-    ds_config = build_ds_config(cfg, denv.world_size)
-    train_split, eval_split, manifest, pad_id = open_data(cfg, resolve_data_dir(cfg))
+    # the checkpoint to resume must fit this run (ranks, train.lora) before any network, data build or write
     ckpt = resolve_resume(cfg.train.resume, output_dir)
     state = read_state(ckpt) if ckpt else None
     if ckpt and state:
         check_resume(ckpt, cfg.train.lora)
         check_world_size(ckpt, state, denv.world_size)
+    dist.init_process_group(denv)
+    dist.seed_everything(cfg.train.seed, denv.rank)
+    check_model_source(cfg.model)
+    ds_config = build_ds_config(cfg, denv.world_size)
+    train_split, eval_split, manifest, pad_id = open_data(cfg, resolve_data_dir(cfg))
     steps = total_steps(cfg, len(train_split), denv.world_size)
     engine = build_engine(cfg, ds_config, steps)
     if denv.is_rank_zero:  # only now that the inputs are known to be good: a rejected run leaves nothing

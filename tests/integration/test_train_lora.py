@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_support import free_port, make_packed_dataset, read_jsonl, torchrun, train_env, write_config
+from train_support import make_packed_dataset, read_jsonl, torchrun, train_env, write_config
 
 from biotune.cli import main
 from biotune.train import checkpoint as layout
@@ -163,8 +163,7 @@ def test_resuming_with_other_lora_settings_is_refused(runs: dict, change: str) -
     out = runs["full"]
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     cmd = [sys.executable, "-m", "biotune.cli", "train", str(runs["full_cfg"]), change, "train.max_steps=12"]
-    env = {**train_env(), "MASTER_PORT": str(free_port())}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, env=train_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert (
         "was trained with LoRA rank 4" in proc.stderr
