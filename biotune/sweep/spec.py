@@ -126,6 +126,11 @@ class MixturesAxis:
     """Prefix of the variant names; empty = ``mix``."""
 
 
+#: Regressions of a swarm fit (``biotune.sweep.fit``); ``auto`` picks among the others by held-out error.
+AUTO_MODEL = "auto"
+FIT_MODELS: tuple[str, ...] = (AUTO_MODEL, "linear", "quadratic", "gbm")
+
+
 @dataclass
 class SwarmAxis:
     """``n`` random mixtures over the base's sources (or groups) from a seeded Dirichlet (RegMix-style)."""
@@ -146,6 +151,18 @@ class SwarmAxis:
     """A draw closer than this (L1 distance of the shares) to an accepted one is rejected."""
     fit: bool = False
     """A regression from weights to score will be fitted: requires n >= number of sources (or groups) + 1."""
+    model: str = AUTO_MODEL
+    """The fit's regression (one of FIT_MODELS): ``auto`` (default) picks, per dev set, the one of ``linear``,
+    ``quadratic`` and ``gbm`` with the smallest K-fold held-out error; needs ``fit: true``."""
+    min_share: float | None = None
+    """Floor of every share in the proposal; empty (default) = ``min_weight``, the swarm's own floor, so the
+    proposal stays in the swarm's support. Needs ``fit: true``."""
+    max_l1: float = 0.25
+    """Trust region: the proposal is at most this L1 distance from its nearest run (default 0.25; 2 = anywhere
+    on the simplex). Needs ``fit: true``."""
+    top_k: int = 100
+    """The proposal averages the ``top_k`` best candidates of the search (default 100, RegMix-style) instead
+    of taking one argmax. Needs ``fit: true``."""
     budget: str = ""
     """Budget rule of this axis (one of BUDGETS); empty = the sweep's ``budget``."""
     name: str = ""
@@ -598,6 +615,7 @@ def _check_swarm(key: str, axis: SwarmAxis, k: int, kind: str, problems: list[Pr
                 f"use a value below {1 / max(k, 1):.3g}, e.g. 0.02",
             )
         )
+    _check_swarm_fit(key, axis, k, kind, problems)
     reach = 2 * (1 - k * axis.min_weight) if k else 0.0
     if axis.min_distance < 0 or (k > 1 and axis.min_distance >= reach > 0):
         problems.append(
@@ -608,6 +626,34 @@ def _check_swarm(key: str, axis: SwarmAxis, k: int, kind: str, problems: list[Pr
                 "use e.g. 0.05",
             )
         )
+
+
+def _check_swarm_fit(key: str, axis: SwarmAxis, k: int, kind: str, problems: list[Problem]) -> None:
+    """The fit's keys: valid values, and set only when the swarm is fitted (else they would do nothing)."""
+    _check_choice(problems, f"{key}.model", axis.model, FIT_MODELS)
+    if axis.min_share is not None and (axis.min_share < 0 or (k and axis.min_share * k >= 1)):
+        problems.append(
+            Problem(
+                f"{key}.min_share",
+                f"{axis.min_share} is not in [0, 1/{k}) for {k} {kind}s",
+                f"use a value below {1 / max(k, 1):.3g}, or drop the key to use min_weight",
+            )
+        )
+    if not 0 < axis.max_l1 <= 2:
+        problems.append(
+            Problem(f"{key}.max_l1", f"must be in (0, 2], got {axis.max_l1}", "use e.g. max_l1: 0.25")
+        )
+    if axis.top_k < 1:
+        problems.append(Problem(f"{key}.top_k", f"must be >= 1, got {axis.top_k}", "use e.g. top_k: 100"))
+    if not axis.fit:
+        default = SwarmAxis()
+        for name in ("model", "min_share", "max_l1", "top_k"):
+            if getattr(axis, name) != getattr(default, name):
+                problems.append(
+                    Problem(
+                        f"{key}.{name}", "only used by a fit, and fit is false", "set fit: true, or drop it"
+                    )
+                )
 
 
 def _check_values_axis(
