@@ -12,7 +12,7 @@ settings (``biotune.sweep.fit.axis_options``). Surfaces (score points; ``w`` the
   numerically.
 
 Per cell it reports the median and mean regret (optimum minus the true score of the chosen mixture) of the
-proposal, of the best observed member (the run with the highest noisy score), of the base, and of the
+proposal, of the search's mixture before the fallback (``Proposal.searched``), of the best observed member (the run with the highest noisy score), of the base, and of the
 quadratic argmax over the whole simplex with no floor (the old default, without its local refinement); how
 often the proposal ties or beats the best observed member; how often it fell back to that member; the L1
 distance from the proposal to its nearest run; its smallest share; and the proposal's predicted objective
@@ -153,14 +153,14 @@ def cell(surface: str, axis: SwarmAxis, sd: float, reps: int) -> dict[str, Any]:
 def table(cells: list[dict[str, Any]]) -> str:
     """The cells as a Markdown table."""
     head = (
-        "| surface | runs | noise sd | median regret: proposal | best observed | base | old argmax "
-        "| proposal ties/beats best | fallback | median / max L1 to nearest run | min share |"
+        "| surface | runs | noise sd | median regret: proposal | search before fallback | best observed | base "
+        "| old argmax | proposal ties/beats best | fallback | median / max L1 to nearest run | min share |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for c in cells:
         lines.append(
             f"| {c['surface']} | {c['n']} | {c['sd']} | {c['median_regret_proposal']:.2f} "
-            f"| {c['median_regret_best_observed']:.2f} | {c['median_regret_base']:.2f} "
+            f"| {c['median_regret_searched']:.2f} | {c['median_regret_best_observed']:.2f} | {c['median_regret_base']:.2f} "
             f"| {c['median_regret_old_argmax']:.2f} | {c['ties_or_beats_best']:.0%} | {c['fallback_rate']:.0%} "
             f"| {c['median_nearest_l1']:.2f} / {c['max_nearest_l1']:.2f} | {c['min_share']:.3f} |"
         )

@@ -504,7 +504,7 @@ def proposal_lines(proposal: Proposal) -> list[str]:
     if p.fallback:
         lines.append(
             f"The search's mixture (top {p.top_k} averaged) predicts {gain} over the best observed run: "
-            f"within its error, so the proposal is run {p.best_run} itself."
+            f"within its error, so the proposal is run {p.best_run} itself (the search's mixture: fit.json)."
         )
     else:
         lines.append(
@@ -689,6 +689,7 @@ def fit_and_propose(
             "gain": proposal.gain,
             "gain_se": proposal.gain_se,
             "fallback": proposal.fallback,
+            "searched": proposal.searched,
             "base_objective": proposal.base_objective,
             "nearest_run": proposal.nearest_run,
             "nearest_l1": proposal.nearest_l1,
