@@ -19,7 +19,7 @@ from typing import Any
 from biotune.config import TrackingConfig
 from biotune.errors import DataError
 from biotune.eval.score import SPLIT_ALIASES, SetScore
-from biotune.io import atomic_write_text, read_json, write_jsonl
+from biotune.io import atomic_write_text, inside, read_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def predictions_path(out_dir: str | Path, source: str, split: str) -> Path:
     Rows: ``id``, ``completion``, ``prediction``, ``reference``, ``parse_ok``, ``parse_error``, ``unit`` (the
     resampling unit) and ``stats`` (the additive per-example statistics of ``biotune.eval.example_stats``).
     """
-    return Path(out_dir) / PREDICTIONS_DIR / f"{source}__{split}.jsonl"
+    return inside(out_dir, Path(out_dir) / PREDICTIONS_DIR / f"{source}__{split}.jsonl")
 
 
 def write_set_predictions(out_dir: str | Path, details: dict[str, list[dict[str, Any]]]) -> None:
