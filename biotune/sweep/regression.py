@@ -3,7 +3,7 @@
 :func:`fit_swarm` fits, per dev set, one of ``linear`` (ridge on ``w``: ``D`` parameters for ``D`` domains),
 ``quadratic`` (ridge on ``w`` and its degree-2 products, a Scheffé quadratic mixture model: ``D (D + 1) / 2``
 parameters) or ``gbm`` (scikit-learn's gradient-boosted trees; RegMix boosts with LightGBM). ``auto`` (the
-default, :data:`biotune.sweep.spec.AUTO_MODEL`) fits every one the swarm has enough runs for, on the same
+default, :data:`biotune.sweep.swarm_fit_keys.AUTO_MODEL`) fits every one the swarm has enough runs for, on the same
 shuffled folds, and keeps the one with the smallest held-out RMSE. Every fit reports its
 held-out Spearman, R² and RMSE: the RMSE is the uncertainty :mod:`biotune.sweep.fit` puts on a proposal.
 """
@@ -25,13 +25,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from biotune.errors import ConfigError, Problem
-from biotune.sweep import spec as sp
+from biotune.sweep.swarm_fit_keys import AUTO_MODEL, FIT_MODELS
 
 log = logging.getLogger(__name__)
 
-MODELS: tuple[str, ...] = sp.FIT_MODELS
+MODELS: tuple[str, ...] = FIT_MODELS
 #: The regressions ``auto`` chooses among.
-REGRESSIONS: tuple[str, ...] = tuple(m for m in MODELS if m != sp.AUTO_MODEL)
+REGRESSIONS: tuple[str, ...] = tuple(m for m in MODELS if m != AUTO_MODEL)
 _ALPHAS = np.logspace(-4, 3, 15)
 
 
@@ -56,7 +56,7 @@ def n_parameters(model: str, n_domains: int) -> int:
 
     ``auto`` needs as many runs as its smallest candidate (``linear``); ``gbm`` counts as ``n_domains + 1``.
     """
-    if model in ("linear", sp.AUTO_MODEL):
+    if model in ("linear", AUTO_MODEL):
         return n_domains
     if model == "quadratic":
         return n_domains * (n_domains + 1) // 2
@@ -113,9 +113,7 @@ def _candidates(model: str, n_runs: int, n_domains: int, axis: str | None) -> li
     need = n_parameters(model, n_domains)
     if n_runs < need:
         alt = (
-            f", or use model='linear' ({n_domains} parameters)"
-            if model not in ("linear", sp.AUTO_MODEL)
-            else ""
+            f", or use model='linear' ({n_domains} parameters)" if model not in ("linear", AUTO_MODEL) else ""
         )
         raise ConfigError(
             [
@@ -126,7 +124,7 @@ def _candidates(model: str, n_runs: int, n_domains: int, axis: str | None) -> li
                 )
             ]
         )
-    if model != sp.AUTO_MODEL:
+    if model != AUTO_MODEL:
         if model == "gbm" and n_runs < 10 * n_domains:
             log.warning("fit: %d runs is few for a boosted-tree fit over %d domains", n_runs, n_domains)
         return [model]
@@ -145,7 +143,7 @@ def _cross_fit(
 
 
 def fit_swarm(
-    swarm: Swarm, *, model: str = sp.AUTO_MODEL, n_folds: int = 5, seed: int = 0, axis: str | None = None
+    swarm: Swarm, *, model: str = AUTO_MODEL, n_folds: int = 5, seed: int = 0, axis: str | None = None
 ) -> dict[str, SetFit]:
     """Fit ``model`` per dev set with K-fold held-out Spearman, R² and RMSE (folds shuffled with ``seed``).
 

@@ -40,6 +40,7 @@ from biotune.config import REPO_ROOT, DataConfig, RunConfig
 from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
 from biotune.sweep.power import PowerSettings, check_settings
+from biotune.sweep.swarm_fit_keys import AUTO_MODEL, check_fit_keys
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +124,6 @@ class MixturesAxis:
     """Prefix of the variant names; empty = ``mix``."""
 
 
-#: Regressions of a swarm fit (``biotune.sweep.fit``); ``auto`` picks among the others by held-out error.
-AUTO_MODEL = "auto"
-FIT_MODELS: tuple[str, ...] = (AUTO_MODEL, "linear", "quadratic", "gbm")
-
-
 @dataclass
 class SwarmAxis:
     """``n`` random mixtures over the base's sources (or groups) from a seeded Dirichlet (RegMix-style)."""
@@ -149,8 +145,8 @@ class SwarmAxis:
     fit: bool = False
     """A regression from weights to score will be fitted: requires n >= number of sources (or groups) + 1."""
     model: str = AUTO_MODEL
-    """The fit's regression (one of FIT_MODELS): ``auto`` (default) picks, per dev set, the one of ``linear``,
-    ``quadratic`` and ``gbm`` with the smallest K-fold held-out error; needs ``fit: true``."""
+    """The fit's regression (``swarm_fit_keys.FIT_MODELS``): ``auto`` (default) picks, per dev set, the one of
+    ``linear``, ``quadratic`` and ``gbm`` with the smallest K-fold held-out error; needs ``fit: true``."""
     min_share: float | None = None
     """Floor of every share in the proposal; empty (default) = ``min_weight``, the swarm's own floor, so the
     proposal stays in the swarm's support. Needs ``fit: true``."""
@@ -604,7 +600,7 @@ def _check_swarm(key: str, axis: SwarmAxis, k: int, kind: str, problems: list[Pr
                 f"use a value below {1 / max(k, 1):.3g}, e.g. 0.02",
             )
         )
-    _check_swarm_fit(key, axis, k, kind, problems)
+    check_fit_keys(f"{key}.", axis, SwarmAxis(), k, kind, problems)
     reach = 2 * (1 - k * axis.min_weight) if k else 0.0
     if axis.min_distance < 0 or (k > 1 and axis.min_distance >= reach > 0):
         problems.append(
@@ -615,34 +611,6 @@ def _check_swarm(key: str, axis: SwarmAxis, k: int, kind: str, problems: list[Pr
                 "use e.g. 0.05",
             )
         )
-
-
-def _check_swarm_fit(key: str, axis: SwarmAxis, k: int, kind: str, problems: list[Problem]) -> None:
-    """The fit's keys: valid values, and set only when the swarm is fitted (else they would do nothing)."""
-    _check_choice(problems, f"{key}.model", axis.model, FIT_MODELS)
-    if axis.min_share is not None and (axis.min_share < 0 or (k and axis.min_share * k >= 1)):
-        problems.append(
-            Problem(
-                f"{key}.min_share",
-                f"{axis.min_share} is not in [0, 1/{k}) for {k} {kind}s",
-                f"use a value below {1 / max(k, 1):.3g}, or drop the key to use min_weight",
-            )
-        )
-    if not 0 < axis.max_l1 <= 2:
-        problems.append(
-            Problem(f"{key}.max_l1", f"must be in (0, 2], got {axis.max_l1}", "use e.g. max_l1: 0.25")
-        )
-    if axis.top_k < 1:
-        problems.append(Problem(f"{key}.top_k", f"must be >= 1, got {axis.top_k}", "use e.g. top_k: 100"))
-    if not axis.fit:
-        default = SwarmAxis()
-        for name in ("model", "min_share", "max_l1", "top_k"):
-            if getattr(axis, name) != getattr(default, name):
-                problems.append(
-                    Problem(
-                        f"{key}.{name}", "only used by a fit, and fit is false", "set fit: true, or drop it"
-                    )
-                )
 
 
 def _check_values_axis(
