@@ -293,9 +293,7 @@ def _fit_if_swarm(sweep: Any, out: Path, results: Any) -> None:
 
     for i, axis in enumerate(sweep.spec.axes):
         if isinstance(axis, SwarmAxis) and axis.fit:
-            report = fit.fit_and_propose(
-                results, out / f"fit-{i}", axis=axis.type, level=axis.over, seed=axis.seed, spec=sweep.spec
-            )
+            report = fit.fit_and_propose(results, out / f"fit-{i}", spec=sweep.spec, **fit.axis_options(axis))
             _print_fit(i, report)
 
 
@@ -305,12 +303,12 @@ def _print_fit(index: int, report: Any) -> None:
 
     p = report.proposal
     held_out = ", ".join(f"{s} {f.spearman:.2f}" for s, f in report.fits.items())
-    base = f" vs {p.base_objective:.2f} for the base" if p.base_objective is not None else ""
     seeds = len(report.confirm["seeds"])
     print(
         f"fit of axis {index} ({p.model}, {len(report.swarm.runs)} runs over {len(report.swarm.domains)} "
-        f"domains): held-out Spearman {held_out}; predicted objective {p.objective:.2f}{base}\n"
-        f"proposal: {report.paths['proposal']}\n"
+        f"domains): held-out Spearman {held_out}\n"
+        + "".join(f"{line}\n" for line in fit.proposal_lines(p))
+        + f"proposal: {report.paths['proposal']}\n"
         f"confirm it against the base at {seeds} seeds ({2 * seeds} cells), "
         "on SLURM or on this machine:"
     )

@@ -86,6 +86,34 @@ CASES = [
     ),
     sweep("swarm-too-small-to-fit", "  - {type: swarm, n: 4, fit: true}\n", "axes[0].n", "n >= 6"),
     sweep("unknown-axis-type", "  - {type: shuffle, over: source}\n", "axes[0].type", "fix:"),
+    # the swarm fit's keys (issue 19): model, min_share, max_l1, top_k; only with fit: true
+    sweep(
+        "swarm-unknown-fit-model",
+        "  - {type: swarm, n: 8, fit: true, model: cubic}\n",
+        "axes[0].model",
+        "auto",
+    ),
+    sweep(
+        "swarm-min-share-too-large",
+        "  - {type: swarm, n: 8, fit: true, min_share: 0.3}\n",
+        "axes[0].min_share",
+        "or drop the key to use min_weight",
+    ),
+    sweep(
+        "swarm-max-l1-zero",
+        "  - {type: swarm, n: 8, fit: true, max_l1: 0}\n",
+        "axes[0].max_l1",
+        "max_l1: 0.25",
+    ),
+    sweep(
+        "swarm-top-k-zero", "  - {type: swarm, n: 8, fit: true, top_k: 0}\n", "axes[0].top_k", "top_k: 100"
+    ),
+    sweep(
+        "swarm-fit-key-without-fit",
+        "  - {type: swarm, n: 8, top_k: 10}\n",
+        "axes[0].top_k",
+        "set fit: true, or drop it",
+    ),
     sweep(
         "negative-scale-factor",
         "  - {type: scale, target: hoc, factors: [2, -1]}\n",
