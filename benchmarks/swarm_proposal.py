@@ -12,8 +12,8 @@ settings (``biotune.sweep.fit.axis_options``). Surfaces (score points; ``w`` the
   numerically.
 
 Per cell it reports the median and mean regret (optimum minus the true score of the chosen mixture) of the
-proposal, of the search's mixture before the fallback (``Proposal.searched``), of a fallback to the midpoint
-between that mixture and the best run instead of the run itself (not what the tool does: a comparison), of the
+proposal, of the search's mixture before the fallback (``Proposal.searched``), of a fallback to the best
+run itself instead of the midpoint between it and that mixture (not what the tool does: a comparison), of the
 best observed member (the run with the highest noisy score), of the base, and of the
 quadratic argmax over the whole simplex with no floor (the old default, without its local refinement); how
 often the proposal ties or beats the best observed member; how often it fell back to that member; the L1
@@ -117,8 +117,8 @@ def replicate(
         "base": best_value - float(surface(runs[0])[0]),
         "old_argmax": best_value - float(surface(w_old)[0]),
         "searched": best_value - float(surface(w_searched)[0]),
-        # for comparison only: what a fallback to the midpoint of the best run and the search would give
-        "midpoint": best_value - float(surface((w_searched + runs[best]) / 2 if proposal.fallback else w)[0]),
+        # for comparison only: what a fallback to the best run itself (instead of the midpoint) would give
+        "run_fallback": best_value - float(surface(runs[best] if proposal.fallback else w)[0]),
         "nearest_l1": proposal.nearest_l1,
         "min_share": float(w.min()),
         "old_min_share": float(w_old.min()),
@@ -136,7 +136,7 @@ def cell(surface: str, axis: SwarmAxis, sd: float, reps: int) -> dict[str, Any]:
     ]
     col = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     out: dict[str, Any] = {"surface": surface, "n": axis.n, "sd": sd, "reps": reps}
-    for k in ("proposal", "searched", "midpoint", "best_observed", "base", "old_argmax"):
+    for k in ("proposal", "searched", "run_fallback", "best_observed", "base", "old_argmax"):
         out[f"median_regret_{k}"] = float(np.median(col[k]))
         out[f"mean_regret_{k}"] = float(col[k].mean())
     out["ties_or_beats_best"] = float(np.mean(col["proposal"] <= col["best_observed"] + 1e-9))
@@ -157,7 +157,7 @@ def cell(surface: str, axis: SwarmAxis, sd: float, reps: int) -> dict[str, Any]:
 def table(cells: list[dict[str, Any]]) -> str:
     """The cells as a Markdown table."""
     head = (
-        "| surface | runs | noise sd | median regret: proposal | search before fallback | midpoint fallback "
+        "| surface | runs | noise sd | median regret: proposal | search before fallback | fallback to the run "
         "| best observed | base | old argmax | proposal ties/beats best | fallback | median / max L1 to nearest run "
         "| min share |"
     )
@@ -165,7 +165,7 @@ def table(cells: list[dict[str, Any]]) -> str:
     for c in cells:
         lines.append(
             f"| {c['surface']} | {c['n']} | {c['sd']} | {c['median_regret_proposal']:.2f} "
-            f"| {c['median_regret_searched']:.2f} | {c['median_regret_midpoint']:.2f} "
+            f"| {c['median_regret_searched']:.2f} | {c['median_regret_run_fallback']:.2f} "
             f"| {c['median_regret_best_observed']:.2f} | {c['median_regret_base']:.2f} "
             f"| {c['median_regret_old_argmax']:.2f} | {c['ties_or_beats_best']:.0%} | {c['fallback_rate']:.0%} "
             f"| {c['median_nearest_l1']:.2f} / {c['max_nearest_l1']:.2f} | {c['min_share']:.3f} |"

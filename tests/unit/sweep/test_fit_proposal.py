@@ -100,17 +100,21 @@ def test_the_floor_defaults_to_the_swarm_min_weight_and_is_respected(tmp_path: P
     assert not higher.proposal.fallback  # no run has every share >= 0.1, so none can be fallen back to
 
 
-def test_a_gain_within_the_held_out_error_proposes_the_best_observed_run(tmp_path: Path) -> None:
+def test_a_gain_within_the_held_out_error_proposes_the_midpoint_with_the_best_observed_run(
+    tmp_path: Path,
+) -> None:
     axis = _swarm_axis(n=24, seed=3)
     results = _results(axis, lambda w: 60.0, 1.0, 1)  # no signal: every difference is noise
     report = fit.fit_and_propose(results, tmp_path, **fit.axis_options(axis))
     p = report.proposal
-    assert p.fallback and p.gain <= p.gain_se and p.nearest_l1 == 0.0
+    assert p.fallback and p.blend and p.gain <= p.gain_se
     best = max(results.rows, key=lambda r: r.mean)
     assert p.best_run == best.variant and p.best_observed == pytest.approx(best.mean)
-    assert np.allclose([p.weights[s] for s in SOURCES], _best_observed(results))
+    midpoint = (np.array(_best_observed(results)) + np.array([p.searched[s] for s in SOURCES])) / 2
+    assert np.allclose([p.weights[s] for s in SOURCES], midpoint)
+    assert min(p.weights.values()) >= axis.min_weight - 1e-9
     head = report.paths["proposal"].read_text(encoding="utf-8")
-    assert f"the proposal is run {best.variant} itself" in head
+    assert f"the proposal is the midpoint of run {best.variant} and the search's mixture" in head
     assert f"{p.objective:.2f} ± {p.error:.2f} (held-out RMSE over n = 25 runs" in head
     assert f"{p.best_observed:.2f} observed, {p.best_predicted:.2f} predicted" in head
     summary = yaml.safe_load(report.paths["fit"].read_text(encoding="utf-8"))["proposal"]
