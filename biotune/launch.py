@@ -47,6 +47,7 @@ def launch_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a local launch: venv first on PATH, CPU accelerator without CUDA, offline wandb."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("BIOTUNE_VENV", sys.prefix)  # launch/torchrun.sh runs the same Python environment as we do
     env.setdefault("WANDB_MODE", "offline")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")

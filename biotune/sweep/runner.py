@@ -302,7 +302,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.signum = 0
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.train = False
         self._previous: dict[int, Any] = {}
 
@@ -322,7 +322,7 @@ class StopSignals:
         if self.signum and self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(self.signum if self.train else signal.SIGTERM)
 
-    def attach(self, proc: subprocess.Popen[str], train: bool) -> None:
+    def attach(self, proc: subprocess.Popen[bytes], train: bool) -> None:
         """Forward to ``proc`` from now on (and at once, if a signal came while it was starting)."""
         self.proc, self.train = proc, train
         self._forward()
@@ -335,39 +335,44 @@ class StopSignals:
 
 def _run_stage(
     cmd: Sequence[str],
-    logf: Any,
+    log_path: Path,
     env: dict[str, str],
     echo: bool,
     stop: StopSignals,
     train: bool,
     lock_fd: int,
 ) -> int:
-    """Run one stage, appending its output to the cell log (and echoing progress lines when asked).
+    """Run one stage with its output appended to the cell log (echoing progress lines when asked).
 
-    The stage holds the cell's lock with the runner (``lock_fd`` is inherited) and gets SIGTERM if the runner dies.
+    The stage writes the log itself (no pipe through the runner, so it outlives a killed runner long enough to
+    checkpoint), holds the cell's lock with the runner (``lock_fd`` is inherited), and gets SIGTERM if the
+    runner dies.
     """
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        start_new_session=True,
-        pass_fds=(lock_fd,),
-        preexec_fn=functools.partial(die_with_parent, os.getpid()),
-    )
-    stop.attach(proc, train)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            logf.write(line)
-            logf.flush()
-            if echo and _is_progress(line):
-                print(f"      {line.rstrip()[-150:]}", flush=True)
-        return proc.wait()
-    finally:
-        stop.proc = None
+    with log_path.open("ab") as out, log_path.open("rb") as tail:
+        tail.seek(0, os.SEEK_END)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+            pass_fds=(lock_fd,),
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+        )
+        stop.attach(proc, train)
+        try:
+            while True:
+                code = proc.poll()
+                for raw in tail.readlines():
+                    line = raw.decode("utf-8", errors="replace")
+                    if echo and _is_progress(line):
+                        print(f"      {line.rstrip()[-150:]}", flush=True)
+                if code is not None:
+                    return code
+                time.sleep(0.2)
+        finally:
+            stop.proc = None
 
 
 def _is_progress(line: str) -> bool:
@@ -435,49 +440,54 @@ def _run_stages(
     write_state(d, CellState.RUNNING, stage=stages[0], attempts=attempts, exit_code=None)
     env = _env(nproc)
     py = [sys.executable, "-m", "biotune.cli"]
-    with (d / CELL_LOG).open("a", encoding="utf-8") as logf:
-        try:
-            for stage in stages:
-                if stop.signum:
-                    return _preempted(d, cell, stage, stop, logf)
-                write_state(d, CellState.RUNNING, stage=stage)
-                start = time.perf_counter()
-                if echo:
-                    print(f"    {cell.name}: {stage} ...", flush=True)
-                logf.write(f"\n===== {time.strftime('%H:%M:%S')} {cell.name}: {stage} =====\n")
-                logf.flush()
-                if stage == "finish":
-                    apply_keep_policy(sweep, d)
-                    continue
-                data_dir = read_state(d).get("data_dir")
-                commands = {
-                    "data": [*py, "data", "build", str(cfg_path), "--record", str(d / CELL_BUILD_RECORD)],
-                    "train": _train_cmd(cfg_path, [f"train.data_dir={data_dir}"] if data_dir else []),
-                    "eval": [*py, "eval", str(cfg_path)],
-                }
-                code = _run_stage(commands[stage], logf, env, echo, stop, stage == "train", lock_fd)
-                if code == EXIT_PREEMPTED or (stop.signum and code != 0):
-                    return _preempted(d, cell, stage, stop, logf)
-                if code != 0:
-                    raise StageFailed(stage, code)
-                done = {f"{stage}_seconds": round(time.perf_counter() - start, 1)}
-                if stage == "data":
-                    done["data_dir"] = str(read_build_record(d / CELL_BUILD_RECORD))
-                write_state(d, CellState.RUNNING, **done)
-        except StageFailed as err:
-            write_state(d, CellState.FAILED, stage=err.stage, exit_code=err.code)
-            print(
-                f"    {cell.name}: {err.stage} failed (exit {err.code}); log: {d / CELL_LOG}", file=sys.stderr
-            )
-            return err.code
+    log_path = d / CELL_LOG
+    try:
+        for stage in stages:
+            if stop.signum:
+                return _preempted(d, cell, stage, stop)
+            write_state(d, CellState.RUNNING, stage=stage)
+            start = time.perf_counter()
+            if echo:
+                print(f"    {cell.name}: {stage} ...", flush=True)
+            _log_line(log_path, f"===== {time.strftime('%H:%M:%S')} {cell.name}: {stage} =====")
+            if stage == "finish":
+                apply_keep_policy(sweep, d)
+                continue
+            data_dir = read_state(d).get("data_dir")
+            commands = {
+                "data": [*py, "data", "build", str(cfg_path), "--record", str(d / CELL_BUILD_RECORD)],
+                "train": _train_cmd(cfg_path, [f"train.data_dir={data_dir}"] if data_dir else []),
+                "eval": [*py, "eval", str(cfg_path)],
+            }
+            code = _run_stage(commands[stage], log_path, env, echo, stop, stage == "train", lock_fd)
+            if code == EXIT_PREEMPTED or (stop.signum and code != 0):
+                return _preempted(d, cell, stage, stop)
+            if code != 0:
+                raise StageFailed(stage, code)
+            done = {f"{stage}_seconds": round(time.perf_counter() - start, 1)}
+            if stage == "data":
+                done["data_dir"] = str(read_build_record(d / CELL_BUILD_RECORD))
+            write_state(d, CellState.RUNNING, **done)
+    except StageFailed as err:
+        write_state(d, CellState.FAILED, stage=err.stage, exit_code=err.code)
+        print(f"    {cell.name}: {err.stage} failed (exit {err.code}); log: {log_path}", file=sys.stderr)
+        return err.code
     write_state(d, CellState.DONE if "finish" in stages else CellState.PENDING)
     return 0
 
 
-def _preempted(d: Path, cell: vr.Cell, stage: str, stop: StopSignals, logf: Any) -> int:
+def _log_line(log_path: Path, text: str) -> None:
+    """Append one line of the runner's own to the cell log."""
+    with log_path.open("a", encoding="utf-8") as logf:
+        logf.write(f"\n{text}\n")
+
+
+def _preempted(d: Path, cell: vr.Cell, stage: str, stop: StopSignals) -> int:
     """Record a pre-emption at ``stage`` (its checkpoint, if any, is resumed by the next run)."""
     why = stop.name or "the stage's own exit 75"
-    logf.write(f"\n===== {time.strftime('%H:%M:%S')} {cell.name}: pre-empted at {stage} ({why}) =====\n")
+    _log_line(
+        d / CELL_LOG, f"===== {time.strftime('%H:%M:%S')} {cell.name}: pre-empted at {stage} ({why}) ====="
+    )
     write_state(d, CellState.PREEMPTED, stage=stage, signal=stop.name or None)
     print(f"    {cell.name}: pre-empted at {stage} ({why}); re-run to resume", file=sys.stderr, flush=True)
     return EXIT_PREEMPTED
@@ -523,9 +533,11 @@ def run_local(sweep: Sweep, nproc: int | None = None, failed_only: bool = False)
 
     LaunchError (exit 2, naming the holder) when another runner works on this sweep.
     """
-    prepare(sweep)
     fix = "wait for that runner to finish or stop it; `biotune sweep status` shows its progress"
-    with sweep_lock(sweep).acquire(fix):
+    lock = sweep_lock(sweep)
+    lock.refuse_if_held(fix)  # before writing anything
+    prepare(sweep)
+    with lock.acquire(fix):
         return _run_selected(sweep, nproc, failed_only)
 
 

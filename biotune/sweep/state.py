@@ -157,6 +157,13 @@ class Lock:
         self.fd = fd
         return self
 
+    def refuse_if_held(self, fix: str) -> None:
+        """Raise :meth:`acquire`'s LaunchError when someone holds the lock, without creating anything."""
+        if self.holder_alive():
+            raise LaunchError(
+                f"{self.what} is already being run by {self.holder()} (lock {self.path})\n  fix: {fix}"
+            )
+
     def holder(self) -> str:
         """Who holds the lock, as its file says (``host=H pid=P since=T``)."""
         try:
