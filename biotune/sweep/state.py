@@ -177,7 +177,7 @@ class Lock:
     def holder_alive(self) -> bool | None:
         """True when some process holds the lock, False when none does, None when there is no lock file."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)  # status may read a sweep it cannot write
         except FileNotFoundError:
             return None
         try:

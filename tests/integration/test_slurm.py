@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def _env(run_dir: Path, **extra: str) -> dict[str, str]:
         MASTER_PORT=str(free_port()),
         BIOTUNE_RUN_DIR=str(run_dir),
         BIOTUNE_CONFIG="configs/train/tiny.yaml",
+        BIOTUNE_VENV=sys.prefix,  # the jobs run the test's own virtualenv
         WANDB_MODE="offline",
         DS_ACCELERATOR="cpu",
         BIOTUNE_DATA_DIR=os.environ.get("BIOTUNE_DATA_DIR", ""),
