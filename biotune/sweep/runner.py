@@ -437,7 +437,7 @@ def _run_stages(
     d = sweep.cell_dir(cell.name)
     cfg_path = d / CELL_CONFIG
     attempts = int(read_state(d).get("attempts", 0)) + ("train" in stages)
-    write_state(d, CellState.RUNNING, stage=stages[0], attempts=attempts, exit_code=None)
+    write_state(d, CellState.RUNNING, stage=stages[0], attempts=attempts, exit_code=None, signal=None)
     env = _env(nproc)
     py = [sys.executable, "-m", "biotune.cli"]
     log_path = d / CELL_LOG
