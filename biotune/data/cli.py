@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from biotune.errors import DataError
+from biotune.errors import ConfigError, DataError, Problem
 from biotune.io import atomic_write_json, read_json
 
 
@@ -61,6 +61,10 @@ def _build(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(config.to_yaml(cfg))
         return 0
+    if args.record and Path(args.record).is_dir():  # refused before anything is built
+        raise ConfigError(
+            [Problem("--record", f"{args.record} is a directory", "pass the path of a JSON file to write")]
+        )
     out = build_dataset(cfg, force=args.force)
     if args.record:
         write_build_record(Path(args.record), out)

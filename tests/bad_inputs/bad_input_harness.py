@@ -10,7 +10,7 @@ need no model and run in about 2.5 CPU-minutes together.
 category                               module                      cases  slow
 =====================================  ==========================  =====  ====
 corpus files, every native format      test_bad_corpora.py            40     0
-configs and overrides                  test_bad_configs.py            37     0
+configs and overrides                  test_bad_configs.py            38     0
 sweep configs and commands             test_bad_sweeps.py             21     0
 predictions files and reports          test_bad_predictions.py        22     0
 checkpoints, manifests and shards      test_bad_checkpoints.py        18     5
@@ -19,7 +19,7 @@ interrupted commands                   test_bad_interrupts.py          0     2
 corpus downloads                       test_bad_downloads.py          10     0
 your data: own sources, instr. sets    test_bad_your_data.py          19     0
 parallel data builds (num_proc)        test_bad_num_proc.py            4     0
-total                                                                188     7
+total                                                                189     7
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,
