@@ -263,6 +263,13 @@ CASES = [
     ),
     build_case("build-root-missing", ("data.root={tmp}/nowhere",), "data.root", "point data.root"),
     Case(
+        "build-record-is-a-directory",
+        ("data", "build", SAMPLE, "data.tokenizer={tok}", "--record", "{tmp}/record"),
+        "--record",
+        "pass the path of a JSON file to write",
+        lambda tmp: (tmp / "record").mkdir(),
+    ),
+    Case(
         "build-tokenizer-missing",
         ("data", "build", SAMPLE, "data.tokenizer=./no_tokenizer"),
         "data.tokenizer",

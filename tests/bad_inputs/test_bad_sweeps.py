@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from bad_input_harness import Case, check, ids, run_selected, write
 
+from biotune.sweep.state import SWEEP_LOCK_FILE, Lock
 from biotune.testing.sweeps import small_base, write_sweep
 
 BASE = small_base()
@@ -24,6 +25,12 @@ def sweep(case_id: str, axes: str, where: str, fix: str = "fix:", head: str = ""
         write_sweep(tmp, f"name: bad\nbase: base.yaml\n{head}axes:\n{axes}", base)
 
     return Case(case_id, ("sweep", "plan", "{tmp}/sweep.yaml"), where, fix, setup)
+
+
+def _held_by_this_process(tmp: Path) -> None:
+    """A sweep whose runner lock is held (by the test process, for its lifetime): a first runner at work."""
+    write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n")
+    Lock(tmp / "out" / SWEEP_LOCK_FILE, "sweep ok").acquire("unused")
 
 
 CASES = [
@@ -208,6 +215,13 @@ CASES = [
                 ),
             ),
         ),
+    ),
+    Case(
+        "second-runner-on-a-sweep",
+        ("sweep", "run", "{tmp}/sweep.yaml", "--local", "--out", "{tmp}/out"),
+        "{tmp}/out/.runner.lock",
+        "wait for that runner to finish or stop it",
+        _held_by_this_process,
     ),
     Case(
         "cell-not-a-sweep-dir",
