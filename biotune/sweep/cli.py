@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from biotune import versions
 from biotune.errors import ConfigError, Problem
 
 #: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
@@ -279,9 +280,22 @@ def _collect_sweep(sweep: Any, correction: str, n_boot: int, seed: int, plots: b
     )
     print((out / "results.md").read_text(encoding="utf-8"))
     print(f"results: {out}")
+    _warn_on_mixed_versions(runner.cell_versions(sweep))
     _fit_if_swarm(sweep, out, results)
     _log_to_wandb(sweep, out, results)
     return 0
+
+
+def _warn_on_mixed_versions(recorded: dict[str, dict[str, str]]) -> None:
+    """Warn when the cells of one sweep trained under different library versions (their run_info.json)."""
+    diffs = versions.differences(recorded)
+    if diffs:
+        print(
+            "warning: the cells of this sweep ran with different library versions, so their differences may "
+            "include the libraries' (re-run the odd cells under launch/constraints.txt):\n"
+            + versions.describe(diffs),
+            file=sys.stderr,
+        )
 
 
 def _fit_if_swarm(sweep: Any, out: Path, results: Any) -> None:

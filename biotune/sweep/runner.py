@@ -64,6 +64,7 @@ from biotune.sweep.state import (
     write_record,
 )
 from biotune.train import checkpoint as layout
+from biotune.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +251,21 @@ def prepare(sweep: Sweep) -> None:
             "keep": sweep.spec.keep,
             "variants": [dataclasses.asdict(v) for v in sweep.variants],
             "cells": [dataclasses.asdict(c) for c in sweep.cells],
+            "versions": library_versions(),
         },
     )
+
+
+def cell_versions(sweep: Sweep) -> dict[str, dict[str, str]]:
+    """The library versions each trained cell recorded in its ``run_info.json`` (cells without one left out)."""
+    out = {}
+    for cell in sweep.cells:
+        info = sweep.cell_dir(cell.name) / TRAIN_DIR / layout.RUN_INFO_FILE
+        if info.is_file():
+            versions = read_json(info, "re-run the cell (`biotune sweep run --failed`)").get("versions")
+            if isinstance(versions, dict):
+                out[cell.name] = {str(k): str(v) for k, v in versions.items()}
+    return out
 
 
 # --------------------------------------------------------------------------------------------- state

@@ -17,6 +17,7 @@ import pytest
 
 from biotune.config import REPO_ROOT
 from biotune.sweep import runner
+from biotune.sweep.state import CellState
 from biotune.testing.simulate import Arm, NerDesign, simulate_accuracy, simulate_ner, write_eval_dir
 from biotune.testing.sweeps import write_sweep
 
@@ -61,7 +62,8 @@ def _small_sweep(tmp: Path) -> tuple[Path, Path]:
         seed_index = [0, 1, 2].index(cell.seed)
         cell_dir = sweep.cell_dir(cell.name)
         write_eval_dir(cell_dir / runner.EVAL_DIR, {n: (sim, arm, seed_index) for n, sim in sets.items()})
-        runner.write_state(cell_dir, runner.DONE)
+        runner.write_state(cell_dir, CellState.RUNNING)
+        runner.write_state(cell_dir, CellState.DONE)
     return path, out
 
 
