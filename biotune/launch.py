@@ -21,6 +21,10 @@ from pathlib import Path
 
 from biotune.config import REPO_ROOT
 
+#: Subdirectory of the Python environment that DeepSpeed's JIT-built ops go to (``launch/defaults.sh`` holds
+#: the shell's copy: ``BIOTUNE_TORCH_EXTENSIONS_SUBDIR``).
+TORCH_EXTENSIONS_SUBDIR = "torch_extensions"
+
 #: Launcher variables that must not leak from an outer job into a local launch.
 _LAUNCHER_VARS = (
     "RANK",
@@ -56,7 +60,18 @@ def launch_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     for key in _LAUNCHER_VARS:
         env.pop(key, None)
     env.update(extra or {})
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(torch_extensions_dir(Path(env["BIOTUNE_VENV"]))))
     return env
+
+
+def torch_extensions_dir(venv: Path) -> Path:
+    """Where DeepSpeed's JIT-built ops (the CPU communication op) go: one directory per Python environment
+    (``launch/torchrun.sh`` applies the same rule; ``slurm/common.sh`` uses a node-local one per environment).
+
+    The per-user default (``~/.cache/torch_extensions``) is shared by every virtualenv, whose different Python
+    and ninja paths make each start rebuild the op; ``TORCH_EXTENSIONS_DIR``, when set, wins.
+    """
+    return venv / TORCH_EXTENSIONS_SUBDIR
 
 
 def _cuda_available() -> bool:

@@ -4,5 +4,9 @@
 #                                          exit; requeue and resume (EX_TEMPFAIL)
 #   BIOTUNE_DEFAULT_COLLECTIVE_TIMEOUT_MIN biotune.distributed.DEFAULT_COLLECTIVE_TIMEOUT_MIN: the process group's
 #                                          collective timeout when BIOTUNE_COLLECTIVE_TIMEOUT_MIN is not exported
+#   BIOTUNE_TORCH_EXTENSIONS_SUBDIR        biotune.launch.TORCH_EXTENSIONS_SUBDIR: DeepSpeed's JIT-built ops (the CPU
+#                                          communication op) go to $BIOTUNE_VENV/<this>, one build per environment,
+#                                          unless TORCH_EXTENSIONS_DIR is exported (slurm/common.sh: node-local)
 BIOTUNE_EXIT_PREEMPTED=75
 BIOTUNE_DEFAULT_COLLECTIVE_TIMEOUT_MIN=60
+BIOTUNE_TORCH_EXTENSIONS_SUBDIR=torch_extensions

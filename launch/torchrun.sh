@@ -45,6 +45,9 @@ BIOTUNE_VENV=${BIOTUNE_VENV:-$BIOTUNE_HOME/.venv}
 # The venv first on PATH: every process then uses the same python and the same ninja (DeepSpeed's JIT ops are
 # rebuilt whenever the ninja on PATH changes).
 export VIRTUAL_ENV=$BIOTUNE_VENV PATH="$BIOTUNE_VENV/bin:$PATH"
+# DeepSpeed's JIT ops build once per environment, not in the per-user cache every checkout shares (where each
+# venv's different python and ninja force a rebuild on every start).
+export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$BIOTUNE_VENV/$BIOTUNE_TORCH_EXTENSIONS_SUBDIR}
 export BIOTUNE_HOME
 (( $# >= 1 )) || die "usage: launch/torchrun.sh CONFIG [key=value ...]"
 

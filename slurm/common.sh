@@ -26,6 +26,11 @@ biotune_use_venv() {
   BIOTUNE_VENV=${BIOTUNE_VENV:-$BIOTUNE_HOME/.venv}
   [[ -x $BIOTUNE_VENV/bin/python ]] || biotune_die "no virtualenv at $BIOTUNE_VENV. Run 'bash launch/install.sh' in $BIOTUNE_HOME or export BIOTUNE_VENV=/path/to/venv."
   export BIOTUNE_HOME BIOTUNE_VENV VIRTUAL_ENV=$BIOTUNE_VENV PATH="$BIOTUNE_VENV/bin:$PATH"
+  # DeepSpeed's JIT ops build node-locally, one directory per environment: on a shared home, nodes building
+  # into one cache at once contend for its lock. The same path string resolves to each node's own /tmp.
+  local env_key
+  env_key=$(printf '%s' "$BIOTUNE_VENV" | sha256sum | cut -c1-12)
+  export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-${TMPDIR:-/tmp}/biotune-$(id -u)-$env_key/$BIOTUNE_TORCH_EXTENSIONS_SUBDIR}
 }
 
 # biotune_require VAR HINT: fail (exit 2) with the hint when $VAR is unset or empty.
