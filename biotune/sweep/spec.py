@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union
 
@@ -40,6 +39,7 @@ from biotune import config
 from biotune.config import REPO_ROOT, DataConfig, RunConfig
 from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
+from biotune.sweep import limits
 from biotune.sweep.power import PowerSettings, check_settings
 
 logger = logging.getLogger(__name__)
@@ -67,16 +67,6 @@ MIXTURES = "mixtures"
 SWARM = "swarm"
 VALUES = "values"
 AXIS_TYPES = (LEAVE_ONE_OUT, SCALE, MIXTURES, SWARM, VALUES)
-
-#: The most mixtures one swarm axis may draw (``n``). RegMix fits on 512 proxy runs; a fine-tuning swarm is
-#: far smaller. Checked before anything is drawn, so that ``n: 100000000`` is an error, not an endless plan.
-MAX_SWARM_N = 1024
-#: The most variants one sweep may expand to (the base, every axis's points and the controls): each is at
-#: least one training run, and ``sweep plan`` realises every one of them. Checked before any is named.
-MAX_VARIANTS = 2048
-#: Training seeds (``seeds:``) lie in [0, MAX_SEED]: numpy's seed range, and it keeps a cell's directory name
-#: ``<variant>-s<seed>`` within ``MAX_NAME_LEN + 12`` characters, far below the 255-byte file-name limit.
-MAX_SEED = 2**32 - 1
 #: Point kinds that are not axes: the base itself, and a size-matched control of a leave-out variant.
 BASE = "base"
 CONTROL = "control"
@@ -220,8 +210,7 @@ class SweepSpec(SweepSettings):
     axes: list[Axis] = field(default_factory=list)
     """The axes; each expands into named variants of the base (they do not cross)."""
     sweep_file: str = ""
-    """The sweep YAML this spec was read from (set by :func:`load_sweep`, not a key of the file): errors in the
-    sweep's own values name it."""
+    """The sweep YAML read (set by :func:`load_sweep`, not a file key): errors in its own values name it."""
 
     def load_base(self) -> RunConfig:
         """The base run config: ``base`` with ``overrides`` (raises ConfigError when it is invalid).
@@ -295,11 +284,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "_".join(format_value(v) for v in value)
     return str(value)
-
-
-def cell_name(variant: str, seed: int) -> str:
-    """The name of a variant's cell (and its directory) at one training seed: ``<variant>-s<seed>``."""
-    return f"{variant}-s{seed}"
 
 
 def _axis_items(axis: Axis, data: DataConfig) -> list[str]:
@@ -459,26 +443,13 @@ def _resolve_base(
         loaded = config.load(found, list(spec.overrides))  # without a base file: checks the override keys
         return (loaded, True) if found else (None, False)
     except ConfigError as err:
-        problems += _override_problems(err, found, spec.overrides)
+        problems += limits.override_problems(err, found, spec.overrides)
     if found is None:
         return None, False
     try:  # the axes can still be checked against the base without the overrides
         return config.load(found), False
     except ConfigError:
         return None, False
-
-
-def _override_problems(err: ConfigError, base: Path | None, overrides: list[str]) -> list[Problem]:
-    """The base's problems as the sweep reports them: one an override of the sweep causes is keyed by that
-    override (``overrides[0]``: the sweep file's value is wrong); the rest are the base file's own."""
-    out: list[Problem] = []
-    for p in err.problems:
-        j = next((j for j, ov in enumerate(overrides) if config._blame(None, [ov], [p]) is not None), None)
-        if j is not None:
-            out.append(Problem(f"overrides[{j}]", f"{overrides[j]}: {p.key}: {p.problem}", p.fix))
-        else:
-            out.append(Problem(p.key, f"{p.problem} (in base {base})", p.fix))
-    return out
 
 
 def _known_names(axis: Axis, data: DataConfig) -> tuple[set[str], str]:
@@ -711,111 +682,16 @@ def _check_names(spec: SweepSpec, data: DataConfig, index: list[int], problems: 
             seen[pt.name] = where
 
 
-def _check_raw(data: dict[str, Any], problems: list[Problem]) -> None:
-    """Checks of the file's raw settings that the typed parse would word badly; a bad value is removed.
-
-    ``seeds``: each one an integer in [0, MAX_SEED], named by its index (``seeds[0]``); ``sweep_file`` is set
-    by :func:`load_sweep`, never by the file.
-    """
-    if "sweep_file" in data:
-        problems.append(
-            Problem(
-                "sweep_file",
-                "is not a key of a sweep file (biotune records the file's own path)",
-                "remove it",
-            )
-        )
-        del data["sweep_file"]
-    seeds = data.get("seeds")
-    if seeds is None:
-        return
-    fix = "list integer training seeds, e.g. seeds: [0, 1, 2]"
-    if not isinstance(seeds, list):
-        problems.append(Problem("seeds", f"must be a list of integers, got {seeds!r}"[:200], fix))
-        del data["seeds"]
-        return
-    bad = False
-    for j, seed in enumerate(seeds):
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            problems.append(Problem(f"seeds[{j}]", f"each seed must be an integer, got {seed!r}"[:200], fix))
-            bad = True
-        elif not 0 <= seed <= MAX_SEED:
-            problems.append(
-                Problem(f"seeds[{j}]", f"{seed} is not in [0, {MAX_SEED}] (numpy's seed range)", fix)
-            )
-            bad = True
-    if bad:
-        del data["seeds"]
-
-
-def _non_finite(value: Any, key: str, problems: list[Problem]) -> None:
-    """Report every float under ``value`` (a parsed spec, a list, a mapping) that is NaN or infinite."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            problems.append(
-                Problem(key, f"{value} is not a finite number", "write a finite number (no .nan or .inf)")
-            )
-    elif is_dataclass(value):
-        for f in fields(value):
-            _non_finite(getattr(value, f.name), f"{key}.{f.name}" if key else f.name, problems)
-    elif isinstance(value, list | tuple):
-        for j, item in enumerate(value):
-            _non_finite(item, f"{key}[{j}]", problems)
-    elif isinstance(value, dict):
-        for name, item in value.items():
-            _non_finite(item, f"{key}.{name}", problems)
-
-
-def _check_finite(spec: SweepSpec, index: list[int]) -> list[Problem]:
-    """Every number of the sweep that is NaN or infinite, keyed as in the file (``axes[1].factors[0]``)."""
-    problems: list[Problem] = []
-    for f in fields(SweepSettings):
-        _non_finite(getattr(spec, f.name), f.name, problems)
-    for i, axis in zip(index, spec.axes, strict=True):
-        _non_finite(axis, f"axes[{i}]", problems)
-    return problems
-
-
-def _points_of(axis: Axis, spec: SweepSpec, data: DataConfig | None) -> int:
-    """How many variants an axis makes (its controls included), counted without naming them."""
-    if isinstance(axis, LeaveOneOutAxis):
-        items = len(axis.only) if axis.only or data is None else len(_axis_items(axis, data))
-        return items * (2 if spec.controls and spec.budget_of(axis) == FREE else 1)
-    if isinstance(axis, ScaleAxis):
-        return len(axis.factors)
-    if isinstance(axis, MixturesAxis):
-        return len(axis.mixtures)
-    if isinstance(axis, SwarmAxis):
-        return max(axis.n, 0)
-    return len(axis.values)
-
-
 def _check_sizes(spec: SweepSpec, data: DataConfig | None, index: list[int]) -> list[Problem]:
-    """Swarms over MAX_SWARM_N and sweeps over MAX_VARIANTS (checked before any variant is named or drawn)."""
-    problems: list[Problem] = []
-    for i, axis in zip(index, spec.axes, strict=True):
-        if isinstance(axis, SwarmAxis) and axis.n > MAX_SWARM_N:
-            problems.append(
-                Problem(
-                    f"axes[{i}].n",
-                    f"{axis.n} mixtures is more than the {MAX_SWARM_N} a swarm may draw",
-                    f"use n <= {MAX_SWARM_N} (RegMix fits on 512), or split it into swarms with other seeds",
-                )
-            )
-    total = 1 + sum(_points_of(axis, spec, data) for axis in spec.axes)
-    if total > MAX_VARIANTS:
-        per_axis = ", ".join(
-            f"axes[{i}]: {_points_of(a, spec, data)}" for i, a in zip(index, spec.axes, strict=True)
-        )
-        problems.append(
-            Problem(
-                "axes",
-                f"the sweep expands to {total} variants ({per_axis}, plus the base), more than {MAX_VARIANTS}",
-                f"keep it to {MAX_VARIANTS} variants: fewer values, factors, mixtures or swarm draws, "
-                "or split it into several sweeps",
-            )
-        )
-    return problems
+    """Swarms over MAX_SWARM_N, then (with the base's data, the swarms in bounds) sweeps over MAX_VARIANTS."""
+    swarms = [
+        (f"axes[{i}].n", a.n) for i, a in zip(index, spec.axes, strict=True) if isinstance(a, SwarmAxis)
+    ]
+    too_big = limits.size_problems(swarms, [])
+    if too_big or data is None or not source_groups(data):
+        return too_big
+    made = [pt.axis for pt in points(spec, data) if pt.axis >= 0]
+    return limits.size_problems([], [(f"axes[{i}]", made.count(j)) for j, i in enumerate(index)])
 
 
 def validate(
@@ -831,12 +707,14 @@ def validate(
     """
     index = list(range(len(spec.axes))) if index is None else index
     problems: list[Problem] = []
-    non_finite = _check_finite(spec, index)
+    named = [(f.name, getattr(spec, f.name)) for f in fields(SweepSettings)]
+    named += [(f"axes[{i}]", axis) for i, axis in zip(index, spec.axes, strict=True)]
+    non_finite = limits.non_finite_problems(named)
     _check_settings(spec, problems)
     data = base.data if base is not None else None
-    too_big = _check_sizes(spec, data if data is not None and source_groups(data) else None, index)
-    if too_big:  # naming, drawing or loading that many variants would not end: report what is known
-        return _with_non_finite(non_finite, problems + too_big)
+    too_big = _check_sizes(spec, data, index)
+    if too_big:  # checking (or drawing) every one of that many variants would not end
+        return limits.merge_non_finite(non_finite, problems + too_big)
     if data is not None and not source_groups(data):
         problems.append(
             Problem(
@@ -884,14 +762,7 @@ def validate(
                         )
     if data is not None:
         _check_names(spec, data, index, problems)
-    return _with_non_finite(non_finite, problems)
-
-
-def _with_non_finite(non_finite: list[Problem], problems: list[Problem]) -> list[Problem]:
-    """``problems`` and each non-finite number that no other check reported under its key (a range check
-    that already rejects ``.inf`` keeps its own words and fix)."""
-    keys = {p.key for p in problems}
-    return problems + [p for p in non_finite if p.key not in keys]
+    return limits.merge_non_finite(non_finite, problems)
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -913,7 +784,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         )
     problems: list[Problem] = []
     raw = _read_yaml(path)
-    _check_raw(raw, problems)
+    limits.check_raw(raw, problems)
     spec, index = _parse(raw, problems)
     spec.sweep_file = str(path)
     base, with_overrides = _resolve_base(spec, path, problems)

@@ -58,7 +58,7 @@ from biotune.config import DataConfig, RunConfig, SourceMix
 from biotune.data.mixture import requested_counts
 from biotune.errors import ConfigError, Problem
 from biotune.sweep import spec as sp
-from biotune.sweep.spec import Point, SweepSpec, cell_name
+from biotune.sweep.spec import Point, SweepSpec
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,12 @@ class Cell:
     seed: int
     overrides: tuple[str, ...]
     """Every override on the base file: the sweep's, the variant's and ``train.seed``."""
+
+
+def cell_name(variant: str, seed: int) -> str:
+    """The name of a variant's cell (its directory) at one training seed; ``biotune.sweep.limits.MAX_SEED``
+    and ``biotune.names.MAX_NAME_LEN`` keep it far below the file-name limit."""
+    return f"{variant}-s{seed}"
 
 
 def cells(spec: SweepSpec, variants: list[Variant]) -> list[Cell]:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from biotune.errors import ConfigError
+from biotune.sweep import limits
 from biotune.sweep import plan as pl
 from biotune.sweep import spec as sp
 from biotune.sweep import variants as vr
@@ -466,10 +467,10 @@ def test_draw_swarm_accepts_exactly_what_the_pairwise_rule_accepts() -> None:
 
 def test_a_swarm_of_the_largest_size_expands(tmp_path: Path) -> None:
     """``n = MAX_SWARM_N`` is allowed and expands into that many distinct, named variants."""
-    spec = sweep(tmp_path, f"  - {{type: swarm, n: {sp.MAX_SWARM_N}, min_distance: 0.01}}\n")
+    spec = sweep(tmp_path, f"  - {{type: swarm, n: {limits.MAX_SWARM_N}, min_distance: 0.01}}\n")
     variants = vr.expand(spec, AVAILABLE)
-    assert len(variants) == sp.MAX_SWARM_N + 1
-    assert variants[-1].name == f"swarm-{sp.MAX_SWARM_N - 1:04d}"
+    assert len(variants) == limits.MAX_SWARM_N + 1
+    assert variants[-1].name == f"swarm-{limits.MAX_SWARM_N - 1:04d}"
 
 
 def test_an_unrealisable_axis_blames_the_sweep_file(tmp_path: Path) -> None:
@@ -485,6 +486,6 @@ def test_the_longest_cell_directory_can_be_made(tmp_path: Path) -> None:
     """A variant name of MAX_NAME_LEN at the largest seed still makes a cell directory (no ENAMETOOLONG)."""
     from biotune.names import MAX_NAME_LEN
 
-    name = sp.cell_name("v" * MAX_NAME_LEN, sp.MAX_SEED)
+    name = vr.cell_name("v" * MAX_NAME_LEN, limits.MAX_SEED)
     (tmp_path / "cells" / name).mkdir(parents=True)
-    assert vr.cell_name is sp.cell_name
+    assert len(name) == MAX_NAME_LEN + 12
