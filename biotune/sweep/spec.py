@@ -19,8 +19,9 @@ A sweep YAML (``configs/sweep/*.yaml``) names a base run config and a list of ax
 Axes do not cross: each one varies the base on its own, and the training seeds cross every variant.
 :func:`load_sweep` reads the file with OmegaConf, loads the base with :func:`biotune.config.load` and checks
 everything that can be checked without the corpora; one :class:`~biotune.errors.ConfigError` lists every
-problem with its key (``axes[1].target``) and the fix. :func:`points` is the one owner of the variant naming
-scheme; :mod:`biotune.sweep.variants` realises the points into mixtures.
+problem with its key (``axes[1].target``) and the fix; the bounds (swarm ``n``, variants, seeds, finite
+numbers) are :mod:`biotune.sweep.limits`'s. :func:`points` is the one owner of the variant naming scheme;
+:mod:`biotune.sweep.variants` realises the points into mixtures.
 """
 
 from __future__ import annotations
