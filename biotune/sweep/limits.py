@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,9 @@ MAX_SEED = 2**32 - 1
 SWEEP_FILE_KEY = "sweep_file"
 
 
-def check_raw(data: dict[str, Any], problems: list[Problem]) -> None:
+def check_raw(data: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
     """Checks of the file's raw mapping that the typed parse would word badly; a bad value is removed from
-    ``data`` (so it is reported once): ``seeds`` and the reserved ``sweep_file``."""
+    ``data`` (so it is reported once): ``seeds`` and the reserved ``sweep_file``. Returns ``data``."""
     if SWEEP_FILE_KEY in data:
         problems.append(
             Problem(
@@ -49,12 +49,12 @@ def check_raw(data: dict[str, Any], problems: list[Problem]) -> None:
         del data[SWEEP_FILE_KEY]
     seeds = data.get("seeds")
     if seeds is None:
-        return
+        return data
     fix = "list integer training seeds, e.g. seeds: [0, 1, 2]"
     if not isinstance(seeds, list):
         problems.append(Problem("seeds", f"must be a list of integers, got {seeds!r}"[:200], fix))
         del data["seeds"]
-        return
+        return data
     before = len(problems)
     for j, seed in enumerate(seeds):
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -65,6 +65,7 @@ def check_raw(data: dict[str, Any], problems: list[Problem]) -> None:
             )
     if len(problems) > before:
         del data["seeds"]
+    return data
 
 
 def _walk(value: Any, key: str, problems: list[Problem]) -> None:
@@ -124,6 +125,24 @@ def size_problems(swarms: Iterable[tuple[str, int]], per_axis: Iterable[tuple[st
             )
         )
     return problems
+
+
+def bound_problems(
+    axes: list[tuple[str, Any]], swarm: type, made_by: Callable[[], list[int]] | None
+) -> list[Problem]:
+    """Swarms over MAX_SWARM_N, then (only when every swarm is in bounds) a sweep over MAX_VARIANTS.
+
+    Args:
+        axes: ``(key, axis)`` of each axis, in the spec's order.
+        swarm: the swarm axis class (its ``n`` is bounded).
+        made_by: the position in ``axes`` of the axis that made each variant but the base (the spec's
+            ``points``); None when the base did not load (nothing is counted).
+    """
+    problems = size_problems([(f"{key}.n", a.n) for key, a in axes if isinstance(a, swarm)], [])
+    if problems or made_by is None:
+        return problems
+    made = made_by()
+    return size_problems([], [(key, made.count(j)) for j, (key, _) in enumerate(axes)])
 
 
 def override_problems(err: ConfigError, base: Path | None, overrides: list[str]) -> list[Problem]:

@@ -42,6 +42,7 @@ from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
 from biotune.sweep import limits
 from biotune.sweep.power import PowerSettings, check_settings
+from biotune.sweep.swarm_fit_keys import AUTO_MODEL, check_fit_keys
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,18 @@ class SwarmAxis:
     """A draw closer than this (L1 distance of the shares) to an accepted one is rejected."""
     fit: bool = False
     """A regression from weights to score will be fitted: requires n >= number of sources (or groups) + 1."""
+    model: str = AUTO_MODEL
+    """The fit's regression (``swarm_fit_keys.FIT_MODELS``): ``auto`` (default) picks, per dev set, the one of
+    ``linear``, ``quadratic`` and ``gbm`` with the smallest K-fold held-out error; needs ``fit: true``."""
+    min_share: float | None = None
+    """Floor of every share in the proposal; empty (default) = ``min_weight``, the swarm's own floor, so the
+    proposal stays in the swarm's support. Needs ``fit: true``."""
+    max_l1: float = 0.25
+    """Trust region: the proposal is at most this L1 distance from its nearest run (default 0.25; 2 = anywhere
+    on the simplex). Needs ``fit: true``."""
+    top_k: int = 100
+    """The proposal averages the ``top_k`` best candidates of the search (default 100, RegMix-style) instead
+    of taking one argmax. Needs ``fit: true``."""
     budget: str = ""
     """Budget rule of this axis (one of BUDGETS); empty = the sweep's ``budget``."""
     name: str = ""
@@ -590,6 +603,7 @@ def _check_swarm(key: str, axis: SwarmAxis, k: int, kind: str, problems: list[Pr
                 f"use a value below {1 / max(k, 1):.3g}, e.g. 0.02",
             )
         )
+    check_fit_keys(f"{key}.", axis, SwarmAxis(), k, kind, problems)
     reach = 2 * (1 - k * axis.min_weight) if k else 0.0
     if axis.min_distance < 0 or (k > 1 and axis.min_distance >= reach > 0):
         problems.append(
@@ -683,18 +697,6 @@ def _check_names(spec: SweepSpec, data: DataConfig, index: list[int], problems: 
             seen[pt.name] = where
 
 
-def _check_sizes(spec: SweepSpec, data: DataConfig | None, index: list[int]) -> list[Problem]:
-    """Swarms over MAX_SWARM_N, then (with the base's data, the swarms in bounds) sweeps over MAX_VARIANTS."""
-    swarms = [
-        (f"axes[{i}].n", a.n) for i, a in zip(index, spec.axes, strict=True) if isinstance(a, SwarmAxis)
-    ]
-    too_big = limits.size_problems(swarms, [])
-    if too_big or data is None or not source_groups(data):
-        return too_big
-    made = [pt.axis for pt in points(spec, data) if pt.axis >= 0]
-    return limits.size_problems([], [(f"axes[{i}]", made.count(j)) for j, i in enumerate(index)])
-
-
 def validate(
     spec: SweepSpec, base: RunConfig | None, with_overrides: bool = True, index: list[int] | None = None
 ) -> list[Problem]:
@@ -708,13 +710,13 @@ def validate(
     """
     index = list(range(len(spec.axes))) if index is None else index
     problems: list[Problem] = []
-    named = [(f.name, getattr(spec, f.name)) for f in fields(SweepSettings)]
-    named += [(f"axes[{i}]", axis) for i, axis in zip(index, spec.axes, strict=True)]
-    non_finite = limits.non_finite_problems(named)
+    keyed = [(f"axes[{i}]", axis) for i, axis in zip(index, spec.axes, strict=True)]
+    settings = [(f.name, getattr(spec, f.name)) for f in fields(SweepSettings)]
+    non_finite = limits.non_finite_problems([*settings, *keyed])
     _check_settings(spec, problems)
     data = base.data if base is not None else None
-    too_big = _check_sizes(spec, data, index)
-    if too_big:  # checking (or drawing) every one of that many variants would not end
+    made_by = (lambda: [pt.axis for pt in points(spec, data)][1:]) if data and source_groups(data) else None
+    if too_big := limits.bound_problems(keyed, SwarmAxis, made_by):  # checking them all would not end
         return limits.merge_non_finite(non_finite, problems + too_big)
     if data is not None and not source_groups(data):
         problems.append(
@@ -784,9 +786,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
             ]
         )
     problems: list[Problem] = []
-    raw = _read_yaml(path)
-    limits.check_raw(raw, problems)
-    spec, index = _parse(raw, problems)
+    spec, index = _parse(limits.check_raw(_read_yaml(path), problems), problems)
     spec.sweep_file = str(path)
     base, with_overrides = _resolve_base(spec, path, problems)
     typed = {p.key for p in problems}  # a value already reported (and defaulted) is not reported again

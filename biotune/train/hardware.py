@@ -140,12 +140,17 @@ def resolve_peak(
     return Peak(measured_peak_flops(torch_dtype, "cpu" if name == "cpu" else "cuda"), "measured")
 
 
-def training_flops_per_token(num_params: int, layers: int, hidden: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6·N (forward 2N + backward 4N) plus 12·L·h·s for the attention scores.
+def training_flops_per_token(
+    num_params: int, layers: int, hidden: int, seq_len: int, trainable_params: int | None = None
+) -> float:
+    """Training FLOPs per token: forward 2·N, backward 2·N for the activation gradients plus 2·T for the weight
+    gradients of the T trainable parameters (T = N: the usual 6·N; LoRA: T = the adapter's), plus 12·L·h·s for
+    the attention scores.
 
     No activation recomputation is counted (MFU, not hardware FLOPs utilisation).
     """
-    return 6.0 * num_params + 12.0 * layers * hidden * seq_len
+    trainable = num_params if trainable_params is None else trainable_params
+    return 4.0 * num_params + 2.0 * trainable + 12.0 * layers * hidden * seq_len
 
 
 def mfu(flops_per_token: float, tokens_per_s_per_device: float, peak: float | None) -> float | None:

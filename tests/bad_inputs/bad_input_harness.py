@@ -10,8 +10,8 @@ other tables need no model and run in about 2.5 CPU-minutes together.
 category                               module                      cases  slow
 =====================================  ==========================  =====  ====
 corpus files, every native format      test_bad_corpora.py            40     0
-configs and overrides                  test_bad_configs.py            38     0
-sweep configs and commands             test_bad_sweeps.py             26     0
+configs and overrides                  test_bad_configs.py            43     0
+sweep configs and commands             test_bad_sweeps.py             32     0
 sweep statistics (collect)             test_bad_sweep_stats.py         5     0
 predictions files and reports          test_bad_predictions.py        22     0
 checkpoints, manifests and shards      test_bad_checkpoints.py        18     5

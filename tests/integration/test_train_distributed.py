@@ -7,6 +7,7 @@ guard. See tests/integration/train_support.py for the dataset (real NCBI-disease
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,8 @@ def test_zero3_partitions_and_loss_falls(full_run: dict) -> None:
     assert info["world_size"] == 2
     assert info["partition_fraction_per_rank"] == pytest.approx([0.5, 0.5], abs=0.01)
     assert info["attn_implementation"] == "sdpa_packed"  # auto on CPU
+    assert info["versions"]["torch"] == torch.__version__  # what this run imported (biotune.versions)
+    assert info["versions"]["deepspeed"] == importlib.metadata.version("deepspeed")
     losses = _losses(out)
     assert sorted(losses) == list(range(1, STEPS + 1))
     assert losses[STEPS] < losses[1] - 0.5
