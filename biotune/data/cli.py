@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from biotune.data.download import Limits
+from biotune.data.sources import UnknownSourceError, get_spec
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.io import atomic_write_json, read_json
 
@@ -76,6 +77,7 @@ def _build(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config, args.overrides)
     if args.dry_run:
+        check_sources(cfg)
         print(config.to_yaml(cfg))
         return 0
     if args.record and Path(args.record).is_dir():  # refused before anything is built
@@ -88,6 +90,23 @@ def _build(args: argparse.Namespace) -> int:
     print(Manifest.read(out).format_stats())
     print(out)
     return 0
+
+
+def check_sources(cfg: Any) -> None:
+    """Every ``data.sources`` name must be a registered or declared source, as the build requires: a dry run
+    reports what the build would, every unknown name at once.
+
+    Raises:
+        ConfigError: one problem per unknown source, keyed ``data.sources.<name>``, with close matches.
+    """
+    problems = []
+    for name in cfg.data.sources:
+        try:
+            get_spec(name, cfg.data)
+        except UnknownSourceError as err:
+            problems.append(Problem(f"data.sources.{name}", "unknown source", err.fix))
+    if problems:
+        raise ConfigError(problems)
 
 
 #: The key of ``data build --record FILE`` that holds the built dataset's directory.

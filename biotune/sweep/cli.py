@@ -60,7 +60,12 @@ def register(subparsers: Any) -> None:
 
     q = add("plan", "list the variants with their realised data, compute and disk estimates")
     q.add_argument("--json", action="store_true", help="print the rows as JSON")
-    q.add_argument("--gpus", type=int, default=8, help="GPUs per cell for the GPU-hour estimate (default 8)")
+    q.add_argument(
+        "--gpus",
+        type=positive_int,
+        default=8,
+        help="GPUs per cell for the GPU-hour estimate, >= 1 (default 8)",
+    )
     q.add_argument(
         "--pilot",
         default=None,

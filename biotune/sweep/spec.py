@@ -19,8 +19,9 @@ A sweep YAML (``configs/sweep/*.yaml``) names a base run config and a list of ax
 Axes do not cross: each one varies the base on its own, and the training seeds cross every variant.
 :func:`load_sweep` reads the file with OmegaConf, loads the base with :func:`biotune.config.load` and checks
 everything that can be checked without the corpora; one :class:`~biotune.errors.ConfigError` lists every
-problem with its key (``axes[1].target``) and the fix. :func:`points` is the one owner of the variant naming
-scheme; :mod:`biotune.sweep.variants` realises the points into mixtures.
+problem with its key (``axes[1].target``) and the fix; the bounds (swarm ``n``, variants, seeds, finite
+numbers) are :mod:`biotune.sweep.limits`'s. :func:`points` is the one owner of the variant naming scheme;
+:mod:`biotune.sweep.variants` realises the points into mixtures.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from biotune import config
 from biotune.config import REPO_ROOT, DataConfig, RunConfig
 from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
+from biotune.sweep import limits
 from biotune.sweep.power import PowerSettings, check_settings
 from biotune.sweep.swarm_fit_keys import AUTO_MODEL, check_fit_keys
 
@@ -221,6 +223,8 @@ class SweepSpec(SweepSettings):
 
     axes: list[Axis] = field(default_factory=list)
     """The axes; each expands into named variants of the base (they do not cross)."""
+    sweep_file: str = ""
+    """The sweep YAML read (set by :func:`load_sweep`, not a file key): errors in its own values name it."""
 
     def load_base(self) -> RunConfig:
         """The base run config: ``base`` with ``overrides`` (raises ConfigError when it is invalid).
@@ -453,8 +457,7 @@ def _resolve_base(
         loaded = config.load(found, list(spec.overrides))  # without a base file: checks the override keys
         return (loaded, True) if found else (None, False)
     except ConfigError as err:
-        where = f"in base {err.source} with the sweep's overrides" if found else "in the sweep's overrides"
-        problems += [Problem(p.key, f"{p.problem} ({where})", p.fix) for p in err.problems]
+        problems += limits.override_problems(err, found, spec.overrides)
     if found is None:
         return None, False
     try:  # the axes can still be checked against the base without the overrides
@@ -707,8 +710,14 @@ def validate(
     """
     index = list(range(len(spec.axes))) if index is None else index
     problems: list[Problem] = []
+    keyed = [(f"axes[{i}]", axis) for i, axis in zip(index, spec.axes, strict=True)]
+    settings = [(f.name, getattr(spec, f.name)) for f in fields(SweepSettings)]
+    non_finite = limits.non_finite_problems([*settings, *keyed])
     _check_settings(spec, problems)
     data = base.data if base is not None else None
+    made_by = (lambda: [pt.axis for pt in points(spec, data)][1:]) if data and source_groups(data) else None
+    if too_big := limits.bound_problems(keyed, SwarmAxis, made_by):  # checking them all would not end
+        return limits.merge_non_finite(non_finite, problems + too_big)
     if data is not None and not source_groups(data):
         problems.append(
             Problem(
@@ -756,7 +765,7 @@ def validate(
                         )
     if data is not None:
         _check_names(spec, data, index, problems)
-    return problems
+    return limits.merge_non_finite(non_finite, problems)
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -777,7 +786,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
             ]
         )
     problems: list[Problem] = []
-    spec, index = _parse(_read_yaml(path), problems)
+    spec, index = _parse(limits.check_raw(_read_yaml(path), problems), problems)
+    spec.sweep_file = str(path)
     base, with_overrides = _resolve_base(spec, path, problems)
     typed = {p.key for p in problems}  # a value already reported (and defaulted) is not reported again
     problems += [p for p in validate(spec, base, with_overrides, index) if p.key not in typed]

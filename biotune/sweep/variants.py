@@ -117,7 +117,8 @@ class Cell:
 
 
 def cell_name(variant: str, seed: int) -> str:
-    """The name of a variant's cell at one training seed."""
+    """The name of a variant's cell (its directory) at one training seed; ``biotune.sweep.limits.MAX_SEED``
+    and ``biotune.names.MAX_NAME_LEN`` keep it far below the file-name limit."""
     return f"{variant}-s{seed}"
 
 
@@ -218,25 +219,26 @@ def _tokenizer_id(cfg: RunConfig) -> str:
 
 
 def draw_swarm(k: int, axis: sp.SwarmAxis) -> list[np.ndarray]:
-    """``axis.n`` seeded Dirichlet mixtures over ``k`` components (module docstring).
+    """``axis.n`` seeded Dirichlet mixtures over ``k`` components (module docstring); the distance to every
+    accepted draw is one vectorised step, so a swarm of ``MAX_SWARM_N`` is drawn in well under a second.
 
     Raises:
         ValueError: fewer than ``n`` mixtures at ``min_distance`` from each other were found.
     """
     rng = np.random.default_rng(axis.seed)
-    accepted: list[np.ndarray] = []
-    tries, limit = 0, 1000 + 200 * axis.n
-    while len(accepted) < axis.n:
+    accepted = np.empty((axis.n, k))
+    count, tries, limit = 0, 0, 1000 + 200 * axis.n
+    while count < axis.n:
         if tries == limit:
             raise ValueError(
-                f"only {len(accepted)} of {axis.n} mixtures at L1 distance >= {axis.min_distance} "
-                f"after {limit} draws"
+                f"only {count} of {axis.n} mixtures at L1 distance >= {axis.min_distance} after {limit} draws"
             )
         tries += 1
         w = axis.min_weight + (1.0 - k * axis.min_weight) * rng.dirichlet(np.full(k, axis.alpha))
-        if all(np.abs(w - a).sum() >= axis.min_distance for a in accepted):
-            accepted.append(w)
-    return accepted
+        if not count or np.abs(accepted[:count] - w).sum(axis=1).min() >= axis.min_distance:
+            accepted[count] = w
+            count += 1
+    return list(accepted)
 
 
 # --------------------------------------------------------------------------------------------- expansion
@@ -523,8 +525,8 @@ def expand(
             continue
         ctx.done[pt.name] = variant
         variants.append(variant)
-    if problems:
-        raise ConfigError(problems, spec.base)
+    if problems:  # each is an axis's value (or the sweep's own settings): the sweep file is to blame
+        raise ConfigError(problems, spec.sweep_file or spec.base)
     logger.info(
         "sweep %s: %d variants, %d distinct data builds",
         spec.name,

@@ -23,6 +23,7 @@ parallel data builds (num_proc)        test_bad_num_proc.py            4     0
 names that become paths                test_bad_paths.py              12     0
 empty data builds (all dropped)        test_bad_builds.py              3     0
 remaining tracebacks (issue 20)        test_bad_tracebacks.py          9     2
+sweep-spec bounds, silent acceptances  test_bad_sweep_spec.py         17     0
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,

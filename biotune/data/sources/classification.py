@@ -10,7 +10,7 @@ of the source's labels: an error names the file and line. Record ids: the ``id``
 ``hoc`` layout: ``hoc/text/<PMID>.txt`` (tokenised abstract, one sentence per line) and ``hoc/labels/<PMID>.txt``
 (one line of per-sentence groups, each introduced by ``<`` and aligned with the text lines; labels inside a
 group are separated by ``AND``; each label is a taxonomy path ``Top level--sub class...``; an empty group or
-``NULL`` means no label). A document's labels are the union of its sentences' top-level hallmarks, lower-cased
+``NULL`` means no label). Every document has both files: a labels file without its text is an error. A document's labels are the union of its sentences' top-level hallmarks, lower-cased
 and sorted; its text is the abstract (sentence lines joined by one space). The record id is the PMID.
 
 Split (the corpus ships none; BLUE's/BLURB's lists are not available): a document goes to ``train``,
@@ -74,6 +74,15 @@ def load_hoc(path: Path, spec: SourceSpec, split: str) -> list[DocLabels]:
     if not pmids:
         raise DataError(
             text_dir, "no <PMID>.txt files", "point the source at the HoC folder with text/ and labels/"
+        )
+    label_dir = require_dir(path / "labels")
+    orphans = sorted({p.stem for p in label_dir.glob("*.txt")} - set(pmids))
+    if orphans:  # a document whose text is missing is an error, not a document dropped from every split
+        more = f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""
+        raise DataError(
+            label_dir / f"{orphans[0]}.txt",
+            f"labels without a text file: {text_dir / orphans[0]}.txt is missing{more}",
+            "restore the document's text/<PMID>.txt, or remove its labels file",
         )
     return [read_document(path, pmid, spec) for pmid in pmids if hoc_split(pmid) == split]
 

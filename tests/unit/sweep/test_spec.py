@@ -8,6 +8,7 @@ import pytest
 
 from biotune import config
 from biotune.errors import ConfigError
+from biotune.sweep import limits
 from biotune.sweep import spec as sp
 from biotune.sweep.spec import load_sweep, points
 from biotune.testing.sweeps import small_base, write_sweep
@@ -160,7 +161,7 @@ axes:
         "seedz",
         "budget",
         "keep",
-        "train.max_stepz",
+        "overrides[0]",
         "axes[0].only[1]",
         "axes[1].target",
         "axes[1].factors[1]",
@@ -175,7 +176,7 @@ axes:
     }
     assert expected <= set(found), sorted(expected - set(found))
     assert "did you mean 'seeds'" in found["seedz"][0]
-    assert "did you mean 'train.max_steps'" in found["train.max_stepz"][0]
+    assert "did you mean 'train.max_steps'" in found["overrides[0]"][0]
     assert "did you mean 'optim.lr'" in found["axes[5].key"][0]
     assert "unknown source 'no_such_source'" in found["axes[0].only[1]"][0]
     assert "unknown group 'nerr'" in found["axes[1].target"][0]
@@ -302,3 +303,116 @@ def test_structure_problems(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_sweep("configs/sweep/no_such_sweep.yaml")
+
+
+# --------------------------------------------------------------------------------------------- issue 20, item 7
+
+
+@pytest.mark.parametrize(
+    ("axes", "head", "key"),
+    [
+        ("  - {type: scale, target: hoc, factors: [2, .nan]}\n", "", "axes[0].factors[1]"),
+        ("  - {type: scale, target: hoc, factors: [.inf]}\n", "", "axes[0].factors[0]"),
+        ("  - {type: mixtures, mixtures: {m: {hoc: .nan, gad: 1}}}\n", "", "axes[0].mixtures.m.hoc"),
+        ("  - {type: mixtures, mixtures: {m: {hoc: .inf, gad: 1}}}\n", "", "axes[0].mixtures.m.hoc"),
+        ("  - {type: swarm, n: 8, alpha: .nan}\n", "", "axes[0].alpha"),
+        ("  - {type: swarm, n: 8, alpha: .inf}\n", "", "axes[0].alpha"),
+        ("  - {type: swarm, n: 8, min_weight: .nan}\n", "", "axes[0].min_weight"),
+        ("  - {type: swarm, n: 8, min_distance: .nan}\n", "", "axes[0].min_distance"),
+        ("  - {type: values, key: optim.weight_decay, values: [0.1, .nan]}\n", "", "axes[0].values[1]"),
+        ("  - {type: leave_one_out}\n", "min_effect: .nan\n", "min_effect"),
+    ],
+)
+def test_nan_and_infinity_are_refused_where_they_are_written(
+    tmp_path: Path, axes: str, head: str, key: str
+) -> None:
+    found = problems_of(write_sweep(tmp_path, f"name: t\nbase: base.yaml\n{head}axes:\n{axes}", BASE))
+    assert key in found, found
+    assert "min_distance" not in key or len(found) == 1, found  # a NaN alpha is not blamed on min_distance
+
+
+def test_a_nan_alpha_is_blamed_on_alpha_alone(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path, "name: t\nbase: base.yaml\naxes:\n  - {type: swarm, n: 8, alpha: .nan}\n", BASE
+    )
+    found = problems_of(path)
+    assert list(found) == ["axes[0].alpha"] and "not a finite number" in found["axes[0].alpha"][0]
+
+
+def test_swarm_n_over_the_bound_is_refused_before_anything_is_drawn(tmp_path: Path) -> None:
+    import time
+
+    path = write_sweep(tmp_path, "name: t\nbase: base.yaml\naxes:\n  - {type: swarm, n: 100000000}\n", BASE)
+    started = time.process_time()
+    found = problems_of(path)
+    assert time.process_time() - started < 60  # the bound, not a timing claim: it would never end otherwise
+    assert f"n <= {limits.MAX_SWARM_N}" in found["axes[0].n"][0]
+    assert "axes" not in found  # the variants are not counted (named) past a swarm over its bound
+
+
+def test_the_number_of_variants_is_bounded(tmp_path: Path) -> None:
+    half = limits.MAX_VARIANTS // 2
+    factors = ", ".join(str(1 + j / 1000) for j in range(1, half + 1))
+    values = ", ".join(f"{j}.0e-5" for j in range(1, half + 1))
+    axes = f"  - {{type: scale, target: hoc, factors: [{factors}]}}\n  - {{type: values, key: optim.lr, values: [{values}]}}\n"
+    found = problems_of(write_sweep(tmp_path, f"name: t\nbase: base.yaml\naxes:\n{axes}", BASE))
+    (text,) = found["axes"]
+    assert f"{2 * half + 1} variants" in text and f"axes[0]: {half}, axes[1]: {half}" in text
+    # one less is allowed: the bound counts the base
+    ok = write_sweep(
+        tmp_path / "ok",
+        f"name: t\nbase: base.yaml\naxes:\n  - {{type: scale, target: hoc, factors: [{factors}]}}\n",
+        BASE,
+    )
+    assert len(points(load_sweep(ok), config.load(str(tmp_path / "ok" / "base.yaml")).data)) == half + 1
+
+
+@pytest.mark.parametrize(
+    ("seeds", "key", "text"),
+    [
+        ("[a, b]", "seeds[0]", "each seed must be an integer, got 'a'"),
+        ("[1, 2.5]", "seeds[1]", "each seed must be an integer, got 2.5"),
+        ("[0, true]", "seeds[1]", "each seed must be an integer, got True"),
+        ("[-1]", "seeds[0]", "-1 is not in [0, 4294967295]"),
+        ("7", "seeds", "must be a list of integers, got 7"),
+    ],
+)
+def test_each_seed_must_be_an_integer(tmp_path: Path, seeds: str, key: str, text: str) -> None:
+    path = write_sweep(
+        tmp_path, f"name: t\nbase: base.yaml\nseeds: {seeds}\naxes:\n  - {{type: leave_one_out}}\n", BASE
+    )
+    found = problems_of(path)
+    assert text in found[key][0] and "seeds: [0, 1, 2]" in found[key][0]
+    assert "give a value of type list" not in str(found)
+
+
+def test_a_bad_override_of_the_sweep_is_keyed_by_the_sweep(tmp_path: Path) -> None:
+    """The sweep's ``overrides:`` entry is wrong, not base.yaml: the key is ``overrides[j]`` of the sweep."""
+    path = write_sweep(
+        tmp_path,
+        "name: t\nbase: base.yaml\noverrides: [train.max_steps=5, optim.lr=-1]\naxes:\n  - {type: leave_one_out}\n",
+        BASE,
+    )
+    found = problems_of(path)
+    assert "optim.lr=-1: optim.lr: must be > 0" in found["overrides[1]"][0]
+    assert "base.yaml" not in str(found)
+
+
+def test_the_base_files_own_problem_still_names_the_base(tmp_path: Path) -> None:
+    base = BASE.replace("train: {max_steps: 10}", "train: {max_steps: 10}\noptim: {lr: -1}")
+    path = write_sweep(
+        tmp_path,
+        "name: t\nbase: base.yaml\noverrides: [train.max_steps=5]\naxes:\n  - {type: leave_one_out}\n",
+        base,
+    )
+    found = problems_of(path)
+    assert f"(in base {tmp_path / 'base.yaml'})" in found["optim.lr"][0]
+
+
+def test_sweep_file_is_not_a_key_of_the_file(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path, "name: t\nbase: base.yaml\nsweep_file: x.yaml\naxes:\n  - {type: leave_one_out}\n", BASE
+    )
+    assert "remove it" in problems_of(path)["sweep_file"][0]
+    good = write_sweep(tmp_path / "g", "name: t\nbase: base.yaml\naxes:\n  - {type: leave_one_out}\n", BASE)
+    assert load_sweep(good).sweep_file == str(good)

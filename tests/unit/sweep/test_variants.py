@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from biotune.errors import ConfigError
+from biotune.sweep import limits
 from biotune.sweep import plan as pl
 from biotune.sweep import spec as sp
 from biotune.sweep import variants as vr
@@ -447,3 +448,44 @@ def test_measure_tokens_per_sample_counts_what_the_build_keeps(tmp_path: Path) -
     assert all(short[s] <= long[s] for s in long), "dropped samples count 0 tokens"
     assert any(short[s] < long[s] for s in long)
     assert vr.measure_tokens_per_sample(load_sweep(path), limit=6, tokenizer=tok) == long, "seeded"
+
+
+# --------------------------------------------------------------------------------------------- issue 20, item 7
+
+
+def test_draw_swarm_accepts_exactly_what_the_pairwise_rule_accepts() -> None:
+    """The vectorised distance check keeps the rule: replay the same seeded draws and accept one by one."""
+    axis = sp.SwarmAxis(n=40, seed=3, alpha=0.7, min_weight=0.02, min_distance=0.35)
+    rng = np.random.default_rng(axis.seed)
+    expected: list[np.ndarray] = []
+    while len(expected) < axis.n:
+        w = axis.min_weight + (1.0 - 5 * axis.min_weight) * rng.dirichlet(np.full(5, axis.alpha))
+        if all(np.abs(w - a).sum() >= axis.min_distance for a in expected):
+            expected.append(w)
+    assert np.array_equal(np.array(vr.draw_swarm(5, axis)), np.array(expected))
+
+
+def test_a_swarm_of_the_largest_size_expands(tmp_path: Path) -> None:
+    """``n = MAX_SWARM_N`` is allowed and expands into that many distinct, named variants."""
+    spec = sweep(tmp_path, f"  - {{type: swarm, n: {limits.MAX_SWARM_N}, min_distance: 0.01}}\n")
+    variants = vr.expand(spec, AVAILABLE)
+    assert len(variants) == limits.MAX_SWARM_N + 1
+    assert variants[-1].name == f"swarm-{limits.MAX_SWARM_N - 1:04d}"
+
+
+def test_an_unrealisable_axis_blames_the_sweep_file(tmp_path: Path) -> None:
+    """The axis's value is wrong, not the base: the error names the sweep file, not base.yaml."""
+    spec = sweep(tmp_path, "  - {type: swarm, n: 8, min_distance: 1.9}\n")
+    with pytest.raises(ConfigError) as info:
+        vr.expand(spec, AVAILABLE)
+    assert info.value.source == str(tmp_path / "sweep.yaml")
+    assert "base.yaml" not in str(info.value).splitlines()[0]
+
+
+def test_the_longest_cell_directory_can_be_made(tmp_path: Path) -> None:
+    """A variant name of MAX_NAME_LEN at the largest seed still makes a cell directory (no ENAMETOOLONG)."""
+    from biotune.names import MAX_NAME_LEN
+
+    name = vr.cell_name("v" * MAX_NAME_LEN, limits.MAX_SEED)
+    (tmp_path / "cells" / name).mkdir(parents=True)
+    assert len(name) == MAX_NAME_LEN + 12
