@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from biotune import __version__
-from biotune.config import DataConfig, RunConfig, SourceMix
+from biotune.config import DataConfig, RunConfig
 from biotune.data import leakage, mixture
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.records import Sample, base_id, sample_id
@@ -726,7 +726,7 @@ def _instruction_samples(cfg: DataConfig) -> tuple[dict[str, list[Sample]], dict
                 Sample(
                     id=sample_id(rec.source, "train", rec.id),
                     source=rec.source,
-                    task="instruction",
+                    task=mixture.INSTRUCTION_GROUP,
                     instruction=rec.instruction,
                     input=rec.input,
                     output=rec.output,
@@ -922,11 +922,11 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
 
 def _collect(
     cfg: RunConfig, root: Path, runner: Runner | None = None
-) -> tuple[dict[str, list[Sample]], dict[str, str], dict[str, int], dict[str, tuple[str, bool]]]:
+) -> tuple[dict[str, list[Sample]], dict[str, str], dict[str, int]]:
     """The training samples of every included source in config order (read by ``runner``: all reads start
-    before the first is awaited), each source's kind, what the readers repaired (``"<source>/<split>:
-    <what>"`` -> count), and the (licence, restricted) of each instruction-set source. A problem with a source
-    is raised in its turn, as a serial build meets it."""
+    before the first is awaited), each source's kind, and what the readers repaired (``"<source>/<split>:
+    <what>"`` -> count). A problem with a source is raised in its turn, as a serial build meets it. The
+    instruction sets are read apart (:func:`_instruction_samples`)."""
     d = cfg.data
     runner = runner or Runner(None)
     kinds: dict[str, str] = {}
@@ -962,22 +962,7 @@ def _collect(
         by_source[name] = got.samples
         repairs.update({f"{name}/{split}: {what}": n for what, n in got.repairs.items() if n})
         logger.info("source %-24s %-6s %7d samples", name, split, len(by_source[name]))
-    instruction_samples, instruction_terms = _instruction_samples(d)
-    for name, samples in instruction_samples.items():
-        if name in by_source:
-            raise ConfigError(
-                [
-                    Problem(
-                        "data.instructions",
-                        f"instruction rows name source '{name}', which is also a configured corpus",
-                        "rename the source column in the instruction file",
-                    )
-                ]
-            )
-        by_source[name] = samples
-        kinds[name] = "instruction"
-        d.sources.setdefault(name, SourceMix(group="instruction"))
-    return by_source, kinds, repairs, instruction_terms
+    return by_source, kinds, repairs
 
 
 def _build_into(
@@ -985,8 +970,9 @@ def _build_into(
 ) -> Manifest:
     d = cfg.data
     with open_runner(d.num_proc, tokenizer) as runner:
-        by_source, kinds, repairs, instruction_terms = _collect(cfg, root, runner)
-        mixed, table = mixture.compose(by_source, d, kinds)
+        by_source, kinds, repairs = _collect(cfg, root, runner)
+        instructions, instruction_terms = _instruction_samples(d)
+        mixed, table = mixture.compose(by_source, d, kinds, instructions)
         train, held = mixture.split_heldout(mixed, d.eval_fraction, d.seed)
         train_tok = _start_tokenize(train, cfg, tokenizer, runner)
         held_tok = _start_tokenize(held, cfg, tokenizer, runner) if held else None

@@ -181,6 +181,38 @@ def test_published_instruction_files_join_the_mixture(tmp_path: Path, tiny_model
     assert "ncbi_disease" in m["sources"]
 
 
+def test_build_leaves_the_callers_config_as_it_was(tmp_path: Path, tiny_model: Path) -> None:
+    # Before: the build added each instruction set's `source` values to cfg.data.sources, so the config.yaml
+    # that `biotune train` saves (train.run._save_resolved_config) listed them as corpora, and reloading it
+    # (or building again from the same config) failed with "unknown source".
+    from biotune.train.checkpoint import CONFIG_FILE
+    from biotune.train.run import _save_resolved_config
+
+    rows = [
+        {
+            "instruction": "Answer.",
+            "input": f"Question {i}?",
+            "output": f"Answer {i}.",
+            "source": "chatdoctor",
+        }
+        for i in range(6)
+    ]
+    path = tmp_path / "instructions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _cfg(tmp_path, tiny_model, f"data.instructions.chat.path={path}")
+    before = config.to_yaml(cfg)
+    out = build_dataset(cfg)
+    assert config.to_yaml(cfg) == before and "chatdoctor" not in cfg.data.sources
+    assert Manifest.read(out).to_dict()["sources"]["chatdoctor"]["realised"] == 6
+    assert "chatdoctor" not in Manifest.read(out).config["sources"]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    _save_resolved_config(cfg, run_dir)
+    reloaded = config.load(run_dir / CONFIG_FILE)
+    assert config.to_yaml(reloaded) == before
+    assert build_dataset(reloaded) == build_dataset(cfg) == out
+
+
 # ------------------------------------------------------------------------------------------- cache key
 
 
