@@ -20,7 +20,7 @@ threaded process can deadlock on a lock another thread held; a spawned worker im
 (:class:`biotune.data.tokenize.BackendTokenizer`: the fingerprinted tokenizer itself, no hub lookup, no remote
 code), and encodes on one thread unless ``TOKENIZERS_PARALLELISM`` says otherwise. Workers ignore SIGINT and
 SIGTERM; on any error or signal the parent kills them before it cleans up, and a worker that dies is a
-DataError, never a hang (:class:`_WorkerPool`). The leakage check is queued after the tokenization chunks: a
+DataError, never a hang (:mod:`biotune.data.workers`). The leakage check is queued after the tokenization chunks: a
 worker runs it while the parent packs (a serial build checks before it tokenizes, so an overlap under
 ``data.leakage=error`` fails early). A spawned worker imports the main module, so a script that builds with
 ``num_proc > 1`` must do it under ``if __name__ == "__main__":``. Objects cross between the build and its own
@@ -39,18 +39,14 @@ import gc
 import hashlib
 import json
 import logging
-import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import tempfile
 import threading
 import time
-import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,15 +56,15 @@ import numpy as np
 from biotune import __version__
 from biotune.config import DataConfig, RunConfig
 from biotune.data import leakage, mixture
+from biotune.data.cache import BUILD_VERSION, NOT_DATA, FileHashes, cache_key, clean_stale_tmp, tmp_prefix
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.records import Sample, base_id, sample_id
-from biotune.errors import EXIT_PREEMPTED, BiotuneError, ConfigError, DataError, Problem
-from biotune.io import atomic_write_json, swap_in_dir
+from biotune.data.sources import configured_spec
+from biotune.data.workers import Job, Runner, open_runner
+from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
+from biotune.io import swap_in_dir
 
 logger = logging.getLogger(__name__)
-
-#: Bump when the build's output for the same inputs changes (tasks, templates, tokenization, packing).
-BUILD_VERSION = "1"
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -144,229 +140,6 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
         ) from err
 
 
-def _spec(name: str, data: DataConfig) -> Any:
-    """The spec of a source named in ``data`` (registered, or declared in ``data.custom_sources``)."""
-    from biotune.data.sources import UnknownSourceError, catalog
-
-    known = catalog(data)
-    if name not in known:
-        raise ConfigError([Problem(f"data.sources.{name}", "unknown source", UnknownSourceError(name).fix)])
-    return known[name]
-
-
-#: The memo of file hashes, under ``data.out_dir`` (path -> [[size, mtime_ns, ctime_ns, inode], sha256]).
-HASH_MEMO = ".file_hashes.json"
-
-
-class FileHashes:
-    """SHA-256 of files, memoised in ``out_dir/.file_hashes.json`` by resolved path and (size, st_mtime_ns,
-    st_ctime_ns, inode): the ctime changes on every write and cannot be set back, so a rewrite that keeps the
-    size and restores the mtime (``cp -p``, ``rsync -t``, ``tar``) is still hashed again."""
-
-    def __init__(self, out_dir: str | Path) -> None:
-        self.path = Path(out_dir) / HASH_MEMO
-        self.memo: dict[str, list[Any]] = {}
-        self.dirty = False
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            self.memo = (
-                {k: v for k, v in raw.items() if isinstance(v, list) and len(v) == 2}
-                if isinstance(raw, dict)
-                else {}
-            )
-        except (OSError, ValueError):  # no memo yet, or a damaged one: hash again and rewrite it
-            self.memo = {}
-
-    def digest(self, path: Path, resolved: bool = False) -> str:
-        """The file's SHA-256, read again only when its size or mtime (ns) changed. ``resolved``: the caller
-        passes a path with no links in it (the memo is keyed by resolved paths)."""
-        path = path if resolved else path.resolve()
-        st = path.stat()
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-        known = self.memo.get(str(path))
-        if known and known[0] == stamp:
-            return str(known[1])
-        sha = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                sha.update(block)
-        self.memo[str(path)] = [stamp, sha.hexdigest()]
-        self.dirty = True
-        return sha.hexdigest()
-
-    def save(self) -> None:
-        """Write the memo (atomically) if a hash was added; a read-only cache directory is not an error."""
-        if not self.dirty:
-            return
-        try:
-            atomic_write_json(self.path, self.memo, indent=None)
-            self.dirty = False
-        except OSError as err:
-            logger.warning("cannot write the file-hash memo %s: %s", self.path, err)
-
-
-def _file_signature(root: Path, specs: list[Any], hashes: FileHashes) -> list[list[Any]]:
-    """[source, split, file relative to root, sha256] for every file a source split reads (its siblings too:
-    a split file's whole folder, a split folder's whole tree). Splits that share a folder (HoC's three) list
-    and hash it once."""
-    from biotune.data.sources import available_splits
-
-    sig: list[list[Any]] = []
-    listed: dict[tuple[Path, bool], list[tuple[str, str]]] = {}
-    for spec in specs:
-        found = available_splits(spec, root)
-        for split in sorted(spec.split_names):
-            path = found.get(split)
-            if path is None:
-                sig.append([spec.name, split, str(spec.candidates(split)[0]), "missing"])
-                continue
-            tree = (path if path.is_dir() else path.parent, path.is_dir())
-            if tree not in listed:
-                base = _relative(tree[0], root)
-                listed[tree] = [
-                    (
-                        "/".join(parts if base == "." else (base, *parts)),
-                        hashes.digest(Path(real), resolved=True),
-                    )
-                    for parts, real in _files(*tree)
-                ]
-            sig.extend([spec.name, split, name, digest] for name, digest in listed[tree])
-    return sig
-
-
-def _files(folder: Path, recursive: bool) -> list[tuple[tuple[str, ...], str]]:
-    """The files in ``folder`` (and, if ``recursive``, below it, following links to folders once each), as
-    (path parts under ``folder``, resolved path), sorted by those parts. One directory scan per folder: the
-    kind of each entry comes from the scan itself."""
-    out: list[tuple[tuple[str, ...], str]] = []
-    seen: set[str] = set()
-
-    def scan(parts: tuple[str, ...], real: str) -> None:
-        if real in seen:  # a link back up the tree
-            return
-        seen.add(real)
-        with os.scandir(real) as entries:
-            for entry in entries:
-                path = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
-                if entry.is_file():
-                    out.append(((*parts, entry.name), path))
-                elif recursive and entry.is_dir():
-                    scan((*parts, entry.name), path)
-
-    scan((), os.path.realpath(folder))
-    return sorted(out)
-
-
-def _relative(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` where it lies under it (a declared source's file may lie anywhere)."""
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path.resolve())
-
-
-def instruction_digest(ref: str, hashes: FileHashes) -> str:
-    """The content of an instruction set: a file's SHA-256, a ``save_to_disk`` folder's files' hashes
-    combined, or a note for a hub id (whose revision is not pinned)."""
-    local = Path(ref).expanduser()
-    if local.is_file():
-        return hashes.digest(local)
-    if local.is_dir():
-        parts = [f"{_relative(f, local)}:{hashes.digest(f)}" for f in sorted(local.rglob("*")) if f.is_file()]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-    return "hub dataset (revision not pinned)"
-
-
-#: DataConfig fields that do not change what a build writes (where it goes, how many processes make it).
-NOT_DATA = ("out_dir", "num_proc")
-
-
-def data_settings(cfg: DataConfig) -> dict[str, Any]:
-    """The data config without :data:`NOT_DATA`: what a build's output depends on, besides the files."""
-    data = dataclasses.asdict(cfg)
-    for key in NOT_DATA:
-        data.pop(key, None)
-    return data
-
-
-def cache_key(cfg: DataConfig, root: Path, fingerprint: str, hashes: FileHashes | None = None) -> str:
-    """Hash of everything that determines the build's output.
-
-    ``root`` is the resolved ``data.root``; files are identified by their content (``hashes``, a memo under
-    ``data.out_dir`` when not given). The sources keep their config order: :func:`biotune.data.mixture.compose`
-    concatenates them in that order before its seeded shuffle, so reordering them changes the mixture.
-    """
-    hashes = hashes or FileHashes(cfg.out_dir)
-    data = data_settings(cfg)
-    for identified_elsewhere in ("root", "tokenizer"):  # by the resolved root and the tokenizer's fingerprint
-        data.pop(identified_elsewhere, None)
-    specs = [_spec(n, cfg) for n, m in cfg.sources.items() if m.include]
-    instruction_files = [
-        [name, one.path, one.split, instruction_digest(one.path, hashes)]
-        for name, one in cfg.instructions.items()
-    ]
-    payload = {
-        "data": data,
-        "source_order": list(cfg.sources),
-        "root": str(root.resolve()),
-        "tokenizer": fingerprint,
-        "version": BUILD_VERSION,
-        "files": _file_signature(root, specs, hashes),
-        "instruction_files": instruction_files,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# ----------------------------------------------------------------------------------------------- temporary dirs
-
-#: ``.<key>.tmp-<pid>@<host>-<random>``: a build's temporary directory, named after the process writing it.
-_TMP_NAME = re.compile(r"^\.(?P<key>[0-9a-f]+)\.tmp-(?:(?P<pid>\d+)@(?P<host>.+)-)?[a-z0-9_]+$")
-#: A temporary directory from another machine (or of unknown owner) is stale after this long untouched.
-STALE_AFTER_S = 24 * 3600
-
-
-def _tmp_prefix(key: str) -> str:
-    return f".{key}.tmp-{os.getpid()}@{socket.gethostname()}-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def clean_stale_tmp(out_dir: Path) -> list[Path]:
-    """Remove temporary build directories left by killed builds; returns what was removed.
-
-    Stale: written by a process of this host that is gone, or (another host, or an unknown owner) untouched for
-    :data:`STALE_AFTER_S`. A live build's directory is never touched.
-    """
-    removed: list[Path] = []
-    if not out_dir.is_dir():
-        return removed
-    host = socket.gethostname()
-    for path in out_dir.iterdir():
-        found = _TMP_NAME.match(path.name)
-        if not found or not path.is_dir():
-            continue
-        if found["pid"] and found["host"] == host:
-            stale = not _pid_alive(int(found["pid"]))
-        else:
-            try:
-                stale = time.time() - path.stat().st_mtime > STALE_AFTER_S
-            except OSError:
-                continue
-        if stale:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-            logger.info("removed %s, the temporary directory of a build that was killed", path)
-    return removed
-
-
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """The cyclic garbage collector off for the block (back on after it, if it was on).
@@ -411,273 +184,6 @@ def _sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-# ----------------------------------------------------------------------------------------------- workers
-
-#: Tokenization chunks per worker process: enough to even out the load, few enough that each is a large batch.
-CHUNKS_PER_WORKER = 4
-
-#: The tokenizer of a worker process, built once by :func:`_init_worker`.
-_WORKER_TOKENIZER: Any = None
-
-
-class _RaisedInWorker:
-    """An exception raised in a worker, carried back by value: biotune's errors take keyword-rich constructors
-    that pickle cannot call, so the class, ``args`` and attributes travel and the parent rebuilds the same error."""
-
-    def __init__(self, err: BaseException) -> None:
-        self.cls, self.args, self.state = type(err), err.args, dict(vars(err))
-        self.trace = "".join(traceback.format_exception(err))
-
-    def rebuild(self) -> BaseException:
-        err = self.cls.__new__(self.cls)
-        err.args = self.args
-        vars(err).update(self.state)
-        if not isinstance(err, BiotuneError):  # an unexpected error: keep where it happened in the worker
-            err.add_note(f"raised in a data-build worker process:\n{self.trace}")
-        return err
-
-
-def _init_worker(backend_json: str, bos_token_id: int | None, eos_token_id: int | None) -> None:
-    """A worker's start: leave SIGINT/SIGTERM to the parent (it kills the pool), build the tokenizer once."""
-    from biotune.data.tokenize import BackendTokenizer
-
-    global _WORKER_TOKENIZER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    gc.disable()  # a worker lives for one build (see gc_paused)
-    # num_proc workers share the cores: one encode thread each, unless the user chose otherwise.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _WORKER_TOKENIZER = BackendTokenizer(backend_json, bos_token_id, eos_token_id)
-
-
-def _worker_main(conn: Any, backend_json: str, bos_token_id: int | None, eos_token_id: int | None) -> None:
-    """A worker process: start, say so, then run ``(fn, args)`` jobs from ``conn`` until ``None``."""
-    _init_worker(backend_json, bos_token_id, eos_token_id)
-    conn.send(os.getpid())
-    while (job := conn.recv()) is not None:
-        fn, args = job
-        conn.send(_task(fn, *args))
-
-
-def _task(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
-    """Run ``fn(*args)``; return (its result, or the error it raised, by value) and this process's id."""
-    try:
-        return fn(*args), os.getpid()
-    except Exception as err:
-        return _RaisedInWorker(err), os.getpid()
-
-
-def _tokenize_chunk(
-    prompts: list[str], targets: list[str], max_seq_len: int, truncation: str, tokenizer: Any = None
-) -> Any:
-    """:func:`biotune.data.tokenize.tokenize_pairs` with the given tokenizer, or the worker's (the counts are
-    logged once, for all chunks)."""
-    from biotune.data.tokenize import tokenize_pairs
-
-    return tokenize_pairs(
-        prompts, targets, tokenizer or _WORKER_TOKENIZER, max_seq_len, truncation, log=False
-    )
-
-
-class _Job:
-    """One read or tokenization chunk; :meth:`result` returns its value or raises its error, and records which
-    process ran it. In the serial build it runs in this process when its result is first asked for."""
-
-    def __init__(self, runner: Runner, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        self.runner = runner
-        self.future = runner.pool.submit(fn, args) if runner.pool else None
-        self.call: tuple[Callable[..., Any], tuple[Any, ...]] | None = (fn, args)
-
-    def result(self) -> Any:
-        if self.future is not None:
-            value, pid = self.future.result()
-        else:
-            assert self.call is not None, "a serial job's result is asked for once"
-            fn, args = self.call
-            self.call = None
-            value, pid = fn(*args), os.getpid()
-        self.runner.pids.add(pid)
-        if isinstance(value, _RaisedInWorker):
-            raise value.rebuild()
-        return value
-
-
-class Runner:
-    """Where the build's reads and tokenization chunks run: in this process (``num_proc=1``, each when its
-    result is asked for: the order of a serial build), or in a pool of spawned worker processes (see the module
-    docstring). :attr:`pids` are the processes that ran them (observable: tests check that a parallel build
-    really used its workers)."""
-
-    def __init__(self, tokenizer: Any, num_proc: int = 1, pool: _WorkerPool | None = None) -> None:
-        self.tokenizer = tokenizer
-        self.num_proc = num_proc
-        self.pool = pool
-        self.pids: set[int] = set()
-
-    def read(self, spec: Any, split: str, root: Path, ner_format: str, seed: int) -> _Job:
-        """Read one source split into samples (a :class:`SplitRead`)."""
-        return _Job(self, read_split, (spec, split, root, ner_format, seed))
-
-    def leakage(self, train_texts: list[str], cfg: DataConfig, root: Path) -> _Job:
-        """The leakage check of the training texts against every evaluation split (a :func:`leakage_report`)."""
-        splits = _eval_splits(cfg, root)
-        return _Job(self, leakage_report, (train_texts, splits, root, cfg.ner_format, cfg.seed))
-
-    def tokenize(
-        self, prompts: list[str], targets: list[str], max_seq_len: int, truncation: str
-    ) -> list[_Job]:
-        """Tokenize the pairs in contiguous chunks (in input order): run here one by one, or spread over the workers."""
-        from biotune.data.tokenize import ENCODE_CHUNK
-
-        if self.pool is None:  # chunks of ENCODE_CHUNK: their temporary arrays are small and reused
-            step = ENCODE_CHUNK
-            return [
-                _Job(
-                    self,
-                    _tokenize_chunk,
-                    (prompts[a : a + step], targets[a : a + step], max_seq_len, truncation, self.tokenizer),
-                )
-                for a in range(0, max(1, len(prompts)), step)
-            ]
-        k = max(1, min(len(prompts), self.num_proc * CHUNKS_PER_WORKER))
-        bounds = [len(prompts) * i // k for i in range(k + 1)]
-        return [
-            _Job(self, _tokenize_chunk, (prompts[a:b], targets[a:b], max_seq_len, truncation))
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
-
-
-class _WorkerDied(Exception):
-    """A worker process ended without answering (killed for memory, or it could not start)."""
-
-
-class _WorkerPool:
-    """Spawned worker processes, each fed by one daemon thread of this process over its own pipe.
-
-    A thread waits until every worker has started (so that each takes jobs from the first one on), then sends its
-    worker one ``(fn, args)`` job at a time from the shared queue and sets the job's future from the answer. A
-    worker that dies closes its pipe: its thread fails its job and every queued one with :class:`_WorkerDied`.
-    The threads are daemons and block only on their own pipe, so killing the workers can never leave this
-    process waiting at exit (``concurrent.futures.ProcessPoolExecutor`` can: a worker killed while it sends a
-    result leaves its reader thread waiting for the rest of the message).
-    """
-
-    def __init__(self, num_proc: int, worker_args: tuple[Any, ...]) -> None:
-        import multiprocessing
-        import queue
-
-        context = multiprocessing.get_context("spawn")
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.started = threading.Barrier(num_proc)
-        self.died: _WorkerDied | None = None
-        self.processes: list[Any] = []
-        self.threads: list[threading.Thread] = []
-        for _ in range(num_proc):
-            mine, theirs = context.Pipe()
-            proc = context.Process(target=_worker_main, args=(theirs, *worker_args), daemon=True)
-            proc.start()
-            theirs.close()  # the worker holds the other end alone: its death is an EOF here
-            thread = threading.Thread(target=self._feed, args=(mine,), daemon=True)
-            thread.start()
-            self.processes.append(proc)
-            self.threads.append(thread)
-
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        """A future of ``_task(fn, *args)`` run by the next free worker."""
-        from concurrent.futures import Future
-
-        future: Future[Any] = Future()
-        self.jobs.put((future, fn, args))
-        if self.died is not None:  # no thread may be left to run it
-            self._fail_queued()
-        return future
-
-    def _fail_queued(self) -> None:
-        """Fail every queued job with :attr:`died` (end-of-work markers stay for their threads)."""
-        import queue
-
-        while True:
-            try:
-                item = self.jobs.get_nowait()
-            except queue.Empty:
-                return
-            if item is None:
-                self.jobs.put(None)
-                return
-            item[0].set_exception(self.died)
-
-    def _feed(self, conn: Any) -> None:
-        future = None
-        try:
-            conn.recv()  # the worker has started
-            self.started.wait()
-            while (item := self.jobs.get()) is not None:
-                future, fn, args = item
-                conn.send((fn, args))
-                future.set_result(conn.recv())
-                future = None
-            conn.send(None)  # the worker ends
-        except (EOFError, OSError, threading.BrokenBarrierError) as err:
-            self.started.abort()
-            self.died = _WorkerDied(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
-            if future is not None:
-                future.set_exception(self.died)
-            self._fail_queued()
-        finally:
-            with contextlib.suppress(OSError):
-                conn.close()
-
-    def close(self) -> None:
-        """Let the workers finish their jobs and end."""
-        for _ in self.threads:
-            self.jobs.put(None)
-        for thread in self.threads:
-            thread.join()
-        for proc in self.processes:
-            proc.join()
-
-    def kill(self) -> None:
-        """Stop now: the workers (which ignore SIGTERM) are killed and reaped; their threads end on the EOF."""
-        for proc in self.processes:
-            with contextlib.suppress(Exception):
-                proc.kill()
-        for proc in self.processes:
-            with contextlib.suppress(Exception):
-                proc.join(timeout=10)
-
-
-@contextmanager
-def open_runner(num_proc: int, tokenizer: Any) -> Iterator[Runner]:
-    """A :class:`Runner` for ``data.num_proc``; its workers are shut down on the way out, killed on an error,
-    SIGTERM (:class:`BuildInterrupted`) or Ctrl-C. A worker that dies (e.g. out of memory) is a DataError."""
-    if num_proc <= 1:
-        yield Runner(tokenizer)
-        return
-    from biotune.data.tokenize import BackendTokenizer
-
-    pool = _WorkerPool(num_proc, BackendTokenizer.parts(tokenizer))
-    runner = Runner(tokenizer, num_proc, pool)
-    try:
-        yield runner
-    except BaseException as err:
-        pool.kill()
-        if isinstance(err, _WorkerDied):
-            raise DataError(
-                "data.num_proc",
-                f"a data-build worker process died ({err})",
-                "if it was killed for memory, lower data.num_proc (or build with data.num_proc=1); a script "
-                "that builds with data.num_proc > 1 must do so under `if __name__ == '__main__':` (the "
-                "workers are spawned: they import the main module)",
-            ) from err
-        raise
-    pool.close()
-    logger.info(
-        "data.num_proc=%d: reads and tokenization ran in worker processes %s",
-        num_proc,
-        ", ".join(map(str, sorted(runner.pids))),
-    )
 
 
 # ----------------------------------------------------------------------------------------------- samples
@@ -775,7 +281,7 @@ class _Tokenizing:
     samples: list[Sample]
     unique: list[Sample]
     which: list[int]
-    jobs: list[_Job]
+    jobs: list[Job]
 
 
 def _distinct(samples: list[Sample]) -> tuple[list[Sample], list[int]]:
@@ -930,10 +436,10 @@ def _collect(
     d = cfg.data
     runner = runner or Runner(None)
     kinds: dict[str, str] = {}
-    reads: dict[str, _Job | ConfigError] = {}
+    reads: dict[str, Job | ConfigError] = {}
     for name, mix in d.sources.items():
         try:
-            spec = _spec(name, d)
+            spec = configured_spec(name, d)
         except ConfigError as err:
             reads[name] = err
             continue
@@ -951,7 +457,7 @@ def _collect(
                 ]
             )
             continue
-        reads[name] = runner.read(spec, mix.split, root, d.ner_format, d.seed)
+        reads[name] = runner.submit(read_split, spec, mix.split, root, d.ner_format, d.seed)
     by_source: dict[str, list[Sample]] = {}
     repairs: dict[str, int] = {}
     for name, job in reads.items():
@@ -982,7 +488,7 @@ def _build_into(
         leak = _leakage_verdict(d, leak_job) if runner.pool is None else None
         created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(key), dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(key), dir=out.parent))
         try:
             train_cols, train_stats = _pack_tokens(train_tok, cfg)
             heldout_stats = None
@@ -1028,16 +534,16 @@ def _build_into(
     return manifest
 
 
-def _start_leakage(d: DataConfig, root: Path, train: _Tokenizing, runner: Runner) -> _Job | None:
+def _start_leakage(d: DataConfig, root: Path, train: _Tokenizing, runner: Runner) -> Job | None:
     """Start the leakage check of ``data.leakage`` (None when off) on the distinct training texts: repeats add
     no text, and two samples of one sentence (BC5CDR's chemical and disease sets) give one text."""
     if d.leakage == leakage.OFF:
         return None
     texts = list(dict.fromkeys(map(leakage.sample_text, train.unique)))
-    return runner.leakage(texts, d, root)
+    return runner.submit(leakage_report, texts, _eval_splits(d, root), root, d.ner_format, d.seed)
 
 
-def _leakage_verdict(d: DataConfig, job: _Job | None) -> leakage.LeakageReport | None:
+def _leakage_verdict(d: DataConfig, job: Job | None) -> leakage.LeakageReport | None:
     """The leakage report (None when off); an overlap fails the build under ``data.leakage=error``."""
     if job is None:
         return None

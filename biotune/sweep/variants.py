@@ -31,7 +31,7 @@ Content hash: sha256 over the data config with ``sources`` replaced by the reali
 by their sum, less ``out_dir`` and ``num_proc``, plus the tokenizer (``data.tokenizer`` or
 ``model.name_or_path``) and the build's ``BUILD_VERSION``. Variants with identical data share a hash
 whatever rule produced them; training seeds and keys outside ``data`` (``optim.lr``) leave it unchanged.
-It identifies data within one machine's corpora; ``biotune.data.build.cache_key`` adds the files' sizes
+It identifies data within one machine's corpora; ``biotune.data.cache.cache_key`` adds the files' sizes
 and mtimes and the tokenizer's fingerprint.
 
 Seeds: a variant carries the sweep's training seeds; :func:`cells` expands them into one :class:`Cell`
@@ -55,6 +55,7 @@ from omegaconf import OmegaConf
 
 from biotune import config
 from biotune.config import DataConfig, RunConfig, SourceMix
+from biotune.data.cache import BUILD_VERSION, data_settings
 from biotune.data.mixture import requested_counts
 from biotune.errors import ConfigError, Problem
 from biotune.sweep import spec as sp
@@ -197,8 +198,6 @@ def _normalised(counts: Mapping[str, float]) -> dict[str, float]:
 
 def content_hash(data: DataConfig, counts: Mapping[str, int], tokenizer: str) -> str:
     """Hash of what determines the built data: the data config with its realised counts (module docstring)."""
-    from biotune.data.build import BUILD_VERSION, data_settings
-
     payload = data_settings(data)
     payload["sources"] = [
         [n, m.split, int(counts[n])] for n, m in data.sources.items() if counts.get(n, 0) > 0

@@ -21,7 +21,7 @@ from biotune.data.sources import _io, classification, conll, nli, pubtator, qa, 
 from biotune.data.sources.instructions import load_instructions
 from biotune.data.sources.registry import SOURCES
 from biotune.data.sources.spec import KINDS, SourceSpec
-from biotune.errors import BiotuneError, DataError
+from biotune.errors import BiotuneError, ConfigError, DataError, Problem
 
 __all__ = [
     "KINDS",
@@ -118,6 +118,15 @@ def get_spec(name: str, data: Any = None) -> SourceSpec:
         return catalog(data)[name]
     except KeyError:
         raise UnknownSourceError(name) from None
+
+
+def configured_spec(name: str, data: Any) -> SourceSpec:
+    """The spec of a source named in the data config ``data`` (registered, or declared in
+    ``data.custom_sources``); an unknown name is a :class:`ConfigError` on ``data.sources.<name>``."""
+    known = catalog(data)
+    if name not in known:
+        raise ConfigError([Problem(f"data.sources.{name}", "unknown source", UnknownSourceError(name).fix)])
+    return known[name]
 
 
 def resolve_root(root: str | Path) -> Path:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from biotune import config
-from biotune.data.build import HASH_MEMO, FileHashes, build_dataset, resolve_root
+from biotune.data.build import build_dataset, resolve_root
+from biotune.data.cache import HASH_MEMO, FileHashes, cache_key, file_signature
 from biotune.data.dataset import Manifest
 from biotune.errors import ConfigError, DataError
 
@@ -264,7 +265,6 @@ def test_file_hashes_are_memoised_by_size_and_times_in_ns(tmp_path: Path) -> Non
 
 def test_source_order_is_part_of_the_key_because_it_changes_the_mixture(tmp_path: Path) -> None:
     from biotune.data import mixture
-    from biotune.data.build import cache_key
     from biotune.data.records import Sample
 
     forward = config.load(None, ["data.root=@sample", "data.sources={gad: {}, hoc: {}}"]).data
@@ -297,7 +297,6 @@ def test_built_directories_respect_the_umask(tmp_path: Path, tiny_model: Path) -
 def test_the_key_follows_every_file_of_a_split_folder_through_links(tmp_path: Path) -> None:
     """HoC reads a folder: a file changed below it, in a linked subfolder too, is a new key; a link cycle
     is listed once; the three splits that share the folder each list its files."""
-    from biotune.data.build import _file_signature, cache_key
     from biotune.data.sources import SOURCES
 
     root = tmp_path / "corpus"
@@ -309,7 +308,7 @@ def test_the_key_follows_every_file_of_a_split_folder_through_links(tmp_path: Pa
     (elsewhere / "loop").symlink_to(root / "hoc", target_is_directory=True)
     data = config.load(None, [f"data.root={root}", "data.sources={hoc: {}}"]).data
     before = cache_key(data, root, "tok", FileHashes(tmp_path / "memo"))
-    sig = _file_signature(root, [SOURCES["hoc"]], FileHashes(tmp_path / "memo"))
+    sig = file_signature(root, [SOURCES["hoc"]], FileHashes(tmp_path / "memo"))
     names = [name for source, split, name, _ in sig if split == "train"]
     assert "hoc/linked/extra.txt" in names and len(names) == len(set(names))
     assert {split for _, split, _, _ in sig} == set(SOURCES["hoc"].split_names)
