@@ -60,6 +60,7 @@ from biotune.data.cache import BUILD_VERSION, NOT_DATA, FileHashes, cache_key, c
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.records import Sample, base_id, sample_id
 from biotune.data.sources import configured_spec
+from biotune.data.tokenize import load_tokenizer, tokenizer_of
 from biotune.data.workers import Job, Runner, open_runner
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
 from biotune.io import swap_in_dir
@@ -89,55 +90,6 @@ def resolve_root(root: str) -> Path:
             ]
         )
     return path
-
-
-def tokenizer_path(cfg: RunConfig) -> str:
-    """The tokenizer to build with: ``data.tokenizer``, else the model's."""
-    path = cfg.data.tokenizer or cfg.model.name_or_path
-    if not path:
-        raise ConfigError(
-            [
-                Problem(
-                    "data.tokenizer",
-                    "no tokenizer given (data.tokenizer and model.name_or_path are empty)",
-                    "set data.tokenizer=PATH_OR_HUB_ID or model.name_or_path",
-                )
-            ]
-        )
-    return path
-
-
-def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
-    """Load a (fast) tokenizer from a local directory or hub id, with a clear error if it is missing."""
-    from transformers import AutoTokenizer
-
-    local = Path(path).expanduser()
-    # A path under an existing local directory (runs/tiny_llama while runs/ exists) is never sent to the hub.
-    looks_local = path.startswith((".", "/", "~")) or local.exists() or Path(local.parts[0]).is_dir()
-    if looks_local and not local.is_dir():
-        raise ConfigError(
-            [
-                Problem(
-                    "data.tokenizer",
-                    f"tokenizer directory {local} does not exist",
-                    "build or export a model first, or point data.tokenizer at a directory",
-                )
-            ]
-        )
-    try:
-        return AutoTokenizer.from_pretrained(
-            str(local) if local.is_dir() else path, trust_remote_code=trust_remote_code
-        )
-    except (OSError, ValueError) as err:
-        raise ConfigError(
-            [
-                Problem(
-                    "data.tokenizer",
-                    f"cannot load a tokenizer from {path}: {err}",
-                    "pass a directory with tokenizer files, or a reachable hub id",
-                )
-            ]
-        ) from err
 
 
 @contextmanager
@@ -401,7 +353,7 @@ def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
             ]
         )
     root = resolve_root(d.root)
-    tok_path = tokenizer_path(cfg)
+    tok_path = tokenizer_of(cfg)
     tokenizer = load_tokenizer(tok_path, cfg.model.trust_remote_code)
     fingerprint = tokenizer_fingerprint(tokenizer)
     hashes = FileHashes(d.out_dir)

@@ -57,6 +57,7 @@ from biotune import config
 from biotune.config import DataConfig, RunConfig, SourceMix
 from biotune.data.cache import BUILD_VERSION, data_settings
 from biotune.data.mixture import requested_counts
+from biotune.data.tokenize import load_tokenizer, tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.sweep import spec as sp
 from biotune.sweep.spec import Point, SweepSpec
@@ -207,10 +208,6 @@ def content_hash(data: DataConfig, counts: Mapping[str, int], tokenizer: str) ->
         {"data": payload, "tokenizer": tokenizer, "build_version": BUILD_VERSION}, sort_keys=True, default=str
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _tokenizer_id(cfg: RunConfig) -> str:
-    return cfg.data.tokenizer or cfg.model.name_or_path
 
 
 # --------------------------------------------------------------------------------------------- swarm
@@ -443,7 +440,7 @@ def _make(
         groups=groups,
         source_groups=members,
         mixture=requested,
-        content_hash=content_hash(cfg.data, counts, _tokenizer_id(cfg)),
+        content_hash=content_hash(cfg.data, counts, tokenizer_of(cfg)),
         seeds=seeds,
     )
 
@@ -576,14 +573,14 @@ def measure_tokens_per_sample(spec: SweepSpec, limit: int = 256, tokenizer: Any 
     as ``data.truncation`` says). A dropped sample counts 0 tokens, so that samples x mean = the tokens the
     build keeps.
     """
-    from biotune.data.build import load_tokenizer, resolve_root, source_samples, tokenizer_path
+    from biotune.data.build import resolve_root, source_samples
     from biotune.data.sources import catalog
     from biotune.data.templates import render_prompt, render_target
     from biotune.data.tokenize import tokenize_pairs
 
     base = spec.load_base()
     d = base.data
-    tok = tokenizer or load_tokenizer(tokenizer_path(base), base.model.trust_remote_code)
+    tok = tokenizer or load_tokenizer(tokenizer_of(base), base.model.trust_remote_code)
     root = resolve_root(d.root)
     out: dict[str, float] = {}
     known = catalog(d)
