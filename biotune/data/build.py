@@ -59,7 +59,7 @@ from biotune.data import leakage, mixture
 from biotune.data.cache import BUILD_VERSION, NOT_DATA, FileHashes, cache_key, clean_stale_tmp, tmp_prefix
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.records import Sample, base_id, sample_id
-from biotune.data.sources import configured_spec
+from biotune.data.sources import configured_spec, resolve_root
 from biotune.data.tokenize import load_tokenizer, tokenizer_of
 from biotune.data.workers import Job, Runner, open_runner
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
@@ -69,27 +69,6 @@ logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------- inputs
-
-
-def resolve_root(root: str) -> Path:
-    """``data.root`` as an existing directory (``@sample`` = the corpus bundled inside the package)."""
-    from biotune.data import sources
-
-    path = sources.resolve_root(root).expanduser().resolve()
-    if not path.is_dir():
-        raise ConfigError(
-            [
-                Problem(
-                    "data.root",
-                    f"{path} is a file, not a directory of corpora"
-                    if path.exists()
-                    else f"directory {path} does not exist",
-                    "point data.root (or $BIOTUNE_DATA_DIR) at the directory holding the corpora, or use "
-                    "data.root=@sample",
-                )
-            ]
-        )
-    return path
 
 
 @contextmanager

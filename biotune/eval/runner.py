@@ -39,7 +39,7 @@ PREDICTIONS_FILE = "predictions.jsonl"
 
 def data_root(cfg: RunConfig) -> Path:
     """``data.root`` as a directory (``@sample`` = the bundled sample corpus)."""
-    from biotune.data.build import resolve_root
+    from biotune.data.sources import resolve_root
 
     return resolve_root(cfg.data.root)
 

@@ -547,8 +547,7 @@ def count_available(spec: SweepSpec) -> dict[str, int]:
 
     Corpus sources are read with their reader; sources of ``data.instructions`` are counted by row.
     """
-    from biotune.data.build import resolve_root
-    from biotune.data.sources import catalog, load_instructions, load_records
+    from biotune.data.sources import catalog, load_instructions, load_records, resolve_root
 
     base = spec.load_base()
     data = base.data
@@ -573,8 +572,8 @@ def measure_tokens_per_sample(spec: SweepSpec, limit: int = 256, tokenizer: Any 
     as ``data.truncation`` says). A dropped sample counts 0 tokens, so that samples x mean = the tokens the
     build keeps.
     """
-    from biotune.data.build import resolve_root, source_samples
-    from biotune.data.sources import catalog
+    from biotune.data.build import source_samples
+    from biotune.data.sources import catalog, resolve_root
     from biotune.data.templates import render_prompt, render_target
     from biotune.data.tokenize import tokenize_pairs
 

@@ -129,15 +129,38 @@ def configured_spec(name: str, data: Any) -> SourceSpec:
     return known[name]
 
 
-def resolve_root(root: str | Path) -> Path:
-    """``"@sample"`` -> the bundled sample corpus; anything else -> that path."""
+def _expand_root(root: str | Path) -> Path:
+    """``"@sample"`` -> the bundled sample corpus; anything else -> that path (not checked)."""
     return SAMPLE_ROOT if str(root) == SAMPLE else Path(root)
+
+
+def resolve_root(root: str | Path) -> Path:
+    """``data.root`` as an existing directory, absolute (``@sample`` = the corpus bundled inside the package).
+
+    Raises:
+        ConfigError: on ``data.root``, when it is a file or does not exist.
+    """
+    path = _expand_root(root).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(
+            [
+                Problem(
+                    "data.root",
+                    f"{path} is a file, not a directory of corpora"
+                    if path.exists()
+                    else f"directory {path} does not exist",
+                    "point data.root (or $BIOTUNE_DATA_DIR) at the directory holding the corpora, or use "
+                    "data.root=@sample",
+                )
+            ]
+        )
+    return path
 
 
 def available_splits(spec: SourceSpec, root: str | Path) -> dict[str, Path]:
     """The splits of ``spec`` found under ``root`` -> the path each is read from (the first candidate that
     exists; see :meth:`SourceSpec.candidates`)."""
-    base = resolve_root(root)
+    base = _expand_root(root)
     found = {}
     for split in spec.split_names:
         path = next((base / rel for rel in spec.candidates(split) if (base / rel).exists()), None)
@@ -153,7 +176,7 @@ def split_path(spec: SourceSpec, split: str, root: str | Path) -> Path:
         DataError: for a split the source does not know, or one found nowhere: the message lists the paths
             searched and the splits that were found, and the fix says where to put the file or how to map it.
     """
-    base = resolve_root(root)
+    base = _expand_root(root)
     where = spec.config_key or f"data.sources.{spec.name}"
     if split not in spec.split_names:
         raise DataError(

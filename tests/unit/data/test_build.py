@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from biotune import config
-from biotune.data.build import build_dataset, resolve_root
+from biotune.data.build import build_dataset
 from biotune.data.cache import HASH_MEMO, FileHashes, cache_key, file_signature
 from biotune.data.dataset import Manifest
+from biotune.data.sources import resolve_root
 from biotune.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[3]
