@@ -1,30 +1,25 @@
 """The data build: sources -> tasks -> mixture -> tokenize (prompt-masked) -> pack -> Arrow on disk + manifest.
 
-``build_dataset(cfg)`` is the one entry point (``biotune data build`` and the trainer call it). The output
-directory is ``data.out_dir/<cache key>/`` where the key hashes the data config (with the sources in their
-config order, which the mixture depends on), the resolved ``data.root``, the tokenizer's fingerprint, the
-template, a SHA-256 of every source file's content and :data:`BUILD_VERSION`; a rerun with the same inputs is a
-cache hit. File hashes are memoised in ``data.out_dir/.file_hashes.json`` by path, size, mtime and ctime in ns
-(and inode), so unchanged files are not read again. The build writes into a temporary sibling directory
-(``.<key>.tmp-<pid>@<host>-*``) and renames it at the end, so a failed build leaves nothing half-written;
-SIGTERM during a build removes it and exits 75 (rerun to build again), and the next build removes the
-temporary directories of builds that were killed.
+``build_dataset(cfg)`` is the one entry point (``biotune data build`` and the trainer call it); it never changes
+``cfg``. The output directory is ``data.out_dir/<cache key>/`` (:func:`biotune.data.cache.cache_key`: the data
+config, the resolved ``data.root``, the tokenizer's fingerprint, the content of every file read and
+:data:`biotune.data.cache.BUILD_VERSION`); a rerun with the same inputs is a cache hit. The build writes into a
+temporary sibling directory (:func:`biotune.data.cache.tmp_prefix`) and renames it at the end, so a failed build
+leaves nothing half-written; SIGTERM during a build removes it and exits 75 (rerun to build again), and the next
+build removes the temporary directories of builds that were killed (:func:`biotune.data.cache.clean_stale_tmp`).
 
 ``data.num_proc > 1`` reads the training splits, tokenizes the distinct samples in contiguous chunks and runs
-the leakage check (which reads the evaluation splits) in a pool of that many worker processes; the results are
-put back in input order, so every file written is byte-identical to ``num_proc=1`` (which is why ``num_proc`` is
-not in the cache key). The workers are *spawned*, not forked: the build also runs inside ``biotune train``,
-where torch, DeepSpeed and their threads (OpenMP, NCCL, the tokenizers' Rayon pool) live, and forking a
-threaded process can deadlock on a lock another thread held; a spawned worker imports only the data modules
-(~0.2 s). Each worker rebuilds the tokenizer once, from the JSON of the parent's Rust backend
-(:class:`biotune.data.tokenize.BackendTokenizer`: the fingerprinted tokenizer itself, no hub lookup, no remote
-code), and encodes on one thread unless ``TOKENIZERS_PARALLELISM`` says otherwise. Workers ignore SIGINT and
-SIGTERM; on any error or signal the parent kills them before it cleans up, and a worker that dies is a
-DataError, never a hang (:mod:`biotune.data.workers`). The leakage check is queued after the tokenization chunks: a
-worker runs it while the parent packs (a serial build checks before it tokenizes, so an overlap under
-``data.leakage=error`` fails early). A spawned worker imports the main module, so a script that builds with
-``num_proc > 1`` must do it under ``if __name__ == "__main__":``. Objects cross between the build and its own
-workers by pickle (multiprocessing's transport); nothing read from disk is ever unpickled.
+the leakage check (which reads the evaluation splits) in a pool of that many spawned worker processes
+(:mod:`biotune.data.workers`); the results are put back in input order, so every file written is byte-identical
+to ``num_proc=1`` (which is why ``num_proc`` is not in the cache key). The leakage check is queued after the
+tokenization chunks: a worker runs it while the parent packs (a serial build checks before it tokenizes, so an
+overlap under ``data.leakage=error`` fails early). A spawned worker imports the main module, so a script that
+builds with ``num_proc > 1`` must do it under ``if __name__ == "__main__":``. The jobs a worker runs
+(:func:`read_split`, :func:`leakage_report`) are functions of this module: pure functions of their picklable
+arguments.
+
+Instruction sets (``data.instructions``) are read apart and passed to :func:`biotune.data.mixture.compose` as
+their own input, after the configured sources.
 
 Memory: the cyclic garbage collector is paused for the build (:func:`gc_paused`), a serial build tokenizes in
 chunks of :data:`biotune.data.tokenize.ENCODE_CHUNK` samples (small temporaries, reused), and packing reads the
@@ -58,9 +53,26 @@ from biotune.config import DataConfig, RunConfig
 from biotune.data import leakage, mixture
 from biotune.data.cache import BUILD_VERSION, NOT_DATA, FileHashes, cache_key, clean_stale_tmp, tmp_prefix
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
+from biotune.data.packing import pack_rows, rows_to_arrow
 from biotune.data.records import Sample, base_id, sample_id
-from biotune.data.sources import configured_spec, resolve_root
-from biotune.data.tokenize import load_tokenizer, tokenizer_of
+from biotune.data.sources import (
+    available_splits,
+    catalog,
+    configured_spec,
+    load_instructions,
+    load_records,
+    reader_counts,
+    resolve_root,
+)
+from biotune.data.tasks import make_samples, task_for
+from biotune.data.templates import render_prompt, render_target
+from biotune.data.tokenize import (
+    ChunkedBatch,
+    load_tokenizer,
+    log_counts,
+    tokenizer_fingerprint,
+    tokenizer_of,
+)
 from biotune.data.workers import Job, Runner, open_runner
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
 from biotune.io import swap_in_dir
@@ -131,9 +143,6 @@ class SplitRead:
 def read_split(spec: Any, split: str, root: Path, ner_format: str, seed: int) -> SplitRead:
     """Every record of one split of the source ``spec`` as an instruction sample (paraphrase choice seeded per
     source). A pure function of its (picklable) arguments: the worker processes of a parallel build run it."""
-    from biotune.data.sources import load_records, reader_counts
-    from biotune.data.tasks import make_samples, task_for
-
     task = task_for(spec, ner_format)
     samples = make_samples(task, load_records(spec, split, root), spec.name, split, seed)
     return SplitRead(samples, reader_counts().get(f"{spec.name}/{split}", {}))
@@ -148,8 +157,6 @@ def _instruction_samples(cfg: DataConfig) -> tuple[dict[str, list[Sample]], dict
     """Published-schema instruction sets (``data.instructions``), grouped by their ``source`` column, and each
     ``source`` value's (licence, restricted): a value found in several sets lists every licence and is
     restricted if any set is (or declares no licence)."""
-    from biotune.data.sources.instructions import load_instructions
-
     out: dict[str, list[Sample]] = {}
     terms: dict[str, tuple[str, bool]] = {}
     for one in cfg.instructions.values():
@@ -175,8 +182,6 @@ def _instruction_samples(cfg: DataConfig) -> tuple[dict[str, list[Sample]], dict
 def _eval_splits(cfg: DataConfig, root: Path) -> list[tuple[str, Any, str]]:
     """``("<source>/<split>", spec, split)`` for every evaluation split on disk of every included source (what
     the leakage check reads)."""
-    from biotune.data.sources import available_splits, catalog
-
     known = catalog(cfg)
     out: list[tuple[str, Any, str]] = []
     for name, mix in cfg.sources.items():
@@ -235,8 +240,6 @@ def _start_tokenize(samples: list[Sample], cfg: RunConfig, tokenizer: Any, runne
     Upsampled repeats of a sample are identical text, so only distinct samples are tokenized; repeats reuse
     the same token arrays.
     """
-    from biotune.data.templates import render_prompt, render_target
-
     d = cfg.data
     unique, which = _distinct(samples)
     prompts = [render_prompt(d.template, s.instruction, s.input, tokenizer) for s in unique]
@@ -246,9 +249,6 @@ def _start_tokenize(samples: list[Sample], cfg: RunConfig, tokenizer: Any, runne
 
 def _pack_tokens(pending: _Tokenizing, cfg: RunConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The tokenized samples (repeats included), packed. Returns (rows, stats)."""
-    from biotune.data.packing import pack_rows
-    from biotune.data.tokenize import ChunkedBatch, log_counts
-
     d = cfg.data
     samples, which = pending.samples, pending.which
     # The chunks' tokens are packed from where they lie: no joined copy of them first.
@@ -299,8 +299,6 @@ def _save_split(rows: list[dict[str, Any]], path: Path, fingerprint: str) -> str
     """Write one split with ``datasets`` (deterministic fingerprint) and return its content hash."""
     from datasets import Dataset
 
-    from biotune.data.packing import rows_to_arrow
-
     table = rows_to_arrow(rows)
     digest = hashlib.sha256()
     for name in table.column_names:
@@ -318,8 +316,6 @@ def _save_split(rows: list[dict[str, Any]], path: Path, fingerprint: str) -> str
 
 def build_dataset(cfg: RunConfig, force: bool = False) -> Path:
     """Build (or find in the cache) the packed training data for ``cfg``; return its directory."""
-    from biotune.data.tokenize import tokenizer_fingerprint
-
     d = cfg.data
     if not d.sources and not d.instructions:
         raise ConfigError(
@@ -439,21 +435,23 @@ def _build_into(
             if runner.pool is not None:
                 leak = _leakage_verdict(d, leak_job)
             manifest = _manifest(
-                cfg,
-                key,
-                tok_path,
-                fingerprint,
-                table,
-                train,
-                train_stats,
-                train_cols,
-                heldout_stats,
-                leak,
-                content,
-                instruction_terms,
+                BuildRecord(
+                    cfg=cfg,
+                    cache_key=key,
+                    tokenizer=tok_path,
+                    fingerprint=fingerprint,
+                    table=table,
+                    train=train,
+                    train_stats=train_stats,
+                    train_rows=train_cols,
+                    heldout_stats=heldout_stats,
+                    leak=leak,
+                    split_hashes=content,
+                    instruction_terms=instruction_terms,
+                    repairs=repairs,
+                    warnings=warnings,
+                )
             )
-            manifest.repairs = repairs
-            manifest.warnings = warnings
             manifest.write(tmp)
             swap_in_dir(tmp, out)
         except BaseException:
@@ -490,22 +488,44 @@ def _leakage_verdict(d: DataConfig, job: Job | None) -> leakage.LeakageReport | 
     return leak
 
 
-def _manifest(
-    cfg: RunConfig,
-    key: str,
-    tok_path: str,
-    fingerprint: str,
-    table: list[mixture.SourceCount],
-    train: list[Sample],
-    stats: dict[str, Any],
-    cols: list[dict[str, Any]],
-    heldout: dict[str, Any] | None,
-    leak: leakage.LeakageReport | None,
-    content: dict[str, str],
-    instruction_terms: dict[str, tuple[str, bool]],
-) -> Manifest:
-    from biotune.data.sources import catalog
+@dataclasses.dataclass(frozen=True)
+class BuildRecord:
+    """What a build made, from which :func:`_manifest` writes the :class:`Manifest`."""
 
+    cfg: RunConfig
+    """The run config built from (only ``data`` is recorded)."""
+    cache_key: str
+    """:func:`biotune.data.cache.cache_key` of the build."""
+    tokenizer: str
+    """The tokenizer built with (:func:`biotune.data.tokenize.tokenizer_of`)."""
+    fingerprint: str
+    """Its :func:`biotune.data.tokenize.tokenizer_fingerprint`."""
+    table: list[mixture.SourceCount]
+    """Requested vs realised samples per source (:func:`biotune.data.mixture.compose`)."""
+    train: list[Sample]
+    """The training samples as mixed (before tokenization dropped any)."""
+    train_stats: dict[str, Any]
+    """:func:`_pack_tokens`'s stats of the training split (``kept_index``, ``lengths``, counts)."""
+    train_rows: list[dict[str, Any]]
+    """The packed training rows."""
+    heldout_stats: dict[str, Any] | None
+    """The same stats of the held-out split, or None when ``data.eval_fraction`` holds none out."""
+    leak: leakage.LeakageReport | None
+    """The leakage check's report, or None when ``data.leakage=off``."""
+    split_hashes: dict[str, str]
+    """Split name -> SHA-256 of its Arrow buffers."""
+    instruction_terms: dict[str, tuple[str, bool]]
+    """Instruction-set source -> (licence, restricted)."""
+    repairs: dict[str, int]
+    """What the readers repaired (``"<source>/<split>: <what>"`` -> count)."""
+    warnings: list[str]
+    """The build's warnings (e.g. samples lost to truncation)."""
+
+
+def _manifest(rec: BuildRecord) -> Manifest:
+    """The manifest of a build: per-source counts, licences and token statistics, packing, leakage, hashes."""
+    cfg, stats, heldout, leak = rec.cfg, rec.train_stats, rec.heldout_stats, rec.leak
+    table, train, cols, content = rec.table, rec.train, rec.train_rows, rec.split_hashes
     d = cfg.data
     known = catalog(d)
     kept = [train[i] for i in stats["kept_index"]]
@@ -519,7 +539,7 @@ def _manifest(
         licence, restricted = (
             (spec.licence, spec.restricted)
             if spec is not None
-            else instruction_terms.get(row.source, ("", True))
+            else rec.instruction_terms.get(row.source, ("", True))
         )
         sources[row.source] = SourceEntry(
             **dataclasses.asdict(row),
@@ -540,14 +560,14 @@ def _manifest(
     return Manifest(
         biotune_version=__version__,
         build_version=BUILD_VERSION,
-        cache_key=key,
+        cache_key=rec.cache_key,
         content_hash=hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
         split_hashes=content,
         config={k: v for k, v in dataclasses.asdict(d).items() if k not in NOT_DATA},
         template=d.template,
         ner_format=d.ner_format,
-        tokenizer=tok_path,
-        tokenizer_fingerprint=fingerprint,
+        tokenizer=rec.tokenizer,
+        tokenizer_fingerprint=rec.fingerprint,
         max_seq_len=d.max_seq_len,
         truncation={"policy": d.truncation, "dropped": stats["dropped"], "truncated": stats["truncated"]},
         sources=sources,
@@ -573,4 +593,6 @@ def _manifest(
         else {"samples": heldout["samples_kept"], "dropped": heldout["dropped"]},
         leakage=leak.to_dict() if leak else None,
         restricted_sources=sorted(name for name, e in sources.items() if e.restricted and e.realised),
+        repairs=rec.repairs,
+        warnings=rec.warnings,
     )
