@@ -70,9 +70,10 @@ def main() -> None:
 
     from biotune import config
     from biotune.data import mixture
-    from biotune.data.build import _collect, build_dataset, load_tokenizer
+    from biotune.data.build import _collect, build_dataset
     from biotune.data.dataset import Manifest
     from biotune.data.templates import render_prompt, render_target
+    from biotune.data.tokenize import load_tokenizer
 
     work = Path(tempfile.mkdtemp(prefix="bench-data-build-"))
     tok_dir = mistral_tokenizer_dir(work / "tokenizer")

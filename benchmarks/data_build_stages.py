@@ -42,7 +42,8 @@ STAGES = {
         "_manifest",
     ),
     "biotune.data.mixture": ("compose",),
-    "biotune.data.tokenize": ("tokenize_pairs", "_encode"),
+    "biotune.data.workers": ("tokenize_pairs",),  # the name the build's tokenization chunks call
+    "biotune.data.tokenize": ("_encode",),
     "biotune.data.leakage": ("check_texts",),
     "biotune.data.packing": ("pack_rows",),
 }
@@ -70,6 +71,7 @@ def main() -> None:
 
     from biotune import config
     from biotune.data import build
+    from biotune.data.tokenize import load_tokenizer
 
     times: dict[str, float] = {}
     for module, names in STAGES.items():
@@ -79,7 +81,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-data-stages-"))
     tok_dir = mistral_tokenizer_dir(work / "tokenizer")
-    build.load_tokenizer(str(tok_dir)).save_pretrained(str(tok_dir))
+    load_tokenizer(str(tok_dir)).save_pretrained(str(tok_dir))
     paused = build.gc_paused
     out: dict[str, Any] = {}
     for mode in ("collector_paused", "collector_on"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from biotune.config import DataConfig, SourceMix
@@ -53,9 +53,27 @@ def _largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
     return floors
 
 
-def requested_counts(cfg: DataConfig, available: dict[str, int]) -> dict[str, int]:
-    """How many samples each included source should contribute, before ``cap``."""
-    included = {n: m for n, m in cfg.sources.items() if m.include}
+#: The task group of the sources that come from instruction sets (``data.instructions``).
+INSTRUCTION_GROUP = "instruction"
+
+
+def source_mixes(cfg: DataConfig, instruction_sources: Iterable[str] = ()) -> dict[str, SourceMix]:
+    """How each source enters the mixture: ``data.sources`` in config order, then each instruction-set source
+    (a ``source`` value of the ``data.instructions`` rows) with the defaults of :class:`SourceMix` in the
+    :data:`INSTRUCTION_GROUP`. A new mapping: the caller's config is never changed."""
+    mixes = dict(cfg.sources)
+    for name in instruction_sources:
+        mixes.setdefault(name, SourceMix(group=INSTRUCTION_GROUP))
+    return mixes
+
+
+def requested_counts(
+    cfg: DataConfig, available: dict[str, int], mixes: Mapping[str, SourceMix] | None = None
+) -> dict[str, int]:
+    """How many samples each included source should contribute, before ``cap``. ``mixes``: the sources and how
+    they enter (:func:`source_mixes`; ``data.sources`` when not given)."""
+    mixes = cfg.sources if mixes is None else mixes
+    included = {n: m for n, m in mixes.items() if m.include}
     if cfg.total_samples:
         weights = {n: m.weight for n, m in included.items() if m.weight > 0}
         if not weights:
@@ -91,27 +109,51 @@ def _realise(samples: list[Sample], count: int, rng: random.Random) -> list[Samp
 
 
 def compose(
-    samples_by_source: dict[str, list[Sample]], cfg: DataConfig, kinds: dict[str, str]
+    samples_by_source: dict[str, list[Sample]],
+    cfg: DataConfig,
+    kinds: dict[str, str],
+    instructions: Mapping[str, list[Sample]] | None = None,
 ) -> tuple[list[Sample], list[SourceCount]]:
     """Compose the training mixture.
 
     Args:
         samples_by_source: every included source's samples, in reader order.
-        cfg: the data config (weights, epochs, caps, include flags, seed).
+        cfg: the data config (weights, epochs, caps, include flags, seed); never changed.
         kinds: source name -> task kind (the default task group).
+        instructions: the samples of the instruction sets (``data.instructions``) by their ``source`` value;
+            each joins after the configured sources as in :func:`source_mixes`.
 
     Returns:
-        The shuffled mixture and one :class:`SourceCount` per configured source (left-out ones included).
+        The shuffled mixture and one :class:`SourceCount` per source (left-out ones included).
+
+    Raises:
+        ConfigError: an instruction-set source has the name of a configured source, or the mixture is empty.
     """
-    available = {n: len(s) for n, s in samples_by_source.items()}
-    requested = requested_counts(cfg, available)
+    instructions = instructions or {}
+    clash = [name for name in instructions if name in cfg.sources]
+    if clash:
+        raise ConfigError(
+            [
+                Problem(
+                    "data.instructions",
+                    f"instruction rows name source '{name}', which is also a configured corpus",
+                    "rename the source column in the instruction file",
+                )
+                for name in clash
+            ]
+        )
+    mixes = source_mixes(cfg, instructions)
+    by_source = {**samples_by_source, **instructions}
+    kinds = {**kinds, **dict.fromkeys(instructions, INSTRUCTION_GROUP)}
+    available = {n: len(s) for n, s in by_source.items()}
+    requested = requested_counts(cfg, available, mixes)
     mixture: list[Sample] = []
     table: list[SourceCount] = []
-    for name, mix in cfg.sources.items():
+    for name, mix in mixes.items():
         req = requested.get(name, 0)
         count = min(req, mix.cap) if mix.cap is not None else req
         chosen = (
-            _realise(samples_by_source.get(name, []), count, random.Random(f"{cfg.seed}:mix:{name}"))
+            _realise(by_source.get(name, []), count, random.Random(f"{cfg.seed}:mix:{name}"))
             if mix.include
             else []
         )

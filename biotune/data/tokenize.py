@@ -29,10 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from biotune.config import RunConfig
 from biotune.errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
@@ -445,3 +447,58 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------- which tokenizer
+
+
+def tokenizer_of(cfg: RunConfig, model: str | Path | None = None) -> str:
+    """The tokenizer of a run, the one rule that data build, training, sweeps and evaluation share:
+    ``data.tokenizer``, else the model's own (``model``: the model a command loads, e.g. the exported model that
+    ``biotune eval`` scores; ``model.name_or_path`` when not given). Empty when neither is set
+    (:func:`load_tokenizer` then names the keys to set)."""
+    return cfg.data.tokenizer or str(model or cfg.model.name_or_path or "")
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    """Load a (fast) tokenizer from a local directory or hub id (:func:`tokenizer_of`), with a clear error if
+    it is missing or none was given."""
+    from transformers import AutoTokenizer
+
+    if not path:
+        raise ConfigError(
+            [
+                Problem(
+                    "data.tokenizer",
+                    "no tokenizer given (data.tokenizer and model.name_or_path are empty)",
+                    "set data.tokenizer=PATH_OR_HUB_ID or model.name_or_path",
+                )
+            ]
+        )
+    local = Path(path).expanduser()
+    # A path under an existing local directory (runs/tiny_llama while runs/ exists) is never sent to the hub.
+    looks_local = path.startswith((".", "/", "~")) or local.exists() or Path(local.parts[0]).is_dir()
+    if looks_local and not local.is_dir():
+        raise ConfigError(
+            [
+                Problem(
+                    "data.tokenizer",
+                    f"tokenizer directory {local} does not exist",
+                    "build or export a model first, or point data.tokenizer at a directory",
+                )
+            ]
+        )
+    try:
+        return AutoTokenizer.from_pretrained(
+            str(local) if local.is_dir() else path, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            [
+                Problem(
+                    "data.tokenizer",
+                    f"cannot load a tokenizer from {path}: {err}",
+                    "pass a directory with tokenizer files, or a reachable hub id",
+                )
+            ]
+        ) from err

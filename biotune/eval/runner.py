@@ -15,6 +15,7 @@ from typing import Any
 
 from biotune import distributed
 from biotune.config import RunConfig, to_dict
+from biotune.data.tokenize import tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.eval import generate, report
 from biotune.eval.score import (
@@ -38,7 +39,7 @@ PREDICTIONS_FILE = "predictions.jsonl"
 
 def data_root(cfg: RunConfig) -> Path:
     """``data.root`` as a directory (``@sample`` = the bundled sample corpus)."""
-    from biotune.data.build import resolve_root
+    from biotune.data.sources import resolve_root
 
     return resolve_root(cfg.data.root)
 
@@ -149,12 +150,12 @@ def _generator(cfg: RunConfig, model_dir: Path) -> tuple[Any, Any]:
     if generate.choose_backend(e.backend) == "vllm":
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(cfg.data.tokenizer or model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_of(cfg, model_dir))
         return tokenizer, lambda prompts: generate.generate_vllm(
             model_dir, prompts, e.max_new_tokens, e.num_beams
         )
     model, tokenizer = generate.load_model(
-        model_dir, cfg.model.dtype, cfg.model.attn_implementation, cfg.data.tokenizer or None
+        model_dir, cfg.model.dtype, cfg.model.attn_implementation, tokenizer_of(cfg, model_dir)
     )
     progress = distributed.is_rank_zero()
     return tokenizer, lambda prompts: generate.generate_hf(

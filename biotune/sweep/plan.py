@@ -279,8 +279,7 @@ def eval_set_units(spec: SweepSpec) -> dict[str, EvalSetSize]:
     Sources: ``eval.sources``, else every included registered source; splits: ``eval.splits`` (those present);
     ``eval.max_examples`` keeps each set's first records, as the evaluation does.
     """
-    from biotune.data.build import resolve_root
-    from biotune.data.sources import available_splits, catalog, load_records
+    from biotune.data.sources import available_splits, catalog, load_records, resolve_root
     from biotune.data.tasks import task_for
 
     base = spec.load_base()

@@ -31,7 +31,7 @@ Content hash: sha256 over the data config with ``sources`` replaced by the reali
 by their sum, less ``out_dir`` and ``num_proc``, plus the tokenizer (``data.tokenizer`` or
 ``model.name_or_path``) and the build's ``BUILD_VERSION``. Variants with identical data share a hash
 whatever rule produced them; training seeds and keys outside ``data`` (``optim.lr``) leave it unchanged.
-It identifies data within one machine's corpora; ``biotune.data.build.cache_key`` adds the files' sizes
+It identifies data within one machine's corpora; ``biotune.data.cache.cache_key`` adds the files' sizes
 and mtimes and the tokenizer's fingerprint.
 
 Seeds: a variant carries the sweep's training seeds; :func:`cells` expands them into one :class:`Cell`
@@ -55,7 +55,9 @@ from omegaconf import OmegaConf
 
 from biotune import config
 from biotune.config import DataConfig, RunConfig, SourceMix
+from biotune.data.cache import BUILD_VERSION, data_settings
 from biotune.data.mixture import requested_counts
+from biotune.data.tokenize import load_tokenizer, tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.sweep import spec as sp
 from biotune.sweep.spec import Point, SweepSpec
@@ -198,8 +200,6 @@ def _normalised(counts: Mapping[str, float]) -> dict[str, float]:
 
 def content_hash(data: DataConfig, counts: Mapping[str, int], tokenizer: str) -> str:
     """Hash of what determines the built data: the data config with its realised counts (module docstring)."""
-    from biotune.data.build import BUILD_VERSION, data_settings
-
     payload = data_settings(data)
     payload["sources"] = [
         [n, m.split, int(counts[n])] for n, m in data.sources.items() if counts.get(n, 0) > 0
@@ -209,10 +209,6 @@ def content_hash(data: DataConfig, counts: Mapping[str, int], tokenizer: str) ->
         {"data": payload, "tokenizer": tokenizer, "build_version": BUILD_VERSION}, sort_keys=True, default=str
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _tokenizer_id(cfg: RunConfig) -> str:
-    return cfg.data.tokenizer or cfg.model.name_or_path
 
 
 # --------------------------------------------------------------------------------------------- swarm
@@ -446,7 +442,7 @@ def _make(
         groups=groups,
         source_groups=members,
         mixture=requested,
-        content_hash=content_hash(cfg.data, counts, _tokenizer_id(cfg)),
+        content_hash=content_hash(cfg.data, counts, tokenizer_of(cfg)),
         seeds=seeds,
     )
 
@@ -553,8 +549,7 @@ def count_available(spec: SweepSpec) -> dict[str, int]:
 
     Corpus sources are read with their reader; sources of ``data.instructions`` are counted by row.
     """
-    from biotune.data.build import resolve_root
-    from biotune.data.sources import catalog, load_instructions, load_records
+    from biotune.data.sources import catalog, load_instructions, load_records, resolve_root
 
     base = spec.load_base()
     data = base.data
@@ -579,14 +574,14 @@ def measure_tokens_per_sample(spec: SweepSpec, limit: int = 256, tokenizer: Any 
     as ``data.truncation`` says). A dropped sample counts 0 tokens, so that samples x mean = the tokens the
     build keeps.
     """
-    from biotune.data.build import load_tokenizer, resolve_root, source_samples, tokenizer_path
-    from biotune.data.sources import catalog
+    from biotune.data.build import source_samples
+    from biotune.data.sources import catalog, resolve_root
     from biotune.data.templates import render_prompt, render_target
     from biotune.data.tokenize import tokenize_pairs
 
     base = spec.load_base()
     d = base.data
-    tok = tokenizer or load_tokenizer(tokenizer_path(base), base.model.trust_remote_code)
+    tok = tokenizer or load_tokenizer(tokenizer_of(base), base.model.trust_remote_code)
     root = resolve_root(d.root)
     out: dict[str, float] = {}
     known = catalog(d)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from biotune.config import RunConfig, load, to_dict, to_yaml
+from biotune.data.tokenize import load_tokenizer, tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_json, atomic_write_text
 from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
@@ -118,20 +119,14 @@ def resolve_data_dir(cfg: RunConfig) -> Path:
         return Path(build_dataset(cfg))
 
 
-def tokenizer_dir(cfg: RunConfig) -> str:
-    """The tokenizer the data must have been built with: ``data.tokenizer`` or the model's."""
-    return cfg.data.tokenizer or cfg.model.name_or_path
-
-
 def open_data(cfg: RunConfig, data_dir: Path) -> tuple[Any, Any, Any, int]:
     """Train/eval splits, the manifest and the pad id, after checking the tokenizer fingerprint."""
-    from biotune.data.build import load_tokenizer
     from biotune.data.dataset import EVAL_SPLIT, TRAIN_SPLIT, Manifest
     from biotune.data.loader import PackedSplit
     from biotune.data.tokenize import tokenizer_fingerprint
 
     manifest = Manifest.read(data_dir)
-    tok = load_tokenizer(tokenizer_dir(cfg), cfg.model.trust_remote_code)
+    tok = load_tokenizer(tokenizer_of(cfg), cfg.model.trust_remote_code)
     manifest.check_tokenizer(tokenizer_fingerprint(tok), data_dir)
     eval_split = PackedSplit(data_dir / EVAL_SPLIT) if (data_dir / EVAL_SPLIT).is_dir() else None
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -182,12 +177,10 @@ def main(cfg: RunConfig) -> int:
         run_id=state.run_id if state else None,
     )
     if state is None and cfg.tracking.log_dataset_text:
-        from biotune.data.build import load_tokenizer
-
-        decode = load_tokenizer(tokenizer_dir(cfg), cfg.model.trust_remote_code).decode
+        decode = load_tokenizer(tokenizer_of(cfg), cfg.model.trust_remote_code).decode
         tracker.log_examples(train_split, manifest, decode)  # rank 0 only; restricted sources never
     trainer = Trainer(
-        cfg, engine, train_split, eval_split, tracker, output_dir, steps, tokenizer_dir(cfg), pad_id
+        cfg, engine, train_split, eval_split, tracker, output_dir, steps, tokenizer_of(cfg), pad_id
     )
     _write_run_info(trainer, output_dir, denv.is_rank_zero)
     if ckpt:

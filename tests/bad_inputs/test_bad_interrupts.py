@@ -85,7 +85,7 @@ def test_a_killed_builds_directory_is_removed_by_the_next_build(tmp_path: Path, 
 
 
 def test_only_stale_temporary_directories_are_removed(tmp_path: Path) -> None:
-    from biotune.data.build import STALE_AFTER_S, clean_stale_tmp
+    from biotune.data.cache import STALE_AFTER_S, clean_stale_tmp
 
     host = socket.gethostname()
     dead = subprocess.run(

@@ -21,7 +21,7 @@ from biotune.data.sources import _io, classification, conll, nli, pubtator, qa, 
 from biotune.data.sources.instructions import load_instructions
 from biotune.data.sources.registry import SOURCES
 from biotune.data.sources.spec import KINDS, SourceSpec
-from biotune.errors import BiotuneError, DataError
+from biotune.errors import BiotuneError, ConfigError, DataError, Problem
 
 __all__ = [
     "KINDS",
@@ -120,15 +120,47 @@ def get_spec(name: str, data: Any = None) -> SourceSpec:
         raise UnknownSourceError(name) from None
 
 
-def resolve_root(root: str | Path) -> Path:
-    """``"@sample"`` -> the bundled sample corpus; anything else -> that path."""
+def configured_spec(name: str, data: Any) -> SourceSpec:
+    """The spec of a source named in the data config ``data`` (registered, or declared in
+    ``data.custom_sources``); an unknown name is a :class:`ConfigError` on ``data.sources.<name>``."""
+    known = catalog(data)
+    if name not in known:
+        raise ConfigError([Problem(f"data.sources.{name}", "unknown source", UnknownSourceError(name).fix)])
+    return known[name]
+
+
+def _expand_root(root: str | Path) -> Path:
+    """``"@sample"`` -> the bundled sample corpus; anything else -> that path (not checked)."""
     return SAMPLE_ROOT if str(root) == SAMPLE else Path(root)
+
+
+def resolve_root(root: str | Path) -> Path:
+    """``data.root`` as an existing directory, absolute (``@sample`` = the corpus bundled inside the package).
+
+    Raises:
+        ConfigError: on ``data.root``, when it is a file or does not exist.
+    """
+    path = _expand_root(root).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(
+            [
+                Problem(
+                    "data.root",
+                    f"{path} is a file, not a directory of corpora"
+                    if path.exists()
+                    else f"directory {path} does not exist",
+                    "point data.root (or $BIOTUNE_DATA_DIR) at the directory holding the corpora, or use "
+                    "data.root=@sample",
+                )
+            ]
+        )
+    return path
 
 
 def available_splits(spec: SourceSpec, root: str | Path) -> dict[str, Path]:
     """The splits of ``spec`` found under ``root`` -> the path each is read from (the first candidate that
     exists; see :meth:`SourceSpec.candidates`)."""
-    base = resolve_root(root)
+    base = _expand_root(root)
     found = {}
     for split in spec.split_names:
         path = next((base / rel for rel in spec.candidates(split) if (base / rel).exists()), None)
@@ -144,7 +176,7 @@ def split_path(spec: SourceSpec, split: str, root: str | Path) -> Path:
         DataError: for a split the source does not know, or one found nowhere: the message lists the paths
             searched and the splits that were found, and the fix says where to put the file or how to map it.
     """
-    base = resolve_root(root)
+    base = _expand_root(root)
     where = spec.config_key or f"data.sources.{spec.name}"
     if split not in spec.split_names:
         raise DataError(

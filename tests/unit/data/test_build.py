@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from biotune import config
-from biotune.data.build import HASH_MEMO, FileHashes, build_dataset, resolve_root
+from biotune.data.build import build_dataset
+from biotune.data.cache import HASH_MEMO, FileHashes, cache_key, file_signature
 from biotune.data.dataset import Manifest
+from biotune.data.sources import resolve_root
 from biotune.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -181,6 +183,38 @@ def test_published_instruction_files_join_the_mixture(tmp_path: Path, tiny_model
     assert "ncbi_disease" in m["sources"]
 
 
+def test_build_leaves_the_callers_config_as_it_was(tmp_path: Path, tiny_model: Path) -> None:
+    # Before: the build added each instruction set's `source` values to cfg.data.sources, so the config.yaml
+    # that `biotune train` saves (train.run._save_resolved_config) listed them as corpora, and reloading it
+    # (or building again from the same config) failed with "unknown source".
+    from biotune.train.checkpoint import CONFIG_FILE
+    from biotune.train.run import _save_resolved_config
+
+    rows = [
+        {
+            "instruction": "Answer.",
+            "input": f"Question {i}?",
+            "output": f"Answer {i}.",
+            "source": "chatdoctor",
+        }
+        for i in range(6)
+    ]
+    path = tmp_path / "instructions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _cfg(tmp_path, tiny_model, f"data.instructions.chat.path={path}")
+    before = config.to_yaml(cfg)
+    out = build_dataset(cfg)
+    assert config.to_yaml(cfg) == before and "chatdoctor" not in cfg.data.sources
+    assert Manifest.read(out).to_dict()["sources"]["chatdoctor"]["realised"] == 6
+    assert "chatdoctor" not in Manifest.read(out).config["sources"]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    _save_resolved_config(cfg, run_dir)
+    reloaded = config.load(run_dir / CONFIG_FILE)
+    assert config.to_yaml(reloaded) == before
+    assert build_dataset(reloaded) == build_dataset(cfg) == out
+
+
 # ------------------------------------------------------------------------------------------- cache key
 
 
@@ -232,7 +266,6 @@ def test_file_hashes_are_memoised_by_size_and_times_in_ns(tmp_path: Path) -> Non
 
 def test_source_order_is_part_of_the_key_because_it_changes_the_mixture(tmp_path: Path) -> None:
     from biotune.data import mixture
-    from biotune.data.build import cache_key
     from biotune.data.records import Sample
 
     forward = config.load(None, ["data.root=@sample", "data.sources={gad: {}, hoc: {}}"]).data
@@ -265,7 +298,6 @@ def test_built_directories_respect_the_umask(tmp_path: Path, tiny_model: Path) -
 def test_the_key_follows_every_file_of_a_split_folder_through_links(tmp_path: Path) -> None:
     """HoC reads a folder: a file changed below it, in a linked subfolder too, is a new key; a link cycle
     is listed once; the three splits that share the folder each list its files."""
-    from biotune.data.build import _file_signature, cache_key
     from biotune.data.sources import SOURCES
 
     root = tmp_path / "corpus"
@@ -277,7 +309,7 @@ def test_the_key_follows_every_file_of_a_split_folder_through_links(tmp_path: Pa
     (elsewhere / "loop").symlink_to(root / "hoc", target_is_directory=True)
     data = config.load(None, [f"data.root={root}", "data.sources={hoc: {}}"]).data
     before = cache_key(data, root, "tok", FileHashes(tmp_path / "memo"))
-    sig = _file_signature(root, [SOURCES["hoc"]], FileHashes(tmp_path / "memo"))
+    sig = file_signature(root, [SOURCES["hoc"]], FileHashes(tmp_path / "memo"))
     names = [name for source, split, name, _ in sig if split == "train"]
     assert "hoc/linked/extra.txt" in names and len(names) == len(set(names))
     assert {split for _, split, _, _ in sig} == set(SOURCES["hoc"].split_names)

@@ -36,7 +36,7 @@ def _worker_pids(caplog: pytest.LogCaptureFixture) -> set[int]:
     """The processes that the build's log names as having run its reads and tokenization chunks."""
     pids: set[int] = set()
     for rec in caplog.records:
-        if rec.name == "biotune.data.build" and rec.msg.startswith("data.num_proc="):
+        if rec.name == "biotune.data.workers" and rec.msg.startswith("data.num_proc="):
             pids |= {int(p) for p in str(rec.args[1]).split(", ")}
     return pids
 
@@ -64,7 +64,7 @@ def test_parallel_build_is_byte_identical_and_runs_in_two_workers(
     # Synthetic corpora large enough that each tokenization chunk is real work: 20,000 distinct samples.
     root = synthetic.write_corpora(tmp_path / "corpus", n_train=10_000, n_test=500)
     base = _write_config(tmp_path, root, tiny_model, "  eval_fraction: 0.05\n  total_samples: 30000\n")
-    caplog.set_level("INFO", logger="biotune.data.build")
+    caplog.set_level("INFO", logger="biotune.data")
     serial, parallel = _build_both(tmp_path, base)
     _assert_same_bytes(serial, parallel)
     m = Manifest.read(parallel)
@@ -213,7 +213,7 @@ def test_workers_encode_on_one_thread_unless_the_user_chose(
     tiny_tokenizer: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two workers on two cores: each encodes on one thread; a user's explicit setting is kept."""
-    from biotune.data.build import _Job, open_runner
+    from biotune.data.workers import open_runner
 
     for setting, expected in ((None, "false"), ("true", "true")):
         if setting is None:
@@ -221,7 +221,7 @@ def test_workers_encode_on_one_thread_unless_the_user_chose(
         else:
             monkeypatch.setenv("TOKENIZERS_PARALLELISM", setting)
         with open_runner(2, tiny_tokenizer) as runner:
-            jobs = [_Job(runner, _tokenizer_threads_setting, ()) for _ in range(4)]
+            jobs = [runner.submit(_tokenizer_threads_setting) for _ in range(4)]
             assert {job.result() for job in jobs} == {expected}
             assert os.getpid() not in runner.pids
         assert os.environ.get("TOKENIZERS_PARALLELISM") == setting, "this process's setting is left alone"

@@ -84,3 +84,22 @@ def test_heldout_split_keeps_repeats_together() -> None:
     held_ids = {s.id for s in held}
     assert held and all("#" not in i for i in held_ids)
     assert not {s.id.split("#")[0] for s in train} & held_ids
+
+
+def test_instruction_sets_join_after_the_sources_and_the_config_is_not_changed() -> None:
+    cfg = _cfg(a=SourceMix(weight=1), b=SourceMix(weight=3))
+    cfg.total_samples = 50
+    mixed, table = mixture.compose(BY_SOURCE, cfg, KINDS, {"chat": _samples("chat", 8)})
+    assert list(cfg.sources) == ["a", "b"], "the caller's data.sources are left as they were"
+    assert [r.source for r in table] == ["a", "b", "chat"]
+    chat = table[-1]
+    assert (chat.group, chat.task, chat.weight) == ("instruction", "instruction", 1.0)
+    # The instruction set takes its weight-1 share of data.total_samples, like a configured source.
+    assert Counter(s.source for s in mixed) == {"a": 10, "b": 30, "chat": 10}
+
+
+def test_an_instruction_source_named_like_a_configured_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="data.instructions"):
+        mixture.compose(
+            BY_SOURCE, _cfg(a=SourceMix(), c=SourceMix(include=False)), KINDS, {"c": _samples("c", 2)}
+        )

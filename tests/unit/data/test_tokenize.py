@@ -199,3 +199,18 @@ def test_chunks_read_as_one_batch_without_copying_their_tokens(tiny_tokenizer: A
     assert [x.tolist() for x in chunked.labels] == [x.tolist() for x in whole.labels]
     assert any(np.shares_memory(view, chunks[1].flat_input_ids) for view in chunked.input_ids)
     assert (chunked.total_tokens, chunked.loss_tokens) == (whole.total_tokens, whole.loss_tokens)
+
+
+def test_tokenizer_of_is_the_data_tokenizer_else_the_models() -> None:
+    from biotune.config import RunConfig
+    from biotune.data.tokenize import load_tokenizer, tokenizer_of
+
+    cfg = RunConfig()
+    cfg.model.name_or_path = "runs/base"
+    assert tokenizer_of(cfg) == "runs/base"
+    assert tokenizer_of(cfg, Path("runs/x/export")) == "runs/x/export", "eval: the model it scores"
+    cfg.data.tokenizer = "tok"
+    assert tokenizer_of(cfg) == tokenizer_of(cfg, Path("runs/x/export")) == "tok"
+    cfg.data.tokenizer = cfg.model.name_or_path = ""
+    with pytest.raises(ConfigError, match="data.tokenizer"):
+        load_tokenizer(tokenizer_of(cfg))

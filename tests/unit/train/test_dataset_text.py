@@ -13,9 +13,10 @@ import pytest
 
 from biotune import config
 from biotune.config import TrackingConfig
-from biotune.data.build import build_dataset, load_tokenizer
+from biotune.data.build import build_dataset
 from biotune.data.dataset import Manifest
 from biotune.data.loader import PackedSplit
+from biotune.data.tokenize import load_tokenizer
 from biotune.train.tracking import build_tracker, dataset_examples
 
 REPO = Path(__file__).resolve().parents[3]
