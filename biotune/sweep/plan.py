@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from statistics import NormalDist
 from typing import Any
 
+from biotune.data.sources import available_splits, catalog, load_records, resolve_root
+from biotune.eval.sets import plan_sets
 from biotune.sweep.spec import SweepSpec, format_value
 from biotune.sweep.variants import Variant
 
@@ -187,24 +189,17 @@ def mde_warnings(
 
 
 def eval_set_sizes(spec: SweepSpec) -> dict[str, int]:
-    """Examples per evaluation set (``source/split``) the base evaluates on, read from its corpora.
-
-    Sources: ``eval.sources``, else every included registered source; splits: ``eval.splits`` (those present);
-    ``eval.max_examples`` caps each set.
+    """Examples per evaluation set (``source/split``, the split in the source's own spelling) that every cell
+    evaluates on: the base's plan (:func:`biotune.eval.sets.plan_sets`), read from its corpora. Sets whose file
+    is not on disk yet are left out; ``eval.max_examples`` caps each set.
     """
-    from biotune.data.build import resolve_root
-    from biotune.data.sources import available_splits, catalog, load_records
-
     base = spec.load_base()
     root = resolve_root(base.data.root)
     known = catalog(base.data)
-    names = base.eval.sources or [n for n, m in base.data.sources.items() if m.include and n in known]
     out: dict[str, int] = {}
-    for name in names:
-        found = available_splits(known[name], root) if name in known else {}
-        for split in base.eval.splits:
-            if split not in found:
-                continue
-            n = len(load_records(known[name], split, root))
-            out[f"{name}/{split}"] = min(n, base.eval.max_examples) if base.eval.max_examples else n
+    for ref in plan_sets(base, known):
+        if ref.split not in available_splits(known[ref.source], root):
+            continue
+        n = len(load_records(known[ref.source], ref.split, root))
+        out[ref.label] = min(n, base.eval.max_examples) if base.eval.max_examples else n
     return out

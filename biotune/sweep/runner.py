@@ -39,6 +39,8 @@ from biotune import config
 from biotune.config import REPO_ROOT, RunConfig
 from biotune.data.dataset import MANIFEST_FILE, Manifest
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
+from biotune.eval.layout import report_path
+from biotune.eval.sets import plan_sources
 from biotune.io import atomic_write_json, atomic_write_text, read_json
 from biotune.sweep import variants as vr
 from biotune.sweep.spec import BASE, CONTROL, SweepSpec, load_sweep
@@ -173,8 +175,8 @@ def cell_config(sweep: Sweep, cell: vr.Cell) -> RunConfig:
             "tracking.job_type=train",
         ],
     )
-    if not cfg.eval.sources:  # every cell is evaluated on the same sets: the base's sources, even if left out
-        cfg.eval.sources = [n for n, mix in sweep.spec.load_base().data.sources.items() if mix.include]
+    if not cfg.eval.sources:  # every cell is evaluated on the same sets: the base's plan, even if left out
+        cfg.eval.sources = plan_sources(sweep.spec.load_base())
     cfg.tracking.run_config = {
         "sweep": sweep.spec.name,
         "variant": v.name,
@@ -257,7 +259,7 @@ def cell_state(sweep: Sweep, cell: vr.Cell) -> str:
     """done, running, failed, preempted or missing (done needs the evaluation report too)."""
     d = sweep.cell_dir(cell.name)
     state = read_state(d)["state"]
-    if state == DONE and not (d / EVAL_DIR / "report.json").is_file():
+    if state == DONE and not report_path(d / EVAL_DIR).is_file():
         return FAILED
     return state
 
