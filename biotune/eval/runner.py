@@ -219,6 +219,8 @@ def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | No
     unscored: dict[str, Unscored] = {}
     known = catalog(cfg.data)
     sets = instruction_sets(cfg, unscored, known)
+    left_out = {i for entry in unscored.values() for i in entry.ids}
+    predictions = {i: c for i, c in predictions.items() if i not in left_out}  # rows read but not scored
     covered = {i for s in sets for i in s.ids}
     rest = {i: c for i, c in predictions.items() if i not in covered}
     if rest:

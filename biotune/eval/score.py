@@ -115,6 +115,8 @@ class Unscored:
     """Row ``source`` value -> rows whose source maps to no biotune task."""
     unparsable: list[dict[str, str]] = field(default_factory=list)
     """One entry per row whose ``output`` its task cannot read as gold: ``id``, ``source``, ``task``, ``reason``."""
+    ids: set[str] = field(default_factory=set)
+    """Record ids of every row not scored (a predictions file may hold completions for them: they are ignored)."""
 
     @property
     def count(self) -> int:
@@ -158,6 +160,7 @@ def build_instruction_sets(
         target = map_source(row.source, declared.source_map)
         if target is None or target not in known:
             unscored.unmapped[row.source] = unscored.unmapped.get(row.source, 0) + 1
+            unscored.ids.add(row.id)
             continue
         by_source.setdefault(target, []).append(row)
     if not by_source:
@@ -188,6 +191,7 @@ def build_instruction_sets(
                 unscored.unparsable.append(
                     {"id": row.id, "source": row.source, "task": target, "reason": reason}
                 )
+                unscored.ids.add(row.id)
                 continue
             records.append(record)
             samples.append(Sample(row.id, target, spec.kind, row.instruction, row.input, row.output))

@@ -17,9 +17,9 @@ checkpoints, manifests and shards      test_bad_checkpoints.py        18     5
 plan arguments                         test_bad_plan.py               17     0
 interrupted commands                   test_bad_interrupts.py          0     2
 corpus downloads                       test_bad_downloads.py          10     0
-your data: own sources, instr. sets    test_bad_your_data.py          19     0
+your data: own sources, instr. sets    test_bad_your_data.py          20     0
 parallel data builds (num_proc)        test_bad_num_proc.py            4     0
-total                                                                187     7
+total                                                                188     7
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,

@@ -169,8 +169,9 @@ def test_a_gold_that_does_not_parse_is_left_out_listed_and_the_rest_scored(tmp_p
     assert all(u["reason"].startswith("output cannot be read as gold") for u in entry.unparsable)
     # Scored through the report: the rows and their reasons are in report.json and report.md.
     preds = tmp_path / "pred.jsonl"
+    every_row = [*_ids(sets), *({"id": i, "output": "anything"} for i in sorted(bad_ids))]  # as released
     preds.write_text(
-        "".join(json.dumps({"id": r["id"], "completion": r["output"]}) + "\n" for r in _ids(sets))
+        "".join(json.dumps({"id": r["id"], "completion": r["output"]}) + "\n" for r in every_row)
     )
     scores = score_predictions(preds, cfg, tmp_path / "report")
     assert all(sc.parse_failures == 0 and sc.metrics[sc.headline] == pytest.approx(1.0) for sc in scores)
