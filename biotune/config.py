@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from biotune.errors import ConfigError, Problem
+from biotune.names import config_name_problems
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -369,6 +370,50 @@ def _check_keys(schema: type, data: Any, prefix: str, problems: list[Problem]) -
                         _check_keys(val_tp, subval or {}, f"{dotted}.{sub}.", problems)
 
 
+_SCALARS = (str, int, float, bool)
+
+
+def _check_items(schema: type, data: Any, prefix: str, problems: list[Problem]) -> None:
+    """Report each list or mapping of plain values (``tracking.tags``, ``eval.sources``, ``source_map``, ...) that
+    holds a list or a mapping where a value belongs (``tracking.tags=[[a]]``); the bad container is removed from
+    ``data`` so that the rest can still be checked."""
+    if not isinstance(data, dict):
+        return
+    hints = get_type_hints(schema)
+    for key, value in list(data.items()):
+        if key not in hints:
+            continue
+        dotted, tp = f"{prefix}{key}", _unwrap_optional(hints[key])
+        if _is_dataclass_type(tp):
+            _check_items(tp, value, dotted + ".", problems)
+            continue
+        origin, args = get_origin(tp), get_args(tp)
+        if origin is dict and args and _is_dataclass_type(args[1]) and isinstance(value, dict):
+            for sub, subval in value.items():
+                _check_items(args[1], subval, f"{dotted}.{sub}.", problems)
+            continue
+        items = (
+            list(enumerate(value))
+            if origin is list and isinstance(value, list)
+            else list(value.items())
+            if origin is dict and isinstance(value, dict) and args and args[1] in _SCALARS
+            else []
+        )
+        for index, item in items:
+            if isinstance(item, list | dict):
+                where = f"{dotted}[{index}]" if origin is list else f"{dotted}.{index}"
+                kind = "a list" if isinstance(item, list) else "a mapping"
+                problems.append(
+                    Problem(
+                        where,
+                        f"expected a plain value, got {kind}: {item!r}"[:200],
+                        f"write {dotted} as {'a flat list, e.g. [a, b]' if origin is list else 'key: value pairs'}",
+                    )
+                )
+                del data[key]
+                break
+
+
 def _check_types(schema_cfg: DictConfig, data: Any, prefix: str, problems: list[Problem]) -> None:
     """Report each leaf whose value cannot be merged into the structured schema (a wrong type).
 
@@ -600,6 +645,7 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
     problems = yaml_problems + problems
     _check_keys(RunConfig, data, "", problems)
     _drop_unknown(RunConfig, data)
+    _check_items(RunConfig, data, "", problems)
     schema = OmegaConf.structured(RunConfig)
     _check_types(schema, data, "", problems)
     try:
@@ -624,7 +670,7 @@ def _blame(path: str | Path | None, overrides: list[str], problems: list[Problem
         return (
             p.key == ov
             or bool(key)
-            and (p.key == key or p.key.startswith(f"{key}.") or key.startswith(f"{p.key}."))
+            and (p.key == key or p.key.startswith((f"{key}.", f"{key}[")) or key.startswith(f"{p.key}."))
         )
 
     blamed = [ov for ov in overrides if any(caused(ov, p) for p in problems)]
@@ -709,7 +755,7 @@ def validate(cfg: RunConfig) -> list[Problem]:
         _validate_launch,
     ):
         check(cfg, p)
-    return p
+    return config_name_problems(cfg) + p
 
 
 def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:

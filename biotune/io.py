@@ -19,6 +19,25 @@ from typing import Any
 from biotune.errors import DataError
 
 
+def inside(root: str | Path, path: str | Path) -> Path:
+    """``path``, after checking that it resolves inside the directory ``root``; else a DataError naming both.
+
+    Called where a file whose name comes from a config value is written, so that a name the config checks
+    missed (:mod:`biotune.names`) still cannot write outside its output directory. Symbolic links on the way
+    are resolved: a link that leads out of ``root`` is refused too.
+    """
+    root, path = Path(root), Path(path)
+    resolved_root, resolved = root.resolve(), path.resolve()
+    if resolved != resolved_root and resolved_root not in resolved.parents:
+        raise DataError(
+            path,
+            f"resolves to {resolved}, outside its output directory {resolved_root}",
+            "name sources, splits, instruction sets and variants with letters, digits and ._+- only (no '/', "
+            "no '..'), and remove any link that leads out of the output directory",
+        )
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; rename it over ``path`` on success, remove it on error."""

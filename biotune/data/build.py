@@ -49,6 +49,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,8 +84,11 @@ def resolve_root(root: str) -> Path:
             [
                 Problem(
                     "data.root",
-                    f"directory {path} does not exist",
-                    "point data.root (or $BIOTUNE_DATA_DIR) at the corpora, or use data.root=@sample",
+                    f"{path} is a file, not a directory of corpora"
+                    if path.exists()
+                    else f"directory {path} does not exist",
+                    "point data.root (or $BIOTUNE_DATA_DIR) at the directory holding the corpora, or use "
+                    "data.root=@sample",
                 )
             ]
         )
@@ -995,10 +999,19 @@ def _build_into(
         tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(key), dir=out.parent))
         try:
             train_cols, train_stats = _pack_tokens(train_tok, cfg)
-            content = {"train": _save_split(train_cols, tmp / "train", key)}
             heldout_stats = None
             if held_tok is not None:
                 eval_cols, heldout_stats = _pack_tokens(held_tok, cfg)
+            warnings = mixture.truncation_losses(
+                Counter(s.source for s in train),
+                Counter(train[i].source for i in train_stats["kept_index"]),
+                d,
+                (len(held), heldout_stats["samples_kept"]) if heldout_stats else (0, 0),
+            )
+            for warning in warnings:
+                logger.warning("%s", warning)
+            content = {"train": _save_split(train_cols, tmp / "train", key)}
+            if heldout_stats is not None:
                 content["eval"] = _save_split(eval_cols, tmp / "eval", key)
             if runner.pool is not None:
                 leak = _leakage_verdict(d, leak_job)
@@ -1017,6 +1030,7 @@ def _build_into(
                 instruction_terms,
             )
             manifest.repairs = repairs
+            manifest.warnings = warnings
             manifest.write(tmp)
             swap_in_dir(tmp, out)
         except BaseException:

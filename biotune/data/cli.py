@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from biotune.data.download import Limits
+
 
 def register(subparsers: Any) -> None:
     """Add the ``data`` command group."""
@@ -27,6 +29,7 @@ def register(subparsers: Any) -> None:
     stats = sub.add_parser("stats", help="composition table and length histogram of a built dataset")
     stats.add_argument("dir", help="a built dataset directory")
     stats.set_defaults(func=_stats)
+    dl_defaults = Limits()
     download = sub.add_parser(
         "download", help="fetch public corpora at pinned versions into a data root (checksummed, resumable)"
     )
@@ -39,6 +42,21 @@ def register(subparsers: Any) -> None:
     download.add_argument("--mirror", help="base URL serving a data root: fetch <URL>/<path under the root>")
     download.add_argument(
         "--accept-licence", action="append", default=[], metavar="NAME", help="fetch restricted source NAME"
+    )
+    download.add_argument(
+        "--min-rate",
+        type=float,
+        default=dl_defaults.min_rate,
+        metavar="BYTES_PER_S",
+        help="stop a file that arrives slower than this on average (default %(default)g); rerun resumes it",
+    )
+    download.add_argument(
+        "--read-timeout",
+        type=float,
+        default=dl_defaults.read_timeout_s,
+        metavar="S",
+        help="longest wait for one read from the server, and the grace added to each file's deadline "
+        "(default %(default)g)",
     )
     download.set_defaults(func=_download)
 
@@ -70,6 +88,8 @@ def _download(args: argparse.Namespace) -> int:
     from biotune.data import download as dl
 
     root = Path(args.root or default_data_root())
+    limits = dl.Limits(args.read_timeout, args.min_rate)
+    limits.check()
     if args.mirror:
         dl.check_mirror(args.mirror)
     dl.check_root(root)
@@ -79,7 +99,7 @@ def _download(args: argparse.Namespace) -> int:
     pins = dl.unique_pins(catalogue, plan.fetch, args.mirror)
     complete = dl.complete_files([p for ps in pins.values() for p in ps], root)
     for name, source_pins in pins.items():
-        done = dl.fetch_source(source_pins, root, complete)
+        done = dl.fetch_source(source_pins, root, complete, limits)
         shared = len(catalogue[name]) - len(source_pins)
         also = f", {shared} shared with a source above" if shared else ""
         print(

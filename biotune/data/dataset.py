@@ -88,6 +88,9 @@ class Manifest:
     repairs: dict[str, int] = field(default_factory=dict)
     """What the readers repaired or skipped on purpose, per ``"<source>/<split>: <counter>"`` (e.g. ``iob_repairs``:
     CoNLL ``I-`` tags that did not continue a mention, read as ``B-``); see ``biotune.data.sources.reader_counts``."""
+    warnings: list[str] = field(default_factory=list)
+    """What the build warned about: each source that lost more than 10% of its samples to ``data.truncation``
+    (``biotune.data.mixture.DROP_WARN_FRACTION``)."""
 
     # ----------------------------------------------------------------------------------------- io
 
@@ -190,6 +193,7 @@ class Manifest:
                 f"leakage: {self.leakage['total_exact']} exact / {self.leakage['total_normalised']} "
                 "normalised overlaps with eval splits"
             )
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.repairs:
             lines.append("repairs: " + ", ".join(f"{k} x{n}" for k, n in sorted(self.repairs.items())))
         hist = self.length_stats.get("histogram", {})

@@ -11,6 +11,11 @@ and size. The contract:
   path holds either nothing or the pinned bytes. An interrupted transfer keeps the ``.part`` file and the next
   run resumes it with an HTTP ``Range`` request; a wrong size or checksum removes it and stops, naming the URL
   and the destination;
+* a transfer that is too slow stops: each read waits at most ``read_timeout_s`` (``--read-timeout``), and the
+  whole file must arrive within ``read_timeout_s + bytes / min_rate`` (``--min-rate``, bytes per second), so a
+  server that trickles a byte now and then cannot hold the command forever; what arrived is kept for a resume;
+* links are never followed: a symbolic link (or anything but a regular file) at ``<file>.part`` or at the file's
+  place stops the command, naming it, and the part file is opened with ``O_NOFOLLOW``;
 * with ``mirror``, the file whose data-root path is ``a/b.tsv`` is fetched from ``<mirror>/a/b.tsv`` (any data
   root served over HTTP, or a ``file://`` folder, is a mirror), and DDI's files are fetched one by one;
 * restricted corpora are fetched only when their licence was accepted; credentialed ones never (the plan says
@@ -26,7 +31,10 @@ import hashlib
 import http.client
 import json
 import logging
+import math
 import os
+import stat
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -51,7 +59,6 @@ RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 #: Hidden folder under the data root that holds an archive while its members are unpacked.
 ARCHIVE_DIR = ".downloads"
 MIRROR_SCHEMES = ("http", "https", "file")
-TIMEOUT_S = 60.0
 CHUNK = 1 << 16
 _REGENERATE = "regenerate the pins with `python launch/pin_downloads.py --root DIR` from a verified data root"
 
@@ -63,6 +70,38 @@ APPLY_AT = {
     "i2b2_2012": "the n2c2 (formerly i2b2) NLP data sets, DBMI Data Portal: "
     "https://portal.dbmi.hms.harvard.edu/projects/n2c2-nlp/",
 }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How slow a transfer may be before it is stopped (what arrived is kept, so a rerun resumes)."""
+
+    read_timeout_s: float = 60.0
+    """Longest wait for one read from the server (``--read-timeout``)."""
+    min_rate: float = 16_384.0
+    """Slowest average rate in bytes per second (``--min-rate``): a file of B bytes must arrive within
+    ``read_timeout_s + B / min_rate`` seconds."""
+
+    def deadline_s(self, nbytes: int) -> float:
+        """Seconds allowed to transfer ``nbytes``."""
+        return self.read_timeout_s + nbytes / self.min_rate
+
+    def check(self) -> None:
+        """Both limits must be positive finite numbers; else a ConfigError naming the flag."""
+        problems = [
+            Problem(flag, f"must be a positive number, got {value}", fix)
+            for flag, value, fix in (
+                ("--read-timeout", self.read_timeout_s, "give seconds, e.g. --read-timeout 60"),
+                ("--min-rate", self.min_rate, "give bytes per second, e.g. --min-rate 16384"),
+            )
+            if not (math.isfinite(value) and value > 0)
+        ]
+        if problems:
+            raise ConfigError(problems, "the download options")
+
+
+class TooSlow(Exception):
+    """A transfer missed its deadline (internal: turned into a DataError naming the URL)."""
 
 
 @dataclass(frozen=True)
@@ -283,11 +322,15 @@ def unique_pins(
 
 
 def complete_files(pins: Iterable[Pin], root: Path) -> set[str]:
-    """The pins already at their place with the pinned checksum; a different file in the way is a DataError."""
+    """The pins already at their place with the pinned checksum; a different file in the way is a DataError, and
+    so is a link (or a non-file) at a pin's place or at its part file: all are checked before anything is fetched.
+    """
     complete: set[str] = set()
     for pin in pins:
         path = root / pin.dest
-        if not path.exists() and not path.is_symlink():
+        _refuse_non_file(path)
+        _refuse_non_file(part_path(path))
+        if not path.exists():
             continue
         if path.is_file() and path.stat().st_size == pin.size and sha256_file(path) == pin.sha256:
             complete.add(pin.dest)
@@ -300,28 +343,28 @@ def complete_files(pins: Iterable[Pin], root: Path) -> set[str]:
     return complete
 
 
-def fetch_source(pins: list[Pin], root: Path, complete: set[str]) -> Summary:
-    """Fetch the pins of one source that are not in ``complete`` (which this updates)."""
+def fetch_source(pins: list[Pin], root: Path, complete: set[str], limits: Limits = Limits()) -> Summary:
+    """Fetch the pins of one source that are not in ``complete`` (which this updates), within ``limits``."""
     summary = Summary(complete=sum(p.dest in complete for p in pins))
     todo = [p for p in pins if p.dest not in complete]
     for pin in todo:
         if pin.archive is None:
-            summary.bytes += fetch_file(pin.url, root / pin.dest, pin.sha256, pin.size)
+            summary.bytes += fetch_file(pin.url, root / pin.dest, pin.sha256, pin.size, limits)
             summary.fetched += 1
             complete.add(pin.dest)
     archives = {p.archive for p in todo if p.archive is not None}
     for archive in archives:
         members = [p for p in todo if p.archive == archive]
-        summary.bytes += _unpack(archive, members, root)
+        summary.bytes += _unpack(archive, members, root, limits)
         summary.fetched += len(members)
         complete.update(p.dest for p in members)
     return summary
 
 
-def _unpack(archive: Archive, members: list[Pin], root: Path) -> int:
+def _unpack(archive: Archive, members: list[Pin], root: Path, limits: Limits) -> int:
     """Fetch ``archive`` under ``root/.downloads``, write each member to its place, then remove the archive."""
     path = root / ARCHIVE_DIR / archive.name
-    transferred = fetch_file(archive.url, path, archive.sha256, archive.size)
+    transferred = fetch_file(archive.url, path, archive.sha256, archive.size, limits)
     with zipfile.ZipFile(path) as zf:
         for pin in members:
             try:
@@ -343,29 +386,43 @@ def _unpack(archive: Archive, members: list[Pin], root: Path) -> int:
     return transferred
 
 
-def fetch_file(url: str, dest: Path, sha256: str, size: int) -> int:
+def fetch_file(url: str, dest: Path, sha256: str, size: int, limits: Limits = Limits()) -> int:
     """Fetch ``url`` to ``dest`` through ``dest.part`` (resumed when present); return the bytes transferred.
 
     The part file is renamed to ``dest`` only when its size and SHA-256 match. A wrong size or checksum
-    removes it and raises a :class:`DataError` naming ``dest`` and ``url``; a network error keeps what arrived
-    (the next call resumes it) and raises a :class:`DataError` naming ``url``.
+    removes it and raises a :class:`DataError` naming ``dest`` and ``url``; a network error or a transfer slower
+    than ``limits`` keeps what arrived (the next call resumes it) and raises a :class:`DataError` naming ``url``.
+    A link (or anything but a regular file) at ``dest`` or ``dest.part`` is a DataError naming it.
     """
-    part = dest.with_name(dest.name + ".part")
+    part = part_path(dest)
+    for path in (dest, part):
+        _refuse_non_file(path)
     with _new_dirs(dest.parent) as created:
-        offset = part.stat().st_size if part.is_file() else 0
+        offset = part.lstat().st_size if part.exists() else 0
         if offset > size:
             part.unlink()
             offset = 0
-        transferred = 0 if offset == size else _transfer(url, part, offset, size, created)
+        transferred = 0 if offset == size else _transfer(url, part, offset, size, created, limits)
         got = part.stat().st_size
         digest = sha256_file(part)
         if got != size or digest != sha256:
             part.unlink()
+            if offset:  # the part file of an earlier run may be what is damaged, not the mirror
+                blame = (
+                    f"the {offset:,} bytes kept in {part.name} by an earlier run, or the mirror's file, are "
+                    "corrupt (the part file was removed)"
+                )
+                fix = "rerun to fetch the whole file again; if it fails again, fetch from an intact mirror"
+            else:
+                blame = "the mirror's file is corrupt (or the pins are stale)"
+                fix = (
+                    "fetch from an intact mirror (or the canonical source: drop --mirror), or " + _REGENERATE
+                )
             raise DataError(
                 dest,
                 f"checksum mismatch for {url}: got {got} bytes with sha256 {digest}, "
-                f"pinned {size} bytes with sha256 {sha256}; the mirror's file is corrupt (or the pins are stale)",
-                "fetch from an intact mirror (or the canonical source: drop --mirror), or " + _REGENERATE,
+                f"pinned {size} bytes with sha256 {sha256}; {blame}",
+                fix,
             )
         os.replace(part, dest)
         created.clear()  # the directories now hold a file: keep them
@@ -373,22 +430,67 @@ def fetch_file(url: str, dest: Path, sha256: str, size: int) -> int:
     return transferred
 
 
-def _transfer(url: str, part: Path, offset: int, size: int, created: list[Path]) -> int:
+def part_path(dest: Path) -> Path:
+    """Where the bytes of ``dest`` gather while they arrive."""
+    return dest.with_name(dest.name + ".part")
+
+
+def _refuse_non_file(path: Path) -> None:
+    """A DataError when ``path`` is a symbolic link or exists as anything but a regular file (never follows)."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+    raise DataError(
+        path,
+        f"is {what}: biotune never writes through a link or over a non-file",
+        "remove it (or use another --root), then rerun",
+    )
+
+
+def _open_part(part: Path, append: bool) -> Any:
+    """Open the part file for writing without following a link planted there (``O_NOFOLLOW``)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        fd = os.open(part, flags, 0o666)
+    except OSError as err:
+        if part.is_symlink():
+            _refuse_non_file(part)
+        raise DataError(part, f"cannot write the part file ({err.strerror})", "check the data root") from None
+    return os.fdopen(fd, "ab" if append else "wb")
+
+
+def _transfer(url: str, part: Path, offset: int, size: int, created: list[Path], limits: Limits) -> int:
     """Append the bytes of ``url`` from ``offset`` to ``part`` (from 0 when the server ignores the range)."""
     headers = {"User-Agent": "biotune-download"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     transferred = 0
+    allowed = limits.deadline_s(size - offset)
+    deadline = time.monotonic() + allowed
+    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(request, timeout=limits.read_timeout_s) as resp:
             if offset and getattr(resp, "status", None) != 206:
                 offset = 0  # no range support: start over
-            with part.open("ab" if offset else "wb") as fh:
+            read = getattr(
+                resp, "read1", resp.read
+            )  # at most one read from the socket: the deadline is checked
+            with _open_part(part, append=bool(offset)) as fh:
                 while offset + transferred <= size:
-                    block = resp.read(CHUNK)
+                    if time.monotonic() > deadline:
+                        raise TooSlow(
+                            f"{transferred:,} of {size - offset:,} bytes in {allowed:.1f} s, slower than "
+                            f"--min-rate {limits.min_rate:g} bytes/s"
+                        )
+                    block = read(CHUNK)
                     if not block:
                         missing = getattr(resp, "length", None)  # urllib reads a cut-off body as a short one
-                        if missing:
+                        if missing and offset + transferred < size:  # a complete file under a wrong length
+                            # is judged by its checksum, not by the header
                             raise http.client.IncompleteRead(b"", missing)
                         break
                     fh.write(block)
@@ -396,15 +498,17 @@ def _transfer(url: str, part: Path, offset: int, size: int, created: list[Path])
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:  # the range is past the end: the part file is stale
             part.unlink()
-            return _transfer(url, part, 0, size, created)
+            return _transfer(url, part, 0, size, created, limits)
         _network_error(url, f"HTTP {err.code} {err.reason}", part, created)
+    except TooSlow as err:
+        _network_error(url, f"too slow: {err}", part, created, slow=True)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         reason = getattr(err, "reason", None) or err
         _network_error(url, f"{type(err).__name__}: {reason}", part, created)
     return transferred
 
 
-def _network_error(url: str, what: str, part: Path, created: list[Path]) -> None:
+def _network_error(url: str, what: str, part: Path, created: list[Path], slow: bool = False) -> None:
     kept = part.is_file() and part.stat().st_size > 0
     if part.is_file() and not kept:
         part.unlink()
@@ -413,6 +517,8 @@ def _network_error(url: str, what: str, part: Path, created: list[Path]) -> None
         fix = f"rerun the same command to resume ({part.stat().st_size} bytes kept in {part})"
     else:
         fix = "check the URL and the network (or pass --mirror URL), then rerun"
+    if slow:
+        fix += "; on a slow link lower --min-rate (bytes/s) or raise --read-timeout (s), or use a faster --mirror"
     raise DataError(url, f"download failed: {what}", fix)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from biotune.config import DataConfig, SourceMix
@@ -157,3 +158,64 @@ def split_heldout(samples: list[Sample], fraction: float, seed: int) -> tuple[li
     train = [s for s in samples if base_id(s.id) not in held]
     evals = [s for s in samples if base_id(s.id) in held and not is_repeat(s.id)]
     return train, evals
+
+
+#: A source that loses more than this fraction of its training samples to ``data.truncation`` is a warning
+#: (in the log and the manifest's ``warnings``); one that loses all of them stops the build.
+DROP_WARN_FRACTION = 0.10
+
+
+def truncation_losses(
+    composed: Mapping[str, int], kept: Mapping[str, int], cfg: DataConfig, heldout: tuple[int, int] = (0, 0)
+) -> list[str]:
+    """Check what tokenization dropped (``data.truncation``) against what the mixture composed.
+
+    Args:
+        composed: training samples per source before tokenization (repeats included).
+        kept: the same after over-long samples were dropped.
+        cfg: the data config (``max_seq_len``, ``truncation``, each source's split).
+        heldout: (held-out samples composed, kept) when ``data.eval_fraction`` holds some out.
+
+    Returns:
+        One warning per source that lost more than :data:`DROP_WARN_FRACTION` of its samples.
+
+    Raises:
+        ConfigError: a source (or the held-out split) lost every sample: it names the source and split,
+            ``data.max_seq_len`` and the fix. An empty build cannot pass this check.
+    """
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    fix = (
+        "raise data.max_seq_len, set data.truncation=truncate (cuts the input side, never the output), or leave "
+        "the source out"
+    )
+    for name, n in composed.items():
+        lost = n - kept.get(name, 0)
+        split = cfg.sources[name].split if name in cfg.sources else "train"
+        if n and lost == n:
+            problems.append(
+                Problem(
+                    f"data.sources.{name}",
+                    f"all {n} training samples of {name} ({split}) are longer than data.max_seq_len="
+                    f"{cfg.max_seq_len} tokens and were dropped (data.truncation={cfg.truncation})",
+                    f"{fix} (data.sources.{name}.include=false)",
+                )
+            )
+        elif n and lost / n > DROP_WARN_FRACTION:
+            warnings.append(
+                f"{name} ({split}): {lost} of {n} training samples ({100 * lost / n:.1f}%) are longer than "
+                f"data.max_seq_len={cfg.max_seq_len} tokens and were dropped (data.truncation={cfg.truncation})"
+            )
+    held, held_kept = heldout
+    if held and not held_kept:
+        problems.append(
+            Problem(
+                "data.eval_fraction",
+                f"all {held} held-out samples are longer than data.max_seq_len={cfg.max_seq_len} tokens and were "
+                f"dropped (data.truncation={cfg.truncation}): the eval split would be empty",
+                f"{fix}, or set data.eval_fraction=0",
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return warnings

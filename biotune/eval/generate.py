@@ -118,19 +118,36 @@ def _export_checkpoint(ckpt: Path, out: Path) -> Path:
 def load_model(
     model_dir: Path, dtype: str = "fp32", attn_implementation: str = "sdpa", tokenizer_dir: str | None = None
 ) -> tuple[Any, Any]:
-    """Load ``AutoModelForCausalLM`` + ``AutoTokenizer`` (left padding, pad token set) for generation."""
+    """Load ``AutoModelForCausalLM`` + ``AutoTokenizer`` (left padding, pad token set) for generation.
+
+    A folder that needs its own code (``auto_map``) or holds weights that are not plain tensors (a pickled
+    ``.bin``) is refused by transformers and torch; that refusal is a CheckpointError naming the folder.
+    """
+    import pickle
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or model_dir)
+    attn = "sdpa" if attn_implementation in ("auto", "sdpa_packed") else attn_implementation
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or model_dir, trust_remote_code=False)
+        # Generation batches are left-padded, where sdpa_packed hands over to sdpa anyway (biotune.train.attention).
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir,
+            dtype=getattr(torch, DTYPES.get(dtype, dtype)),
+            attn_implementation=attn,
+            trust_remote_code=False,
+        )
+    except (OSError, ValueError, pickle.UnpicklingError) as err:
+        what = " ".join(str(err).split())[:400]
+        raise CheckpointError(
+            f"{model_dir}: cannot load the model for evaluation: {what}\n  fix: biotune never runs code or "
+            "unpickles objects from a model folder; point eval.model at a Hugging Face folder with safetensors "
+            "weights and no auto_map code (e.g. the output of `biotune export`)"
+        ) from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    # Generation batches are left-padded, where sdpa_packed hands over to sdpa anyway (biotune.train.attention).
-    attn = "sdpa" if attn_implementation in ("auto", "sdpa_packed") else attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=getattr(torch, DTYPES.get(dtype, dtype)), attn_implementation=attn
-    )
     if torch.cuda.is_available():
         model = model.to(torch.device("cuda", torch.cuda.current_device()))
     model.eval()

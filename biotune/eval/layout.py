@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from biotune.data.sources.splits import parse_set_label, set_label
+from biotune.io import inside
 
 __all__ = [
     "EXPORT_CACHE_DIR",
@@ -53,8 +54,9 @@ def predictions_path(out_dir: str | Path, source: str, split: str) -> Path:
 
     Rows: ``id``, ``completion``, ``prediction``, ``reference``, ``parse_ok``, ``parse_error``, ``unit`` (the
     resampling unit) and ``stats`` (the additive per-example statistics of ``biotune.eval.example_stats``).
+    The path is checked to stay inside ``out_dir`` (:func:`biotune.io.inside`).
     """
-    return Path(out_dir) / PREDICTIONS_DIR / f"{source}{_FILE_SEP}{split}.jsonl"
+    return inside(out_dir, Path(out_dir) / PREDICTIONS_DIR / f"{source}{_FILE_SEP}{split}.jsonl")
 
 
 def export_cache_dir(out_dir: str | Path) -> Path:

@@ -1,6 +1,6 @@
 """``biotune sweep plan|run|submit|status|collect|cell``: dataset-composition ablations.
 
-    biotune sweep plan configs/sweep/medtuned_loo.yaml          # variants, samples/tokens, GPU-hours, disk, MDE
+    biotune sweep plan configs/sweep/medtuned_loo.yaml          # variants, samples/tokens, GPU-hours, disk, power
     biotune sweep run configs/sweep/demo.yaml --local           # every cell here, one after another
     biotune sweep submit configs/sweep/medtuned_loo.yaml --gpus-per-node 8 --max-concurrent 4   # SLURM arrays
     biotune sweep status configs/sweep/medtuned_loo.yaml        # done / running / failed (with log) / missing
@@ -13,11 +13,30 @@ command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep director
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from biotune.errors import ConfigError, Problem
+
+#: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
+#: grow with it, and a 95% interval's Monte Carlo error is already small at 10,000.
+MAX_N_BOOT = 100_000
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (``--nproc -1`` is refused by the parser, naming the flag: exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number; give a positive one, e.g. 2"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}; give a positive number, e.g. 2")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -41,13 +60,20 @@ def register(subparsers: Any) -> None:
     q = add("plan", "list the variants with their realised data, compute and disk estimates")
     q.add_argument("--json", action="store_true", help="print the rows as JSON")
     q.add_argument("--gpus", type=int, default=8, help="GPUs per cell for the GPU-hour estimate (default 8)")
+    q.add_argument(
+        "--pilot",
+        default=None,
+        metavar="SWEEP_DIR",
+        help="an earlier sweep's directory: measure the power's unit variance, correlation and seed sd from its "
+        "base's (and variants') per-example predictions and per-seed scores",
+    )
     q.set_defaults(func=_plan)
     q = add("run", "run the cells on this machine, one after another")
     q.add_argument("--local", action="store_true", required=True, help="run here (SLURM: use `sweep submit`)")
     q.add_argument("--failed", action="store_true", help="re-run only failed cells")
     q.add_argument(
         "--nproc",
-        type=int,
+        type=positive_int,
         default=None,
         help="training processes (default: GPUs, else launch.cpu_procs_per_node)",
     )
@@ -62,22 +88,24 @@ def register(subparsers: Any) -> None:
     q.add_argument("--cpus-per-task", type=int, default=None)
     q.add_argument("--time", default=None, help="time limit per task, e.g. 24:00:00")
     q.add_argument("--max-concurrent", type=int, default=None, help="array throttle %%N")
-    q.add_argument("--nproc", type=int, default=None, help="training processes per node")
+    q.add_argument("--nproc", type=positive_int, default=None, help="training processes per node")
     q.set_defaults(func=_submit)
     q = add("status", "the state of every cell")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_status)
     q = add("collect", "results table with paired-bootstrap CIs, plots, and the fit for swarm axes")
     q.add_argument("--correction", choices=("holm", "bh"), default="holm")
-    q.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument(
+        "--n-boot", type=int, default=1000, help=f"bootstrap resamples, 100 to {MAX_N_BOOT:,} (default 1000)"
+    )
+    q.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples, >= 0 (default 0)")
     q.add_argument("--no-plots", action="store_true")
     q.set_defaults(func=_collect)
     q = sub.add_parser("cell", help="run stages of one cell (what slurm/sweep.sh calls)")
     q.add_argument("sweep_dir")
     q.add_argument("cell")
     q.add_argument("--stage", action="append", choices=("data", "train", "eval", "finish"), default=None)
-    q.add_argument("--nproc", type=int, default=None)
+    q.add_argument("--nproc", type=positive_int, default=None)
     q.set_defaults(func=_cell)
 
 
@@ -105,10 +133,14 @@ def _plan(ns: argparse.Namespace) -> int:
     sweep = runner.load(ns.sweep, ns.out, available, ns.overrides)
     estimate = compute_estimator(sweep, tokens, ns.gpus) if tokens else None
     rows = planning.plan_rows(spec, sweep.variants, available, tokens, estimate)
-    sizes = planning.eval_set_sizes(spec)
-    warnings = planning.mde_warnings(sizes, spec.min_effect)
+    sets = planning.eval_set_units(spec)
+    pilot = planning.read_pilot(ns.pilot) if ns.pilot else None
+    power = planning.power_rows(spec, sweep.variants, sets, pilot)
+    warnings = planning.power_warnings(power)
     if ns.json:
-        print(json.dumps({"rows": rows, "eval_sets": sizes, "warnings": warnings}, indent=1, default=str))
+        sizes = {k: dataclasses.asdict(s) for k, s in sets.items()}
+        payload = {"rows": rows, "eval_sets": sizes, "power": [dataclasses.asdict(p) for p in power]}
+        print(json.dumps({**payload, "warnings": warnings}, indent=1, default=str))
         return 0
     seeds = max(len(v.seeds) for v in sweep.variants)
     print(
@@ -116,7 +148,11 @@ def _plan(ns: argparse.Namespace) -> int:
         f"keep={spec.keep}; directory {sweep.out}\n"
     )
     print(planning.format_plan(rows))
-    print("evaluation sets: " + ", ".join(f"{k} (n={n})" for k, n in sizes.items()))
+    print(
+        "evaluation sets: "
+        + ", ".join(f"{k} (n={s.examples}, units={s.units}, items={s.items:g})" for k, s in sets.items())
+    )
+    print("\n" + planning.format_power(power))
     for w in warnings:
         print(f"warning: {w}")
     return 0
@@ -129,7 +165,7 @@ def _tokens_or_none(spec: Any) -> dict[str, float] | None:
     try:
         return vr.measure_tokens_per_sample(spec)
     except ConfigError as err:
-        print(f"note: no token counts ({err.problems[0].problem.splitlines()[0]})")
+        print(f"note: no token counts ({err.problems[0].problem.splitlines()[0]})", file=sys.stderr)
         return None
 
 
@@ -206,16 +242,29 @@ def _status(ns: argparse.Namespace) -> int:
 
 
 def _collect(ns: argparse.Namespace) -> int:
+    problems = []
     if ns.n_boot < 100:
-        raise ConfigError(
-            [
-                Problem(
-                    "--n-boot",
-                    f"{ns.n_boot} resamples are too few for a 95% CI",
-                    "use at least 1000 (100 for a quick look)",
-                )
-            ]
+        problems.append(
+            Problem(
+                "--n-boot",
+                f"{ns.n_boot} resamples are too few for a 95% CI",
+                "use at least 1000 (100 for a quick look)",
+            )
         )
+    elif ns.n_boot > MAX_N_BOOT:
+        problems.append(
+            Problem(
+                "--n-boot",
+                f"{ns.n_boot:,} resamples: more than {MAX_N_BOOT:,} costs memory and time and adds no precision",
+                "use 1000 to 10000",
+            )
+        )
+    if ns.seed < 0:
+        problems.append(
+            Problem("--seed", f"must be >= 0, got {ns.seed}", "give a non-negative seed, e.g. --seed 0")
+        )
+    if problems:
+        raise ConfigError(problems)
     return _collect_sweep(_load(ns), ns.correction, ns.n_boot, ns.seed, plots=not ns.no_plots)
 
 

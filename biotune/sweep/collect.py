@@ -2,15 +2,19 @@
 
 ``collect(cells, out_dir)`` reads, for every cell in state ``done``, its eval output directory
 (``report.json`` and ``predictions/<source>__<split>.jsonl``, whose rows carry ``id``, ``unit`` and ``stats``),
-recomputes every headline from the per-example statistics (``biotune.sweep.stats``), and writes, each file
-atomically (temporary file, then ``os.replace``):
+validates every per-example statistic (``stats.stat_problem``: a bad one is a DataError naming file:line
+and field), recomputes every headline from the per-example statistics (``biotune.sweep.stats``), and
+writes, each file atomically (temporary file, then ``os.replace``):
 
 * ``results.md``: per split (dev sets for selection, test sets for the report), one row per variant x eval
-  set: metric, n (units), mean ± sd over training seeds, Δ vs the base with its 95% paired bootstrap CI, the
-  corrected p-value and a significance mark, Δ vs the variant's size-matched control where one exists, and
-  the budget (total samples, total tokens); then the task-family macro-averages; then every cell with its
-  state and log path (failed and missing cells included).
-* ``results.csv``: the same rows, numeric, plus samples / tokens / epochs / weight per training source.
+  set: metric, n (units), mean ± sd over training seeds, Δ vs the base with its 95% CI (seed-aware t, or,
+  with one seed per arm, the paired bootstrap's percentile CI marked † and labelled
+  ``stats.CONDITIONAL_LABEL``), the corrected p-value and a significance mark, Δ vs the variant's
+  size-matched control where one exists, and the budget (total samples, total tokens); then the
+  task-family macro-averages; then every cell with its state and log path (failed and missing cells
+  included).
+* ``results.csv``: the same rows, numeric (with ``se``, ``df``, ``base_seeds`` and ``inference``), plus
+  samples / tokens / epochs / weight per training source.
 * ``results.parquet``: long format, one row per variant x seed x eval set x statistic (``seed`` is null for
   statistics over seeds; budget and weight rows have a null ``eval_set`` and the training source in
   ``source``).
@@ -122,12 +126,24 @@ class ResultRow:
     p: float | None = None
     p_adj: float | None = None
     p_empirical: float | None = None
+    se: float | None = None
+    """Standard error of Δ vs base (points): test-set sampling plus, with seeds, the seed variance."""
+    df: float | None = None
+    """Degrees of freedom behind ``p`` and the CI (Welch–Satterthwaite; inf for a conditional row)."""
+    base_seeds: int | None = None
+    """Training seeds of the base behind Δ (``seeds_done`` are the variant's)."""
+    inference: str | None = None
+    """How Δ vs base was tested (``stats.Inference``); one seed per arm gives ``stats.CONDITIONAL_LABEL``."""
     control_delta: float | None = None
     control_ci_low: float | None = None
     control_ci_high: float | None = None
     control_p: float | None = None
     control_p_adj: float | None = None
     control_p_empirical: float | None = None
+    control_se: float | None = None
+    control_df: float | None = None
+    control_seeds: int | None = None
+    control_inference: str | None = None
     parse_failure_rate: float | None = None
     total_samples: int | None = None
     total_tokens: int | None = None
@@ -136,6 +152,11 @@ class ResultRow:
     def significant(self) -> bool:
         """Corrected p-value of Δ vs base below ``ALPHA``."""
         return self.p_adj is not None and self.p_adj < st.ALPHA
+
+    @property
+    def conditional(self) -> bool:
+        """Δ vs base (or vs control) compares two single-seed models: seed variance not measured."""
+        return st.CONDITIONAL_LABEL in (self.inference, self.control_inference)
 
     @property
     def control_significant(self) -> bool:
@@ -408,16 +429,12 @@ def _read_fast(path: Path, reducer: str, names: tuple[str, ...]) -> st.ExampleSt
     ):
         raise ValueError("incomplete rows")  # the slow path names them
     stats = np.column_stack([c.to_numpy(zero_copy_only=False) for c in children]).astype(np.float64)
+    if st.stat_problem(reducer, names, stats) is not None:
+        raise ValueError("invalid statistics")  # the slow path names the line and the field
     parse_ok = None if ok.null_count == len(ok) else ok.fill_null(True).to_numpy(zero_copy_only=False)
     ex = st.ExampleStats(path, reducer, names, ids, units, stats.reshape(-1, len(names)), parse_ok)
     st.check_unique_ids(ex)
     return ex
-
-
-_STATS_FIX = (
-    "re-run `biotune eval` for this cell with a biotune that writes 'unit' and 'stats' (additive "
-    'per-example statistics, e.g. {"tp": 1, "fp": 0, "fn": 2}) on every prediction row'
-)
 
 
 def _read_slow(path: Path, reducer: str) -> st.ExampleStats:
@@ -448,23 +465,27 @@ def _check_row(path: Path, lineno: int, row: Any, reducer: str, names: Sequence[
     if not isinstance(row, dict) or not isinstance(row.get("id"), str):
         raise DataError(path, "row has no string 'id'", "re-run `biotune eval` for this cell", lineno)
     if row.get("unit") is None:
-        raise DataError(path, "row has no 'unit' (the resampling unit)", _STATS_FIX, lineno)
+        raise DataError(path, "row has no 'unit' (the resampling unit)", st.STATS_FIX, lineno)
     stats = row.get("stats")
     if not isinstance(stats, dict):
-        raise DataError(path, "row has no 'stats'", _STATS_FIX, lineno)
+        raise DataError(path, "row has no 'stats'", st.STATS_FIX, lineno)
     missing = [k for k in names if k not in stats]
     if missing:
         raise DataError(
             path,
             f"'stats' lacks {', '.join(missing)} (reducer {reducer} needs {', '.join(names)})",
-            _STATS_FIX,
+            st.STATS_FIX,
             lineno,
         )
     bad = [k for k in names if isinstance(stats[k], bool) or not isinstance(stats[k], int | float)]
     if bad:
         raise DataError(
-            path, f"'stats' values must be numbers ({', '.join(bad)} are not)", _STATS_FIX, lineno
+            path, f"'stats' values must be numbers ({', '.join(bad)} are not)", st.STATS_FIX, lineno
         )
+    problem = st.stat_problem(reducer, names, np.array([[float(stats[k]) for k in names]]))
+    if problem is not None:
+        _, name, why = problem
+        raise DataError(path, f"'stats.{name}' {why}", st.STATS_FIX, lineno)
 
 
 # ------------------------------------------------------------------------------------------- computing
@@ -649,6 +670,10 @@ def _set_delta(row: ResultRow, d: st.Delta, *, control: bool) -> None:
     setattr(row, f"{prefix}ci_high", SCALE * d.ci_high)
     setattr(row, f"{prefix}p", d.p_value)
     setattr(row, f"{prefix}p_empirical", d.p_empirical)
+    setattr(row, f"{prefix}se", SCALE * d.se)
+    setattr(row, f"{prefix}df", d.df)
+    setattr(row, "control_seeds" if control else "base_seeds", d.n_seeds[1])
+    setattr(row, f"{prefix}inference", d.inference.value)
 
 
 def _macro_rows(
@@ -738,6 +763,15 @@ def _axis(row: ResultRow) -> str:
     return f"{row.axis}{shown}{ctl}"
 
 
+_MARK = " †"
+#: Printed under every table with a row of two single-seed arms (marked † in its Δ).
+CONDITIONAL_NOTE = (
+    f"{_MARK.strip()} {st.CONDITIONAL_LABEL}: one training seed per arm, so the CI covers test-set "
+    "sampling only. It says whether these two trained models differ on this population, not whether the "
+    "data recipes do; train >= 3 seeds per variant for that."
+)
+
+
 def _md_rows(rows: Sequence[ResultRow], with_control: bool, label: str) -> list[str]:
     head = [
         "variant",
@@ -758,6 +792,7 @@ def _md_rows(rows: Sequence[ResultRow], with_control: bool, label: str) -> list[
     for r in rows:
         score = "–" if r.mean is None else _f(r.mean) + (f" ± {_f(r.sd)}" if r.sd is not None else "")
         d = "–" if r.delta is None else f"{_f(r.delta, True)} [{_f(r.ci_low, True)}, {_f(r.ci_high, True)}]"
+        d += _MARK if r.inference == st.CONDITIONAL_LABEL else ""
         n = "–" if r.n is None else f"{r.n}" + (f" ({r.n_units})" if r.n_units is not None else "")
         state = r.state if not r.logs else f"{r.state} ({r.logs})"
         cells = [
@@ -778,6 +813,7 @@ def _md_rows(rows: Sequence[ResultRow], with_control: bool, label: str) -> list[
                 if r.control_delta is None
                 else f"{_f(r.control_delta, True)} [{_f(r.control_ci_low, True)}, {_f(r.control_ci_high, True)}]"
             )
+            cd += _MARK if r.control_inference == st.CONDITIONAL_LABEL else ""
             cells += [cd + (" *" if r.control_significant else ""), _p(r.control_p_adj)]
         cells += [
             str(r.total_samples) if r.total_samples is not None else "–",
@@ -785,6 +821,8 @@ def _md_rows(rows: Sequence[ResultRow], with_control: bool, label: str) -> list[
             state,
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if any(r.conditional for r in rows):
+        lines += ["", CONDITIONAL_NOTE]
     return lines
 
 
@@ -797,11 +835,13 @@ def to_markdown(results: Results) -> str:
         "# Sweep results",
         "",
         f"{len(results.variants())} variants, {len(results.cells)} cells ({n_done} done); base: "
-        f"{results.base or 'none'}. Scores in percent; Δ = variant − base in points with a 95% paired "
-        f"bootstrap CI ({results.n_boot} resamples of documents for NER/RE, of examples otherwise, and of "
-        f"training seeds where a variant has several; seed {results.seed}); score = mean ± sd over training "
-        f"seeds. p: two-sided, from the bootstrap standard error, corrected by {label} within three families "
-        f"(Δ vs base per set, Δ vs control per set, macro-averages); * = corrected p < {st.ALPHA}.",
+        f"{results.base or 'none'}. Scores in percent; score = mean ± sd over training seeds; Δ = variant − "
+        f"base in points with a 95% CI from a paired bootstrap ({results.n_boot} resamples of documents for "
+        f"NER/RE, of examples otherwise; seed {results.seed}). Where an arm has >= 2 training seeds, seeds are "
+        "a random factor: se² = test-set bootstrap se² + s²/m of each arm (unshrunk), CI and p from Student t "
+        "with Welch–Satterthwaite df (columns se, df in results.csv). Rows marked † have one seed per arm: "
+        f"{st.CONDITIONAL_LABEL} (percentile CI, normal p). p: two-sided, corrected by {label} within three "
+        f"families (Δ vs base per set, Δ vs control per set, macro-averages); * = corrected p < {st.ALPHA}.",
         "",
     ]
     groups = sorted({role_name(r.split) for r in results.rows if r.split}, key=display_order)
@@ -894,12 +934,18 @@ _AGGREGATES = (
     "p",
     "p_adj",
     "p_empirical",
+    "se",
+    "df",
+    "base_seeds",
     "control_delta",
     "control_ci_low",
     "control_ci_high",
     "control_p",
     "control_p_adj",
     "control_p_empirical",
+    "control_se",
+    "control_df",
+    "control_seeds",
     "parse_failure_rate",
 )
 

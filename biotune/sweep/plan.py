@@ -1,32 +1,38 @@
-"""What a sweep will train on, before anything runs: per-variant samples and tokens, and detectable effects.
+"""What a sweep will train on, before anything runs: per-variant samples and tokens, and the power of its tests.
 
 :func:`plan_rows` gives one tidy row per variant (realised samples, tokens and passes per source, samples and
 tokens per group; cost columns from a caller-supplied estimator); :func:`format_plan` renders them as
 Markdown.
 
-:func:`minimum_detectable_effect` answers "can these test sets show the difference I am looking for?". Two
-models scored on the same n test examples are compared by McNemar's test on the examples where they disagree.
-With the discordance rate psi (share of examples exactly one model gets right) and the true difference d, the
-normal approximation of Connor (1987) needs
-
-    n = (z_{1-alpha/2} * sqrt(psi) + z_{power} * sqrt(psi - d^2))^2 / d^2
-
-examples; the helper solves it for d by bisection. Unless given, psi is 2 p (1 - p) for a baseline score p,
-the rate when the two models err independently: fine-tuned variants of one base agree more often than that,
-so the default overstates the detectable effect (it errs on the side of warning). A score that is not a mean
-of per-example 0/1 outcomes (entity F1) is treated as one: a guide, not a guarantee.
+:func:`power_rows` answers "can these eval sets and seeds show the difference I am looking for?": per eval set
+the resampling units (:func:`eval_set_units`), the detectable effect at 80% power, the power at the sweep's
+``min_effect`` and the seeds per arm that reach 80%, from the paired design's formula in
+:mod:`biotune.sweep.power` (seed variance included, a t reference). Its inputs come from an earlier sweep's
+per-example predictions and per-seed scores when one is given (:func:`read_pilot`), else from the sweep file's
+``power`` block and the documented defaults. :func:`power_warnings` warns when an arm has fewer than 3 seeds and
+for each set that cannot detect ``min_effect``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from statistics import NormalDist
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from biotune.data.sources import available_splits, catalog, load_records, resolve_root
+from biotune.data.tasks import task_for
+from biotune.errors import DataError
+from biotune.eval.example_stats import REDUCERS
+from biotune.eval.layout import predictions_path, report_path, set_label
+from biotune.eval.report import read_report
 from biotune.eval.sets import plan_sets
-from biotune.sweep.spec import SweepSpec, format_value
+from biotune.sweep import power as pw
+from biotune.sweep import runner
+from biotune.sweep import stats as st
+from biotune.sweep.collect import SCALE, CellResult, load_example_stats
+from biotune.sweep.spec import BASE, SweepSpec, format_value
 from biotune.sweep.variants import Variant
 
 #: An estimator of a variant's costs, e.g. ``{"gpu_hours": 12.5, "disk_gb": 14.0}`` (from ``biotune.plan``).
@@ -121,85 +127,181 @@ def format_plan(rows: Sequence[Mapping[str, Any]], per_source: bool = True) -> s
 # --------------------------------------------------------------------------------------------- power
 
 
-def minimum_detectable_effect(
-    n: int, p: float, alpha: float = 0.05, power: float = 0.8, discordance: float | None = None
-) -> float:
-    """Smallest true score difference a paired test on ``n`` examples detects (module docstring).
+@dataclass(frozen=True)
+class EvalSetSize:
+    """One evaluation set as the base will score it: examples, resampling units and task kind."""
 
-    Args:
-        n: test examples (both models scored on the same ones).
-        p: baseline score as a proportion (accuracy, F1).
-        alpha: two-sided significance level.
-        power: probability of detecting a difference of the returned size.
-        discordance: share of examples on which the two models disagree; default ``2 p (1 - p)``.
+    examples: int
+    units: int
+    """Distinct resampling units (:meth:`Task.unit`: documents for NER/RE where records name them)."""
+    kind: str
+    items: float
+    """Scored items (:func:`biotune.sweep.power.scored_items`: gold entities/relations/labels for F1 sets)."""
 
-    Returns:
-        The difference d in (0, sqrt(psi)], or ``math.inf`` when even d = sqrt(psi) is not detectable.
+
+def power_rows(
+    spec: SweepSpec,
+    variants: Sequence[Variant],
+    sets: Mapping[str, EvalSetSize],
+    pilot: Mapping[str, pw.SetEstimate] | None = None,
+) -> list[pw.SetPower]:
+    """The power of each eval set's Δ vs base (:func:`biotune.sweep.power.plan_set`) at ``spec.min_effect``.
+
+    Seeds: the base's, and the fewest any other variant runs with (the least powerful comparison). A set the
+    pilot measured but the eval data here does not hold (corpora not on this machine) is sized by the pilot.
     """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be a proportion in [0, 1], got {p}")
-    psi = 2 * p * (1 - p) if discordance is None else discordance
-    if n <= 0 or psi <= 0:
-        return math.inf
-    za = NormalDist().inv_cdf(1 - alpha / 2)
-    zb = NormalDist().inv_cdf(power)
-
-    def needed(d: float) -> float:
-        return (za * math.sqrt(psi) + zb * math.sqrt(max(psi - d * d, 0.0))) ** 2 / (d * d)
-
-    hi = math.sqrt(psi)
-    if needed(hi) > n:
-        return math.inf
-    lo = 1e-9
-    for _ in range(100):  # needed() falls as d grows: find the smallest d with needed(d) <= n
-        mid = (lo + hi) / 2
-        if needed(mid) <= n:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    base = [v for v in variants if v.kind == BASE]
+    others = [v for v in variants if v.kind != BASE]
+    m_base = len(base[0].seeds) if base else max((len(v.seeds) for v in variants), default=1)
+    m_variant = min((len(v.seeds) for v in others), default=m_base)
+    pilot = pilot or {}
+    rows = [
+        pw.plan_set(
+            name, s.units, s.kind, spec.power, spec.min_effect, m_base, m_variant, pilot.get(name), s.items
+        )
+        for name, s in sets.items()
+    ]
+    rows += [
+        pw.plan_set(name, est.n_units, "", spec.power, spec.min_effect, m_base, m_variant, est)
+        for name, est in pilot.items()
+        if name not in sets
+    ]
+    return rows
 
 
-def mde_warnings(
-    test_sizes: Mapping[str, int],
-    effect: float,
-    baseline: float | Mapping[str, float] = 0.5,
-    alpha: float = 0.05,
-    power: float = 0.8,
-) -> list[str]:
-    """One warning per eval set whose size cannot detect a difference of ``effect`` (``spec.min_effect``).
+def _pts(value: float) -> str:
+    return "not reachable" if math.isinf(value) else f"{SCALE * value:.2f}"
 
-    Args:
-        test_sizes: eval set name -> number of test examples.
-        effect: the planned difference, as a proportion.
-        baseline: the expected base score, one for all sets or per set (missing sets: 0.5, the worst case).
-    """
+
+def format_power(rows: Sequence[pw.SetPower]) -> str:
+    """A Markdown table of :func:`power_rows`, effects in points."""
+    if not rows:
+        return "(no evaluation sets)\n"
+    effect = _pts(rows[0].effect)
+    lines = [
+        f"power of Δ vs base per eval set (paired t test, two-sided alpha {st.ALPHA}; effects in points; "
+        f"planned effect min_effect = {effect}):",
+        "",
+        f"| eval set | n units | seeds (base/variant) | score | σ_d per unit | seed sd | detectable (80%) "
+        f"| power at {effect} | seeds for 80% | from |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.eval_set} | {r.n_units:,} | {r.m_base}/{r.m_variant} | {SCALE * r.score:.1f} "
+            f"| {SCALE * math.sqrt(r.paired_var):.1f} | {SCALE * r.seed_sd:.2f} | {_pts(r.detectable)} "
+            f"| {r.power:.0%} | {r.seeds_needed if r.seeds_needed is not None else f'> {pw.MAX_SEEDS}'} "
+            f"| {r.origin} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def power_warnings(rows: Sequence[pw.SetPower]) -> list[str]:
+    """A warning when an arm has fewer than 3 seeds, and one per set that cannot detect the planned effect."""
     out: list[str] = []
-    for name, n in test_sizes.items():
-        p = baseline if isinstance(baseline, int | float) else baseline.get(name, 0.5)
-        mde = minimum_detectable_effect(n, float(p), alpha, power)
-        if mde > effect:
-            shown = "not reachable" if math.isinf(mde) else f"{mde:.3g}"
+    if rows and min(rows[0].m_base, rows[0].m_variant) < 3:
+        m = min(rows[0].m_base, rows[0].m_variant)
+        what = (
+            "one seed per arm measures only these trained models (do they differ on this population?), not the "
+            "data recipe: seed variance is not measured"
+            if m < 2
+            else f"{m} seeds estimate the seed variance with {m - 1} degree(s) of freedom per arm, so the t "
+            "test has little power"
+        )
+        out.append(f"seeds: {m} per arm; {what}: list at least 3 seeds (seeds: [1, 2, 3])")
+    for r in rows:
+        if r.detectable > r.effect:
+            need = (
+                f"{r.seeds_needed} seeds per arm reach 80% power"
+                if r.seeds_needed is not None
+                else "no seed count reaches 80% power: use a larger eval set, or expect to see only larger effects"
+            )
             out.append(
-                f"{name}: n={n} at a base score of {p:.2f} detects differences of {shown} or more "
-                f"(alpha {alpha}, power {power}), above the planned {effect:.3g}: use a larger test set, "
-                "or expect to see only larger effects"
+                f"{r.eval_set}: n={r.n_units} units with {r.m_base}/{r.m_variant} seeds detects differences of "
+                f"{_pts(r.detectable)} points or more (80% power, alpha {st.ALPHA}), above the planned "
+                f"{_pts(r.effect)} (power {r.power:.0%}); {need}"
             )
     return out
 
 
-def eval_set_sizes(spec: SweepSpec) -> dict[str, int]:
-    """Examples per evaluation set (``source/split``, the split in the source's own spelling) that every cell
-    evaluates on: the base's plan (:func:`biotune.eval.sets.plan_sets`), read from its corpora. Sets whose file
-    is not on disk yet are left out; ``eval.max_examples`` caps each set.
+def estimate_from_cells(cells: Sequence[CellResult], n_boot: int = 1000) -> dict[str, pw.SetEstimate]:
+    """What an earlier sweep's done cells measure per eval set (:func:`biotune.sweep.power.estimate_set`).
+
+    Reads the base's report and the per-example predictions files of every done cell (as ``collect`` does);
+    sets the base has no predictions for are left out.
+    """
+    done = [c for c in cells if c.state == runner.DONE and c.eval_dir is not None]
+    base = [c for c in done if c.is_base]
+    if not base:
+        return {}
+    out: dict[str, pw.SetEstimate] = {}
+    report = report_path(base[0].eval_dir)  # type: ignore[arg-type]
+    for i, row in enumerate(read_report(report).get("rows", [])):
+        source, split, red = row.get("source"), row.get("split"), row.get("reducer")
+        if not source or not split or red is None:
+            continue
+        if red not in REDUCERS:
+            raise DataError(
+                report,
+                f"report row {i} ({source}/{split}) has unknown reducer {red!r}",
+                f"re-run `biotune eval` for cell {base[0].name!r} with this biotune version, or drop --pilot",
+            )
+        name = set_label(source, split)
+        arms: dict[str, list[st.ExampleStats]] = {}
+        for c in done:
+            path = predictions_path(c.eval_dir, source, split)  # type: ignore[arg-type]
+            if path.is_file():
+                arms.setdefault("" if c.is_base else c.variant, []).append(load_example_stats(path, red))
+        if arms.get(""):
+            base_arm = arms.pop("")
+            out[name] = pw.estimate_set(name, base_arm, arms, n_boot=n_boot)
+    return out
+
+
+def read_pilot(sweep_dir: str | Path) -> dict[str, pw.SetEstimate]:
+    """:func:`estimate_from_cells` of the sweep in ``sweep_dir`` (``sweep plan --pilot``).
+
+    Raises:
+        DataError: when the directory holds no sweep, or no done base cell with predictions.
+    """
+    sweep = runner.from_dir(sweep_dir)
+    found = estimate_from_cells(runner.cell_results(sweep))
+    if not found:
+        raise DataError(
+            Path(sweep_dir) / runner.SWEEP_FILE,
+            "no done base cell with per-example predictions",
+            "run the earlier sweep's base (`biotune sweep run ... --local`) or drop --pilot",
+        )
+    return found
+
+
+def eval_set_units(spec: SweepSpec) -> dict[str, EvalSetSize]:
+    """Examples, resampling units and task kind per evaluation set (``source/split``, the split in the source's
+    own spelling) that every cell evaluates on: the base's plan (:func:`biotune.eval.sets.plan_sets`), read
+    from its corpora. Sets whose file is not on disk yet are left out; ``eval.max_examples`` keeps each set's
+    first records, as the evaluation does.
     """
     base = spec.load_base()
     root = resolve_root(base.data.root)
     known = catalog(base.data)
-    out: dict[str, int] = {}
+    out: dict[str, EvalSetSize] = {}
     for ref in plan_sets(base, known):
-        if ref.split not in available_splits(known[ref.source], root):
+        source = known[ref.source]
+        if ref.split not in available_splits(source, root):
             continue
-        n = len(load_records(known[ref.source], ref.split, root))
-        out[ref.label] = min(n, base.eval.max_examples) if base.eval.max_examples else n
+        records = list(load_records(source, ref.split, root))
+        if base.eval.max_examples:
+            records = records[: base.eval.max_examples]
+        task = task_for(source, base.data.ner_format)
+        units = len({task.unit(r) for r in records})
+        items = sum(
+            pw.scored_items(task.reducer, task.example_stats(task.reference(r), task.reference(r)))
+            for r in records
+        )
+        out[ref.label] = EvalSetSize(len(records), units, source.kind, items)
     return out
+
+
+def eval_set_sizes(spec: SweepSpec) -> dict[str, int]:
+    """Examples per evaluation set (``source/split``) the base evaluates on (:func:`eval_set_units`)."""
+    return {name: s.examples for name, s in eval_set_units(spec).items()}

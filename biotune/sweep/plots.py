@@ -196,11 +196,21 @@ def _split_of(eval_set: str) -> str:
     return parse_set_label(eval_set)[1]
 
 
+def conditional_caption(rows: Sequence[ResultRow], variants: Sequence[str]) -> str:
+    """The single-seed label for a caption, when any shown Δ compares two single-seed models."""
+    if not any(r.conditional for r in rows if r.variant in variants and r.delta is not None):
+        return ""
+    return f" One seed per arm: {st.CONDITIONAL_LABEL} (these trained models, not the recipes)."
+
+
 def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
     """Every figure the results support; returns name -> PNG path."""
     out: dict[str, Path] = {}
     label = {"holm": "Holm", "bh": "Benjamini–Hochberg"}[results.correction]
-    boot = f"95% paired bootstrap CI, {results.n_boot} resamples"
+    boot = (
+        f"95% CI from a paired bootstrap ({results.n_boot} resamples), with seed variance and Student t "
+        "where an arm has several seeds"
+    )
     note = (
         f"Δ = variant − base in points. Hatched grey: not significant ({label}-corrected p ≥ {st.ALPHA}); "
         f"{boot}."
@@ -240,12 +250,17 @@ def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
                 xlabel=xlabel,
                 ylabel=axis,
                 cbar_label=cbar_label,
-                mask_note=note,
+                mask_note=note + conditional_caption(rows, variants),
             )
     for axis, variants in _numeric_axes(results.rows).items():
         name = f"scaling_{_slug(axis)}"
         path = scaling_curves(
-            results.rows, axis, variants, out_dir / f"{name}.png", base=results.base, note=curve_note
+            results.rows,
+            axis,
+            variants,
+            out_dir / f"{name}.png",
+            base=results.base,
+            note=curve_note + conditional_caption(results.rows, variants),
         )
         if path is not None:
             out[name] = path

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union
@@ -39,6 +38,8 @@ from omegaconf.errors import OmegaConfBaseException
 from biotune import config
 from biotune.config import REPO_ROOT, DataConfig, RunConfig
 from biotune.errors import ConfigError, Problem
+from biotune.names import name_problem, safe_name
+from biotune.sweep.power import PowerSettings, check_settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +69,6 @@ AXIS_TYPES = (LEAVE_ONE_OUT, SCALE, MIXTURES, SWARM, VALUES)
 #: Point kinds that are not axes: the base itself, and a size-matched control of a leave-out variant.
 BASE = "base"
 CONTROL = "control"
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
-
 
 # --------------------------------------------------------------------------------------------- schema
 
@@ -199,8 +196,10 @@ class SweepSettings:
     keep: str = "export"
     """What each cell keeps after its evaluation: one of KEEP_POLICIES."""
     min_effect: float = 0.02
-    """The smallest score difference (a proportion) the sweep means to detect; ``sweep plan`` warns for eval
-    sets too small to detect it."""
+    """The smallest score difference (a proportion) the sweep means to detect; ``sweep plan`` prints the power
+    at it per eval set and warns for sets and seed counts that cannot detect it."""
+    power: PowerSettings = field(default_factory=PowerSettings)
+    """What ``sweep plan``'s power assumes where no earlier sweep measures it: ``seed_sd``, ``correlation``."""
 
 
 @dataclass
@@ -282,11 +281,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "_".join(format_value(v) for v in value)
     return str(value)
-
-
-def safe_name(text: str) -> str:
-    """``text`` with every run of characters outside ``[A-Za-z0-9._+-]`` replaced by ``_``."""
-    return _UNSAFE.sub("_", text).strip("_") or "_"
 
 
 def _axis_items(axis: Axis, data: DataConfig) -> list[str]:
@@ -494,20 +488,15 @@ def _check_choice(
 def _check_settings(spec: SweepSpec, problems: list[Problem]) -> None:
     if not spec.name:
         problems.append(Problem("name", "missing", "give the sweep a name, e.g. name: medtuned-loo"))
-    elif not _NAME_RE.match(spec.name):
-        problems.append(
-            Problem(
-                "name",
-                f"'{spec.name}' has characters outside [A-Za-z0-9._+-]",
-                f"use e.g. name: {safe_name(spec.name)}",
-            )
-        )
+    elif (bad := name_problem("name", spec.name, "sweep name")) is not None:
+        problems.append(bad)
     _check_choice(problems, "budget", spec.budget, BUDGETS)
     _check_choice(problems, "keep", spec.keep, KEEP_POLICIES)
     if len(set(spec.seeds)) != len(spec.seeds):
         problems.append(Problem("seeds", f"repeated seeds in {spec.seeds}", "list each training seed once"))
     if not 0.0 < spec.min_effect < 1.0:
         problems.append(Problem("min_effect", f"must be in (0, 1), got {spec.min_effect}", "use e.g. 0.02"))
+    check_settings(spec.power, problems)
 
 
 def _check_mixture_axis(
@@ -670,8 +659,13 @@ def _yaml_value(value: Any) -> str:
 
 def _check_names(spec: SweepSpec, data: DataConfig, index: list[int], problems: list[Problem]) -> None:
     seen: dict[str, int] = {}
+    misnamed: set[int] = set()
     for pt in points(spec, data):
         where = index[pt.axis] if pt.axis >= 0 else -1
+        bad = name_problem(f"axes[{where}]", pt.name, "variant name")
+        if bad is not None and where not in misnamed:  # the axis's first bad name is enough to fix its prefix
+            misnamed.add(where)
+            problems.append(bad)
         if pt.name in seen:
             first = "the base" if seen[pt.name] < 0 else f"axes[{seen[pt.name]}]"
             key = f"axes[{where}].mixtures.{pt.value}" if pt.kind == MIXTURES else f"axes[{where}]"

@@ -12,27 +12,48 @@ The method (Koehn 2004; Berg-Kirkpatrick et al. 2012), exactly as :func:`paired_
 * Paired: the base and every variant are scored on the SAME count matrix, and Δ_b = variant_b − base_b.
   The resamples of a set are drawn from ``set_rng(seed, eval_set)``, so all variants of a sweep share them and
   a result does not depend on which other variants were collected.
-* 95% CI: the 2.5 and 97.5 percentiles of Δ_b (percentile method). Two-sided p-value from the bootstrap
-  distribution: ``2 Φ(−|Δ| / sd(Δ_b))`` (normal approximation with the bootstrap standard error), because the
-  share of replicates beyond 0, ``min(1, 2 * min(#{Δ_b <= 0} + 1, #{Δ_b >= 0} + 1) / (B + 1))``, cannot go
-  below 2 / (B + 1) and so could never survive a Holm correction over a sweep-sized table. The share is kept
-  as ``p_empirical``.
-* Training seeds: an arm trained with m >= 2 seeds is a two-level bootstrap. Each resample keeps the shared
-  unit draw (paired over examples) and, per arm, also draws m of its seeds with replacement
-  (``set_rng(seed, eval_set + arm)``) and averages the metric over the drawn seeds. Seed-to-seed variance
-  thus widens the CI (with the plug-in factor (m - 1) / m, a little less than an unbiased estimate would for
-  very few seeds). The point estimate is the metric averaged over all seeds on all examples; mean ± sd
-  (ddof=1) over seeds is reported beside it. Seeds are not paired across arms.
+* One seed per arm (the conditional case below): 95% CI = the 2.5 and 97.5 percentiles of Δ_b (percentile
+  method); two-sided p ``2 Φ(−|Δ| / sd(Δ_b))`` (normal approximation with the bootstrap standard error),
+  because the share of replicates beyond 0, ``min(1, 2 * min(#{Δ_b <= 0} + 1, #{Δ_b >= 0} + 1) / (B + 1))``,
+  cannot go below 2 / (B + 1) and so could never survive a Holm correction over a sweep-sized table. The
+  share is kept as ``p_empirical`` for every row.
+* Training seeds are a random factor (Dror et al. 2018; Dodge et al. 2020; Bouthillier et al. 2021): a
+  data recipe is judged by models trained from it, and two seeds of one recipe differ by about as much as
+  small recipe changes do. Each arm's replicate of a resample is the plain MEAN over ALL its m seeds (seeds
+  are not resampled), so the sd of the Δ replicates, ``se_units``, is the test-set sampling error of the
+  seed-averaged Δ. The seed component is added unshrunk: ``s_v²/m_v + s_b²/m_b``, with ``s²`` the
+  unbiased (ddof=1) variance of an arm's per-seed scores on all examples. ``se² = se_units² + seed terms``,
+  with Welch–Satterthwaite degrees of freedom (the unit term counted with ``n_units − 1``, each seed term
+  with ``m − 1``); the two-sided p-value and the CI ``Δ ± t_{0.975, df} · se`` come from Student t
+  (``Inference.SEED_T``). With 3 seeds per arm, df is about 4 when the seed variance dominates, so the
+  t quantile (2.8) rather than 1.96 is what keeps the false-positive rate at 5%. Per-seed prediction noise
+  enters both ``s²`` and ``se_units``, so the test errs on the conservative side when seed variance is tiny.
+* An arm with one seed facing an arm with >= 2 borrows the other arm's seed variance: the seed term is
+  ``s²(1/m + 1)`` with ``m − 1`` df (``Inference.BORROWED``; the same variance is assumed for both recipes).
+* Both arms with one seed: the seed variance is not measured, and the comparison is **conditional on the
+  trained models** (``Inference.CONDITIONAL``, :data:`CONDITIONAL_LABEL`): it answers "do these two models
+  differ on this population", not "do these recipes differ". Its CI is the percentile interval of the Δ
+  replicates and its p the normal one from their sd (see :func:`bootstrap_p_value`); ``collect`` labels
+  such rows in every table and the heatmap caption.
+* The point estimate is the metric averaged over all seeds on all examples; mean ± sd (ddof=1) over seeds is
+  reported beside it. Seeds are not paired across arms. Calibration (false positives <= 6%, coverage >= 93%
+  with >= 3 seeds) is measured by ``benchmarks/sweep_calibration.py`` on sweeps simulated by
+  :mod:`biotune.testing.simulate`.
 * A macro-average over a task family's sets is the mean of their headlines; its replicates are the mean of
-  the sets' replicates for the same resample index (sets are resampled independently of each other).
+  the sets' replicates for the same resample index (sets are resampled independently of each other), and
+  its seed variance is that of the per-seed macro scores (:func:`macro_average`).
+* Every per-example statistic is validated before use (:func:`stat_problem`): finite, non-negative, an
+  integer where it counts, and within its bounds (``correct <= n``, ``value <= n``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +67,13 @@ from biotune.errors import DataError
 from biotune.eval.example_stats import metric_from_stats, reducer
 
 log = logging.getLogger(__name__)
+
+#: The fix of a predictions file whose statistics are missing or invalid.
+STATS_FIX = (
+    "re-run `biotune eval` for this cell with a biotune that writes 'unit' and 'stats' (additive "
+    'per-example statistics, e.g. {"tp": 1, "fp": 0, "fn": 2}: finite, non-negative, integer counts) on '
+    "every prediction row"
+)
 
 #: Confidence level of every interval, and the significance level of the marks in the tables.
 CI_LEVEL = 0.95
@@ -105,10 +133,6 @@ class Resamples:
         """Number of resampling units of the set."""
         return int(self.counts.shape[1])
 
-    def seed_rng(self, arm: str) -> np.random.Generator:
-        """The generator of ``arm``'s seed draws on this set."""
-        return set_rng(self.seed, f"{self.eval_set}\x00seeds\x00{arm}")
-
 
 def unit_codes(units: pa.Array | pa.ChunkedArray | Sequence[str]) -> tuple[np.ndarray, int]:
     """Each example's unit index (units numbered in order of first appearance) and the number of units."""
@@ -139,15 +163,54 @@ def headline(reducer: str, stat_names: Sequence[str], sums: np.ndarray) -> np.nd
 # ------------------------------------------------------------------------------------------- arms, deltas
 
 
+class Inference(str, Enum):
+    """How the uncertainty of a Δ was computed: the ``inference`` column of ``sweep collect``'s tables."""
+
+    SEED_T = "seed-aware t (Welch–Satterthwaite df)"
+    """Both arms have >= 2 training seeds: unit SE and both seed variances, Student t."""
+    BORROWED = "seed-aware t, one-seed arm borrows the other arm's seed variance"
+    """One arm has one seed: its seed variance is taken to equal the other arm's (measured) one."""
+    CONDITIONAL = "conditional on the trained models: seed variance not measured"
+    """Both arms have one seed: the CI covers test-set sampling only (these two models, not the recipes)."""
+
+
+#: The label of a comparison of two single-seed arms, in results.md, results.csv and the heatmap caption.
+CONDITIONAL_LABEL: str = Inference.CONDITIONAL.value
+
+
 @dataclass(frozen=True)
 class ArmScore:
-    """One arm (a variant or the base) on one eval set: per-seed scores and seed-averaged bootstrap replicates."""
+    """One arm (a variant or the base) on one eval set (or a macro-average): its seeds and its replicates."""
 
     name: str
     seed_scores: np.ndarray
-    """(m,) headline of each training seed on all examples."""
+    """(m,) headline of each training seed on all examples (one value for a macro over uneven seeds)."""
     replicates: np.ndarray
-    """(B,) headline per resample, averaged over the seeds drawn for that resample."""
+    """(B,) headline per resample, averaged over ALL the arm's seeds (seeds are not resampled)."""
+    n_seeds: int
+    """Training seeds behind the arm (the fewest over a macro-average's sets)."""
+    seed_var: float
+    """Unbiased (ddof=1) seed-to-seed variance of one seed's score; NaN when not measured (one seed)."""
+    seed_df: float
+    """Degrees of freedom of :attr:`seed_var` (m − 1); NaN when not measured."""
+    unit_df: float
+    """Degrees of freedom of the test-set (unit) component: n_units − 1, summed over a macro's sets."""
+
+    @classmethod
+    def from_seeds(cls, name: str, seed_scores: np.ndarray, replicates: np.ndarray, n_units: int) -> ArmScore:
+        """An arm from its per-seed scores, its seed-averaged replicates and its set's number of units."""
+        scores = np.asarray(seed_scores, dtype=np.float64)
+        m = int(scores.size)
+        var = float(np.var(scores, ddof=1)) if m > 1 else float("nan")
+        return cls(
+            name,
+            scores,
+            np.asarray(replicates, dtype=np.float64),
+            m,
+            var,
+            m - 1.0 if m > 1 else float("nan"),
+            float(n_units - 1),
+        )
 
     @property
     def mean(self) -> float:
@@ -157,36 +220,48 @@ class ArmScore:
     @property
     def sd(self) -> float:
         """Standard deviation over training seeds (ddof=1); NaN with a single seed."""
-        return float(np.std(self.seed_scores, ddof=1)) if self.seed_scores.size > 1 else float("nan")
+        return float(np.sqrt(self.seed_var)) if np.isfinite(self.seed_var) else float("nan")
+
+    @property
+    def seed_measured(self) -> bool:
+        """Whether the arm's seed variance was estimated (at least two seeds)."""
+        return bool(np.isfinite(self.seed_var))
 
 
 @dataclass(frozen=True)
 class Delta:
-    """Δ = variant − base with its percentile CI and two-sided bootstrap p-value."""
+    """Δ = variant − base with its CI, two-sided p-value, standard error and degrees of freedom."""
 
     estimate: float
     ci_low: float
     ci_high: float
     p_value: float
-    """Two-sided p from the bootstrap standard error (:func:`bootstrap_p_value`); corrections use this one."""
+    """Two-sided p of Δ = 0 (the one the corrections use): Student t for seed-aware rows, else normal."""
     p_empirical: float
-    """Two-sided share of replicates beyond 0 (:func:`empirical_p_value`), resolution 2 / (B + 1)."""
+    """Two-sided share of the test-set replicates beyond 0 (:func:`empirical_p_value`), resolution 2/(B + 1)."""
     replicates: np.ndarray
-    """(B,) Δ per resample."""
+    """(B,) Δ per resample (each arm averaged over all its seeds): the test-set sampling distribution."""
+    se: float
+    """Standard error of Δ: sqrt(se_units² + seed_var)."""
+    df: float
+    """Welch–Satterthwaite degrees of freedom of ``se`` (inf for a conditional comparison)."""
+    se_units: float
+    """Bootstrap standard error from test-set sampling alone (sd of :attr:`replicates`)."""
+    seed_var: float
+    """The seed component of se² (s_v²/m_v + s_b²/m_b, unshrunk); NaN when not measured."""
+    inference: Inference
+    n_seeds: tuple[int, int]
+    """Training seeds of (variant, base)."""
 
     @property
     def excludes_zero(self) -> bool:
         """Whether the CI lies entirely on one side of 0."""
         return bool(self.ci_low > 0 or self.ci_high < 0)
 
-
-def seed_average(replicates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(B, m) per-seed replicates -> (B,): mean over m seeds drawn with replacement per resample."""
-    n_boot, m = replicates.shape
-    if m == 1:
-        return replicates[:, 0].copy()
-    draws = rng.integers(0, m, size=(n_boot, m))
-    return np.take_along_axis(replicates, draws, axis=1).mean(axis=1)
+    @property
+    def conditional(self) -> bool:
+        """Both arms have one seed: the result holds for these two trained models only."""
+        return self.inference is Inference.CONDITIONAL
 
 
 def score_arms(
@@ -213,7 +288,7 @@ def score_arms(
     start = 0
     for name, width in zip(names, widths, strict=True):
         cols = slice(start, start + width)
-        out[name] = ArmScore(name, point[cols], seed_average(boot[:, cols], resamples.seed_rng(name)))
+        out[name] = ArmScore.from_seeds(name, point[cols], boot[:, cols].mean(axis=1), n_units)
         start += width
     return out
 
@@ -245,32 +320,164 @@ def bootstrap_p_value(estimate: float, replicates: np.ndarray) -> float:
     p-value is 1 for Δ = 0 and 0 otherwise.
     """
     se = float(np.std(replicates, ddof=1)) if replicates.size > 1 else 0.0
+    return t_p_value(estimate, se, np.inf)
+
+
+def t_p_value(estimate: float, se: float, df: float) -> float:
+    """Two-sided p of Δ = 0 from Student t with ``df`` degrees of freedom (normal for inf); se = 0 -> 1 or 0."""
     if se == 0.0 or not np.isfinite(se):
         return 1.0 if estimate == 0 else 0.0
-    return float(2.0 * scipy.stats.norm.sf(abs(estimate) / se))
+    return float(2.0 * scipy.stats.t.sf(abs(estimate) / se, df))
+
+
+def welch_satterthwaite(terms: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """(variance, df) of a sum of independent variance components given as (variance, df) pairs.
+
+    df = (Σ v_i)² / Σ (v_i² / df_i) (Satterthwaite 1946; Welch 1947); components with v_i = 0 drop out, and
+    df is inf when all do.
+    """
+    total = float(sum(v for v, _ in terms))
+    denom = float(sum(v * v / d for v, d in terms if v > 0))
+    return total, (total * total / denom if denom > 0 else float("inf"))
 
 
 def delta(variant: ArmScore, base: ArmScore, level: float = CI_LEVEL) -> Delta:
-    """Δ = variant − base from two arms scored on the same resamples."""
+    """Δ = variant − base from two arms scored on the same resamples (see the module docstring)."""
     reps = variant.replicates - base.replicates
-    lo, hi = percentile_ci(reps, level)
     estimate = variant.mean - base.mean
-    return Delta(estimate, lo, hi, bootstrap_p_value(estimate, reps), empirical_p_value(reps), reps)
+    se_units = float(np.std(reps, ddof=1)) if reps.size > 1 else 0.0
+    p_emp = empirical_p_value(reps)
+    seeds = (variant.n_seeds, base.n_seeds)
+    if not variant.seed_measured and not base.seed_measured:
+        lo, hi = percentile_ci(reps, level)
+        p = bootstrap_p_value(estimate, reps)
+        nan = float("nan")
+        return Delta(
+            estimate, lo, hi, p, p_emp, reps, se_units, np.inf, se_units, nan, Inference.CONDITIONAL, seeds
+        )
+    if variant.seed_measured and base.seed_measured:
+        seed_terms = [
+            (variant.seed_var / variant.n_seeds, variant.seed_df),
+            (base.seed_var / base.n_seeds, base.seed_df),
+        ]
+        how = Inference.SEED_T
+    else:
+        measured, single = (variant, base) if variant.seed_measured else (base, variant)
+        share = 1.0 / measured.n_seeds + 1.0 / single.n_seeds
+        seed_terms = [(measured.seed_var * share, measured.seed_df)]
+        how = Inference.BORROWED
+    unit_df = max(1.0, min(variant.unit_df, base.unit_df))
+    seed_var = float(sum(v for v, _ in seed_terms))
+    var, df = welch_satterthwaite([(se_units * se_units, unit_df), *seed_terms])
+    se = float(np.sqrt(var))
+    half = float(scipy.stats.t.ppf(0.5 + level / 2.0, df)) * se
+    return Delta(
+        estimate,
+        estimate - half,
+        estimate + half,
+        t_p_value(estimate, se, df),
+        p_emp,
+        reps,
+        se,
+        df,
+        se_units,
+        seed_var,
+        how,
+        seeds,
+    )
 
 
 def macro_average(name: str, arms: Sequence[ArmScore]) -> ArmScore:
-    """The mean of several sets' headlines (a task family), replicate by replicate.
+    """The mean of several sets' headlines (a task family), replicate by replicate and seed by seed.
 
-    Per-seed macro scores are kept only when every set has the same number of seeds (the usual case).
+    When every set has the same seeds (the usual case) the per-seed macro scores give the seed variance
+    directly. Otherwise the seed component of the mean is (1/K²) Σ_k s_k²/m_k with Satterthwaite df, and it
+    is not measured when any set has a single seed.
     """
     if not arms:
         raise ValueError("a macro-average needs at least one set")
+    replicates = np.mean([a.replicates for a in arms], axis=0)
+    unit_df = float(sum(a.unit_df for a in arms))
     widths = {a.seed_scores.size for a in arms}
     if len(widths) == 1:
         seed_scores = np.mean([a.seed_scores for a in arms], axis=0)
-    else:
-        seed_scores = np.array([np.mean([a.mean for a in arms])])
-    return ArmScore(name, seed_scores, np.mean([a.replicates for a in arms], axis=0))
+        return dataclasses.replace(ArmScore.from_seeds(name, seed_scores, replicates, 2), unit_df=unit_df)
+    m = min(a.n_seeds for a in arms)
+    seed_scores = np.array([np.mean([a.mean for a in arms])])
+    if m < 2:
+        nan = float("nan")
+        return ArmScore(name, seed_scores, replicates, m, nan, nan, unit_df)
+    k2 = float(len(arms) ** 2)
+    term, df = welch_satterthwaite([(a.seed_var / a.n_seeds / k2, a.seed_df) for a in arms])
+    return ArmScore(name, seed_scores, replicates, m, term * m, df, unit_df)
+
+
+# ------------------------------------------------------------------------------------------- validation
+
+#: Per reducer: the statistics that count things (non-negative integers), and the bounds between statistics
+#: (``(a, b)``: a <= b). Every statistic must be finite and non-negative.
+COUNT_STATS: dict[str, tuple[str, ...]] = {
+    "f1": ("tp", "fp", "fn"),
+    "accuracy": ("correct", "n"),
+    "mean": ("n",),
+}
+STAT_BOUNDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "f1": (),
+    "accuracy": (("correct", "n"),),
+    "mean": (("value", "n"),),  # a per-example value in [0, 1] (e.g. example-based F1) times n
+}
+
+
+def stat_problem(
+    reducer_name: str, stat_names: Sequence[str], stats: np.ndarray
+) -> tuple[int, str, str] | None:
+    """The first invalid per-example statistic of (n, k) ``stats``: (row index, field, what is wrong), or None.
+
+    Checked in this order per row: finite, non-negative, an integer where it counts (:data:`COUNT_STATS`),
+    within its bounds (:data:`STAT_BOUNDS`). One vectorised pass; the loop runs only to word the message.
+    """
+    x = np.asarray(stats, dtype=np.float64).reshape(-1, len(stat_names))
+    col = {name: i for i, name in enumerate(stat_names)}
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(x)
+        checks: list[tuple[np.ndarray, Callable[[int], tuple[str, str]]]] = []
+        for name, i in col.items():
+            checks.append(
+                (~finite[:, i], lambda r, n=name, i=i: (n, f"is {x[r, i]}: it must be a finite number"))
+            )
+            checks.append(
+                (x[:, i] < 0, lambda r, n=name, i=i: (n, f"is {x[r, i]:g}: it must not be negative"))
+            )
+        for name in COUNT_STATS.get(reducer_name, ()):
+            if name in col:
+                i = col[name]
+                checks.append(
+                    (
+                        finite[:, i] & (x[:, i] != np.round(x[:, i])),
+                        lambda r, n=name, i=i: (n, f"is {x[r, i]:g}: it counts, so it must be an integer"),
+                    )
+                )
+        for low, high in STAT_BOUNDS.get(reducer_name, ()):
+            if low in col and high in col:
+                a, b = col[low], col[high]
+                checks.append(
+                    (
+                        x[:, a] > x[:, b],
+                        lambda r, lo=low, hi=high, a=a, b=b: (
+                            lo,
+                            f"is {x[r, a]:g} but {hi} is {x[r, b]:g}: {lo} must be <= {hi}",
+                        ),
+                    )
+                )
+    bad_rows = [np.flatnonzero(mask) for mask, _ in checks]
+    first = min((int(rows[0]) for rows in bad_rows if rows.size), default=None)
+    if first is None:
+        return None
+    for (mask, word), rows in zip(checks, bad_rows, strict=True):
+        if rows.size and mask[first]:
+            name, why = word(first)
+            return first, name, why
+    raise AssertionError("unreachable: a bad row has a failing check")
 
 
 # ------------------------------------------------------------------------------------------- one comparison
@@ -310,6 +517,10 @@ class ExampleStats:
         stats = np.array([[float(r["stats"][s]) for s in names] for r in rows], dtype=np.float64).reshape(
             -1, len(names)
         )
+        bad = stat_problem(reducer_name, names, stats)
+        if bad is not None:
+            row, name, why = bad
+            raise DataError(path, f"row {row + 1}: 'stats.{name}' {why}", STATS_FIX)
         parse_ok = np.array([bool(r.get("parse_ok", True)) for r in rows])
         out = cls(
             Path(path),
@@ -420,8 +631,8 @@ def paired_bootstrap(
     """Paired bootstrap of Δ = variant − base on one eval set (one ``ExampleStats`` per training seed).
 
     Every file is aligned to ``base[0]`` by example id; units come from ``base[0]``. See the module
-    docstring for the method. ``eval_set`` keys the resamples and ``names`` (base, variant) key each arm's
-    seed draws; ``collect`` passes ``<source>/<split>`` and the variant names, so the two agree exactly.
+    docstring for the method. ``eval_set`` keys the resamples (``collect`` passes ``<source>/<split>``, so the two
+    agree exactly); ``names`` (base, variant) name the arms.
 
     Raises:
         DataError: when a file's example ids (or units) differ from ``base[0]``'s, naming both files.

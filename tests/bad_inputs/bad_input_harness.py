@@ -2,24 +2,28 @@
 line or the key and the fix, no traceback, and leaves no file behind.
 
 Cases per category (``CASES`` tables, plus the slow tests that need a real checkpoint, build or signal; the
-numbers are kept equal to the tables by ``test_bad_inputs_index.py``). The corpus module is marked slow as a
-whole: ``data build`` loads the tokenizer before it reads a corpus, about 3 s of CPU per case; the other tables
-need no model and run in about 2.5 CPU-minutes together.
+numbers are kept equal to the tables by ``test_bad_inputs_index.py``). The corpus and build modules are marked
+slow as a whole: ``data build`` loads the tokenizer before it reads a corpus, about 3 s of CPU per case; the
+other tables need no model and run in about 2.5 CPU-minutes together.
 
 =====================================  ==========================  =====  ====
 category                               module                      cases  slow
 =====================================  ==========================  =====  ====
 corpus files, every native format      test_bad_corpora.py            40     0
 configs and overrides                  test_bad_configs.py            37     0
-sweep configs and commands             test_bad_sweeps.py             20     0
+sweep configs and commands             test_bad_sweeps.py             26     0
+sweep statistics (collect)             test_bad_sweep_stats.py         5     0
 predictions files and reports          test_bad_predictions.py        22     0
 checkpoints, manifests and shards      test_bad_checkpoints.py        18     5
 plan arguments                         test_bad_plan.py               17     0
 interrupted commands                   test_bad_interrupts.py          0     2
-corpus downloads                       test_bad_downloads.py          10     0
+corpus downloads                       test_bad_downloads.py          13     0
 your data: own sources, instr. sets    test_bad_your_data.py          20     0
 parallel data builds (num_proc)        test_bad_num_proc.py            4     0
-total                                                                188     7
+names that become paths                test_bad_paths.py              12     0
+empty data builds (all dropped)        test_bad_builds.py              3     0
+remaining tracebacks (issue 20)        test_bad_tracebacks.py          9     2
+total                                                                226     9
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,

@@ -2,7 +2,8 @@
 
 Mirrors are ``file://`` folders the case writes (a copy of GAD fold 1 from the real data root, then damaged),
 or a closed port on 127.0.0.1. Every case exits 2 naming the source, flag, URL or file and the fix, and leaves
-nothing behind: no final file, no ``.part`` file, no directory it created.
+nothing behind: no final file, no ``.part`` file, no directory it created. A link planted at a ``.part`` file is
+refused and its target left as it was; the speed limits must be positive numbers.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ def _foreign_file(tmp: Path) -> None:
     write(tmp / "root" / GAD, "my own file\t1\n")
 
 
+def _planted_link(tmp: Path) -> None:
+    """A link at ``train.tsv.part`` to a file of the user's, and a mirror to fetch from."""
+    _mirror(tmp)
+    write(tmp / "victim.txt", "precious\n")
+    (tmp / "root" / "gad" / "fold1").mkdir(parents=True)
+    (tmp / "root" / (GAD + ".part")).symlink_to(tmp / "victim.txt")
+
+
 CASES = [
     get("unknown-source", ("ncbi_diseas",), "'ncbi_diseas'", "did you mean ncbi_disease"),
     get("unknown-accepted-licence", ("ddi", "--accept-licence", "dddi"), "'dddi'", "did you mean ddi"),
@@ -70,6 +79,15 @@ CASES = [
         "pass --root a directory",
         lambda tmp: write(tmp / "afile", "x"),
     ),
+    Case(
+        "part-file-is-a-link",
+        ("data", "download", "gad", "--root", "{tmp}/root", "--mirror", "file://{tmp}/mirror"),
+        f"{{tmp}}/root/{GAD}.part: is a symbolic link",
+        "remove it",
+        _planted_link,
+    ),
+    get("min-rate-zero", ("gad", "--min-rate", "0"), "--min-rate", "give bytes per second"),
+    get("read-timeout-nan", ("gad", "--read-timeout", "nan"), "--read-timeout", "give seconds"),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 
@@ -82,6 +100,12 @@ def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_bad_download(case: Case, results) -> None:
     check(case, results[case.id])
+
+
+def test_the_planted_link_is_not_written_through(results, tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.id == "part-file-is-a-link")
+    result = results.get(case.id) or run_case(case, tmp_path / case.id)
+    assert (result.tmp / "victim.txt").read_text() == "precious\n"
 
 
 def test_the_foreign_file_is_left_as_it_was(results, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ the sweep file; see ``tests/unit/sweep/test_spec.py`` for the same rules checked
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,57 @@ CASES = [
         "--n-boot",
         "use at least 1000",
         lambda tmp: write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n"),
+    ),
+    # the power block and sweep plan --pilot
+    sweep(
+        "power-seed-sd-nan",
+        "  - {type: leave_one_out}\n",
+        "power.seed_sd",
+        "use e.g. power.seed_sd: 0.01",
+        head="power: {seed_sd: .nan}\n",
+    ),
+    sweep(
+        "power-seed-sd-negative",
+        "  - {type: leave_one_out}\n",
+        "power.seed_sd",
+        "or measure it with --pilot",
+        head="power: {seed_sd: -0.01}\n",
+    ),
+    sweep(
+        "power-correlation-not-below-one",
+        "  - {type: leave_one_out}\n",
+        "power.correlation",
+        "use e.g. power.correlation: 0.7",
+        head="power: {correlation: 1.0}\n",
+    ),
+    sweep(
+        "power-unknown-key",
+        "  - {type: leave_one_out}\n",
+        "power.seedsd",
+        "did you mean 'power.seed_sd'",
+        head="power: {seedsd: 0.01}\n",
+    ),
+    Case(
+        "plan-pilot-not-a-sweep-dir",
+        ("sweep", "plan", "{tmp}/sweep.yaml", "--pilot", "{tmp}/nowhere"),
+        "{tmp}/nowhere/sweep.json",
+        "sweep directory",
+        lambda tmp: write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n"),
+    ),
+    Case(
+        "plan-pilot-without-a-done-base",
+        ("sweep", "plan", "{tmp}/sweep.yaml", "--pilot", "{tmp}/earlier"),
+        "{tmp}/earlier/sweep.json",
+        "run the earlier sweep's base",
+        lambda tmp: (
+            write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n"),
+            write(
+                tmp / "earlier" / "sweep.json",
+                json.dumps(
+                    {"name": "ok", "sweep_file": str(tmp / "sweep.yaml"), "variants": [], "cells": []}
+                ),
+            ),
+        ),
     ),
     Case(
         "cell-not-a-sweep-dir",

@@ -104,9 +104,16 @@ def _local_rows(path: Path, split: str) -> Iterable[tuple[int | None, Mapping[st
     if suffix == ".json":
         return _json_rows(path, split)
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return [(None, r) for r in pq.read_table(path).to_pylist()]
+        try:
+            return [(None, r) for r in pq.read_table(path).to_pylist()]
+        except (pa.ArrowException, OSError) as err:  # corrupt footer, page or thrift header
+            what = " ".join(str(err).split())[:300]
+            raise DataError(
+                path, f"not a readable Parquet file ({what})", "write it again with pandas/pyarrow/datasets"
+            ) from None
     if suffix == ".arrow":
         return [(None, r) for r in _arrow_table(path).to_pylist()]
     raise DataError(

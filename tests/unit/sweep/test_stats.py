@@ -81,7 +81,9 @@ def test_bootstrap_equals_a_slow_loop_reference_on_the_same_resamples() -> None:
     assert comp.delta.estimate == pytest.approx(total(variant_rows) - total(base_rows), abs=1e-12)
 
 
-def test_seeds_are_averaged_per_resample_exactly_as_the_reference_does() -> None:
+def test_seeds_are_averaged_per_resample_and_the_t_interval_equals_a_direct_computation() -> None:
+    """Each arm's replicate is the mean over ALL its seeds (no seed resampling: that shrank the seed variance
+    by (m - 1)/m); se² = sd(Δ replicates)² + s_v²/m_v + s_b²/m_b, Welch–Satterthwaite df, Student t."""
     rng = np.random.default_rng(11)
     base = [ner_rows("bc2gm", "test", 20, 3, 0.6 + 0.05 * s, rng) for s in range(3)]
     variant = [ner_rows("bc2gm", "test", 20, 3, 0.7 + 0.05 * s, rng) for s in range(2)]
@@ -93,14 +95,49 @@ def test_seeds_are_averaged_per_resample_exactly_as_the_reference_does() -> None
         eval_set="bc2gm/test",
     )
     units = _first_appearance(base[0])
-    draws_b = st.set_rng(5, "bc2gm/test\x00seeds\x00base").integers(0, 3, size=(200, 3))
-    draws_v = st.set_rng(5, "bc2gm/test\x00seeds\x00variant").integers(0, 2, size=(200, 2))
-    ref = _reference_replicates(variant, units, comp.resamples.indices, draws_v) - _reference_replicates(
-        base, units, comp.resamples.indices, draws_b
+    all_b, all_v = np.tile(np.arange(3), (200, 1)), np.tile(np.arange(2), (200, 1))
+    ref = _reference_replicates(variant, units, comp.resamples.indices, all_v) - _reference_replicates(
+        base, units, comp.resamples.indices, all_b
     )
     np.testing.assert_allclose(comp.delta.replicates, ref, rtol=0, atol=1e-12)
     assert comp.base.seed_scores.shape == (3,) and comp.variant.seed_scores.shape == (2,)
     assert comp.variant.sd == pytest.approx(np.std(comp.variant.seed_scores, ddof=1))
+
+    # the interval, by hand
+    total = lambda rows: _f1(*(sum(r["stats"][k] for r in rows) for k in ("tp", "fp", "fn")))  # noqa: E731
+    sv, sb = np.array([total(r) for r in variant]), np.array([total(r) for r in base])
+    est = sv.mean() - sb.mean()
+    u2, v2, b2 = np.var(ref, ddof=1), sv.var(ddof=1) / 2, sb.var(ddof=1) / 3
+    se = np.sqrt(u2 + v2 + b2)
+    df = se**4 / (u2**2 / 19 + v2**2 / 1 + b2**2 / 2)
+    d = comp.delta
+    assert d.inference is st.Inference.SEED_T and not d.conditional and d.n_seeds == (2, 3)
+    assert d.estimate == pytest.approx(est, abs=1e-12)
+    assert d.se == pytest.approx(se, rel=1e-12) and d.df == pytest.approx(df, rel=1e-12)
+    assert d.seed_var == pytest.approx(v2 + b2, rel=1e-12)
+    q = scipy.stats.t.ppf(0.975, df)
+    assert (d.ci_low, d.ci_high) == pytest.approx((est - q * se, est + q * se), rel=1e-12)
+    assert d.p_value == pytest.approx(2 * scipy.stats.t.sf(abs(est) / se, df), rel=1e-10)
+
+
+def test_a_single_seed_arm_borrows_and_two_single_seed_arms_are_conditional() -> None:
+    rng = np.random.default_rng(12)
+    base = [ner_rows("ncbi", "test", 30, 3, 0.6 + 0.03 * s, rng) for s in range(4)]
+    one = ner_rows("ncbi", "test", 30, 3, 0.65, rng)
+    b = [_examples(r, f"b{i}", "f1") for i, r in enumerate(base)]
+    v = [_examples(one, "v", "f1")]
+    borrowed = st.paired_bootstrap(b, v, n_boot=300).delta
+    sb = np.var([st.paired_bootstrap([x], v, n_boot=10).base.mean for x in b], ddof=1)
+    assert borrowed.inference is st.Inference.BORROWED
+    assert borrowed.seed_var == pytest.approx(sb * (1 / 4 + 1), rel=1e-9)
+    assert borrowed.se == pytest.approx(np.sqrt(borrowed.se_units**2 + borrowed.seed_var), rel=1e-12)
+
+    cond = st.paired_bootstrap(b[:1], v, n_boot=300).delta
+    assert cond.conditional and cond.inference.value == st.CONDITIONAL_LABEL
+    assert cond.inference.value == "conditional on the trained models: seed variance not measured"
+    assert (cond.ci_low, cond.ci_high) == pytest.approx(st.percentile_ci(cond.replicates), abs=1e-15)
+    assert cond.p_value == pytest.approx(st.bootstrap_p_value(cond.estimate, cond.replicates), abs=1e-15)
+    assert np.isnan(cond.seed_var) and cond.df == np.inf and cond.se == cond.se_units
 
 
 def test_ci_agrees_with_scipy_paired_bootstrap_on_accuracy() -> None:

@@ -423,37 +423,6 @@ def test_plan_rows_and_table(tmp_path: Path) -> None:
     assert pl.plan_rows(spec, variants, AVAILABLE)[0]["tokens"] is None
 
 
-def test_minimum_detectable_effect_has_the_power_it_claims() -> None:
-    n, p = 400, 0.7
-    d = pl.minimum_detectable_effect(n, p)
-    psi = 2 * p * (1 - p)
-    rng = np.random.default_rng(0)
-    # simulate McNemar's test at the returned difference: b = only the variant right, c = only the base right
-    draws = rng.multinomial(n, [(psi + d) / 2, (psi - d) / 2, 1 - psi], size=20000)
-    b, c = draws[:, 0], draws[:, 1]
-    z = (b - c) / np.sqrt(np.maximum(b + c, 1))
-    power = float(np.mean(np.abs(z) > 1.959964))
-    assert 0.75 <= power <= 0.85, power
-
-
-def test_minimum_detectable_effect_shape() -> None:
-    big = pl.minimum_detectable_effect(10_000, 0.5)
-    assert abs(big - (1.959964 + 0.841621) * math.sqrt(0.5 / 10_000)) / big < 0.01  # small-d limit
-    sizes = [50, 100, 400, 1600]
-    mdes = [pl.minimum_detectable_effect(n, 0.8) for n in sizes]
-    assert mdes == sorted(mdes, reverse=True)
-    assert pl.minimum_detectable_effect(100, 0.8, discordance=0.05) < mdes[1]
-    assert (
-        pl.minimum_detectable_effect(2, 0.5) == math.inf and pl.minimum_detectable_effect(0, 0.5) == math.inf
-    )
-
-
-def test_mde_warnings_name_the_small_sets() -> None:
-    warnings = pl.mde_warnings({"hoc/test": 40, "ncbi_disease/test": 100_000}, effect=0.02, baseline=0.8)
-    assert len(warnings) == 1 and warnings[0].startswith("hoc/test: n=40")
-    assert pl.mde_warnings({"a": 100_000}, effect=0.02) == []
-
-
 def test_eval_set_sizes_on_the_bundled_sample() -> None:
     spec = load_sweep(REPO / "configs/sweep/sample_loo.yaml")
     sizes = pl.eval_set_sizes(spec)
