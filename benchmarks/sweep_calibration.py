@@ -21,11 +21,12 @@ Reported (every rate with its Monte Carlo standard error and its number of sweep
 * ``collect``: one simulated sweep (3 seeds per arm, and a single-seed one) written to disk in the real
   ``biotune eval`` format and run through ``biotune.sweep.collect.collect``; its Δ, se, df and p equal the
   bulk computation on the same numbers, and the single-seed rows carry the conditional label.
-* ``plan_mde``: the place where the plan's predicted detectable effect is compared with the simulated one
-  (:func:`compare_detectable_effect`, which takes the predicting callable; ``None`` until it is wired in).
+* ``plan_mde``: ``sweep plan``'s predicted detectable effect (from a simulated earlier sweep, as
+  ``--pilot`` reads one) against the simulated one (:func:`compare_detectable_effect`).
 
 Targets (DESIGN.md, issue 19): with >= 3 seeds every null rate <= 6% and coverage >= 93%, within Monte Carlo
-error (``ok`` = the rate is not above 6%, and coverage not below 93%, by more than 1.645 Monte Carlo se).
+error (``ok`` = the rate is not above 6%, and coverage not below 93%, by more than 1.645 Monte Carlo se), and
+the plan's detectable effect within ±25% of the simulated one.
 The last output line is one JSON object. About 1.6 CPU-minutes on one core (68 s user + 30 s system; 8 min
 wall on the shared, loaded 2-core box).
 """
@@ -43,13 +44,14 @@ import io  # noqa: E402
 import logging  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _common import emit  # noqa: E402
 
+from biotune.sweep import power as pw  # noqa: E402
 from biotune.sweep import stats as st  # noqa: E402
 from biotune.sweep.collect import collect  # noqa: E402
 from biotune.testing.simulate import (  # noqa: E402
@@ -154,42 +156,28 @@ def simulated_mde(power: dict[float, float], target: float = 0.8) -> float | Non
 # ------------------------------------------------------------------------------------------- the plan's MDE
 
 
-@dataclass(frozen=True)
-class PowerQuestion:
-    """What the plan knows when it predicts a detectable effect: a pilot of the base and the sweep's design."""
-
-    reducer: str
-    stat_names: tuple[str, ...]
-    pilot_unit_stats: np.ndarray
-    """(n_units, k) per-unit statistics of one base model on the eval set (a pilot run)."""
-    n_units: int
-    n_seeds: int
-    seed_sd: float
-    """Seed-to-seed sd of one model's score, in points."""
-    alpha: float = st.ALPHA
-    power: float = 0.8
-
-
 def compare_detectable_effect(
-    predict: Callable[[PowerQuestion], float] | None,
-    simulated: dict[int, float | None],
-    rng: np.random.Generator,
+    simulated: dict[int, float | None], rng: np.random.Generator
 ) -> dict[str, object]:
-    """THE PLACE where ``sweep plan``'s predicted minimum detectable effect meets the simulated one.
+    """``sweep plan``'s predicted detectable effect against the simulated one, per seed count.
 
-    ``predict`` (points, for one eval set) is ``biotune.sweep.power``'s paired-design MDE, adapted to
-    :class:`PowerQuestion` by the integrator, e.g. ``lambda q: power.minimum_detectable_effect(...)``.
+    The plan gets what ``sweep plan --pilot`` gives it: an earlier sweep of the same design (the base and one
+    variant, one seed each, simulated here and read as prediction rows), measured by
+    :func:`biotune.sweep.power.estimate_set`, and the seed sd of the sweep file (``power.seed_sd``, set to the
+    simulation's). :func:`biotune.sweep.power.plan_set` then predicts the effect detected with 80% power.
     Target: within ±25% of the simulated MDE at every seed count where the simulation reaches 80% power.
     """
-    if predict is None:
-        return {"predicted": None, "simulated": simulated, "note": "wire biotune.sweep.power in here"}
-    pilot = simulate_ner(rng, [Arm(0.0, 1)], POWER_SEED_SD, DESIGN, by="doc")
+    earlier = simulate_ner(rng, [Arm(0.0, 1), Arm(0.0, 1)], POWER_SEED_SD, DESIGN, by="doc")
+    files = [
+        st.ExampleStats.from_rows(earlier.rows(arm, 0, "simner", "test"), f"pilot/{arm}", earlier.reducer)
+        for arm in (0, 1)
+    ]
+    pilot = pw.estimate_set("simner/test", files[:1], {"variant": files[1:]})
+    settings = pw.PowerSettings(seed_sd=POWER_SEED_SD / 100)
     rows: dict[str, object] = {}
     for m, sim_mde in simulated.items():
-        q = PowerQuestion(
-            pilot.reducer, pilot.stat_names, pilot.unit_stats()[0][0], pilot.n_units, m, POWER_SEED_SD
-        )
-        predicted = float(predict(q))
+        planned = pw.plan_set("simner/test", pilot.n_units, "ner", settings, 0.02, m, m, pilot=pilot)
+        predicted = 100 * planned.detectable
         ratio = None if sim_mde is None else predicted / sim_mde
         rows[str(m)] = {
             "predicted": round(predicted, 3),
@@ -274,9 +262,7 @@ def _ok_cov(r: dict[str, float]) -> bool:
     return r["rate"] + Z_MC * r["mc_se"] >= MIN_COVERAGE
 
 
-def main(
-    argv: Sequence[str] | None = None, predict_mde: Callable[[PowerQuestion], float] | None = None
-) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     """Run the grid; print the tables and the JSON line; return the result."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -323,7 +309,8 @@ def main(
     print(f"macro-average null rate (NER + accuracy set, seed sd 1, 3 seeds): {100 * macro['rate']:.1f}%")
     collected = collect_check(rng, max(1000, args.n_boot))
     print(f"real collect path: {collected}")
-    plan = compare_detectable_effect(predict_mde, mde, rng)
+    plan = compare_detectable_effect(mde, rng)
+    print(f"plan's predicted vs simulated detectable effect (points): {plan}")
 
     multi = {k: v for k, v in null.items() if not k.endswith("/m1")}
     with_seeds = [*multi.values(), *(v for k, v in power.items() if not k.endswith("/m1"))]
@@ -352,6 +339,7 @@ def main(
         "min_coverage_3plus_seeds": min(v["coverage"]["rate"] for v in with_seeds),  # type: ignore[index]
         "ok_null_rate": all(_ok_fpr(v["reject"]) for v in multi.values()),  # type: ignore[arg-type]
         "ok_coverage": all(_ok_cov(v["coverage"]) for v in with_seeds),  # type: ignore[arg-type]
+        "ok_plan_mde": all(r["ok"] is not False for r in plan.values()),  # type: ignore[index]
         "seconds": round(time.perf_counter() - t0, 1),
     }
     emit(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 from dataclasses import dataclass, field
@@ -193,6 +194,21 @@ class OptimConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters (through peft) instead of full fine-tuning: only the adapters train (``train.lora``)."""
+
+    rank: int = 8
+    """Rank ``r`` of each adapter's low-rank update ``B @ A``."""
+    alpha: float = 16.0
+    """Scale numerator: the update is multiplied by ``alpha / rank``."""
+    dropout: float = 0.05
+    """Dropout on each adapter's input, in [0, 1)."""
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    """Linear modules that get an adapter, by name (``q_proj``) or dotted suffix (``self_attn.q_proj``); Llama's
+    are ``q_proj k_proj v_proj o_proj gate_proj up_proj down_proj``."""
+
+
+@dataclass
 class TrainConfig:
     """The training loop."""
 
@@ -225,9 +241,13 @@ class TrainConfig:
     seed: int = 1234
     """Training seed: data order, dropout, initialisation of anything new (a sweep's seeds set this)."""
     peak_tflops: float | None = None
-    """Per-device peak for MFU; None = look up the device in a table."""
+    """Per-device peak TFLOP/s that ``perf/mfu`` is taken against (positive, finite); None = the device table
+    (``biotune.train.hardware.PEAK_TFLOPS``), else, on CPU or an unknown GPU, a matmul probe measured at start."""
     export_on_finish: bool = True
     """Export the last checkpoint to ``output_dir/hf`` (Hugging Face safetensors) when training ends."""
+    lora: LoraConfig | None = None
+    """LoRA adapters (peft) on a frozen base; null = full fine-tuning. ``train.lora.rank=16`` turns it on with
+    the other keys at their defaults. Export writes merged full weights plus the adapter."""
 
 
 @dataclass
@@ -414,6 +434,17 @@ def _check_items(schema: type, data: Any, prefix: str, problems: list[Problem]) 
                 break
 
 
+def _section_schema(schema_cfg: DictConfig, key: str) -> DictConfig | None:
+    """The schema of ``key`` when it is a section, also an optional one that is null by default (``train.lora``)."""
+    if not isinstance(schema_cfg, DictConfig) or key not in schema_cfg:
+        return None
+    node = schema_cfg._get_node(key)
+    if not isinstance(node, DictConfig):
+        return None
+    ref = node._metadata.ref_type
+    return OmegaConf.structured(ref) if node._is_none() and _is_dataclass_type(ref) else node
+
+
 def _check_types(schema_cfg: DictConfig, data: Any, prefix: str, problems: list[Problem]) -> None:
     """Report each leaf whose value cannot be merged into the structured schema (a wrong type).
 
@@ -423,10 +454,13 @@ def _check_types(schema_cfg: DictConfig, data: Any, prefix: str, problems: list[
         return
     for key, value in list(data.items()):
         dotted = f"{prefix}{key}"
+        section = _section_schema(schema_cfg, key)
         if isinstance(value, dict):
-            node = schema_cfg.get(key) if key in schema_cfg else None
-            if isinstance(node, DictConfig):
-                _check_types(node, value, dotted + ".", problems)
+            if section is not None:
+                _check_types(section, value, dotted + ".", problems)
+            continue
+        if section is not None and value is not None:  # reported by _check_keys ("expected a mapping")
+            del data[key]
             continue
         probe = OmegaConf.structured(schema_cfg) if not isinstance(schema_cfg, DictConfig) else schema_cfg
         try:
@@ -749,6 +783,7 @@ def validate(cfg: RunConfig) -> list[Problem]:
         _validate_model,
         _validate_optim,
         _validate_train,
+        _validate_lora,
         _validate_tracking,
         _validate_eval,
         _validate_eval_instructions,
@@ -878,6 +913,15 @@ def _validate_train(cfg: RunConfig, p: list[Problem]) -> None:
     ):
         _positive(p, f"train.{key}", getattr(t, key))
     _positive(p, "train.eval_every", t.eval_every, allow_zero=True)
+    if t.peak_tflops is not None and (math.isnan(t.peak_tflops) or t.peak_tflops == math.inf):  # -inf: above
+        p.append(
+            Problem(
+                "train.peak_tflops",
+                f"must be a finite number of TFLOP/s, got {t.peak_tflops}",
+                "set train.peak_tflops to the device's peak (e.g. 989 for an H100 in bf16), or null to use the "
+                "device table or a measured peak",
+            )
+        )
     if t.max_steps == 0 or t.max_steps < -1:
         p.append(
             Problem(
@@ -893,6 +937,36 @@ def _validate_train(cfg: RunConfig, p: list[Problem]) -> None:
                 f"{t.global_batch_size} is not divisible by micro_batch_size*grad_accum = "
                 f"{t.micro_batch_size * t.grad_accum}",
                 "make global_batch_size = micro_batch_size * grad_accum * world_size",
+            )
+        )
+
+
+def _validate_lora(cfg: RunConfig, p: list[Problem]) -> None:
+    lora = cfg.train.lora
+    if lora is None:
+        return
+    if lora.rank <= 0:
+        p.append(
+            Problem("train.lora.rank", f"must be > 0, got {lora.rank}", "set train.lora.rank to e.g. 8 or 16")
+        )
+    if not lora.alpha > 0:
+        p.append(
+            Problem(
+                "train.lora.alpha",
+                f"must be > 0, got {lora.alpha}",
+                "set train.lora.alpha to e.g. 2 x the rank",
+            )
+        )
+    if not 0.0 <= lora.dropout < 1.0:
+        p.append(
+            Problem("train.lora.dropout", f"must be in [0, 1), got {lora.dropout}", "use e.g. 0.05 (0 = off)")
+        )
+    if not lora.target_modules or not all(str(m).strip() for m in lora.target_modules):
+        p.append(
+            Problem(
+                "train.lora.target_modules",
+                f"must name at least one module, got {lora.target_modules}",
+                "list linear module names, e.g. [q_proj, v_proj]",
             )
         )
 

@@ -86,6 +86,20 @@ def read_env(env: dict[str, str] | None = None) -> DistEnv:
     return out
 
 
+#: Minutes a collective may take before the process group aborts (ZeRO-3 checkpoint gathers of a 70B model are
+#: slow); ``BIOTUNE_COLLECTIVE_TIMEOUT_MIN`` overrides it. ``launch/defaults.sh`` holds the same value for the shell.
+DEFAULT_COLLECTIVE_TIMEOUT_MIN = 60
+
+
+def collective_timeout_min(env: dict[str, str] | None = None) -> int:
+    """The collective timeout in minutes: ``BIOTUNE_COLLECTIVE_TIMEOUT_MIN``, else the default."""
+    env = os.environ if env is None else env
+    return _int_env(
+        {"BIOTUNE_COLLECTIVE_TIMEOUT_MIN": str(DEFAULT_COLLECTIVE_TIMEOUT_MIN), **env},
+        "BIOTUNE_COLLECTIVE_TIMEOUT_MIN",
+    )
+
+
 def init_process_group(denv: DistEnv) -> None:
     """Create the default process group (nccl on CUDA, gloo on CPU), also for a world of one."""
     if dist.is_initialized():
@@ -102,7 +116,7 @@ def init_process_group(denv: DistEnv) -> None:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(denv.local_rank)
-    timeout = timedelta(minutes=int(os.environ.get("BIOTUNE_COLLECTIVE_TIMEOUT_MIN", "30")))
+    timeout = timedelta(minutes=collective_timeout_min())
     dist.init_process_group(backend=backend, rank=denv.rank, world_size=denv.world_size, timeout=timeout)
     log.info(
         "process group: backend=%s world_size=%d launcher=%s timeout=%s",

@@ -15,6 +15,11 @@ the plan adds up what one GPU holds under DeepSpeed ZeRO-3:
   i.e. flash/sdpa: no stored ``seq x seq`` score matrix), and the logits of the loss;
 * DeepSpeed's communication buckets and a fixed runtime allowance (CUDA context, NCCL, allocator slack).
 
+With ``train.lora`` the base is frozen: it holds only its sharded bf16 parameters (and the gathered module, without
+a gradient), while gradients and the fp32 master weights and Adam moments exist for the adapter parameters alone
+(counted module by module, as peft adds them). The adapters' own activations (dropout output and mask, the rank-r
+projection) are added to the layers'; the base layers' are counted as in full fine-tuning (an upper bound).
+
 It also prints the expected tokens/s per GPU at a stated model-FLOPs utilisation (MFU), so that a user can turn a
 token budget into GPU hours. Nothing here imports torch or deepspeed: planning is instant and runs anywhere.
 
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from biotune import config as config_mod
-from biotune.config import RunConfig
+from biotune.config import LoraConfig, RunConfig
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.io import read_json
 from biotune.train.ds_config import OFFLOAD_VARIANTS, offload_variant, read_template
@@ -41,6 +46,7 @@ from biotune.train.hardware import (
     lookup_peak_tflops,
     training_flops_per_token,
 )
+from biotune.train.lora import target_problem, targets
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +98,23 @@ class LlamaDims:
         embed = self.vocab * self.hidden
         head = 0 if self.tied_embeddings else embed
         return embed + self.layers * self.layer_params() + self.hidden + head
+
+    def linear_modules(self) -> dict[str, tuple[int, int]]:
+        """Every linear module by its full Hugging Face name -> (in_features, out_features)."""
+        kv = self.kv_heads * self.head_dim
+        h, i = self.hidden, self.intermediate
+        shapes = {
+            "self_attn.q_proj": (h, h),
+            "self_attn.k_proj": (h, kv),
+            "self_attn.v_proj": (h, kv),
+            "self_attn.o_proj": (h, h),
+            "mlp.gate_proj": (h, i),
+            "mlp.up_proj": (h, i),
+            "mlp.down_proj": (i, h),
+        }
+        out = {f"model.layers.{n}.{k}": v for n in range(self.layers) for k, v in shapes.items()}
+        out["lm_head"] = (h, self.vocab)
+        return out
 
     def largest_module_params(self) -> int:
         """Largest parameter count held directly by one module (what DeepSpeed gathers at once)."""
@@ -160,6 +183,15 @@ class Plan:
     peak_tflops: float
     grad_accum: int = 1
     """Micro-steps per optimizer step that give ``train.global_batch_size`` on this job."""
+    lora: LoraConfig | None = None
+    """``train.lora``: None for full fine-tuning."""
+    adapter_params: int = 0
+    """Parameters of the LoRA adapters (0 for full fine-tuning)."""
+
+    @property
+    def trainable_params(self) -> int:
+        """Parameters with gradients and optimizer state: the adapters under LoRA, else all of them."""
+        return self.adapter_params if self.lora else self.dims.total_params()
 
     @property
     def activation_bytes(self) -> int:
@@ -179,7 +211,9 @@ class Plan:
     @property
     def tokens_per_second_per_gpu(self) -> float:
         """Expected training tokens/s per GPU at ``mfu`` of ``peak_tflops``."""
-        return tokens_per_second(self.dims, self.seq_len, self.peak_tflops, self.mfu)
+        return tokens_per_second(
+            self.dims, self.seq_len, self.peak_tflops, self.mfu, self.adapter_params if self.lora else None
+        )
 
 
 # --------------------------------------------------------------------------------------------- estimators
@@ -192,18 +226,29 @@ def zero3_model_states(
     nodes: int,
     offload_optimizer: bool,
     offload_params: bool,
+    trainable_params: int | None = None,
 ) -> StatesEstimate:
-    """ZeRO-3 model-state memory per GPU and per node, counted as DeepSpeed counts it (zero.Init on)."""
+    """ZeRO-3 model-state memory per GPU and per node, counted as DeepSpeed counts it (zero.Init on).
+
+    ``trainable_params`` (default: all) have gradients and optimizer states; the others (a LoRA run's frozen
+    base, ``total_params`` includes the adapters) hold only their bf16 parameters, and the largest module,
+    frozen, is gathered without a gradient.
+    """
     total_gpus = nodes * gpus_per_node
-    gathered = 4 * largest_layer_params  # the largest module's bf16 params + grads, gathered in full
+    trainable = total_params if trainable_params is None else trainable_params
+    frozen = total_params - trainable
+    # the largest module's bf16 params + grads, gathered in full (no gradient when it is frozen)
+    gathered = (2 if frozen else 4) * largest_layer_params
+    sharded = STATE_BYTES_NO_OFFLOAD * trainable + STATE_BYTES_PARAMS_ONLY * frozen
     if offload_optimizer and offload_params:
         gpu = gathered
-        cpu = total_params * CPU_BYTES_OPTIMIZER_AND_PARAMS / nodes * CPU_BUFFER_FACTOR
+        host = CPU_BYTES_OPTIMIZER_AND_PARAMS * trainable + STATE_BYTES_PARAMS_ONLY * frozen
+        cpu = host / nodes * CPU_BUFFER_FACTOR
     elif offload_optimizer:
         gpu = gathered + int(STATE_BYTES_PARAMS_ONLY * total_params / total_gpus)
-        cpu = total_params * CPU_BYTES_OPTIMIZER / nodes * CPU_BUFFER_FACTOR
+        cpu = trainable * CPU_BYTES_OPTIMIZER / nodes * CPU_BUFFER_FACTOR
     else:
-        gpu = gathered + int(STATE_BYTES_NO_OFFLOAD * total_params / total_gpus)
+        gpu = gathered + int(sharded / total_gpus)
         cpu = largest_layer_params * 4 * gpus_per_node * CPU_BUFFER_FACTOR
     variant = next(k for k, v in OFFLOAD_VARIANTS.items() if v == (offload_optimizer, offload_params))
     return StatesEstimate(variant, int(gpu), int(cpu))
@@ -229,6 +274,43 @@ def activation_memory(dims: LlamaDims, micro_batch_size: int, seq_len: int) -> A
     return ActivationEstimate(checkpointed=checkpoints + layer + logits, full=dims.layers * layer + logits)
 
 
+def lora_activation_bytes(
+    dims: LlamaDims, lora: LoraConfig, micro_batch_size: int, seq_len: int
+) -> tuple[int, int]:
+    """bf16 bytes the adapters save for backward: (one decoder layer, the LM head if targeted).
+
+    Per targeted module and token: its rank-r projection (saved for B's gradient) and, with dropout, the dropout
+    output (saved for A's gradient, 2 bytes) and mask (1 byte) of its input; without dropout A's input is the
+    base layer's, already counted.
+    """
+    tokens = micro_batch_size * seq_len
+
+    def per_token(in_features: int) -> int:
+        return 2 * lora.rank + (3 * in_features if lora.dropout > 0 else 0)
+
+    modules = dims.linear_modules()
+    layer = sum(
+        per_token(i)
+        for name, (i, _) in modules.items()
+        if name.startswith("model.layers.0.") and targets(lora, name)
+    )
+    head = per_token(dims.hidden) if targets(lora, "lm_head") else 0
+    return layer * tokens, head * tokens
+
+
+def adapter_params(dims: LlamaDims, lora: LoraConfig) -> int:
+    """Parameters peft adds for ``lora``: ``rank * (in + out)`` per targeted linear module.
+
+    Raises:
+        ConfigError: a target that names no linear module of the model (``train.lora.target_modules``).
+    """
+    modules = dims.linear_modules()
+    problem = target_problem(lora, list(modules))
+    if problem:
+        raise ConfigError([problem])
+    return sum(lora.rank * (i + o) for name, (i, o) in modules.items() if targets(lora, name))
+
+
 def deepspeed_buffers(dims: LlamaDims, ds_config: dict | None) -> int:
     """bf16 bytes of ZeRO-3's reduce and prefetch buckets (HF-style ``auto`` sizes when unset)."""
     zero = (ds_config or {}).get("zero_optimization", {})
@@ -242,14 +324,19 @@ def deepspeed_buffers(dims: LlamaDims, ds_config: dict | None) -> int:
     return int(2 * (reduce + prefetch))
 
 
-def flops_per_token(dims: LlamaDims, seq_len: int) -> float:
-    """Training FLOPs per token of this model, by the formula the trainer's logged MFU uses."""
-    return training_flops_per_token(dims.total_params(), dims.layers, dims.hidden, seq_len)
+def flops_per_token(dims: LlamaDims, seq_len: int, adapter: int | None = None) -> float:
+    """Training FLOPs per token of this model (with ``adapter`` LoRA parameters the only trainable ones), by the
+    formula the trainer's logged MFU uses."""
+    if adapter is None:
+        return training_flops_per_token(dims.total_params(), dims.layers, dims.hidden, seq_len)
+    return training_flops_per_token(dims.total_params() + adapter, dims.layers, dims.hidden, seq_len, adapter)
 
 
-def tokens_per_second(dims: LlamaDims, seq_len: int, peak_tflops: float, mfu: float) -> float:
-    """Tokens/s one GPU trains at model-FLOPs utilisation ``mfu`` of ``peak_tflops``."""
-    return mfu * peak_tflops * 1e12 / flops_per_token(dims, seq_len)
+def tokens_per_second(
+    dims: LlamaDims, seq_len: int, peak_tflops: float, mfu: float, adapter: int | None = None
+) -> float:
+    """Tokens/s one GPU trains at model-FLOPs utilisation ``mfu`` of ``peak_tflops`` (LoRA: ``adapter``)."""
+    return mfu * peak_tflops * 1e12 / flops_per_token(dims, seq_len, adapter)
 
 
 # --------------------------------------------------------------------------------------------- config -> plan
@@ -456,12 +543,27 @@ def make_plan(
     ds_config = read_template(cfg.train.deepspeed)
     mbs = micro_batch_size if micro_batch_size is not None else cfg.train.micro_batch_size
     seq = seq_len if seq_len is not None else cfg.data.max_seq_len
+    lora = cfg.train.lora
+    adapter = adapter_params(dims, lora) if lora else 0
     states = {
         name: zero3_model_states(
-            dims.total_params(), dims.largest_module_params(), gpus_per_node, nodes, opt, par
+            dims.total_params() + adapter,
+            dims.largest_module_params(),
+            gpus_per_node,
+            nodes,
+            opt,
+            par,
+            adapter if lora else None,
         )
         for name, (opt, par) in OFFLOAD_VARIANTS.items()
     }
+    activations = activation_memory(dims, mbs, seq)
+    if lora:
+        layer, head = lora_activation_bytes(dims, lora, mbs, seq)
+        activations = ActivationEstimate(
+            checkpointed=activations.checkpointed + layer + head,
+            full=activations.full + dims.layers * layer + head,
+        )
     return Plan(
         model=cfg.model.name_or_path,
         dims=dims,
@@ -472,13 +574,15 @@ def make_plan(
         gradient_checkpointing=cfg.model.gradient_checkpointing,
         offload=offload_variant(ds_config),
         states=states,
-        activations=activation_memory(dims, mbs, seq),
+        activations=activations,
         buffers_bytes=deepspeed_buffers(dims, ds_config),
         overhead_bytes=RUNTIME_OVERHEAD_BYTES,
         gpu_memory_bytes=int(gpu_memory_gb * GB),
         mfu=mfu,
         peak_tflops=peak_tflops or cfg.train.peak_tflops or default_peak_tflops(cfg.model.dtype),
         grad_accum=job_grad_accum(cfg, nodes * gpus_per_node, mbs),
+        lora=lora,
+        adapter_params=adapter,
     )
 
 
@@ -495,6 +599,15 @@ def format_plan(plan: Plan) -> str:
         f"job        {plan.nodes} node(s) x {plan.gpus_per_node} GPU(s), micro-batch {plan.micro_batch_size} x "
         f"seq {plan.seq_len}, gradient checkpointing {'on' if plan.gradient_checkpointing else 'off'}, "
         f"offload {plan.offload}, grad accumulation {plan.grad_accum}",
+        *(
+            [
+                f"LoRA       rank {plan.lora.rank} on {', '.join(plan.lora.target_modules)}: "
+                f"{plan.adapter_params:,} adapter params ({plan.adapter_params / d.total_params():.3%} of the base); "
+                "gradients and optimizer states for them only, the base frozen"
+            ]
+            if plan.lora
+            else []
+        ),
         "",
         "per GPU, ZeRO-3          no offload   opt->CPU     opt+params->CPU",
         "  model states        " + "".join(gib(plan.states[v].gpu_bytes) for v in OFFLOAD_VARIANTS),
@@ -554,6 +667,9 @@ def plan_to_dict(plan: Plan) -> dict:
     return {
         "model": plan.model,
         "params": plan.dims.total_params(),
+        "lora": config_mod.to_dict(plan.lora) if plan.lora else None,
+        "adapter_params": plan.adapter_params,
+        "trainable_params": plan.trainable_params,
         "nodes": plan.nodes,
         "gpus_per_node": plan.gpus_per_node,
         "micro_batch_size": plan.micro_batch_size,

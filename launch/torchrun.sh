@@ -12,9 +12,16 @@
 #   BIOTUNE_VENV             its virtualenv, put first on PATH (default: $BIOTUNE_HOME/.venv)
 #   BIOTUNE_NPROC_PER_NODE   processes per node (default: GPUs present, else launch.cpu_procs_per_node)
 #   BIOTUNE_ENTRY            what torchrun runs (default: "-m biotune.cli train"; the config and overrides follow)
-#   BIOTUNE_PREEMPT_EXIT     exit code after a SIGUSR1/SIGTERM checkpoint (default 75; srun_node.sh uses 0)
+#   BIOTUNE_PREEMPT_EXIT     exit code after a SIGUSR1/SIGTERM checkpoint (default $BIOTUNE_EXIT_PREEMPTED from
+#                            launch/defaults.sh; srun_node.sh uses 0)
 #   BIOTUNE_SHUTDOWN_TIMEOUT seconds torchrun lets the workers save a checkpoint after a signal (default 300)
-#   BIOTUNE_COLLECTIVE_TIMEOUT_MIN  collective timeout in minutes for the process group (default 60)
+#   BIOTUNE_COLLECTIVE_TIMEOUT_MIN  collective timeout in minutes for the process group (default:
+#                            $BIOTUNE_DEFAULT_COLLECTIVE_TIMEOUT_MIN from launch/defaults.sh)
+#
+# Signals: SIGUSR1 (pre-emption warning) and SIGTERM (scancel, time limit, a dying sweep runner) sent to this
+# shell are forwarded to torchrun, which forwards them to every worker; each trainer rank finishes its step,
+# saves a checkpoint and exits 75, and this script then exits $BIOTUNE_PREEMPT_EXIT. torchrun is started with a
+# parent-death signal (setpriv --pdeathsig TERM), so it is stopped the same way if this shell is killed.
 #
 # NCCL: async error handling is on, so a hung or failed collective aborts the job instead of blocking it; the
 # collective timeout is raised from the 10-minute default (ZeRO-3 checkpoint gathers of a 70B model are slow).
@@ -30,6 +37,8 @@ set -euo pipefail
 die() { echo "launch/torchrun.sh: error: $*" >&2; exit 2; }
 
 BIOTUNE_HOME=${BIOTUNE_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+# shellcheck source=launch/defaults.sh
+source "$(dirname "${BASH_SOURCE[0]}")/defaults.sh"
 BIOTUNE_VENV=${BIOTUNE_VENV:-$BIOTUNE_HOME/.venv}
 [[ -x $BIOTUNE_VENV/bin/python ]] \
   || die "no virtualenv at $BIOTUNE_VENV; create it with 'bash launch/install.sh' or export BIOTUNE_VENV=/path/to/venv"
@@ -61,7 +70,7 @@ fi
 
 export TORCH_NCCL_ASYNC_ERROR_HANDLING=${TORCH_NCCL_ASYNC_ERROR_HANDLING:-1}
 export NCCL_ASYNC_ERROR_HANDLING=${NCCL_ASYNC_ERROR_HANDLING:-1}        # name used by torch < 2.2
-export BIOTUNE_COLLECTIVE_TIMEOUT_MIN=${BIOTUNE_COLLECTIVE_TIMEOUT_MIN:-60}
+export BIOTUNE_COLLECTIVE_TIMEOUT_MIN=${BIOTUNE_COLLECTIVE_TIMEOUT_MIN:-$BIOTUNE_DEFAULT_COLLECTIVE_TIMEOUT_MIN}
 export DEEPSPEED_TIMEOUT=${DEEPSPEED_TIMEOUT:-$BIOTUNE_COLLECTIVE_TIMEOUT_MIN}   # deepspeed.init_distributed's
 export TORCH_NCCL_HEARTBEAT_TIMEOUT_SEC=${TORCH_NCCL_HEARTBEAT_TIMEOUT_SEC:-$(( BIOTUNE_COLLECTIVE_TIMEOUT_MIN * 60 ))}
 # torchrun (>= 2.8) handles SIGUSR1 (SLURM's pre-emption warning) instead of dying from it: it forwards the signal
@@ -79,26 +88,33 @@ else
 fi
 read -r -a entry <<<"${BIOTUNE_ENTRY:--m biotune.cli train}"
 
-# torchrun runs in the background so that this shell can note a pre-emption signal and keep waiting.
-# SIGTERM (scancel, time limit, a failed peer node) is waited through too, but is not a pre-emption.
-preempted=0 terminated=0
-trap 'preempted=1' USR1
-trap 'terminated=1' TERM
-torchrun "${rdzv[@]}" --nproc_per_node="$nproc" "${entry[@]}" "$@" &
+# torchrun runs in the background so that this shell can forward a signal to it and keep waiting while the
+# workers checkpoint. torchrun handles SIGUSR1/SIGTERM (PET_SIGNALS_TO_HANDLE) by sending them to every worker
+# and waiting up to PET_SHUTDOWN_TIMEOUT for them to exit.
+pdeath=()
+setpriv --pdeathsig TERM true 2>/dev/null && pdeath=(setpriv --pdeathsig TERM)
+preempted=0 terminated=0 pid=""
+forward() { [[ -n $pid ]] && kill "-$1" "$pid" 2>/dev/null || true; }
+trap 'preempted=1; forward USR1' USR1
+trap 'terminated=1; forward TERM' TERM
+"${pdeath[@]}" torchrun "${rdzv[@]}" --nproc_per_node="$nproc" "${entry[@]}" "$@" &
 pid=$!
+(( preempted )) && forward USR1     # a signal that came before $pid was known
+(( terminated )) && forward TERM
 rc=0
 while true; do
   wait "$pid" && rc=0 || rc=$?
   kill -0 "$pid" 2>/dev/null || break      # wait returned because of a signal: torchrun is still saving
 done
 node=${SLURMD_NODENAME:-$(hostname)}
-if (( preempted )); then
-  echo "launch/torchrun.sh: node $node: pre-empted; workers checkpointed (torchrun exit $rc)" >&2
-  exit "${BIOTUNE_PREEMPT_EXIT:-75}"
+if (( preempted || terminated )) && (( rc != 0 )); then
+  # torchrun exits non-zero after a forwarded signal; the trainer ranks said why in their own log lines
+  # ("received SIGUSR1 ...", "preempted at step N: checkpoint saved").
+  what=$( (( preempted )) && echo "SIGUSR1 (pre-emption warning)" || echo "SIGTERM (cancelled, time limit, or the runner died)")
+  echo "launch/torchrun.sh: node $node: $what forwarded to the trainer; it checkpointed (torchrun exit $rc)" >&2
+  exit "${BIOTUNE_PREEMPT_EXIT:-$BIOTUNE_EXIT_PREEMPTED}"
 fi
-if (( terminated )); then
-  echo "launch/torchrun.sh: node $node: terminated by SIGTERM (cancelled, time limit, or another node failed); torchrun exit $rc" >&2
-elif (( rc != 0 )); then
+if (( rc != 0 )); then
   echo "launch/torchrun.sh: node $node (node rank ${BIOTUNE_NODE_RANK:-0}): training failed, torchrun exit $rc" >&2
 fi
 exit "$rc"

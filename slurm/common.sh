@@ -1,5 +1,11 @@
-# Shared by slurm/train_*.sh and slurm/eval.sh (sourced, not run). Each script only sets its #SBATCH header and
-# default config, then calls biotune_train or biotune_eval. Nothing here parses YAML.
+# Shared by slurm/train_*.sh, slurm/eval.sh and slurm/sweep.sh (sourced, not run). Each script only sets its
+# #SBATCH header and default config, then calls biotune_train, biotune_eval or (sweep.sh) the step helpers below.
+# Nothing here parses YAML; the data build's directory comes from its JSON record (`data build --record`).
+#
+# Pre-emption: `#SBATCH --signal=B:USR1@600` (or `scancel --signal=USR1 --batch`) signals only this batch shell.
+# biotune_on_usr1 forwards it to the running step: USR1 to the training step (srun passes it to every node's
+# launch/torchrun.sh, which passes it to torchrun and so to every trainer rank: they checkpoint and exit), SIGTERM
+# to a data build (it cleans up and exits); then the job requeues itself and resumes from that checkpoint.
 #
 # Required:  BIOTUNE_RUN_DIR   a directory every node sees (shared FS): data cache, checkpoints, logs.
 # Optional:  BIOTUNE_CONFIG    the YAML config (default: the script's), relative to BIOTUNE_HOME or absolute
@@ -11,6 +17,16 @@
 # Trailing key=value arguments are config overrides; they come last, so they win over the script's own.
 
 biotune_die() { echo "${BIOTUNE_SCRIPT:-slurm}: error: $*" >&2; exit 2; }
+
+# shellcheck source=launch/defaults.sh
+source "$BIOTUNE_HOME/launch/defaults.sh"   # BIOTUNE_EXIT_PREEMPTED, shared with Python
+
+# biotune_use_venv: check BIOTUNE_VENV (default $BIOTUNE_HOME/.venv) and put it first on PATH.
+biotune_use_venv() {
+  BIOTUNE_VENV=${BIOTUNE_VENV:-$BIOTUNE_HOME/.venv}
+  [[ -x $BIOTUNE_VENV/bin/python ]] || biotune_die "no virtualenv at $BIOTUNE_VENV. Run 'bash launch/install.sh' in $BIOTUNE_HOME or export BIOTUNE_VENV=/path/to/venv."
+  export BIOTUNE_HOME BIOTUNE_VENV VIRTUAL_ENV=$BIOTUNE_VENV PATH="$BIOTUNE_VENV/bin:$PATH"
+}
 
 # biotune_require VAR HINT: fail (exit 2) with the hint when $VAR is unset or empty.
 biotune_require() {
@@ -27,10 +43,8 @@ biotune_prepare() {
   BIOTUNE_CONFIG=${BIOTUNE_CONFIG:-$default_config}
   [[ $BIOTUNE_CONFIG = /* ]] || BIOTUNE_CONFIG=$BIOTUNE_HOME/$BIOTUNE_CONFIG
   [[ -f $BIOTUNE_CONFIG ]] || biotune_die "config $BIOTUNE_CONFIG not found. Set BIOTUNE_CONFIG to a YAML under $BIOTUNE_HOME/configs/, or BIOTUNE_HOME to the biotune checkout (submit from its root)."
-  BIOTUNE_VENV=${BIOTUNE_VENV:-$BIOTUNE_HOME/.venv}
-  [[ -x $BIOTUNE_VENV/bin/python ]] || biotune_die "no virtualenv at $BIOTUNE_VENV. Run 'bash launch/install.sh' in $BIOTUNE_HOME or export BIOTUNE_VENV=/path/to/venv."
-  export BIOTUNE_HOME BIOTUNE_CONFIG BIOTUNE_VENV BIOTUNE_RUN_DIR
-  export VIRTUAL_ENV=$BIOTUNE_VENV PATH="$BIOTUNE_VENV/bin:$PATH"
+  biotune_use_venv
+  export BIOTUNE_CONFIG BIOTUNE_RUN_DIR
   export WANDB_DIR=${WANDB_DIR:-$BIOTUNE_RUN_DIR}
 }
 
@@ -67,17 +81,28 @@ biotune_wait_step() {
   done
 }
 
+# biotune_start_step SIGNAL CMD...: run CMD in the background as the current step; a pre-emption warning is
+# forwarded to it as SIGNAL (USR1 for a trainer or a sweep cell, TERM for a data build). Sets step_pid.
 biotune_preempted=0
-step_pid=""
+step_pid="" step_signal=USR1
+biotune_start_step() {
+  step_signal=$1; shift
+  "$@" &
+  step_pid=$!
+  (( biotune_preempted )) && kill "-$step_signal" "$step_pid" 2>/dev/null || true
+}
+
 biotune_on_usr1() {
   biotune_preempted=1
   echo "${BIOTUNE_SCRIPT}: SIGUSR1 (pre-emption warning): asking the trainer to checkpoint, then requeueing" >&2
-  [[ -n $step_pid ]] && kill -USR1 "$step_pid" 2>/dev/null || true
+  [[ -n $step_pid ]] && kill "-$step_signal" "$step_pid" 2>/dev/null || true
 }
 
+# biotune_requeue [JOB]: requeue JOB (default: this job; an array task passes <array job>_<task>) and exit 0.
 biotune_requeue() {
-  echo "${BIOTUNE_SCRIPT}: requeueing job $SLURM_JOB_ID; it resumes from the newest COMPLETED checkpoint" >&2
-  scontrol requeue "$SLURM_JOB_ID"
+  local job=${1:-$SLURM_JOB_ID}
+  echo "${BIOTUNE_SCRIPT}: requeueing job $job; it resumes from the newest COMPLETED checkpoint" >&2
+  scontrol requeue "$job"
   exit 0
 }
 
@@ -90,23 +115,22 @@ biotune_train() {
   trap biotune_on_usr1 USR1
 
   echo "${BIOTUNE_SCRIPT}: step 1/2: data build (cached by content hash)" >&2
-  local build_log=$BIOTUNE_RUN_DIR/logs/data-${SLURM_JOB_ID}.log
+  local build_log=$BIOTUNE_RUN_DIR/logs/data-${SLURM_JOB_ID}.log build_record=$BIOTUNE_RUN_DIR/logs/data-${SLURM_JOB_ID}.json
   mkdir -p "$BIOTUNE_RUN_DIR/logs"
-  srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 python -m biotune.cli data build "$BIOTUNE_CONFIG" "${overrides[@]}" \
-    >"$build_log" &
-  step_pid=$!
+  rm -f "$build_record"   # a requeued job must not read the record of its previous attempt
+  biotune_start_step TERM srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 \
+    python -m biotune.cli data build "$BIOTUNE_CONFIG" "${overrides[@]}" --record "$build_record" >"$build_log"
   biotune_wait_step "$step_pid"; step_pid=""
   cat "$build_log"
+  (( biotune_preempted )) && biotune_requeue
   (( step_rc == 0 )) || biotune_die "the data build step failed (exit $step_rc); its output is above and in $build_log"
   local data_dir
-  data_dir=$(tail -n 1 "$build_log")
-  [[ -f $data_dir/manifest.json ]] || biotune_die "the data build did not print a dataset directory (last line: '$data_dir')"
-  (( biotune_preempted )) && biotune_requeue
+  data_dir=$(python -c 'import sys; from pathlib import Path; from biotune.data.cli import read_build_record; print(read_build_record(Path(sys.argv[1])))' "$build_record") \
+    || biotune_die "cannot read the data build's record $build_record (its output is above and in $build_log)"
 
   echo "${BIOTUNE_SCRIPT}: step 2/2: training on ${SLURM_JOB_NUM_NODES} node(s), data $data_dir" >&2
-  srun --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --kill-on-bad-exit=1 \
-    "$BIOTUNE_HOME/launch/srun_node.sh" "$BIOTUNE_CONFIG" "${base[@]}" "train.data_dir=$data_dir" "$@" &
-  step_pid=$!
+  biotune_start_step USR1 srun --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --kill-on-bad-exit=1 \
+    "$BIOTUNE_HOME/launch/srun_node.sh" "$BIOTUNE_CONFIG" "${base[@]}" "train.data_dir=$data_dir" "$@"
   biotune_wait_step "$step_pid"; step_pid=""
   (( biotune_preempted )) && biotune_requeue
   if (( step_rc != 0 )); then

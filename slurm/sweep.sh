@@ -4,8 +4,9 @@
 #   sbatch --array=0-N%K slurm/sweep.sh cell SWEEP_DIR TASK_LIST OFFSET [NPROC]   # GPU: train, evaluate, clean up
 # The task's cell is line OFFSET + SLURM_ARRAY_TASK_ID + 1 of TASK_LIST. Every stage is `biotune sweep cell`,
 # the same command `biotune sweep run --local` uses; its output goes to <sweep>/cells/<cell>/cell.log.
-# Pre-emption: SIGUSR1 (from --signal=B:USR1@600 or `scancel --signal=USR1 --batch`) is forwarded to the cell,
-# whose trainer checkpoints and exits 75; this task then requeues itself alone and resumes that checkpoint.
+# Pre-emption: SIGUSR1 (from --signal=B:USR1@600 or `scancel --signal=USR1 --batch`, which reach only this shell)
+# is forwarded to the cell's runner, which forwards it to its stage; the trainer ranks checkpoint and exit 75
+# ($BIOTUNE_EXIT_PREEMPTED); this task then requeues itself alone and resumes that checkpoint.
 #SBATCH --job-name=biotune-sweep
 #SBATCH --ntasks-per-node=1
 #SBATCH --requeue
@@ -13,43 +14,39 @@
 #SBATCH --open-mode=append
 set -euo pipefail
 BIOTUNE_SCRIPT=sweep.sh
-die() { echo "$BIOTUNE_SCRIPT: error: $*" >&2; exit 2; }
-
-(( $# >= 4 )) || die "usage: slurm/sweep.sh data|cell SWEEP_DIR TASK_LIST OFFSET [NPROC] (submitted by 'biotune sweep submit')"
-stage=$1 sweep_dir=$2 list=$3 offset=$4 nproc=${5:-}
-[[ -n ${SLURM_ARRAY_TASK_ID:-} ]] || die "not inside a SLURM array task; submit with 'biotune sweep submit SWEEP.yaml'"
-[[ -f $list ]] || die "task list $list not found (the sweep directory must be on a filesystem every node sees)"
 BIOTUNE_HOME=${BIOTUNE_HOME:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "$0")/.." && pwd)}}
-BIOTUNE_VENV=${BIOTUNE_VENV:-$BIOTUNE_HOME/.venv}
-[[ -x $BIOTUNE_VENV/bin/python ]] || die "no virtualenv at $BIOTUNE_VENV; run 'bash launch/install.sh' in $BIOTUNE_HOME"
-export VIRTUAL_ENV=$BIOTUNE_VENV PATH="$BIOTUNE_VENV/bin:$PATH" BIOTUNE_HOME
+[[ -f $BIOTUNE_HOME/slurm/common.sh ]] \
+  || { echo "$BIOTUNE_SCRIPT: error: $BIOTUNE_HOME is not a biotune checkout; submit from its root or export BIOTUNE_HOME" >&2; exit 2; }
+source "$BIOTUNE_HOME/slurm/common.sh"
+
+(( $# >= 4 )) || biotune_die "usage: slurm/sweep.sh data|cell SWEEP_DIR TASK_LIST OFFSET [NPROC] (submitted by 'biotune sweep submit')"
+stage=$1 sweep_dir=$2 list=$3 offset=$4 nproc=${5:-}
+[[ -n ${SLURM_ARRAY_TASK_ID:-} ]] || biotune_die "not inside a SLURM array task; submit with 'biotune sweep submit SWEEP.yaml'"
+[[ -f $list ]] || biotune_die "task list $list not found (the sweep directory must be on a filesystem every node sees)"
+biotune_use_venv
 
 index=$(( offset + SLURM_ARRAY_TASK_ID + 1 ))
 cell=$(sed -n "${index}p" "$list")
-[[ -n $cell ]] || die "no line $index in $list"
+[[ -n $cell ]] || biotune_die "no line $index in $list"
 task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
 echo "$BIOTUNE_SCRIPT: task $task (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-?}: $stage of cell $cell" >&2
 
+# The cell task runs the data stage too: a cache hit (the data array built it) that records the dataset
+# directory in the cell's state.json, so training and collect read it from there.
 case $stage in
   data) stages=(--stage data) ;;
-  cell) stages=(--stage train --stage eval --stage finish) ;;
-  *) die "unknown stage '$stage' (data or cell)" ;;
+  cell) stages=(--stage data --stage train --stage eval --stage finish) ;;
+  *) biotune_die "unknown stage '$stage' (data or cell)" ;;
 esac
 args=(-m biotune.cli sweep cell "$sweep_dir" "$cell" "${stages[@]}")
 [[ -n $nproc ]] && args+=(--nproc "$nproc")
 
-preempted=0
-trap 'preempted=1; [[ -n ${pid:-} ]] && kill -USR1 "$pid" 2>/dev/null || true' USR1
-python "${args[@]}" &
-pid=$!
-rc=0
-while true; do
-  wait "$pid" && rc=0 || rc=$?
-  kill -0 "$pid" 2>/dev/null || break   # wait returned for a signal: the cell is still checkpointing
-done
-if (( preempted )) || (( rc == 75 )); then
-  echo "$BIOTUNE_SCRIPT: task $task pre-empted (exit $rc); requeueing this task only" >&2
-  scontrol requeue "$task"
-  exit 0
+# The cell's runner forwards the warning to its running stage (the trainer ranks checkpoint and exit 75).
+trap biotune_on_usr1 USR1
+biotune_start_step USR1 python "${args[@]}"
+biotune_wait_step "$step_pid"; step_pid=""
+if (( biotune_preempted )) || (( step_rc == BIOTUNE_EXIT_PREEMPTED )); then
+  echo "$BIOTUNE_SCRIPT: task $task pre-empted (exit $step_rc); requeueing this task only" >&2
+  biotune_requeue "$task"
 fi
-exit "$rc"
+exit "$step_rc"

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from biotune.data.download import Limits
+from biotune.errors import ConfigError, DataError, Problem
+from biotune.io import atomic_write_json, read_json
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +27,12 @@ def register(subparsers: Any) -> None:
     build.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     build.add_argument("--force", action="store_true", help="rebuild even when the cache has this build")
     build.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    build.add_argument(
+        "--record",
+        metavar="FILE",
+        help='also write the built dataset\'s directory to FILE as JSON {"data_dir": ...} (read by '
+        "slurm/common.sh and the sweep runner instead of the printed output)",
+    )
     build.set_defaults(func=_build)
     stats = sub.add_parser("stats", help="composition table and length histogram of a built dataset")
     stats.add_argument("dir", help="a built dataset directory")
@@ -70,10 +78,34 @@ def _build(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(config.to_yaml(cfg))
         return 0
+    if args.record and Path(args.record).is_dir():  # refused before anything is built
+        raise ConfigError(
+            [Problem("--record", f"{args.record} is a directory", "pass the path of a JSON file to write")]
+        )
     out = build_dataset(cfg, force=args.force)
+    if args.record:
+        write_build_record(Path(args.record), out)
     print(Manifest.read(out).format_stats())
     print(out)
     return 0
+
+
+#: The key of ``data build --record FILE`` that holds the built dataset's directory.
+RECORD_DATA_DIR = "data_dir"
+
+
+def write_build_record(path: Path, data_dir: Path) -> None:
+    """Write ``{"data_dir": "<absolute dir>"}`` to ``path`` atomically."""
+    atomic_write_json(path, {RECORD_DATA_DIR: str(Path(data_dir).resolve())})
+
+
+def read_build_record(path: Path) -> Path:
+    """The dataset directory a ``data build --record`` wrote; DataError when the record is unusable."""
+    fix = "re-run `biotune data build CONFIG --record FILE`"
+    record = read_json(path, fix)
+    if not isinstance(record, dict) or not isinstance(record.get(RECORD_DATA_DIR), str):
+        raise DataError(path, f"no string {RECORD_DATA_DIR!r} in the build record", fix)
+    return Path(record[RECORD_DATA_DIR])
 
 
 def _stats(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from biotune.errors import DataError
 from biotune.eval.layout import REPORT_JSON, REPORT_MD, parse_set_label, predictions_path, set_label
 from biotune.eval.score import SetScore
 from biotune.io import atomic_write_text, read_json, write_jsonl
+from biotune.train.metric_names import eval_metric
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,11 @@ def log_to_wandb(
             "tokens_per_second",
         ]
         run.log({"eval/report": wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in rows])})
-        scores = {f"eval/{r['dataset']}/{r['metric']}": r["score"] for r in rows if r["score"] is not None}
+        scores = {
+            eval_metric(r["source"], r["split"], r["metric"]): r["score"]
+            for r in rows
+            if r["score"] is not None
+        }
         run.log(scores)
         run.summary.update(scores)
         if upload_predictions:

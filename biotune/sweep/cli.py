@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from biotune import versions
 from biotune.errors import ConfigError, Problem
 
 #: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
@@ -279,9 +280,22 @@ def _collect_sweep(sweep: Any, correction: str, n_boot: int, seed: int, plots: b
     )
     print((out / "results.md").read_text(encoding="utf-8"))
     print(f"results: {out}")
+    _warn_on_mixed_versions(runner.cell_versions(sweep))
     _fit_if_swarm(sweep, out, results)
     _log_to_wandb(sweep, out, results)
     return 0
+
+
+def _warn_on_mixed_versions(recorded: dict[str, dict[str, str]]) -> None:
+    """Warn when the cells of one sweep trained under different library versions (their run_info.json)."""
+    diffs = versions.differences(recorded)
+    if diffs:
+        print(
+            "warning: the cells of this sweep ran with different library versions, so their differences may "
+            "include the libraries' (re-run the odd cells under launch/constraints.txt):\n"
+            + versions.describe(diffs),
+            file=sys.stderr,
+        )
 
 
 def _fit_if_swarm(sweep: Any, out: Path, results: Any) -> None:
@@ -293,9 +307,7 @@ def _fit_if_swarm(sweep: Any, out: Path, results: Any) -> None:
 
     for i, axis in enumerate(sweep.spec.axes):
         if isinstance(axis, SwarmAxis) and axis.fit:
-            report = fit.fit_and_propose(
-                results, out / f"fit-{i}", axis=axis.type, level=axis.over, seed=axis.seed, spec=sweep.spec
-            )
+            report = fit.fit_and_propose(results, out / f"fit-{i}", spec=sweep.spec, **fit.axis_options(axis))
             _print_fit(i, report)
 
 
@@ -305,12 +317,12 @@ def _print_fit(index: int, report: Any) -> None:
 
     p = report.proposal
     held_out = ", ".join(f"{s} {f.spearman:.2f}" for s, f in report.fits.items())
-    base = f" vs {p.base_objective:.2f} for the base" if p.base_objective is not None else ""
     seeds = len(report.confirm["seeds"])
     print(
         f"fit of axis {index} ({p.model}, {len(report.swarm.runs)} runs over {len(report.swarm.domains)} "
-        f"domains): held-out Spearman {held_out}; predicted objective {p.objective:.2f}{base}\n"
-        f"proposal: {report.paths['proposal']}\n"
+        f"domains): held-out Spearman {held_out}\n"
+        + "".join(f"{line}\n" for line in fit.proposal_lines(p))
+        + f"proposal: {report.paths['proposal']}\n"
         f"confirm it against the base at {seeds} seeds ({2 * seeds} cells), "
         "on SLURM or on this machine:"
     )

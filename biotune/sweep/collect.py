@@ -49,10 +49,10 @@ from biotune.eval.layout import predictions_path, report_path, set_label
 from biotune.eval.report import read_report
 from biotune.io import atomic_path, atomic_write_text
 from biotune.sweep import stats as st
+from biotune.sweep.state import CellState
 
 log = logging.getLogger(__name__)
 
-CELL_STATES: tuple[str, ...] = ("done", "running", "failed", "missing")
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"
 RESULTS_PARQUET = "results.parquet"
@@ -75,8 +75,9 @@ class CellResult:
     is_base: bool
     control_for: str | None
     """For a size-matched control: the variant it controls; else None."""
-    state: str
-    """``done``, ``running``, ``failed`` or ``missing``."""
+    state: CellState
+    """Where the cell stands (:class:`~biotune.sweep.state.CellState`; a plain value such as ``"done"`` is
+    accepted too)."""
     log_path: str | None
     budget: dict[str, dict[str, float]]
     """Training source -> {"samples": int, "tokens": int, "epochs": float} realised in this cell's data."""
@@ -287,13 +288,15 @@ def _check_cells(cells: Sequence[CellResult]) -> str | None:
                 )
             )
         seen[c.name] = i
-        if c.state not in CELL_STATES:
+        if c.state not in set(CellState):
             problems.append(
                 Problem(
-                    f"cells[{i}].state", f"unknown state {c.state!r}", f"use one of {', '.join(CELL_STATES)}"
+                    f"cells[{i}].state",
+                    f"unknown state {c.state!r}",
+                    f"use one of {', '.join(s.value for s in CellState)}",
                 )
             )
-        if c.state == "done" and c.eval_dir is None:
+        if c.state == CellState.DONE and c.eval_dir is None:
             problems.append(
                 Problem(
                     f"cells[{i}].eval_dir",
@@ -507,12 +510,12 @@ class _Variant:
     @property
     def done(self) -> list[CellResult]:
         """The cells in state ``done``."""
-        return [c for c in self.cells if c.state == "done"]
+        return [c for c in self.cells if c.state == CellState.DONE]
 
     def row(self, **kw: Any) -> ResultRow:
         """A table row of this variant, with its state, logs and budget filled in."""
         c = self.first
-        not_done = [x for x in self.cells if x.state != "done"]
+        not_done = [x for x in self.cells if x.state != CellState.DONE]
         state = (
             "done"
             if not not_done
@@ -830,7 +833,7 @@ def to_markdown(results: Results) -> str:
     """The results as markdown: per-split tables, task-family macro-averages, and every cell's state."""
     label = {"holm": "Holm", "bh": "BH"}[results.correction]
     with_control = any(c.control_for for c in results.cells)
-    n_done = sum(c.state == "done" for c in results.cells)
+    n_done = sum(c.state == CellState.DONE for c in results.cells)
     out = [
         "# Sweep results",
         "",

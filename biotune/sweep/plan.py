@@ -33,6 +33,7 @@ from biotune.sweep import runner
 from biotune.sweep import stats as st
 from biotune.sweep.collect import SCALE, CellResult, load_example_stats
 from biotune.sweep.spec import BASE, SweepSpec, format_value
+from biotune.sweep.state import CellState
 from biotune.sweep.variants import Variant
 
 #: An estimator of a variant's costs, e.g. ``{"gpu_hours": 12.5, "disk_gb": 14.0}`` (from ``biotune.plan``).
@@ -230,7 +231,7 @@ def estimate_from_cells(cells: Sequence[CellResult], n_boot: int = 1000) -> dict
     Reads the base's report and the per-example predictions files of every done cell (as ``collect`` does);
     sets the base has no predictions for are left out.
     """
-    done = [c for c in cells if c.state == runner.DONE and c.eval_dir is not None]
+    done = [c for c in cells if c.state == CellState.DONE and c.eval_dir is not None]
     base = [c for c in done if c.is_base]
     if not base:
         return {}

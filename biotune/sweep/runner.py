@@ -6,23 +6,32 @@ A sweep directory (``--out``, default ``runs/sweeps/<name>``) is owned by this m
     data/                      the shared data-build cache (``data.out_dir``): identical data builds once
     cells/<variant>-s<seed>/   one directory per cell, never shared
         config.yaml            the cell's full run config (what every stage of the cell reads)
-        state.json             state (running | done | failed | preempted), stage, attempts, log, data dir
+        state.json             state (biotune.sweep.state.CellState), stage, attempts, log, data_dir
+        .cell.lock             held by whoever runs the cell (a flock: released when its holder dies)
+        data_build.json        the dataset directory ``data build --record`` wrote for this cell
         cell.log               the output of every stage, appended across attempts
         train/                 train.output_dir (checkpoints, metrics.jsonl, hf/ export)
         eval/                  eval.output_dir (report.json, predictions/<source>__<split>.jsonl)
     results/                   what ``biotune sweep collect`` writes
     slurm/                     array task lists and the submissions log (``biotune sweep submit``)
+    .runner.lock               held by the one ``sweep run --local`` working on this sweep
 
 A cell is *done* when its state says so and its evaluation report exists; a cell with no state file is
-*missing*. Re-running skips done cells; ``--failed`` re-runs only failed ones. Every stage of a cell runs the
-same command on a laptop and in a SLURM array task (``slurm/sweep.sh``): the training stage goes through
+*missing*; a ``running`` cell whose lock nobody holds is *failed (stale)* (see :mod:`biotune.sweep.state`).
+Re-running skips done cells; ``--failed`` re-runs only failed ones. Every stage of a cell runs the same command
+on a laptop and in a SLURM array task (``slurm/sweep.sh``): the training stage goes through
 ``launch/torchrun.sh`` (one node) or ``srun launch/srun_node.sh`` (several), so pre-emption (SIGUSR1 ->
 checkpoint -> exit 75 -> requeue -> ``train.resume=auto``) works the same as for a single run.
+
+Signals: SIGUSR1 or SIGTERM sent to the runner alone reaches the trainer ranks (runner -> launcher -> torchrun
+-> workers); the cell becomes ``preempted`` and the runner exits 75 without starting another stage. Every stage
+runs with a parent-death signal (SIGTERM), so a runner killed with SIGKILL takes its stage down with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -37,14 +46,27 @@ from typing import Any
 
 from biotune import config
 from biotune.config import REPO_ROOT, RunConfig
+from biotune.data.cli import read_build_record
 from biotune.data.dataset import MANIFEST_FILE, Manifest
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
 from biotune.eval.layout import report_path
 from biotune.eval.sets import plan_sources
 from biotune.io import atomic_write_json, atomic_write_text, read_json
+from biotune.launch import die_with_parent, launch_env
 from biotune.sweep import variants as vr
 from biotune.sweep.spec import BASE, CONTROL, SweepSpec, load_sweep
+from biotune.sweep.state import (
+    CELL_LOCK_FILE,
+    SWEEP_LOCK_FILE,
+    CellState,
+    Lock,
+    Observed,
+    observe,
+    read_record,
+    write_record,
+)
 from biotune.train import checkpoint as layout
+from biotune.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +76,11 @@ CELLS_DIR = "cells"
 RESULTS_DIR = "results"
 SLURM_DIR = "slurm"
 CELL_CONFIG = "config.yaml"
-CELL_STATE = "state.json"
 CELL_LOG = "cell.log"
+CELL_BUILD_RECORD = "data_build.json"
 TRAIN_DIR = "train"
 EVAL_DIR = "eval"
 
-DONE, RUNNING, FAILED, PREEMPTED, MISSING = "done", "running", "failed", "preempted", "missing"
 #: The stages of a cell, in order.
 STAGES = ("data", "train", "eval", "finish")
 
@@ -232,8 +253,21 @@ def prepare(sweep: Sweep) -> None:
             "keep": sweep.spec.keep,
             "variants": [dataclasses.asdict(v) for v in sweep.variants],
             "cells": [dataclasses.asdict(c) for c in sweep.cells],
+            "versions": library_versions(),
         },
     )
+
+
+def cell_versions(sweep: Sweep) -> dict[str, dict[str, str]]:
+    """The library versions each trained cell recorded in its ``run_info.json`` (cells without one left out)."""
+    out = {}
+    for cell in sweep.cells:
+        info = sweep.cell_dir(cell.name) / TRAIN_DIR / layout.RUN_INFO_FILE
+        if info.is_file():
+            versions = read_json(info, "re-run the cell (`biotune sweep run --failed`)").get("versions")
+            if isinstance(versions, dict):
+                out[cell.name] = {str(k): str(v) for k, v in versions.items()}
+    return out
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -241,27 +275,24 @@ def prepare(sweep: Sweep) -> None:
 
 def read_state(cell_dir: Path) -> dict[str, Any]:
     """The cell's state record (``{"state": "missing"}`` when it never started)."""
-    path = cell_dir / CELL_STATE
-    if not path.is_file():
-        return {"state": MISSING}
-    return read_json(path, f"delete {path} to mark the cell as never run, then re-run it")
+    return read_record(cell_dir)
 
 
-def write_state(cell_dir: Path, state: str, **info: Any) -> dict[str, Any]:
-    """Update the cell's state record (keeping what earlier stages recorded)."""
-    record = {**read_state(cell_dir), **info, "state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    record.setdefault("log", str(cell_dir / CELL_LOG))
-    atomic_write_json(cell_dir / CELL_STATE, record)
-    return record
+def write_state(cell_dir: Path, state: CellState, **info: Any) -> dict[str, Any]:
+    """Move the cell to ``state`` (a legal transition), keeping what earlier stages recorded."""
+    info.setdefault("log", str(cell_dir / CELL_LOG))
+    return write_record(cell_dir, state, **info)
 
 
-def cell_state(sweep: Sweep, cell: vr.Cell) -> str:
-    """done, running, failed, preempted or missing (done needs the evaluation report too)."""
+def observed_state(sweep: Sweep, cell: vr.Cell) -> Observed:
+    """The cell's state with its reason: done needs the evaluation report; running needs a live runner."""
     d = sweep.cell_dir(cell.name)
-    state = read_state(d)["state"]
-    if state == DONE and not report_path(d / EVAL_DIR).is_file():
-        return FAILED
-    return state
+    return observe(d, report_exists=report_path(d / EVAL_DIR).is_file())
+
+
+def cell_state(sweep: Sweep, cell: vr.Cell) -> CellState:
+    """The cell's :class:`CellState` (a stale ``running`` cell or a done one without a report is failed)."""
+    return observed_state(sweep, cell).state
 
 
 # --------------------------------------------------------------------------------------------- one cell
@@ -275,34 +306,89 @@ class StageFailed(Exception):
         self.stage, self.code = stage, code
 
 
-def _run_stage(cmd: Sequence[str], logf: Any, env: dict[str, str], echo: bool) -> int:
-    """Run one stage, appending its output to the cell log (and echoing progress lines when asked).
+class StopSignals:
+    """SIGUSR1/SIGTERM received while a cell runs: noted, and forwarded to the running stage.
 
-    SIGUSR1/SIGTERM sent to this process are forwarded to the stage, so a pre-emption reaches the trainer.
+    The training stage gets the signal itself (the launcher passes it to every trainer rank, which checkpoints and
+    exits 75); the other stages get SIGTERM (a data build cleans up and exits 75; an evaluation is redone later).
+    Once a signal came, no further stage starts.
     """
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        start_new_session=True,
-    )
-    previous = {
-        sig: signal.signal(sig, lambda s, f: proc.send_signal(s)) for sig in (signal.SIGUSR1, signal.SIGTERM)
-    }
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            logf.write(line)
-            logf.flush()
-            if echo and _is_progress(line):
-                print(f"      {line.rstrip()[-150:]}", flush=True)
-        return proc.wait()
-    finally:
-        for sig, handler in previous.items():
+
+    SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.train = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        self._forward()
+
+    def _forward(self) -> None:
+        if self.signum and self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(self.signum if self.train else signal.SIGTERM)
+
+    def attach(self, proc: subprocess.Popen[bytes], train: bool) -> None:
+        """Forward to ``proc`` from now on (and at once, if a signal came while it was starting)."""
+        self.proc, self.train = proc, train
+        self._forward()
+
+    @property
+    def name(self) -> str:
+        """The received signal's name (``SIGUSR1``), or empty."""
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+def _run_stage(
+    cmd: Sequence[str],
+    log_path: Path,
+    env: dict[str, str],
+    echo: bool,
+    stop: StopSignals,
+    train: bool,
+    lock_fd: int,
+) -> int:
+    """Run one stage with its output appended to the cell log (echoing progress lines when asked).
+
+    The stage writes the log itself (no pipe through the runner, so it outlives a killed runner long enough to
+    checkpoint), holds the cell's lock with the runner (``lock_fd`` is inherited), and gets SIGTERM if the
+    runner dies.
+    """
+    with log_path.open("ab") as out, log_path.open("rb") as tail:
+        tail.seek(0, os.SEEK_END)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+            pass_fds=(lock_fd,),
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+        )
+        stop.attach(proc, train)
+        try:
+            while True:
+                code = proc.poll()
+                for raw in tail.readlines():
+                    line = raw.decode("utf-8", errors="replace")
+                    if echo and _is_progress(line):
+                        print(f"      {line.rstrip()[-150:]}", flush=True)
+                if code is not None:
+                    return code
+                time.sleep(0.2)
+        finally:
+            stop.proc = None
 
 
 def _is_progress(line: str) -> bool:
@@ -310,13 +396,11 @@ def _is_progress(line: str) -> bool:
 
 
 def _env(nproc: int | None) -> dict[str, str]:
-    from biotune.testing.launch import launch_env
-
     extra = {"BIOTUNE_NPROC_PER_NODE": str(nproc)} if nproc else {}
     return launch_env(extra)
 
 
-def _train_cmd(cfg_path: Path) -> list[str]:
+def _train_cmd(cfg_path: Path, overrides: Sequence[str] = ()) -> list[str]:
     """One node: launch/torchrun.sh; inside a multi-node allocation: one srun task per node."""
     nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", "1") or 1)
     if os.environ.get("SLURM_JOB_ID") and nodes > 1:
@@ -327,55 +411,102 @@ def _train_cmd(cfg_path: Path) -> list[str]:
             "--kill-on-bad-exit=1",
             str(REPO_ROOT / "launch" / "srun_node.sh"),
             str(cfg_path),
+            *overrides,
         ]
-    return ["bash", str(REPO_ROOT / "launch" / "torchrun.sh"), str(cfg_path)]
+    return ["bash", str(REPO_ROOT / "launch" / "torchrun.sh"), str(cfg_path), *overrides]
+
+
+def cell_lock(sweep: Sweep, cell: vr.Cell) -> Lock:
+    """The lock of one cell (held by whoever runs it, and by its stage processes)."""
+    return Lock(sweep.cell_dir(cell.name) / CELL_LOCK_FILE, f"cell {cell.name} of sweep {sweep.spec.name}")
 
 
 def run_cell(
     sweep: Sweep, cell: vr.Cell, nproc: int | None = None, echo: bool = True, stages: Sequence[str] = STAGES
 ) -> int:
-    """Run the given stages of one cell; returns 0, EXIT_PREEMPTED, or the failing stage's exit code."""
+    """Run the given stages of one cell; returns 0, EXIT_PREEMPTED, or the failing stage's exit code.
+
+    A cell that is already done is left alone (0). LaunchError (exit 2) when another process runs the cell.
+    """
+    d = sweep.cell_dir(cell.name)
+    if not (d / CELL_CONFIG).is_file():
+        prepare(sweep)
+    fix = "wait for it to finish, or stop that process; `biotune sweep status` shows the cell's state"
+    with cell_lock(sweep, cell).acquire(fix) as lock, StopSignals() as stop:
+        assert lock.fd is not None
+        if cell_state(sweep, cell) == CellState.DONE:
+            if echo:
+                print(f"    {cell.name}: already done", flush=True)
+            return 0
+        return _run_stages(sweep, cell, nproc, echo, stages, stop, lock.fd)
+
+
+def _run_stages(
+    sweep: Sweep,
+    cell: vr.Cell,
+    nproc: int | None,
+    echo: bool,
+    stages: Sequence[str],
+    stop: StopSignals,
+    lock_fd: int,
+) -> int:
     d = sweep.cell_dir(cell.name)
     cfg_path = d / CELL_CONFIG
-    if not cfg_path.is_file():
-        prepare(sweep)
     attempts = int(read_state(d).get("attempts", 0)) + ("train" in stages)
-    write_state(d, RUNNING, stage=stages[0], attempts=attempts)
+    write_state(d, CellState.RUNNING, stage=stages[0], attempts=attempts, exit_code=None, signal=None)
     env = _env(nproc)
     py = [sys.executable, "-m", "biotune.cli"]
-    commands = {
-        "data": [*py, "data", "build", str(cfg_path)],
-        "train": _train_cmd(cfg_path),
-        "eval": [*py, "eval", str(cfg_path)],
-    }
-    with (d / CELL_LOG).open("a", encoding="utf-8") as logf:
-        try:
-            for stage in stages:
-                write_state(d, RUNNING, stage=stage)
-                start = time.perf_counter()
-                if echo:
-                    print(f"    {cell.name}: {stage} ...", flush=True)
-                logf.write(f"\n===== {time.strftime('%H:%M:%S')} {cell.name}: {stage} =====\n")
-                logf.flush()
-                if stage == "finish":
-                    apply_keep_policy(sweep, d)
-                    continue
-                code = _run_stage(commands[stage], logf, env, echo)
-                if code == EXIT_PREEMPTED:
-                    write_state(d, PREEMPTED, stage=stage)
-                    return EXIT_PREEMPTED
-                if code != 0:
-                    raise StageFailed(stage, code)
-                write_state(d, RUNNING, **{f"{stage}_seconds": round(time.perf_counter() - start, 1)})
-        except StageFailed as err:
-            write_state(d, FAILED, stage=err.stage, exit_code=err.code)
-            print(
-                f"    {cell.name}: {err.stage} failed (exit {err.code}); log: {d / CELL_LOG}", file=sys.stderr
-            )
-            return err.code
-    if "finish" in stages:
-        write_state(d, DONE, stage="finish")
+    log_path = d / CELL_LOG
+    try:
+        for stage in stages:
+            if stop.signum:
+                return _preempted(d, cell, stage, stop)
+            write_state(d, CellState.RUNNING, stage=stage)
+            start = time.perf_counter()
+            if echo:
+                print(f"    {cell.name}: {stage} ...", flush=True)
+            _log_line(log_path, f"===== {time.strftime('%H:%M:%S')} {cell.name}: {stage} =====")
+            if stage == "finish":
+                apply_keep_policy(sweep, d)
+                continue
+            data_dir = read_state(d).get("data_dir")
+            commands = {
+                "data": [*py, "data", "build", str(cfg_path), "--record", str(d / CELL_BUILD_RECORD)],
+                "train": _train_cmd(cfg_path, [f"train.data_dir={data_dir}"] if data_dir else []),
+                "eval": [*py, "eval", str(cfg_path)],
+            }
+            code = _run_stage(commands[stage], log_path, env, echo, stop, stage == "train", lock_fd)
+            if code == EXIT_PREEMPTED or (stop.signum and code != 0):
+                return _preempted(d, cell, stage, stop)
+            if code != 0:
+                raise StageFailed(stage, code)
+            done = {f"{stage}_seconds": round(time.perf_counter() - start, 1)}
+            if stage == "data":
+                done["data_dir"] = str(read_build_record(d / CELL_BUILD_RECORD))
+            write_state(d, CellState.RUNNING, **done)
+    except StageFailed as err:
+        write_state(d, CellState.FAILED, stage=err.stage, exit_code=err.code)
+        print(f"    {cell.name}: {err.stage} failed (exit {err.code}); log: {log_path}", file=sys.stderr)
+        return err.code
+    write_state(d, CellState.DONE if "finish" in stages else CellState.PENDING)
     return 0
+
+
+def _log_line(log_path: Path, text: str) -> None:
+    """Append one line of the runner's own to the cell log."""
+    with log_path.open("a", encoding="utf-8") as logf:
+        logf.write(f"\n{text}\n")
+
+
+def _preempted(d: Path, cell: vr.Cell, stage: str, stop: StopSignals) -> int:
+    """Record a pre-emption at ``stage`` (its checkpoint, if any, is resumed by the next run)."""
+    why = stop.name or "the stage's own exit 75"
+    _log_line(
+        d / CELL_LOG, f"===== {time.strftime('%H:%M:%S')} {cell.name}: pre-empted at {stage} ({why}) ====="
+    )
+    write_state(d, CellState.PREEMPTED, stage=stage, signal=stop.name or None)
+    print(f"    {cell.name}: pre-empted at {stage} ({why}); re-run to resume", file=sys.stderr, flush=True)
+    return EXIT_PREEMPTED
 
 
 def apply_keep_policy(sweep: Sweep, cell_dir: Path) -> None:
@@ -401,16 +532,32 @@ def apply_keep_policy(sweep: Sweep, cell_dir: Path) -> None:
 
 
 def select(sweep: Sweep, failed_only: bool = False) -> list[vr.Cell]:
-    """The cells to (re-)run: everything not done, or only the failed ones."""
+    """The cells to (re-)run: everything not done, or only the failed ones (stale ``running`` cells included)."""
     states = {c.name: cell_state(sweep, c) for c in sweep.cells}
     if failed_only:
-        return [c for c in sweep.cells if states[c.name] == FAILED]
-    return [c for c in sweep.cells if states[c.name] != DONE]
+        return [c for c in sweep.cells if states[c.name] == CellState.FAILED]
+    return [c for c in sweep.cells if states[c.name] != CellState.DONE]
+
+
+def sweep_lock(sweep: Sweep) -> Lock:
+    """The lock that makes ``sweep run --local`` one runner per sweep."""
+    return Lock(sweep.out / SWEEP_LOCK_FILE, f"sweep {sweep.spec.name} ({sweep.out})")
 
 
 def run_local(sweep: Sweep, nproc: int | None = None, failed_only: bool = False) -> int:
-    """Run the selected cells one after another on this machine; returns 0 when all are done."""
+    """Run the selected cells one after another on this machine; returns 0 when all are done.
+
+    LaunchError (exit 2, naming the holder) when another runner works on this sweep.
+    """
+    fix = "wait for that runner to finish or stop it; `biotune sweep status` shows its progress"
+    lock = sweep_lock(sweep)
+    lock.refuse_if_held(fix)  # before writing anything
     prepare(sweep)
+    with lock.acquire(fix):
+        return _run_selected(sweep, nproc, failed_only)
+
+
+def _run_selected(sweep: Sweep, nproc: int | None, failed_only: bool) -> int:
     todo = select(sweep, failed_only)
     skipped = len(sweep.cells) - len(todo)
     print(
@@ -434,21 +581,22 @@ def run_local(sweep: Sweep, nproc: int | None = None, failed_only: bool = False)
 
 
 def status_rows(sweep: Sweep) -> list[dict[str, Any]]:
-    """One row per cell: state, stage, attempts and log path."""
+    """One row per cell: state (and why, e.g. ``stale``), stage, attempts and log path."""
     rows = []
     for c in sweep.cells:
         d = sweep.cell_dir(c.name)
         rec = read_state(d)
-        state = cell_state(sweep, c)
+        seen = observed_state(sweep, c)
         rows.append(
             {
                 "cell": c.name,
                 "variant": c.variant,
                 "seed": c.seed,
-                "state": state,
+                "state": seen.state.value,
+                "note": seen.note,
                 "stage": rec.get("stage", ""),
                 "attempts": rec.get("attempts", 0),
-                "log": rec.get("log", "") if state != MISSING else "",
+                "log": rec.get("log", "") if seen.state != CellState.MISSING else "",
             }
         )
     return rows
@@ -457,10 +605,14 @@ def status_rows(sweep: Sweep) -> list[dict[str, Any]]:
 def format_status(rows: Sequence[dict[str, Any]]) -> str:
     """The status rows as a Markdown table with a count per state."""
     lines = ["| cell | state | stage | attempts | log |", "|---|---|---|---|---|"]
-    lines += [f"| {r['cell']} | {r['state']} | {r['stage']} | {r['attempts']} | {r['log']} |" for r in rows]
+    shown = [f"{r['state']} ({r['note']})" if r.get("note") else r["state"] for r in rows]
+    lines += [
+        f"| {r['cell']} | {state} | {r['stage']} | {r['attempts']} | {r['log']} |"
+        for r, state in zip(rows, shown, strict=True)
+    ]
     counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    for state in shown:
+        counts[state] = counts.get(state, 0) + 1
     return "\n".join(lines) + "\n\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "\n"
 
 
@@ -484,16 +636,9 @@ def _manifest_budget(data_dir: Path | None) -> dict[str, dict[str, float]]:
 
 
 def _data_dir_of(cell_dir: Path) -> Path | None:
-    """The built dataset the cell trained on (the path ``data build`` printed last)."""
-    log_path = cell_dir / CELL_LOG
-    if not log_path.is_file():
-        return None
-    found = None
-    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        candidate = Path(line.strip())
-        if line.strip().startswith("/") and (candidate / MANIFEST_FILE).is_file():
-            found = candidate
-    return found
+    """The built dataset the cell trained on, as its data stage recorded it in ``state.json``."""
+    recorded = read_state(cell_dir).get("data_dir")
+    return Path(recorded) if recorded else None
 
 
 def cell_results(sweep: Sweep) -> list[Any]:
@@ -517,12 +662,12 @@ def cell_results(sweep: Sweep) -> list[Any]:
                 axis_value=_plain(v.value),
                 is_base=v.kind == BASE,
                 control_for=str(v.value) if v.kind == CONTROL else None,
-                state=state if state in (DONE, RUNNING, FAILED, MISSING) else RUNNING,
-                log_path=str(d / CELL_LOG) if state != MISSING else None,
+                state=state,
+                log_path=str(d / CELL_LOG) if state != CellState.MISSING else None,
                 budget=budget,
                 weights=dict(v.weights),
                 groups=dict(v.source_groups),
-                eval_dir=d / EVAL_DIR if state == DONE else None,
+                eval_dir=d / EVAL_DIR if state == CellState.DONE else None,
             )
         )
     return out

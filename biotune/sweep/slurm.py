@@ -4,21 +4,25 @@ Two arrays per submission, both running ``slurm/sweep.sh``:
 
 1. ``data``: one CPU task per distinct content hash among the cells to run (variants with identical data build
    once, into the sweep's shared cache);
-2. ``cell``: one task per cell (train on the GPU nodes, evaluate, apply the disk policy), after the data array
-   succeeded (``--dependency=afterok``), at most ``--max-concurrent`` at a time (``%N``).
+2. ``cell``: one task per cell (the data build again, a cache hit that records the cell's dataset, then train on
+   the GPU nodes, evaluate, apply the disk policy), after the data array succeeded (``--dependency=afterok``),
+   at most ``--max-concurrent`` at a time (``%N``).
 
 An array larger than the cluster's ``MaxArraySize`` is split into several arrays over the same task list. Each
 task finds its cell as line ``offset + SLURM_ARRAY_TASK_ID`` of a task list written under ``<sweep>/slurm/``.
-Pre-emption: the task forwards SIGUSR1 to the trainer, which checkpoints; the task then requeues only itself
+Pre-emption: the batch shell forwards SIGUSR1 to the cell's runner, which forwards it down to every trainer rank
+(see :mod:`biotune.sweep.runner`); the ranks checkpoint, the task requeues only itself
 (``scontrol requeue <array job>_<task>``) and the requeued task resumes the same cell from its checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,7 +76,11 @@ def _sbatch(args: Sequence[str]) -> str:
             "sbatch not found: `biotune sweep submit` needs a SLURM cluster; run the sweep on this "
             "machine with `biotune sweep run SWEEP.yaml --local`"
         )
-    proc = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, cwd=REPO_ROOT)
+    # the tasks run the virtualenv that submitted them (sbatch exports this environment to the job)
+    env = {**os.environ, "BIOTUNE_VENV": os.environ.get("BIOTUNE_VENV") or sys.prefix}
+    proc = subprocess.run(
+        ["sbatch", "--parsable", *args], capture_output=True, text=True, cwd=REPO_ROOT, env=env
+    )
     if proc.returncode != 0:
         raise LaunchError(
             f"sbatch failed ({proc.returncode}): {proc.stderr.strip()}\n  command: sbatch " + " ".join(args)

@@ -40,6 +40,7 @@ from biotune.config import REPO_ROOT, DataConfig, RunConfig
 from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
 from biotune.sweep.power import PowerSettings, check_settings
+from biotune.sweep.swarm_fit_keys import AUTO_MODEL, check_fit_keys
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,18 @@ class SwarmAxis:
     """A draw closer than this (L1 distance of the shares) to an accepted one is rejected."""
     fit: bool = False
     """A regression from weights to score will be fitted: requires n >= number of sources (or groups) + 1."""
+    model: str = AUTO_MODEL
+    """The fit's regression (``swarm_fit_keys.FIT_MODELS``): ``auto`` (default) picks, per dev set, the one of
+    ``linear``, ``quadratic`` and ``gbm`` with the smallest K-fold held-out error; needs ``fit: true``."""
+    min_share: float | None = None
+    """Floor of every share in the proposal; empty (default) = ``min_weight``, the swarm's own floor, so the
+    proposal stays in the swarm's support. Needs ``fit: true``."""
+    max_l1: float = 0.25
+    """Trust region: the proposal is at most this L1 distance from its nearest run (default 0.25; 2 = anywhere
+    on the simplex). Needs ``fit: true``."""
+    top_k: int = 100
+    """The proposal averages the ``top_k`` best candidates of the search (default 100, RegMix-style) instead
+    of taking one argmax. Needs ``fit: true``."""
     budget: str = ""
     """Budget rule of this axis (one of BUDGETS); empty = the sweep's ``budget``."""
     name: str = ""
@@ -587,6 +600,7 @@ def _check_swarm(key: str, axis: SwarmAxis, k: int, kind: str, problems: list[Pr
                 f"use a value below {1 / max(k, 1):.3g}, e.g. 0.02",
             )
         )
+    check_fit_keys(f"{key}.", axis, SwarmAxis(), k, kind, problems)
     reach = 2 * (1 - k * axis.min_weight) if k else 0.0
     if axis.min_distance < 0 or (k > 1 and axis.min_distance >= reach > 0):
         problems.append(

@@ -19,13 +19,16 @@ _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 @dataclass
 class OfflineRun:
-    """What an offline run recorded: identity, config, the last value of each summary key."""
+    """What an offline run recorded: identity, config, the last value of each summary key, the history rows and
+    the ``define_metric`` calls (``metrics``: each name or glob and its step metric, ``""`` for none)."""
 
     name: str = ""
     group: str = ""
     job_type: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)
 
 
 def _chunks(data: bytes) -> list[bytes]:
@@ -67,7 +70,11 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
         elif kind == "summary":
             run.summary.update({i.key: json.loads(i.value_json) for i in rec.summary.update})
         elif kind == "history":
-            run.summary.update({i.key: json.loads(i.value_json) for i in rec.history.item if i.key})
+            row = {i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}
+            run.history.append(row)
+            run.summary.update({k: v for k, v in row.items() if k and not k.startswith("_")})
+        elif kind == "metric":
+            run.metrics[rec.metric.name or rec.metric.glob_name] = rec.metric.step_metric
     return run
 
 

@@ -5,10 +5,12 @@ A run's ``output_dir`` (``train.output_dir``)::
     config.yaml            the resolved run config            run_info.json   attention, params, partition
     metrics.jsonl          one line per logged step           tracking.json   the tracker's run id
     consumed.jsonl         sample ids consumed per step       export_probe.pt engine logits for export checks
-    hf/                    the final Hugging Face export (``train.export_on_finish``)
+    hf/                    the final Hugging Face export (``train.export_on_finish``): full weights
+        adapter/           with ``train.lora``: the adapter in peft's format (the weights above are merged)
     checkpoints/step-NNNNNNNN/
-        zero/              DeepSpeed's ZeRO-3 shards (its tag directory)
+        zero/              DeepSpeed's ZeRO-3 shards (its tag directory; under LoRA the whole peft model)
         model_meta/        the HF model config, generation config and tokenizer, for export
+            lora/          with ``train.lora``: peft's adapter_config.json
         trainer_state.json step, data position, world size, tracking run id (:class:`TrainerState`)
         rng-rankR.json     each rank's RNG states, as JSON
         COMPLETED          written last: a checkpoint without it is an interrupted save
@@ -38,12 +40,16 @@ RUN_ID_FILE = "tracking.json"
 CONSUMED_FILE = "consumed.jsonl"
 PROBE_FILE = "export_probe.pt"
 EXPORT_DIR = "hf"
+#: Inside an export (any ``biotune export`` OUT): the LoRA adapter, in peft's save format.
+ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 STEP_PREFIX = "step-"
 
 # ------------------------------------------------------------------------------------------- one checkpoint
 ZERO_DIR = "zero"
 MODEL_META_DIR = "model_meta"
+#: Inside ``model_meta/``: peft's config of a LoRA run (its presence makes the checkpoint a LoRA one).
+LORA_META_DIR = "lora"
 STATE_FILE = "trainer_state.json"
 COMPLETED = "COMPLETED"
 

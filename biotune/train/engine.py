@@ -21,8 +21,8 @@ import torch
 
 from biotune.config import ModelConfig, RunConfig
 from biotune.errors import CheckpointError, ConfigError, DataError, Problem
-from biotune.train import attention
-from biotune.train.checkpoint import MODEL_META_DIR, ZERO_DIR
+from biotune.train import attention, lora
+from biotune.train.checkpoint import ADAPTER_DIR, MODEL_META_DIR, ZERO_DIR
 from biotune.train.ds_config import offloads_optimizer
 from biotune.train.hardware import PRECISIONS, training_flops_per_token
 from biotune.train.schedule import lr_factor
@@ -191,8 +191,11 @@ class Engine:
     hf_ds: Any
     attn_implementation: str
     num_params: int
+    """All parameters of the trained model (under LoRA: the base and the adapters)."""
     flops_per_token: float
     """Training FLOPs per token at ``data.max_seq_len`` (:func:`biotune.train.hardware.training_flops_per_token`)."""
+    trainable_params: int = 0
+    """Parameters that train: all of them, or only the adapters under ``train.lora``."""
 
     def forward_loss(self, batch: dict[str, torch.Tensor], denominator: float) -> torch.Tensor:
         """Summed token loss of ``batch`` divided by ``denominator`` (labels -100 carry no loss)."""
@@ -227,6 +230,13 @@ class Engine:
         local = sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in params)
         return local / max(1, full)
 
+    def optimizer_params(self) -> int:
+        """Parameter elements the ZeRO-3 optimizer updates (its parameter groups; every rank sees them all)."""
+        groups = getattr(self.ds.optimizer, "fp16_groups", None)
+        if groups is None:  # not a ZeRO-3 optimizer: its torch parameter groups
+            groups = [g["params"] for g in self.ds.optimizer.param_groups]
+        return int(sum(getattr(p, "ds_numel", p.numel()) for group in groups for p in group))
+
     def train(self, mode: bool = True) -> None:
         """Switch train/eval mode."""
         self.ds.train(mode)
@@ -250,6 +260,7 @@ class Engine:
 
 def _save_hf_meta(module: torch.nn.Module, out: Path, tokenizer_dir: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    lora.save_meta(module, out)
     module.config.save_pretrained(out)
     if getattr(module, "generation_config", None) is not None:
         module.generation_config.save_pretrained(out)
@@ -264,12 +275,16 @@ def build_engine(cfg: RunConfig, ds_config: dict[str, Any], total_steps: int) ->
     import deepspeed
 
     model, hf_ds, attn = load_model(cfg.model, ds_config)
+    if cfg.train.lora is not None:
+        model = lora.wrap(model, cfg.train.lora, cfg.train.seed, cfg.model.name_or_path)
     num_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
+    params = lora.trainable_parameters(model)
+    trainable = int(sum(getattr(p, "ds_numel", p.numel()) for p in params))
     o = cfg.optim
     optimizer = None
     if not offloads_optimizer(ds_config):
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+            params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
         )
 
     def schedule(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
@@ -281,14 +296,14 @@ def build_engine(cfg: RunConfig, ds_config: dict[str, Any], total_steps: int) ->
         model=model,
         optimizer=optimizer,
         lr_scheduler=schedule,
-        model_parameters=None if optimizer else model.parameters(),
+        model_parameters=None if optimizer else params,
         config=ds_config,
     )
     mc = model.config
     flops = training_flops_per_token(
-        int(num_params), mc.num_hidden_layers, mc.hidden_size, cfg.data.max_seq_len
+        int(num_params), mc.num_hidden_layers, mc.hidden_size, cfg.data.max_seq_len, trainable
     )
-    return Engine(ds_engine, hf_ds, attn, int(num_params), flops)
+    return Engine(ds_engine, hf_ds, attn, int(num_params), flops, trainable)
 
 
 # --------------------------------------------------------------------------------------------- export (biotune.train.export)
@@ -299,7 +314,9 @@ def write_hf_model(
 ) -> None:
     """Consolidate ``ckpt_dir``'s ZeRO shards and save a Hugging Face model into the new directory ``out_dir``.
 
-    Called by :func:`biotune.train.export.export_checkpoint`, which checks the paths and swaps the result in.
+    A LoRA checkpoint (:func:`biotune.train.lora.has_adapter`) is saved as merged full weights, with the adapter
+    in peft's format in ``out_dir/adapter/``. Called by :func:`biotune.train.export.export_checkpoint`, which
+    checks the paths and swaps the result in.
     """
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -313,23 +330,11 @@ def write_hf_model(
     config.use_cache = True
     torch_dtype = DTYPES[dtype] if dtype else getattr(config, "dtype", None) or torch.float32
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatches raise even with strict=False
-        first = next(
-            (line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err)[:200]
-        )
-        raise CheckpointError(
-            f"{ckpt_dir}: shards do not match {meta / 'config.json'} ({first}); was the "
-            "checkpoint written by another model?\n  fix: restore model_meta/ from the run that "
-            "wrote these shards"
-        ) from None
-    missing = [k for k in missing if k not in _tied_keys(model)]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{ckpt_dir}: shards do not match the model config (missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}); was the checkpoint written by another model?"
-        )
+    if lora.has_adapter(meta):
+        model = lora.wrap_saved(model, meta)
+    _load_consolidated(model, state, ckpt_dir, meta)
+    if lora.is_peft_model(model):
+        model = lora.save_adapter_and_merge(model, out_dir / ADAPTER_DIR)
     model.to(torch_dtype)
     model.save_pretrained(out_dir, safe_serialization=True, max_shard_size=max_shard_size)
     if (meta / "generation_config.json").is_file():
@@ -338,7 +343,25 @@ def write_hf_model(
         AutoTokenizer.from_pretrained(meta).save_pretrained(out_dir)
 
 
-def _tied_keys(model: torch.nn.Module) -> set[str]:
-    if not getattr(model.config, "tie_word_embeddings", False):
-        return set()
-    return {"lm_head.weight"}
+def _load_consolidated(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], ckpt: Path, meta: Path
+) -> None:
+    """``load_state_dict`` of consolidated shards; a CheckpointError when they belong to another model."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches raise even with strict=False
+        first = next(
+            (line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err)[:200]
+        )
+        raise CheckpointError(
+            f"{ckpt}: shards do not match {meta / 'config.json'} ({first}); was the "
+            "checkpoint written by another model?\n  fix: restore model_meta/ from the run that "
+            "wrote these shards"
+        ) from None
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    missing = [k for k in missing if not (tied and k.endswith("lm_head.weight"))]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{ckpt}: shards do not match the model config (missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}); was the checkpoint written by another model?"
+        )

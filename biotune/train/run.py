@@ -1,10 +1,11 @@
-"""``biotune train CONFIG [key=value ...] [--dry-run]``: full-parameter SFT with DeepSpeed ZeRO-3.
+"""``biotune train CONFIG [key=value ...] [--dry-run]``: full-parameter SFT (or LoRA) with DeepSpeed ZeRO-3.
 
 Launch lines::
 
     torchrun --nproc_per_node 8 -m biotune.cli train configs/train/llama2_7b.yaml
     deepspeed --num_gpus 8 --module biotune.cli train configs/train/llama2_7b.yaml
     DS_ACCELERATOR=cpu biotune train configs/train/tiny.yaml        # one CPU process
+    DS_ACCELERATOR=cpu biotune train configs/train/tiny.yaml train.lora.rank=8   # LoRA (peft) instead
 
 Exit codes: 0 done, 2 bad input, 75 (``EXIT_PREEMPTED``) preempted by SIGUSR1/SIGTERM after saving a
 checkpoint: requeue the job and it resumes (``train.resume=auto``).
@@ -21,6 +22,8 @@ from biotune.config import RunConfig, load, to_dict, to_yaml
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_json, atomic_write_text
 from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
+from biotune.train.lora import check_resume, check_targets_of_config
+from biotune.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +86,25 @@ def preflight(cfg: RunConfig) -> None:
         problems += err.problems
     except DataError as err:
         problems.append(Problem("train.deepspeed", str(err).split("\n")[0], err.fix))
+    problems += _lora_problems(cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def _lora_problems(cfg: RunConfig) -> list[Problem]:
+    """``train.lora.target_modules`` against the model's linear modules (from its config alone, no weights)."""
+    if cfg.train.lora is None or not cfg.model.name_or_path:
+        return []
+    try:
+        check_targets_of_config(cfg.train.lora, cfg.model.name_or_path, cfg.model.trust_remote_code)
+    except ConfigError as err:
+        return list(err.problems)
+    except (
+        OSError,
+        ValueError,
+    ):  # no such model (yet): reported when it is loaded, before anything is written
+        return []
+    return []
 
 
 def resolve_data_dir(cfg: RunConfig) -> Path:
@@ -133,16 +153,18 @@ def main(cfg: RunConfig) -> int:
 
     denv = dist.read_env()
     dist.setup_logging(denv)
-    dist.init_process_group(denv)
-    dist.seed_everything(cfg.train.seed, denv.rank)
     output_dir = Path(cfg.train.output_dir)
-    check_model_source(cfg.model)
-    ds_config = build_ds_config(cfg, denv.world_size)
-    train_split, eval_split, manifest, pad_id = open_data(cfg, resolve_data_dir(cfg))
+    # the checkpoint to resume must fit this run (ranks, train.lora) before any network, data build or write
     ckpt = resolve_resume(cfg.train.resume, output_dir)
     state = read_state(ckpt) if ckpt else None
     if ckpt and state:
+        check_resume(ckpt, cfg.train.lora)
         check_world_size(ckpt, state, denv.world_size)
+    dist.init_process_group(denv)
+    dist.seed_everything(cfg.train.seed, denv.rank)
+    check_model_source(cfg.model)
+    ds_config = build_ds_config(cfg, denv.world_size)
+    train_split, eval_split, manifest, pad_id = open_data(cfg, resolve_data_dir(cfg))
     steps = total_steps(cfg, len(train_split), denv.world_size)
     engine = build_engine(cfg, ds_config, steps)
     if denv.is_rank_zero:  # only now that the inputs are known to be good: a rejected run leaves nothing
@@ -183,7 +205,10 @@ def main(cfg: RunConfig) -> int:
 
 
 def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
-    """Attention backend, parameter count and each rank's share of the parameters (run_info.json)."""
+    """Attention backend, parameter count, each rank's share of the parameters and the library versions this
+    run imported (run_info.json)."""
+    """Attention backend, parameter counts (all, trainable, in the optimizer), LoRA settings and each rank's share
+    of the parameters (run_info.json)."""
     from biotune import distributed as dist
 
     shares = dist.all_gather_objects(trainer.engine.local_partition_fraction())
@@ -191,7 +216,11 @@ def _write_run_info(trainer: Any, output_dir: Path, is_rank_zero: bool) -> None:
         info = {
             "attn_implementation": trainer.engine.attn_implementation,
             "num_params": trainer.engine.num_params,
+            "trainable_params": trainer.engine.trainable_params,
+            "optimizer_params": trainer.engine.optimizer_params(),
+            "lora": to_dict(lora) if (lora := trainer.cfg.train.lora) else None,
             "world_size": trainer.world,
             "partition_fraction_per_rank": shares,
+            "versions": library_versions(),
         }
         atomic_write_json(output_dir / RUN_INFO_FILE, info)

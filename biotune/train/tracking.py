@@ -1,5 +1,12 @@
 """Metric tracking: wandb on rank 0 (offline by default) plus an always-written ``metrics.jsonl``.
 
+Metric names come from :mod:`biotune.train.metric_names` (sections ``train/``, ``perf/``, ``eval/``), the same in
+wandb and in ``metrics.jsonl``; the wandb run plots every section against ``train/tokens`` (``define_metric``).
+A run resumed from the checkpoint of a biotune that logged flat names (``loss``, ``eval_loss``...) has its
+``metrics.jsonl`` rewritten once, atomically, with the section names (:func:`migrate_legacy_metrics`), and
+:func:`read_metrics` maps them in any file it reads, so no earlier step is lost. The wandb history of such a run
+keeps the flat names it was sent before the upgrade (wandb cannot rename logged history); metrics.jsonl is the store.
+
 Other ranks get a :class:`NullTracker`. The wandb run id is persisted in ``<output_dir>/tracking.json`` (and
 in each checkpoint's trainer state), so a resumed run continues the same wandb run. The resolved config and
 the data manifest are attached to the run.
@@ -21,8 +28,16 @@ from typing import Any, Protocol
 from biotune.config import TrackingConfig
 from biotune.data.dataset import Manifest
 from biotune.data.records import parse_sample_id
-from biotune.io import atomic_write_json
+from biotune.io import atomic_write_json, read_jsonl, write_jsonl
 from biotune.train.checkpoint import METRICS_FILE, RUN_ID_FILE
+from biotune.train.metric_names import (
+    DATA_EXAMPLES,
+    STEP,
+    STEP_METRICS,
+    X_AXIS,
+    has_legacy_names,
+    rename_legacy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +103,7 @@ class RankZeroTracker:
         run_id: str | None = None,
     ) -> None:
         self.cfg = cfg
+        migrate_legacy_metrics(output_dir / METRICS_FILE)
         self.jsonl = JsonlWriter(output_dir / METRICS_FILE)
         self.run_id = run_id or _stored_run_id(output_dir)
         self._wandb: Any = None
@@ -97,8 +113,8 @@ class RankZeroTracker:
         _store_run_id(output_dir, self.run_id)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        """Write ``metrics`` to metrics.jsonl and wandb."""
-        self.jsonl.write({"step": step, **metrics})
+        """Write ``metrics`` (names from :mod:`biotune.train.metric_names`) to metrics.jsonl and wandb."""
+        self.jsonl.write({STEP: step, **metrics})
         if self._wandb is not None:
             self._wandb.log(metrics, step=step)
 
@@ -114,7 +130,7 @@ class RankZeroTracker:
         examples = dataset_examples(split, manifest, decode, self.cfg.dataset_text_examples)
         columns = ["sample_id", "source", "prompt", "response"]
         table = wandb.Table(columns=columns, data=[[e[c] for c in columns] for e in examples])
-        self._wandb.log({"dataset_examples": table}, step=0)
+        self._wandb.log({DATA_EXAMPLES: table}, step=0)
         log.info("logged %d dataset examples (restricted sources excluded)", len(examples))
 
     def finish(self) -> None:
@@ -158,8 +174,40 @@ def _start_wandb(
         config=full_config,
         mode=cfg.wandb_mode,
     )
+    define_sections(run)
     log.info("wandb run %s (%s) in %s", run.id, cfg.wandb_mode, output_dir)
     return run
+
+
+def define_sections(run: Any) -> None:
+    """Plot every section (``train/*``, ``perf/*``, ``eval/*``) of ``run`` against ``train/tokens``."""
+    run.define_metric(X_AXIS)
+    for glob, step_metric in STEP_METRICS.items():
+        run.define_metric(glob, step_metric=step_metric)
+
+
+def migrate_legacy_metrics(path: Path) -> int:
+    """Rewrite ``path`` (a metrics.jsonl) with section names where an older biotune logged flat ones.
+
+    Atomic (a temporary file renamed over the old one), and only when a line holds a flat name. Returns the
+    number of lines renamed.
+    """
+    if not path.is_file():
+        return 0
+    rows = read_jsonl(path)
+    renamed = sum(has_legacy_names(r) for r in rows)
+    if renamed:
+        write_jsonl(path, [rename_legacy(r) for r in rows])
+        log.info("%s: %d lines logged under flat names now use the section names", path, renamed)
+    return renamed
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The lines of a metrics.jsonl, flat names of older runs mapped to their section names.
+
+    A missing file or a malformed line is a :class:`~biotune.errors.DataError` naming the file and line.
+    """
+    return [rename_legacy(r) for r in read_jsonl(path, fix="metrics.jsonl holds one JSON object per line")]
 
 
 def dataset_examples(

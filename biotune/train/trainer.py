@@ -38,9 +38,10 @@ from biotune.data.loader import (
 )
 from biotune.errors import EXIT_OK, EXIT_PREEMPTED, CheckpointError
 from biotune.train import checkpoint as ckpt_layout
+from biotune.train import metric_names as names
 from biotune.train.checkpoint import CONSUMED_FILE, PROBE_FILE, TrainerState, check_world_size, read_state
-from biotune.train.engine import Engine
-from biotune.train.hardware import mfu, peak_flops
+from biotune.train.engine import DTYPES, Engine
+from biotune.train.hardware import mfu, resolve_peak
 from biotune.train.tracking import JsonlWriter, Tracker
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,10 @@ class Trainer:
         self.state = TrainerState(world_size=self.world, run_id=tracker.run_id)
         self.preempt = PreemptionFlag()
         self.consumed: JsonlWriter | None = None  # opened by fit(), after resume() trimmed the logs
-        self.peak = peak_flops(cfg.model.dtype, cfg.train.peak_tflops)
+        self.peak = resolve_peak(cfg.model.dtype, cfg.train.peak_tflops, DTYPES[cfg.model.dtype])
+        log.info(
+            "MFU is taken against %.4g TFLOP/s per device (%s)", self.peak.flops / 1e12, self.peak.source
+        )
         self._window: dict[str, float] = {"loss": 0.0, "tokens": 0.0, "time": 0.0, "steps": 0.0}
 
     # ----------------------------------------------------------------------------------------- resume
@@ -141,12 +145,12 @@ class Trainer:
             if step % t.log_every == 0 or step == self.total_steps:
                 self._log_window(step)
             if t.eval_every and step % t.eval_every == 0:
-                self.tracker.log({"eval_loss": self.evaluate()}, step)
+                self._log_eval_loss(step)
             if step % t.save_every == 0 and step != self.total_steps:
                 self.save_checkpoint()
                 last_saved = step
         if self.eval_data is not None and not (t.eval_every and self.state.step % t.eval_every == 0):
-            self.tracker.log({"eval_loss": self.evaluate()}, self.state.step)
+            self._log_eval_loss(self.state.step)
         if last_saved != self.state.step or not ckpt_layout.list_checkpoints(self.output_dir):
             self.save_checkpoint()
         self._write_probe()
@@ -200,30 +204,36 @@ class Trainer:
         w = self._window
         (loss_total,) = dist.all_reduce_sum([w["loss"]])
         tok_s = w["tokens"] / max(w["time"], 1e-9)
-        metrics = {
-            "loss": loss_total / max(w["steps"], 1),
-            "lr": self.engine.lr(),
-            "grad_norm": self.engine.grad_norm(),
-            "tokens_per_s": tok_s,
-            "tokens_per_s_per_device": tok_s / self.world,
-            "peak_mem_gb": _peak_memory_gb(),
-            "tokens_seen": float(self.state.tokens_seen),
-            "epoch": self.state.epoch,
+        util = mfu(self.engine.flops_per_token, tok_s / self.world, self.peak.flops)
+        assert util is not None, "resolve_peak always gives a positive peak"
+        metrics: dict[str, float] = {
+            names.TRAIN_LOSS: loss_total / max(w["steps"], 1),
+            names.TRAIN_LR: self.engine.lr(),
+            names.TRAIN_GRAD_NORM: self.engine.grad_norm(),
+            names.TRAIN_TOKENS: float(self.state.tokens_seen),
+            names.TRAIN_EPOCH: self.state.epoch,
+            names.PERF_TOKENS_PER_S: tok_s,
+            names.PERF_TOKENS_PER_S_PER_DEVICE: tok_s / self.world,
+            names.PERF_MFU: util,
+            names.PERF_PEAK_TFLOPS: self.peak.flops / 1e12,
+            names.PERF_PEAK_MEM_GB: _peak_memory_gb(),
         }
-        util = mfu(self.engine.flops_per_token, tok_s / self.world, self.peak)
-        if util is not None:
-            metrics["mfu"] = util
         self.tracker.log(metrics, step)
         log.info(
             "step %d/%d loss %.4f lr %.2e grad_norm %.3f tok/s %.0f",
             step,
             self.total_steps,
-            metrics["loss"],
-            metrics["lr"],
-            metrics["grad_norm"],
+            metrics[names.TRAIN_LOSS],
+            metrics[names.TRAIN_LR],
+            metrics[names.TRAIN_GRAD_NORM],
             tok_s,
         )
         self._window = {"loss": 0.0, "tokens": 0.0, "time": 0.0, "steps": 0.0}
+
+    def _log_eval_loss(self, step: int) -> None:
+        """Held-out loss at ``step``, beside the x-axis value it is plotted against."""
+        loss = self.evaluate()
+        self.tracker.log({names.EVAL_LOSS: loss, names.TRAIN_TOKENS: float(self.state.tokens_seen)}, step)
 
     def _maybe_fault(self, step: int) -> None:
         fault = dist.fault_kill_step()

@@ -10,8 +10,8 @@ other tables need no model and run in about 2.5 CPU-minutes together.
 category                               module                      cases  slow
 =====================================  ==========================  =====  ====
 corpus files, every native format      test_bad_corpora.py            40     0
-configs and overrides                  test_bad_configs.py            37     0
-sweep configs and commands             test_bad_sweeps.py             26     0
+configs and overrides                  test_bad_configs.py            43     0
+sweep configs and commands             test_bad_sweeps.py             32     0
 sweep statistics (collect)             test_bad_sweep_stats.py         5     0
 predictions files and reports          test_bad_predictions.py        22     0
 checkpoints, manifests and shards      test_bad_checkpoints.py        18     5
@@ -23,7 +23,6 @@ parallel data builds (num_proc)        test_bad_num_proc.py            4     0
 names that become paths                test_bad_paths.py              12     0
 empty data builds (all dropped)        test_bad_builds.py              3     0
 remaining tracebacks (issue 20)        test_bad_tracebacks.py          9     2
-total                                                                226     9
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,

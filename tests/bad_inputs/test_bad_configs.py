@@ -190,6 +190,14 @@ CASES = [
         "set data.max_seq_len to a positive value",
     ),
     override_case(
+        "override-peak-tflops-not-finite",
+        ("train.peak_tflops=inf",),
+        "train.peak_tflops",
+        "set train.peak_tflops to the device's peak",
+        command="train",
+        config=TRAIN,
+    ),
+    override_case(
         "override-dtype",
         ("model.dtype=fp8",),
         "model.dtype",
@@ -255,6 +263,13 @@ CASES = [
     ),
     build_case("build-root-missing", ("data.root={tmp}/nowhere",), "data.root", "point data.root"),
     Case(
+        "build-record-is-a-directory",
+        ("data", "build", SAMPLE, "data.tokenizer={tok}", "--record", "{tmp}/record"),
+        "--record",
+        "pass the path of a JSON file to write",
+        lambda tmp: (tmp / "record").mkdir(),
+    ),
+    Case(
         "build-tokenizer-missing",
         ("data", "build", SAMPLE, "data.tokenizer=./no_tokenizer"),
         "data.tokenizer",
@@ -267,6 +282,39 @@ CASES = [
         "add sources",
         dry_run=False,
         extra=("data.tokenizer={tok}",),
+    ),
+    # LoRA (train.lora): the adapter's settings, and a target the model does not have (found from the model's
+    # config.json before anything is built or written: a real run, not a dry run)
+    Case(
+        "lora-unknown-target",
+        ("train", TRAIN, "model.name_or_path={tok}", "train.lora.target_modules=[q_proj,qkv_proj]"),
+        "train.lora.target_modules",
+        "choose among the model's linear modules: down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, "
+        "v_proj",
+    ),
+    override_case(
+        "lora-rank-zero",
+        ("train.lora.rank=0",),
+        "train.lora.rank",
+        "fix: set train.lora.rank",
+        "train",
+        TRAIN,
+    ),
+    override_case(
+        "lora-alpha-zero",
+        ("train.lora.alpha=0",),
+        "train.lora.alpha",
+        "fix: set train.lora.alpha",
+        "train",
+        TRAIN,
+    ),
+    override_case(
+        "lora-dropout-one",
+        ("train.lora.dropout=1",),
+        "train.lora.dropout",
+        "must be in [0, 1), got 1.0",
+        "train",
+        TRAIN,
     ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)

@@ -1,4 +1,5 @@
-"""The case counts printed in ``bad_input_harness``'s docstring are the sizes of the modules' case tables."""
+"""The case counts printed in ``bad_input_harness``'s docstring are the sizes of the modules' case tables
+(one row per module; no stated total, so that branches adding cases to different modules never conflict)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,4 @@ def test_docstring_counts_match_the_case_tables() -> None:
         table = getattr(importlib.import_module(module), "CASES", [])
         assert len(table) == int(cases), f"{module}: the docstring says {cases}, the table has {len(table)}"
         total += len(table)
-    stated = re.search(r"^total\s+(\d+)\s+(\d+)$", bad_input_harness.__doc__ or "", re.M)
-    assert stated and int(stated.group(1)) == total >= 80
-    assert int(stated.group(2)) == sum(int(slow) for *_, slow in rows)
+    assert total >= 200, "the bad-input suite only grows"

@@ -18,6 +18,7 @@ from bad_input_harness import Case, check, ids, run_selected
 
 from biotune.eval.layout import predictions_path
 from biotune.sweep import runner
+from biotune.sweep.state import CellState
 from biotune.testing.simulate import Arm, NerDesign, simulate_accuracy, simulate_ner, write_eval_dir
 from biotune.testing.sweeps import write_sweep
 
@@ -40,7 +41,8 @@ def _prepared(tmp: Path, source: str, field: str, raw: str) -> None:
     for arm, cell in enumerate(sweep.cells):
         cell_dir = sweep.cell_dir(cell.name)
         write_eval_dir(cell_dir / runner.EVAL_DIR, {name: (sim, arm, 0) for name, sim in sets.items()})
-        runner.write_state(cell_dir, runner.DONE)
+        runner.write_state(cell_dir, CellState.RUNNING)
+        runner.write_state(cell_dir, CellState.DONE)
     bad = predictions_path(sweep.cell_dir(sweep.cells[1].name) / runner.EVAL_DIR, source, "test")
     lines = bad.read_text(encoding="utf-8").splitlines()
     row = json.loads(lines[LINE - 1])

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from bad_input_harness import Case, check, ids, run_selected, write
 
+from biotune.sweep.state import SWEEP_LOCK_FILE, Lock
 from biotune.testing.sweeps import small_base, write_sweep
 
 BASE = small_base()
@@ -24,6 +25,12 @@ def sweep(case_id: str, axes: str, where: str, fix: str = "fix:", head: str = ""
         write_sweep(tmp, f"name: bad\nbase: base.yaml\n{head}axes:\n{axes}", base)
 
     return Case(case_id, ("sweep", "plan", "{tmp}/sweep.yaml"), where, fix, setup)
+
+
+def _held_by_this_process(tmp: Path) -> None:
+    """A sweep whose runner lock is held (by the test process, for its lifetime): a first runner at work."""
+    write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n")
+    Lock(tmp / "out" / SWEEP_LOCK_FILE, "sweep ok").acquire("unused")
 
 
 CASES = [
@@ -86,6 +93,34 @@ CASES = [
     ),
     sweep("swarm-too-small-to-fit", "  - {type: swarm, n: 4, fit: true}\n", "axes[0].n", "n >= 6"),
     sweep("unknown-axis-type", "  - {type: shuffle, over: source}\n", "axes[0].type", "fix:"),
+    # the swarm fit's keys (issue 19): model, min_share, max_l1, top_k; only with fit: true
+    sweep(
+        "swarm-unknown-fit-model",
+        "  - {type: swarm, n: 8, fit: true, model: cubic}\n",
+        "axes[0].model",
+        "auto",
+    ),
+    sweep(
+        "swarm-min-share-too-large",
+        "  - {type: swarm, n: 8, fit: true, min_share: 0.3}\n",
+        "axes[0].min_share",
+        "or drop the key to use min_weight",
+    ),
+    sweep(
+        "swarm-max-l1-zero",
+        "  - {type: swarm, n: 8, fit: true, max_l1: 0}\n",
+        "axes[0].max_l1",
+        "max_l1: 0.25",
+    ),
+    sweep(
+        "swarm-top-k-zero", "  - {type: swarm, n: 8, fit: true, top_k: 0}\n", "axes[0].top_k", "top_k: 100"
+    ),
+    sweep(
+        "swarm-fit-key-without-fit",
+        "  - {type: swarm, n: 8, top_k: 10}\n",
+        "axes[0].top_k",
+        "set fit: true, or drop it",
+    ),
     sweep(
         "negative-scale-factor",
         "  - {type: scale, target: hoc, factors: [2, -1]}\n",
@@ -180,6 +215,13 @@ CASES = [
                 ),
             ),
         ),
+    ),
+    Case(
+        "second-runner-on-a-sweep",
+        ("sweep", "run", "{tmp}/sweep.yaml", "--local", "--out", "{tmp}/out"),
+        "{tmp}/out/.runner.lock",
+        "wait for that runner to finish or stop it",
+        _held_by_this_process,
     ),
     Case(
         "cell-not-a-sweep-dir",

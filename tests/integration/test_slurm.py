@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import slurm_cluster as cluster_helpers
 from slurm_cluster import SlurmCluster
 
 from biotune.testing.launch import free_port
+from biotune.train import checkpoint as layout
 
 slurm_cluster = cluster_helpers.slurm_cluster  # the session fixture that installs and starts SLURM
 
@@ -24,8 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "slurm/train_70b.sh"
 JOB_TIMEOUT_S = 600
 #: Long enough to be signalled mid-run on 2 shared cores; the reference run uses the same schedule.
+LONG_STEPS = 200
 LONG_RUN = [
-    "train.max_steps=200",
+    f"train.max_steps={LONG_STEPS}",
     "train.save_every=50",
     "train.eval_every=0",
     "train.log_every=1",
@@ -42,6 +46,7 @@ def _env(run_dir: Path, **extra: str) -> dict[str, str]:
         MASTER_PORT=str(free_port()),
         BIOTUNE_RUN_DIR=str(run_dir),
         BIOTUNE_CONFIG="configs/train/tiny.yaml",
+        BIOTUNE_VENV=sys.prefix,  # the jobs run the test's own virtualenv
         WANDB_MODE="offline",
         DS_ACCELERATOR="cpu",
         BIOTUNE_DATA_DIR=os.environ.get("BIOTUNE_DATA_DIR", ""),
@@ -137,7 +142,8 @@ def test_preemption_checkpoints_requeues_and_resumes_identically(
         )
         time.sleep(0.5)
     run_id_before = json.loads((train_dir / "tracking.json").read_text())["run_id"]
-    subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True)
+    sent_at = len(_consumed(train_dir))
+    subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True)  # the batch shell ONLY
 
     state = slurm_cluster.wait_job_state(
         job_id, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"}, JOB_TIMEOUT_S
@@ -146,6 +152,11 @@ def test_preemption_checkpoints_requeues_and_resumes_identically(
     assert state == "COMPLETED", log[-6000:]
     assert slurm_cluster.job_field(job_id, "Restarts") == "1", log[-4000:]
     assert "SIGUSR1 (pre-emption warning)" in log and f"requeueing job {job_id}" in log
+    # the trainer itself saw the signal, mid-run, on both nodes, and saved a checkpoint at that step
+    assert log.count("received SIGUSR1") >= 2, log[-6000:]
+    step = int(re.search(r"preempted at step (\d+): checkpoint saved", log).group(1))  # type: ignore[union-attr]
+    assert sent_at <= step < LONG_STEPS, (sent_at, step)
+    assert f"resumed from {layout.checkpoint_dir(train_dir, step)} " in log
     assert "restart 1" in log  # the summary printed by the requeued run
     assert "resumed from" in log and "at step 0 " not in log  # from the checkpoint the signal produced
     assert _consumed(train_dir) == _consumed(reference_run)

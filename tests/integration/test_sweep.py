@@ -10,6 +10,7 @@ ablation measures what it claims.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from slurm_cluster import SlurmCluster
 from biotune.config import REPO_ROOT
 from biotune.testing.launch import run_cli
 from biotune.testing.tiny import make_sample_llama
+from biotune.train import checkpoint as layout
 
 slurm_cluster = cluster_helpers.slurm_cluster
 
@@ -216,6 +218,8 @@ def test_slurm_arrays_preempt_requeue_and_resubmit(
     while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
         assert time.monotonic() < deadline, _array_log(out)[-4000:]
         time.sleep(0.5)
+    sent_at = (victim / "train" / "consumed.jsonl").read_text().count("\n")
+    # the batch shell of the array task ONLY: sweep.sh -> the cell's runner -> torchrun.sh -> torchrun -> ranks
     subprocess.run(["scancel", "--signal=USR1", "--batch", f"{first_cell_job}_0"], check=True)
     for job in record["jobs"]:
         deadline = time.monotonic() + 900
@@ -228,7 +232,12 @@ def test_slurm_arrays_preempt_requeue_and_resubmit(
     assert {row["state"] for row in status.values()} == {"done"}, status
     victim_state = json.loads((victim / "state.json").read_text())
     assert victim_state["attempts"] == 2  # the requeued task resumed the same cell
-    assert "resumed from" in (victim / "cell.log").read_text()
+    cell_log = (victim / "cell.log").read_text()
+    assert "received SIGUSR1" in cell_log  # the trainer's own log: the signal reached it mid-run
+    step = int(re.search(r"preempted at step (\d+): checkpoint saved", cell_log).group(1))  # type: ignore[union-attr]
+    assert sent_at <= step < 200, (sent_at, step)
+    assert f"resumed from {layout.checkpoint_dir(victim / 'train', step)} " in cell_log
+    assert victim_state["data_dir"] and (Path(victim_state["data_dir"]) / "manifest.json").is_file()
     steps = [
         json.loads(line)["step"] for line in (victim / "train" / "consumed.jsonl").read_text().splitlines()
     ]

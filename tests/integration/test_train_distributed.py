@@ -7,6 +7,7 @@ guard. See tests/integration/train_support.py for the dataset (real NCBI-disease
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,10 @@ import pytest
 import torch
 from train_support import REPO_ROOT, make_packed_dataset, read_jsonl, torchrun, train_env, write_config
 
+from biotune.testing.wandb_files import read_offline_run
 from biotune.train import checkpoint as layout
+from biotune.train import metric_names as names
+from biotune.train.tracking import read_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +31,9 @@ STEPS = 8
 def setup(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_tokenizer, corpora: Path) -> dict:
     tmp = tmp_path_factory.mktemp("train2")
     data = make_packed_dataset(tmp / "data", corpora, tiny_tokenizer)
-    common = {"max_steps": STEPS, "save_every": 4, "eval_every": 4, "keep_last": 2, "peak_tflops": 1.0}
-    full = write_config(tmp / "full.yaml", tiny_model, data, tmp / "full", **common)
-    crash = write_config(tmp / "crash.yaml", tiny_model, data, tmp / "crash", **common)
+    common = {"max_steps": STEPS, "save_every": 4, "eval_every": 4, "keep_last": 2}
+    full = write_config(tmp / "full.yaml", tiny_model, data, tmp / "full", **common)  # MFU: the measured peak
+    crash = write_config(tmp / "crash.yaml", tiny_model, data, tmp / "crash", **common, peak_tflops=1.0)
     return {"tmp": tmp, "full_cfg": full, "crash_cfg": crash, "full": tmp / "full", "crash": tmp / "crash"}
 
 
@@ -43,7 +47,11 @@ def full_run(setup: dict) -> dict:
 
 
 def _losses(out: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r}
+    return {
+        r["step"]: r[names.TRAIN_LOSS]
+        for r in read_metrics(out / layout.METRICS_FILE)
+        if names.TRAIN_LOSS in r
+    }
 
 
 def test_zero3_partitions_and_loss_falls(full_run: dict) -> None:
@@ -52,17 +60,52 @@ def test_zero3_partitions_and_loss_falls(full_run: dict) -> None:
     assert info["world_size"] == 2
     assert info["partition_fraction_per_rank"] == pytest.approx([0.5, 0.5], abs=0.01)
     assert info["attn_implementation"] == "sdpa_packed"  # auto on CPU
+    assert info["versions"]["torch"] == torch.__version__  # what this run imported (biotune.versions)
+    assert info["versions"]["deepspeed"] == importlib.metadata.version("deepspeed")
     losses = _losses(out)
     assert sorted(losses) == list(range(1, STEPS + 1))
     assert losses[STEPS] < losses[1] - 0.5
-    metrics = read_jsonl(out / "metrics.jsonl")
-    evals = [r["eval_loss"] for r in metrics if "eval_loss" in r]
+    metrics = read_metrics(out / layout.METRICS_FILE)
+    evals = [r[names.EVAL_LOSS] for r in metrics if names.EVAL_LOSS in r]
     assert len(evals) == 2 and evals[1] < evals[0]
-    last = [r for r in metrics if r.get("step") == STEPS and "loss" in r][0]
-    for key in ("lr", "grad_norm", "tokens_per_s", "tokens_per_s_per_device", "mfu", "peak_mem_gb"):
+    last = [r for r in metrics if r.get("step") == STEPS and names.TRAIN_LOSS in r][0]
+    for key in (
+        names.TRAIN_LR,
+        names.TRAIN_GRAD_NORM,
+        names.TRAIN_TOKENS,
+        names.PERF_TOKENS_PER_S,
+        names.PERF_TOKENS_PER_S_PER_DEVICE,
+        names.PERF_MFU,
+        names.PERF_PEAK_TFLOPS,
+        names.PERF_PEAK_MEM_GB,
+    ):
         assert last[key] > 0, key
-    assert last["tokens_per_s_per_device"] == pytest.approx(last["tokens_per_s"] / 2)
-    assert list((out / "wandb").glob("offline-run-*")), "wandb offline run dir missing"
+    assert last[names.PERF_TOKENS_PER_S_PER_DEVICE] == pytest.approx(last[names.PERF_TOKENS_PER_S] / 2)
+    assert all(0.0 < r[names.PERF_MFU] <= 1.0 for r in metrics if names.PERF_MFU in r), (
+        "CPU MFU, measured peak"
+    )
+    assert all(r[names.TRAIN_TOKENS] > 0 for r in metrics), "every line carries the x-axis"
+    assert not any(names.has_legacy_names(r) for r in metrics)
+
+
+def test_wandb_run_reads_by_section(full_run: dict) -> None:
+    """The offline wandb run holds the namespaced keys, every section plotted against train/tokens."""
+    (run_dir,) = (full_run["full"] / "wandb").glob("offline-run-*")
+    run = read_offline_run(run_dir)
+    assert {g: run.metrics.get(g) for g in names.STEP_METRICS} == names.STEP_METRICS
+    assert run.metrics[names.X_AXIS] == ""
+    logged = {k for row in run.history for k in row if not k.startswith(("_", names.DATA_EXAMPLES))}
+    assert logged == {
+        n for n in vars(names).values() if isinstance(n, str) and n.split("/")[0] in names.SECTIONS
+    }
+    jsonl = read_metrics(full_run["full"] / layout.METRICS_FILE)
+    assert logged == {k for r in jsonl for k in r} - {names.STEP}, (
+        "metrics.jsonl and wandb use the same names"
+    )
+    evals = [r for r in run.history if names.EVAL_LOSS in r]
+    assert [r[names.TRAIN_TOKENS] for r in evals] == [
+        r[names.TRAIN_TOKENS] for r in jsonl if names.EVAL_LOSS in r
+    ]
 
 
 def test_dataset_text_only_where_allowed(full_run: dict) -> None:
@@ -116,6 +159,7 @@ def test_sigkill_then_resume_consumes_same_samples(full_run: dict) -> None:
     partial = crash / "checkpoints" / "step-00000006"
     shutil.copytree(crash / "checkpoints" / "step-00000004", partial)
     (partial / "COMPLETED").unlink()
+    _as_older_biotune_wrote_it(crash / layout.METRICS_FILE)
 
     proc = torchrun(crash_cfg, 2, "train.resume=auto")
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -128,9 +172,25 @@ def test_sigkill_then_resume_consumes_same_samples(full_run: dict) -> None:
     for step in range(5, STEPS + 1):
         assert resumed_losses[step] == pytest.approx(full_losses[step], abs=1e-5), step
     assert __import__("json").loads((crash / "tracking.json").read_text())["run_id"] == run_id
+    for step in range(1, 5):  # logged under flat names before the crash: mapped, not lost
+        assert resumed_losses[step] == pytest.approx(full_losses[step], abs=1e-5), step
+    raw = [__import__("json").loads(line) for line in (crash / layout.METRICS_FILE).read_text().splitlines()]
+    assert not any(names.has_legacy_names(r) for r in raw), "the resumed run's file holds section names only"
+    assert sum(names.EVAL_LOSS in r for r in raw) == 2
     assert not list(crash.rglob("*.table.json")), (
         "tracking.log_dataset_text is off by default: no dataset text"
     )
+
+
+def _as_older_biotune_wrote_it(path: Path) -> None:
+    """Rewrite a metrics.jsonl with the flat names biotune logged before the dashboard's sections."""
+    import json
+
+    flat = {new: old for old, new in names.LEGACY_NAMES.items()}
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    old = [{flat.get(k, k): v for k, v in r.items() if k in flat or k == names.STEP} for r in rows]
+    assert any(names.has_legacy_names(r) for r in old)
+    path.write_text("".join(json.dumps(r) + "\n" for r in old))
 
 
 def test_world_size_change_explains_universal_checkpoint(full_run: dict) -> None:

@@ -18,7 +18,9 @@ from biotune.plan import (
     LLAMA2_13B,
     LLAMA2_70B,
     OFFLOAD_VARIANTS,
+    LlamaDims,
     activation_memory,
+    adapter_params,
     dims_for,
     make_plan,
     tokens_per_second,
@@ -138,3 +140,93 @@ def test_unknown_model_is_a_config_error(tmp_path: Path) -> None:
     cfg = config.load(REPO / "configs/train/llama2_7b.yaml", [f"model.name_or_path={tmp_path}"])
     with pytest.raises(config.ConfigError, match="model.name_or_path"):
         make_plan(cfg, 1, 8)
+
+
+# --------------------------------------------------------------------------------------------- LoRA
+
+
+def _peft_count(llama_config, lora: config.LoraConfig) -> int:
+    """peft's own trainable-parameter count for ``lora`` on a Llama built on the meta device (no memory)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(llama_config)
+        peft_cfg = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=lora.target_modules)
+        trainable, _ = get_peft_model(model, peft_cfg).get_nb_trainable_parameters()
+    return trainable
+
+
+def test_lora_adapter_count_is_peft_count(tiny_model: Path) -> None:
+    from transformers import AutoConfig, LlamaConfig
+
+    # peft's documented count for Llama-2-7B, rank 8 on q_proj and v_proj: "trainable params: 4,194,304"
+    assert adapter_params(LLAMA2_7B, config.LoraConfig(rank=8)) == 4_194_304
+    cases = [
+        (
+            AutoConfig.from_pretrained(tiny_model),
+            dims_for(str(tiny_model)),
+            ["q_proj", "down_proj", "lm_head"],
+        ),
+        (
+            LlamaConfig(  # grouped-query attention (70B-style kv heads) at a size that builds instantly
+                hidden_size=256,
+                num_hidden_layers=3,
+                intermediate_size=688,
+                num_attention_heads=8,
+                num_key_value_heads=2,
+                vocab_size=1000,
+            ),
+            LlamaDims(hidden=256, layers=3, intermediate=688, heads=8, kv_heads=2, vocab=1000),
+            ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        ),
+    ]
+    for hf_config, dims, targets in cases:
+        for rank, chosen in ((4, targets), (16, targets[:1]), (2, ["layers.1.self_attn.q_proj"])):
+            lora = config.LoraConfig(rank=rank, target_modules=chosen)
+            assert adapter_params(dims, lora) == _peft_count(hf_config, lora), (dims, rank, chosen)
+
+
+def test_lora_states_hold_optimizer_and_gradients_for_the_adapter_only() -> None:
+    total, largest, adapter = LLAMA2_7B.total_params(), LLAMA2_7B.largest_module_params(), 4_194_304
+    for opt, params in OFFLOAD_VARIANTS.values():
+        full = zero3_model_states(total, largest, 8, 1, opt, params)
+        assert zero3_model_states(total, largest, 8, 1, opt, params, total) == full  # all trainable = full FT
+    # no offload: 18 bytes per adapter parameter, 2 per frozen one, the largest (frozen) module gathered
+    # without a gradient: DeepSpeed's own estimate for the adapter alone, plus the frozen base's bf16 shard.
+    ds = _deepspeed_rows(adapter, largest, 8, 1)
+    lora = zero3_model_states(total + adapter, largest, 8, 1, False, False, adapter)
+    expected = ds[(False, False)][1] * GIB - 2 * largest + 2 * total / 8
+    assert lora.gpu_bytes == pytest.approx(expected, abs=0.006 * GIB)
+    # optimizer offload: the host holds the adapter's fp32 states only
+    host = zero3_model_states(total + adapter, largest, 8, 1, True, False, adapter).cpu_bytes
+    assert host / GIB == pytest.approx(ds[(True, False)][0], abs=0.006)
+
+
+def test_lora_plan_is_smaller_and_says_what_trains(capsys: pytest.CaptureFixture[str]) -> None:
+    path = REPO / "configs/train/llama2_7b.yaml"
+    full = make_plan(config.load(path), nodes=1, gpus_per_node=8)
+    lora = make_plan(config.load(path, ["train.lora.rank=8"]), nodes=1, gpus_per_node=8)
+    assert lora.adapter_params == lora.trainable_params == 4_194_304
+    assert full.trainable_params == full.dims.total_params() and full.adapter_params == 0
+    assert lora.states["none"].gpu_bytes < full.states["none"].gpu_bytes / 7
+    # the adapters' dropout outputs, masks and rank-8 projections come on top of the layers' activations
+    extra = 32 * 4 * 2048 * 2 * (2 * 8 + 3 * 4096)
+    assert lora.activations.full - full.activations.full == extra
+    assert lora.activations.checkpointed - full.activations.checkpointed == extra // 32
+    # no weight gradients for the frozen base: 4 N + 2 T instead of 6 N
+    n, t = full.dims.total_params(), lora.adapter_params
+    assert lora.tokens_per_second_per_gpu / full.tokens_per_second_per_gpu == pytest.approx(
+        (6 * n + 12 * 32 * 4096 * 2048) / (4 * (n + t) + 2 * t + 12 * 32 * 4096 * 2048)
+    )
+    assert cli_main(["plan", str(path), "train.lora.rank=8", "--json"]) == 0
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["adapter_params"] == 4_194_304 and out["lora"]["target_modules"] == ["q_proj", "v_proj"]
+
+
+def test_lora_target_the_model_lacks_is_a_config_error() -> None:
+    cfg = config.load(REPO / "configs/train/llama2_7b.yaml", ["train.lora.target_modules=[q_proj,qkv]"])
+    with pytest.raises(config.ConfigError, match="train.lora.target_modules") as err:
+        make_plan(cfg, 1, 8)
+    assert "'qkv'" in str(err.value) and "gate_proj" in str(err.value)

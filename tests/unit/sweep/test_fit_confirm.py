@@ -1,5 +1,5 @@
 """The fit's confirmation sweep: ``confirm.yaml`` loads with the real sweep loader, expands with the real planner
-into the base and the proposed mixture at >= 3 seeds each, and the proposed cell trains on the proposal's weights.
+into the base and the proposed mixture at >= 5 seeds each, and the proposed cell trains on the proposal's weights.
 
 The swarm is a real one (the small sweep base on the bundled sample, expanded by :mod:`biotune.sweep.runner`);
 only its scores are planted, so that no model is trained here.
@@ -81,7 +81,7 @@ def _fit(tmp: Path, capsys: pytest.CaptureFixture[str], seeds: str = "[7]", budg
     return sweep, out / "fit-0", capsys.readouterr().out
 
 
-def test_confirm_yaml_is_a_sweep_of_base_and_proposal_at_three_seeds(
+def test_confirm_yaml_is_a_sweep_of_base_and_proposal_at_five_seeds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     swarm, fit_dir, printed = _fit(tmp_path, capsys)
@@ -91,21 +91,21 @@ def test_confirm_yaml_is_a_sweep_of_base_and_proposal_at_three_seeds(
     # the printed lines name the file, ready to paste; nothing was submitted or run
     assert f"  biotune sweep submit {confirm}\n" in printed
     assert f"  biotune sweep run {confirm} --local\n" in printed
-    assert "3 seeds (6 cells)" in printed and f"proposal: {fit_dir / 'proposal.yaml'}" in printed
+    assert "5 seeds (10 cells)" in printed and f"proposal: {fit_dir / 'proposal.yaml'}" in printed
     assert not (Path("runs") / "sweeps" / "swarm-small-confirm").exists()
 
     spec = load_sweep(confirm)  # the real loader: every check of a hand-written sweep file
     assert spec.name == "swarm-small-confirm" and spec.base == swarm.spec.base
-    assert spec.seeds == [0, 1, 2] and spec.budget == "fixed_samples"
+    assert spec.seeds == [0, 1, 2, 3, 4] and spec.budget == "fixed_samples"
     assert spec.overrides[0] == "train.max_steps=3"  # the swarm's own overrides come along
 
     sweep = runner.load(confirm, tmp_path / "confirm-out")  # the real planner, on the real corpora counts
     assert [v.name for v in sweep.variants] == ["base", "mix-proposed"]
     assert sorted(c.name for c in sweep.cells) == sorted(
-        f"{v}-s{s}" for v in ("base", "mix-proposed") for s in (0, 1, 2)
+        f"{v}-s{s}" for v in ("base", "mix-proposed") for s in range(5)
     )
     rows = planning.plan_rows(spec, sweep.variants, vr.count_available(spec))
-    assert [(r["variant"], r["seeds"]) for r in rows] == [("base", 3), ("mix-proposed", 3)]
+    assert [(r["variant"], r["seeds"]) for r in rows] == [("base", 5), ("mix-proposed", 5)]
     # the base is the swarm's base, trained on the same data
     assert sweep.variant("base").content_hash == swarm.variant("base").content_hash
 
@@ -120,13 +120,22 @@ def test_confirm_yaml_is_a_sweep_of_base_and_proposal_at_three_seeds(
     assert "dev" in cfg.eval.splits and "test" in cfg.eval.splits  # selection on dev, test reported
 
 
-def test_a_sweep_with_three_seeds_keeps_them_and_its_budget_rule(
+def test_a_sweep_with_five_seeds_keeps_them_and_its_budget_rule(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, fit_dir, printed = _fit(tmp_path, capsys, seeds="[11, 12, 13, 14]", budget="free")
+    _, fit_dir, printed = _fit(tmp_path, capsys, seeds="[11, 12, 13, 14, 15]", budget="free")
     spec = load_sweep(fit_dir / fit.CONFIRM_FILE)
-    assert spec.seeds == [11, 12, 13, 14] and spec.budget == "free"
-    assert "4 seeds (8 cells)" in printed
+    assert spec.seeds == [11, 12, 13, 14, 15] and spec.budget == "free"
+    assert "5 seeds (10 cells)" in printed
+
+
+def test_a_sweep_with_three_seeds_is_confirmed_at_five(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 3-seed confirmation is itself liberal (issue 19): fewer than five seeds are replaced by five."""
+    _, fit_dir, printed = _fit(tmp_path, capsys, seeds="[0, 1, 2]")
+    assert load_sweep(fit_dir / fit.CONFIRM_FILE).seeds == list(fit.CONFIRM_SEEDS) == [0, 1, 2, 3, 4]
+    assert "5 seeds (10 cells)" in printed and "held-out RMSE over n = 25 runs" in printed
 
 
 def test_confirm_yaml_survives_quoting_and_a_mixture_with_no_weight_is_refused(tmp_path: Path) -> None:

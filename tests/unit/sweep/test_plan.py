@@ -17,6 +17,7 @@ from biotune.sweep import plan as pl
 from biotune.sweep import power as pw
 from biotune.sweep import runner
 from biotune.sweep.spec import load_sweep
+from biotune.sweep.state import CellState
 from biotune.testing.sweeps import write_sweep
 
 SETS = {
@@ -165,7 +166,8 @@ def test_sweep_plan_with_a_pilot_uses_what_it_measured(
         write_eval_dir(
             d / runner.EVAL_DIR, {"hoc/test": ("accuracy", cls_rows("hoc", "test", 300, 0.7 + shift, rng))}
         )
-        runner.write_state(d, runner.DONE)
+        runner.write_state(d, CellState.RUNNING)
+        runner.write_state(d, CellState.DONE)
     expected = pl.estimate_from_cells(runner.cell_results(runner.from_dir(earlier.out)))["hoc/test"]
     assert expected.seed_sd is not None and expected.paired_var is not None
     path = _sweep(tmp_path / "next", "seeds: [1, 2, 3]\n")
