@@ -103,6 +103,9 @@ class EvalInstructionSet(InstructionSet):
     corpus_split: str = ""
     """The corpus split the rows were made from (``devel`` for the paper's released NER sets), used to place
     published numbers; empty = ``split``."""
+    on_unparsable: str = "skip"
+    """A row whose ``output`` its task cannot read as gold: ``skip`` leaves it out and lists its id and reason
+    in the report's ``unscored_rows``; ``error`` stops the evaluation (``ON_UNPARSABLE``)."""
 
 
 @dataclass
@@ -768,6 +771,8 @@ def _positive(problems: list[Problem], key: str, value: float | int | None, allo
 WANDB_MODES: tuple[str, ...] = ("offline", "online", "disabled")
 #: What ``eval.backend`` accepts (``vllm`` is used only when installed).
 EVAL_BACKENDS: tuple[str, ...] = ("hf", "vllm")
+#: What ``eval.instructions.NAME.on_unparsable`` may say.
+ON_UNPARSABLE: tuple[str, ...] = ("skip", "error")
 
 
 def validate(cfg: RunConfig) -> list[Problem]:
@@ -984,6 +989,7 @@ def _validate_eval_instructions(cfg: RunConfig, p: list[Problem]) -> None:
     _check_instruction_sets("eval.instructions", cfg.eval.instructions, p)
     known = set(SOURCES) | set(cfg.data.custom_sources)
     for name, one in cfg.eval.instructions.items():
+        _choice(p, f"eval.instructions.{name}.on_unparsable", one.on_unparsable, ON_UNPARSABLE)
         for raw, target in one.source_map.items():
             if target and target not in known:
                 p.append(

@@ -80,7 +80,7 @@ def _run(config_path: str, overrides: list[str], dry_run: bool) -> int:
         return 0
     out = evaluate(cfg)
     if out is not None:
-        from biotune.eval.report import REPORT_MD
+        from biotune.eval.layout import REPORT_MD
 
         print((out / REPORT_MD).read_text(encoding="utf-8"))
         print(out)

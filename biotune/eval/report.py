@@ -17,18 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from biotune.config import TrackingConfig
+from biotune.data.sources.splits import role_name, role_of
 from biotune.errors import DataError
-from biotune.eval.score import SPLIT_ALIASES, SetScore
-from biotune.io import atomic_write_text, inside, read_json, write_jsonl
+from biotune.eval.layout import REPORT_JSON, REPORT_MD, parse_set_label, predictions_path, set_label
+from biotune.eval.score import SetScore
+from biotune.io import atomic_write_text, read_json, write_jsonl
 from biotune.train.metric_names import eval_metric
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_DIR = "predictions"
-
 BASELINES_PATH = Path(__file__).resolve().parent / "baselines.json"
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
 
 
 def load_baselines(path: Path = BASELINES_PATH) -> dict[str, Any]:
@@ -39,15 +37,6 @@ def load_baselines(path: Path = BASELINES_PATH) -> dict[str, Any]:
 def baseline_models(baselines: dict[str, Any]) -> list[str]:
     """Model names in the order the baselines file lists them."""
     return list(baselines["models"])
-
-
-def split_role(split: str) -> str:
-    """The role of a split name: ``dev`` for every spelling of a development split (``devel``, ``validation``:
-    :data:`biotune.eval.score.SPLIT_ALIASES`), else the name itself (``test``, ``train``, ``fold3_test``)."""
-    for role, spellings in SPLIT_ALIASES.items():
-        if split in spellings:
-            return role
-    return split
 
 
 def baselines_for(
@@ -66,7 +55,7 @@ def baselines_for(
             entry["note"] = r["note"]
         if split is not None:
             published = entry["split"]
-            entry["same_split"] = published is not None and split_role(published) == split_role(split)
+            entry["same_split"] = published is not None and role_name(published) == role_name(split)
         kept = out.get(r["model"])
         if kept is None or (not kept.get("same_split") and entry.get("same_split")):
             out[r["model"]] = entry
@@ -81,9 +70,10 @@ def report_rows(scores: Sequence[SetScore], baselines: dict[str, Any] | None = N
         m = s.metrics
         accuracy_task = s.headline == "accuracy"
         row: dict[str, Any] = {
-            "dataset": f"{s.source}/{s.split}",
+            "dataset": set_label(s.source, s.split),
             "source": s.source,
             "split": s.split,
+            "role": _role(s.split),
             "kind": s.kind,
             "n": s.n,
             "metric": s.headline,
@@ -100,6 +90,12 @@ def report_rows(scores: Sequence[SetScore], baselines: dict[str, Any] | None = N
         }
         rows.append(row)
     return rows
+
+
+def _role(split: str) -> str | None:
+    """A row's ``role``: ``train``, ``dev`` (selection) or ``test``; None for a split outside the vocabulary."""
+    role = role_of(split)
+    return None if role is None else role.value
 
 
 def _pct(value: float | None) -> float | None:
@@ -171,9 +167,9 @@ def _published_cell(row: dict[str, Any], published: dict[str, Any] | None, marks
     if published.get("same_split"):
         return _cell(published["value"])
     split = published.get("split")
-    row_role = split_role(row.get("split") or str(row["dataset"]).rsplit("/", 1)[-1])
+    row_role = role_name(row.get("split") or parse_set_label(str(row["dataset"]))[1])
     text = (
-        f"published on the {split_role(split)} split; this row is a {row_role} split."
+        f"published on the {role_name(split)} split; this row is a {row_role} split."
         if split and "same_split" in published
         else f"published split not stated; this row is a {row_role} split."
     )
@@ -182,19 +178,10 @@ def _published_cell(row: dict[str, Any], published: dict[str, Any] | None, marks
     return f"{_cell(published['value'])}{marks[text]}"
 
 
-def predictions_path(out_dir: str | Path, source: str, split: str) -> Path:
-    """The per-example predictions file of one evaluation set in an eval output directory.
-
-    Rows: ``id``, ``completion``, ``prediction``, ``reference``, ``parse_ok``, ``parse_error``, ``unit`` (the
-    resampling unit) and ``stats`` (the additive per-example statistics of ``biotune.eval.example_stats``).
-    """
-    return inside(out_dir, Path(out_dir) / PREDICTIONS_DIR / f"{source}__{split}.jsonl")
-
-
 def write_set_predictions(out_dir: str | Path, details: dict[str, list[dict[str, Any]]]) -> None:
     """Write each set's per-example rows (``details`` keyed by ``"<source>/<split>"``)."""
     for dataset, rows in details.items():
-        source, split = dataset.split("/", 1)
+        source, split = parse_set_label(dataset)
         write_jsonl(predictions_path(out_dir, source, split), rows)
 
 
@@ -204,8 +191,24 @@ def write_report(out_dir: Path, scores: Sequence[SetScore], meta: dict[str, Any]
     rows = report_rows(scores, baselines)
     payload = {"meta": meta, "rows": rows, "scores": [s.to_dict() for s in scores]}
     atomic_write_text(out_dir / REPORT_JSON, json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    atomic_write_text(out_dir / REPORT_MD, to_markdown(rows, baselines))
+    markdown = to_markdown(rows, baselines) + unscored_markdown(meta.get("unscored_rows") or {})
+    atomic_write_text(out_dir / REPORT_MD, markdown)
     return rows
+
+
+def unscored_markdown(unscored: dict[str, dict[str, Any]]) -> str:
+    """The rows read but not scored (``meta.unscored_rows``: instruction set -> ``Unscored.to_dict()``), one
+    line per unmapped source value and per unparsable row with its id and reason; empty when there are none."""
+    lines = []
+    for key, entry in unscored.items():
+        if not entry.get("rows"):
+            continue
+        lines.append(f"- {key}: {entry['rows']} row(s) not scored")
+        for value, n in sorted(entry.get("unmapped", {}).items()):
+            lines.append(f"  - {n} row(s) of source {value or '(empty)'!r}: the source maps to no task")
+        for row in entry.get("unparsable", []):
+            lines.append(f"  - {row['id']} (source {row['source']!r} -> {row['task']}): {row['reason']}")
+    return "\n".join(["", "Rows not scored:", *lines]) + "\n" if lines else ""
 
 
 #: Keys every row of a ``report.json`` has (what ``compare`` and ``sweep collect`` read).
@@ -343,7 +346,7 @@ def log_to_wandb(
         run.summary.update(scores)
         if upload_predictions:
             for dataset, preds in predictions.items():
-                if dataset.split("/")[0] in restricted:
+                if parse_set_label(dataset)[0] in restricted:
                     log.info("not uploading predictions of restricted source %s", dataset)
                     continue
                 pcols = ["id", "completion", "prediction", "reference", "parse_ok"]

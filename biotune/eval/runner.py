@@ -3,7 +3,8 @@
 ``evaluate(cfg)`` is what ``biotune eval CONFIG`` runs; ``score_predictions`` is ``biotune eval score``.
 Outputs (rank 0, under ``eval.output_dir``): ``predictions.jsonl`` (id + completion, re-scorable with
 ``biotune eval score``), ``predictions/<source>__<split>.jsonl`` (parsed value, reference, parse status),
-``report.json`` and ``report.md``. Predictions stay local unless ``eval.upload_predictions`` is true.
+``report.json`` and ``report.md`` (the layout: :mod:`biotune.eval.layout`). Predictions stay local unless
+``eval.upload_predictions`` is true.
 """
 
 from __future__ import annotations
@@ -15,105 +16,74 @@ from typing import Any
 
 from biotune import distributed
 from biotune.config import RunConfig, to_dict
+from biotune.data.sources import SourceSpec, catalog, resolve_root
 from biotune.data.tokenize import tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.eval import generate, report
+from biotune.eval.layout import PREDICTIONS_FILE, REPORT_MD, export_cache_dir, set_label
 from biotune.eval.score import (
     EvalSet,
     SetScore,
+    Unscored,
     build_eval_set,
+    build_instruction_sets,
     check_coverage,
     load_sets_for_predictions,
     read_predictions,
-    resolve_split,
     score_set,
-    source_spec,
 )
+from biotune.eval.sets import plan_sets
 from biotune.io import write_jsonl
 from biotune.train.checkpoint import export_dir
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_FILE = "predictions.jsonl"
-
 
 def data_root(cfg: RunConfig) -> Path:
     """``data.root`` as a directory (``@sample`` = the bundled sample corpus)."""
-    from biotune.data.sources import resolve_root
-
     return resolve_root(cfg.data.root)
 
 
-def eval_sources(cfg: RunConfig) -> list[str]:
-    """``eval.sources``; when it is empty, every included task source of ``data.sources`` unless
-    ``eval.instructions`` names instruction rows to evaluate (then only those are evaluated).
-
-    Raises:
-        ConfigError: when nothing is left to evaluate, or a source lacks a requested split (all listed).
-    """
-    from biotune.data.sources import catalog
-
-    names = list(cfg.eval.sources)
-    known = catalog(cfg.data)
-    if not names and not cfg.eval.instructions:
-        names = [n for n, mix in cfg.data.sources.items() if mix.include and n in known]
-    if not names and not cfg.eval.instructions:
-        raise ConfigError(
-            [
-                Problem(
-                    "eval.sources",
-                    "nothing to evaluate: eval.sources is empty and data.sources has no task source",
-                    "set eval.sources=[ncbi_disease,...]",
-                )
-            ]
-        )
-    problems: list[Problem] = []
-    for name in names:
-        for split in cfg.eval.splits:
-            try:
-                resolve_split(source_spec(name, cfg.data), split)
-            except ConfigError as err:
-                problems += err.problems
-    if problems:
-        raise ConfigError(problems)
-    return names
-
-
-def build_sets(cfg: RunConfig, unscored: dict[str, dict[str, int]] | None = None) -> list[EvalSet]:
-    """Every evaluation set the config asks for: (source, split) corpus sets, then instruction-row sets."""
+def build_sets(
+    cfg: RunConfig,
+    unscored: dict[str, Unscored] | None = None,
+    known: dict[str, SourceSpec] | None = None,
+) -> list[EvalSet]:
+    """Every evaluation set the config asks for: the corpus sets of :func:`~biotune.eval.sets.plan_sets`, then
+    instruction-row sets. ``known`` is ``catalog(cfg.data)`` when the caller has it (it is built once)."""
+    known = catalog(cfg.data) if known is None else known
     root = data_root(cfg)
-    unscored = {} if unscored is None else unscored
     sets = [
         build_eval_set(
-            source_spec(name, cfg.data),
-            split,
-            root,
-            cfg.data.ner_format,
-            cfg.data.seed,
-            cfg.eval.max_examples,
+            known[ref.source], ref.split, root, cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples
         )
-        for name in eval_sources(cfg)
-        for split in cfg.eval.splits
+        for ref in plan_sets(cfg, known)
     ]
-    sets += instruction_sets(cfg, unscored)
+    sets += instruction_sets(cfg, unscored, known)
     _check_unique(sets)
     return sets
 
 
-def instruction_sets(cfg: RunConfig, unscored: dict[str, dict[str, int]] | None = None) -> list[EvalSet]:
-    """The sets of ``eval.instructions``. Rows whose source maps to no task are logged and counted into
-    ``unscored`` (``eval.instructions.NAME`` -> source value -> rows), which the report's meta records."""
-    from biotune.eval.score import build_instruction_sets
-
+def instruction_sets(
+    cfg: RunConfig,
+    unscored: dict[str, Unscored] | None = None,
+    known: dict[str, SourceSpec] | None = None,
+) -> list[EvalSet]:
+    """The sets of ``eval.instructions``. Rows read but not scored (a source that maps to no task, an output
+    that is not readable gold) are logged and recorded in ``unscored`` (``eval.instructions.NAME`` ->
+    :class:`~biotune.eval.score.Unscored`), which the report's meta records as ``unscored_rows``."""
+    if not cfg.eval.instructions:
+        return []
+    known = catalog(cfg.data) if known is None else known
     out: list[EvalSet] = []
     for name, declared in cfg.eval.instructions.items():
         key = f"eval.instructions.{name}"
-        sets, unmapped = build_instruction_sets(
-            key, declared, cfg.data, cfg.data.ner_format, cfg.eval.max_examples
+        sets, left_out = build_instruction_sets(
+            key, declared, known, cfg.data.ner_format, cfg.eval.max_examples
         )
         out += sets
-        if unmapped and unscored is not None:
-            unscored[key] = unmapped
+        if left_out.count and unscored is not None:
+            unscored[key] = left_out
     return out
 
 
@@ -122,7 +92,7 @@ def _check_unique(sets: list[EvalSet]) -> None:
     seen: dict[str, str] = {}
     problems = []
     for s in sets:
-        label, origin = f"{s.source}/{s.split}", s.origin or "eval.sources"
+        label, origin = set_label(s.source, s.split), s.origin or "eval.sources"
         if label in seen:
             problems.append(
                 Problem(
@@ -177,28 +147,29 @@ def evaluate(cfg: RunConfig) -> Path | None:
 
 def _evaluate(cfg: RunConfig) -> Path | None:
     model_dir = generate.resolve_model_dir(
-        cfg.eval.model or str(export_dir(cfg.train.output_dir)), Path(cfg.eval.output_dir) / "exported_model"
+        cfg.eval.model or str(export_dir(cfg.train.output_dir)), export_cache_dir(cfg.eval.output_dir)
     )
-    unscored: dict[str, dict[str, int]] = {}
+    unscored: dict[str, Unscored] = {}
     sets = build_sets(cfg, unscored)
     tokenizer, gen = _generator(cfg, model_dir)
     scores: list[SetScore] = []
     details: dict[str, list[dict[str, Any]]] = {}
     all_completions: dict[str, str] = {}
     for eval_set in sets:
-        log.info("evaluating %s/%s: %d examples", eval_set.source, eval_set.split, len(eval_set.samples))
+        label = set_label(eval_set.source, eval_set.split)
+        log.info("evaluating %s: %d examples", label, len(eval_set.samples))
         result = generate.generate_distributed(render_prompts(eval_set, cfg.data.template, tokenizer), gen)
         if not distributed.is_rank_zero():
             continue
         score, rows = score_set(eval_set, result.completions)
         score.tokens_per_second = result.tokens_per_second
         scores.append(score)
-        details[f"{eval_set.source}/{eval_set.split}"] = rows
+        details[label] = rows
         all_completions.update({i: result.completions[i] for i in eval_set.ids})
     distributed.barrier()
     if not distributed.is_rank_zero():
         return None
-    restricted = {f"{s.source}/{s.split}": s.restricted for s in sets}
+    restricted = {set_label(s.source, s.split): s.restricted for s in sets}
     return _write_outputs(cfg, model_dir, scores, details, all_completions, restricted, unscored)
 
 
@@ -209,7 +180,7 @@ def _write_outputs(
     details: dict[str, list[dict[str, Any]]],
     completions: dict[str, str],
     restricted_sets: dict[str, bool],
-    unscored: dict[str, dict[str, int]],
+    unscored: dict[str, Unscored],
 ) -> Path:
     out = Path(cfg.eval.output_dir)
     write_jsonl(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()])
@@ -225,11 +196,11 @@ def _write_outputs(
         "world_size": distributed.world_size(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "config": to_dict(cfg.eval),
-        "unscored_rows": unscored,
+        "unscored_rows": {key: entry.to_dict() for key, entry in unscored.items()},
     }
     rows = report.write_report(out, scores, meta)
     t = cfg.tracking
-    restricted = {s.source for s in scores if restricted_sets.get(f"{s.source}/{s.split}", True)}
+    restricted = {s.source for s in scores if restricted_sets.get(set_label(s.source, s.split), True)}
     report.log_to_wandb(
         rows,
         details,
@@ -239,20 +210,23 @@ def _write_outputs(
         upload_predictions=cfg.eval.upload_predictions,
         restricted=restricted,
     )
-    log.info("report written to %s", out / report.REPORT_MD)
+    log.info("report written to %s", out / REPORT_MD)
     return out
 
 
 def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | None = None) -> list[SetScore]:
     """Score a predictions JSONL (from any model) against gold; writes a report when ``out_dir`` is given."""
     predictions = read_predictions(path)
-    unscored: dict[str, dict[str, int]] = {}
-    sets = instruction_sets(cfg, unscored)
+    unscored: dict[str, Unscored] = {}
+    known = catalog(cfg.data)
+    sets = instruction_sets(cfg, unscored, known)
+    left_out = {i for entry in unscored.values() for i in entry.ids}
+    predictions = {i: c for i, c in predictions.items() if i not in left_out}  # rows read but not scored
     covered = {i for s in sets for i in s.ids}
     rest = {i: c for i, c in predictions.items() if i not in covered}
     if rest:
         sets += load_sets_for_predictions(
-            rest, path, data_root(cfg), cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples, cfg.data
+            rest, path, data_root(cfg), cfg.data.ner_format, cfg.data.seed, cfg.eval.max_examples, known
         )
     _check_unique(sets)
     check_coverage(predictions, sets, path)
@@ -261,10 +235,14 @@ def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | No
     for eval_set in sets:
         score, rows = score_set(eval_set, predictions)
         scores.append(score)
-        details[f"{eval_set.source}/{eval_set.split}"] = rows
+        details[set_label(eval_set.source, eval_set.split)] = rows
     if out_dir is not None:
         out = Path(out_dir)
         report.write_set_predictions(out, details)
-        meta = {"predictions": str(path), "ner_format": cfg.data.ner_format, "unscored_rows": unscored}
+        meta = {
+            "predictions": str(path),
+            "ner_format": cfg.data.ner_format,
+            "unscored_rows": {key: entry.to_dict() for key, entry in unscored.items()},
+        }
         report.write_report(out, scores, meta)
     return scores

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from biotune.data.records import Record, Sample, parse_sample_id
-from biotune.errors import ConfigError, DataError, Problem
+from biotune.data.sources import SOURCES, SourceSpec, catalog, load_instructions, load_records
+from biotune.data.sources.instructions import map_source
+from biotune.data.sources.splits import set_label
+from biotune.data.tasks import make_samples, task_for
+from biotune.errors import DataError
+from biotune.eval.sets import resolve_split, source_spec
 
 log = logging.getLogger(__name__)
-
-#: Requested split name -> the spellings corpora use for it, in order of preference.
-SPLIT_ALIASES = {"dev": ("dev", "devel", "validation", "valid"), "test": ("test",), "train": ("train",)}
 
 
 @dataclass
@@ -79,51 +81,8 @@ class SetScore:
         return out
 
 
-def resolve_split(spec: Any, split: str) -> str:
-    """The source's own name for ``split`` (``dev`` -> ``devel`` where the corpus spells it so).
-
-    Raises:
-        ConfigError: when the source has no such split (e.g. a task without a test split).
-    """
-    for name in SPLIT_ALIASES.get(split, (split,)):
-        if name in spec.split_names:
-            return name
-    raise ConfigError(
-        [
-            Problem(
-                "eval.splits",
-                f"source '{spec.name}' has no '{split}' split (it has: {', '.join(sorted(spec.split_names))})",
-                _other_split_fix(spec),
-            )
-        ]
-    )
-
-
-def _other_split_fix(spec: Any) -> str:
-    """A fix that never suggests scoring on the training split."""
-    held_out = sorted(s for s in spec.split_names if s != "train")
-    if held_out:
-        return f"evaluate it on a held-out split it has (e.g. eval.splits=[{held_out[0]}]) or drop it from eval.sources"
-    return f"drop {spec.name} from eval.sources: it has only a training split here (or add its official test file)"
-
-
-def source_spec(name: str, data: Any = None) -> Any:
-    """The :class:`SourceSpec` called ``name`` (registered, or declared in ``data.custom_sources``), with a clear
-    error for unknown names."""
-    import difflib
-
-    from biotune.data.sources import catalog
-
-    known = catalog(data)
-    if name not in known:
-        close = difflib.get_close_matches(name, list(known), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known sources: {', '.join(sorted(known))}"
-        raise ConfigError([Problem("eval.sources", f"unknown source '{name}'", hint)])
-    return known[name]
-
-
 def build_eval_set(
-    name: str | Any,
+    name: str | SourceSpec,
     split: str,
     root: Path,
     ner_format: str = "tags",
@@ -132,13 +91,12 @@ def build_eval_set(
 ) -> EvalSet:
     """Read one source split and turn its records into samples with the training task object.
 
-    The instruction paraphrase is drawn with the same seeded generator as ``biotune data build``, so an
-    evaluation prompt matches what the model was trained on. ``max_examples`` keeps the first N records.
+    ``name`` is a registered source name or a spec (from ``catalog(cfg.data)``, for declared sources);
+    ``split`` is any spelling of the split (resolved to the source's own). The instruction paraphrase is drawn
+    with the same seeded generator as ``biotune data build``, so an evaluation prompt matches what the model
+    was trained on. ``max_examples`` keeps the first N records.
     """
-    from biotune.data.sources import load_records
-    from biotune.data.tasks import make_samples, task_for
-
-    spec = source_spec(name) if isinstance(name, str) else name
+    spec = source_spec(name, SOURCES) if isinstance(name, str) else name
     real_split = resolve_split(spec, split)
     records = list(load_records(spec, real_split, root))
     if max_examples is not None:
@@ -148,39 +106,65 @@ def build_eval_set(
     return EvalSet(spec.name, real_split, spec.kind, spec, task, records, samples, spec.restricted)
 
 
+@dataclass
+class Unscored:
+    """The rows of one instruction set that were read but not scored, and why (``report.json``'s
+    ``meta.unscored_rows[eval.instructions.NAME]``)."""
+
+    unmapped: dict[str, int] = field(default_factory=dict)
+    """Row ``source`` value -> rows whose source maps to no biotune task."""
+    unparsable: list[dict[str, str]] = field(default_factory=list)
+    """One entry per row whose ``output`` its task cannot read as gold: ``id``, ``source``, ``task``, ``reason``."""
+    ids: set[str] = field(default_factory=set)
+    """Record ids of every row not scored (a predictions file may hold completions for them: they are ignored)."""
+
+    @property
+    def count(self) -> int:
+        """Rows not scored."""
+        return sum(self.unmapped.values()) + len(self.unparsable)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``rows`` (the count), ``unmapped`` and ``unparsable``."""
+        return {"rows": self.count, "unmapped": dict(self.unmapped), "unparsable": list(self.unparsable)}
+
+
 def build_instruction_sets(
-    key: str, declared: Any, data: Any, ner_format: str = "tags", max_examples: int | None = None
-) -> tuple[list[EvalSet], dict[str, int]]:
+    key: str,
+    declared: Any,
+    known: dict[str, SourceSpec],
+    ner_format: str = "tags",
+    max_examples: int | None = None,
+) -> tuple[list[EvalSet], Unscored]:
     """Instruction rows as evaluation sets, one per biotune source their ``source`` values map to.
 
-    ``declared`` is an ``EvalInstructionSet`` (``key`` = ``eval.instructions.NAME``). Each row's ``source`` is
-    mapped with :func:`biotune.data.sources.instructions.map_source` (the set's ``source_map`` over the
-    published defaults); the gold is the row's ``output`` read by that source's parser, and the prompt is
-    the row's own instruction and input. Example ids are the instruction record ids. ``max_examples`` keeps the
-    first N rows of each source.
+    ``declared`` is an ``EvalInstructionSet`` (``key`` = ``eval.instructions.NAME``); ``known`` is
+    ``catalog(cfg.data)``. Each row's ``source`` is mapped with :func:`map_source` (the set's ``source_map``
+    over the published defaults); the gold is the row's ``output`` read by that source's parser, and the
+    prompt is the row's own instruction and input. Example ids are the instruction record ids.
+    ``max_examples`` keeps the first N rows of each source.
+
+    A row whose source maps to no task is counted, never scored. A row whose ``output`` its task cannot read
+    (the paper's released HoC set has one with an empty output) is listed with its id and reason and left out
+    when ``declared.on_unparsable`` is ``skip`` (the default); with ``error`` it stops the evaluation.
 
     Returns:
-        The sets, and ``source value -> rows`` for the rows whose source maps to no task (counted, not scored).
+        The sets (a source whose every row was left out has none) and the rows not scored.
 
     Raises:
-        DataError: a row whose output its task cannot read (file and row named), or no row mapped at all.
+        DataError: an unparsable row under ``on_unparsable: error`` (file and row named), or no row mapped.
     """
-    from biotune.data.sources import catalog, load_instructions
-    from biotune.data.sources.instructions import map_source
-    from biotune.data.tasks import task_for
-
-    known = catalog(data)
     rows = load_instructions(declared.path, declared.split)
     by_source: dict[str, list[Any]] = {}
-    unmapped: dict[str, int] = {}
+    unscored = Unscored()
     for row in rows:
         target = map_source(row.source, declared.source_map)
         if target is None or target not in known:
-            unmapped[row.source] = unmapped.get(row.source, 0) + 1
+            unscored.unmapped[row.source] = unscored.unmapped.get(row.source, 0) + 1
+            unscored.ids.add(row.id)
             continue
         by_source.setdefault(target, []).append(row)
     if not by_source:
-        seen = ", ".join(f"{k or '(empty)'} ({v})" for k, v in sorted(unmapped.items()))
+        seen = ", ".join(f"{k or '(empty)'} ({v})" for k, v in sorted(unscored.unmapped.items()))
         raise DataError(
             declared.path,
             f"no row's source maps to a biotune task (sources: {seen})",
@@ -195,24 +179,39 @@ def build_instruction_sets(
         for row in source_rows[:max_examples] if max_examples is not None else source_rows:
             record, parsed = task.record_from_row(row.id, row.input, row.output)
             if not parsed.ok:
-                raise DataError(
-                    declared.path,
-                    f"row {row.id} (source {row.source!r} -> {target}): its output cannot be read as gold: "
-                    f"{parsed.error}",
-                    f"fix the row, or map {row.source!r} to the right task with {key}.source_map",
+                if declared.on_unparsable == "error":
+                    raise DataError(
+                        declared.path,
+                        f"row {row.id} (source {row.source!r} -> {target}): its output cannot be read as "
+                        f"gold: {parsed.error}",
+                        f"fix the row, map {row.source!r} to the right task with {key}.source_map, or set "
+                        f"{key}.on_unparsable=skip to leave it out (listed in the report's unscored_rows)",
+                    )
+                reason = f"output cannot be read as gold: {parsed.error}"
+                unscored.unparsable.append(
+                    {"id": row.id, "source": row.source, "task": target, "reason": reason}
                 )
+                unscored.ids.add(row.id)
+                continue
             records.append(record)
             samples.append(Sample(row.id, target, spec.kind, row.instruction, row.input, row.output))
-        restricted = bool(declared.restricted or spec.restricted)
-        sets.append(EvalSet(target, split, spec.kind, spec, task, records, samples, restricted, key))
-    if unmapped:
+        if records:
+            restricted = bool(declared.restricted or spec.restricted)
+            sets.append(EvalSet(target, split, spec.kind, spec, task, records, samples, restricted, key))
+    if unscored.count:
         log.warning(
-            "%s: %d row(s) whose source maps to no task were not scored: %s",
+            "%s: %d row(s) not scored: %s",
             key,
-            sum(unmapped.values()),
-            ", ".join(f"{k or '(empty)'} ({v})" for k, v in sorted(unmapped.items())),
+            unscored.count,
+            "; ".join(
+                [
+                    f"{k or '(empty)'} ({v}, source maps to no task)"
+                    for k, v in sorted(unscored.unmapped.items())
+                ]
+                + [f"{u['id']} ({u['reason']})" for u in unscored.unparsable]
+            ),
         )
-    return sets, unmapped
+    return sets, unscored
 
 
 # --------------------------------------------------------------------------------------------- predictions
@@ -339,6 +338,7 @@ def score_set(eval_set: EvalSet, completions: dict[str, str]) -> tuple[SetScore,
     pred: list[Any] = []
     rows: list[dict[str, Any]] = []
     failures = 0
+    label = set_label(eval_set.source, eval_set.split)
     for record, sample in zip(eval_set.records, eval_set.samples, strict=True):
         completion = completions[sample.id]
         parsed = task.parse(completion, record)
@@ -354,7 +354,7 @@ def score_set(eval_set: EvalSet, completions: dict[str, str]) -> tuple[SetScore,
                 "reference": _jsonable(reference),
                 "parse_ok": parsed.ok,
                 "parse_error": parsed.error,
-                "unit": f"{eval_set.source}/{eval_set.split}/{task.unit(record)}",
+                "unit": f"{label}/{task.unit(record)}",
                 "stats": task.example_stats(reference, parsed.value),
             }
         )
@@ -370,9 +370,8 @@ def score_set(eval_set: EvalSet, completions: dict[str, str]) -> tuple[SetScore,
     )
     if failures:
         log.warning(
-            "%s/%s: %d of %d completions did not parse cleanly",
-            eval_set.source,
-            eval_set.split,
+            "%s: %d of %d completions did not parse cleanly",
+            label,
             failures,
             len(gold),
         )
@@ -390,14 +389,12 @@ def load_sets_for_predictions(
     ner_format: str,
     seed: int,
     max_examples: int | None,
-    data: Any = None,
+    known: dict[str, SourceSpec] | None = None,
 ) -> list[EvalSet]:
     """Build the evaluation sets that a predictions file's ids name, checking that the ids cover them.
 
-    ``data`` (the config's ``data`` section) adds its declared sources to the registry's."""
-    from biotune.data.sources import catalog
-
-    known = catalog(data)
+    ``known`` is ``catalog(cfg.data)`` (the registry and the config's declared sources); None = the registry."""
+    known = catalog() if known is None else known
     sets = []
     for source, split in sets_in_predictions(predictions, path):
         if source not in known:

@@ -42,9 +42,11 @@ import pyarrow as pa
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
+from biotune.data.sources.splits import SplitRole, display_order, role_name, role_of
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.eval.example_stats import REDUCERS
-from biotune.eval.report import predictions_path, read_report
+from biotune.eval.layout import predictions_path, report_path, set_label
+from biotune.eval.report import read_report
 from biotune.io import atomic_path, atomic_write_text
 from biotune.sweep import stats as st
 from biotune.sweep.state import CellState
@@ -105,6 +107,10 @@ class ResultRow:
     """Log paths of the variant's cells that are not done."""
     source: str | None = None
     split: str | None = None
+    """The split in the source's own spelling (``devel``, ``dev``, ``test``)."""
+    role: SplitRole | None = None
+    """What the split is for (:class:`SplitRole`: selection on ``dev``, reporting on ``test``); None for a split
+    outside the vocabulary. Selection and table order read this, never the spelling."""
     family: str | None = None
     metric: str | None = None
     reducer: str | None = None
@@ -181,11 +187,12 @@ class Results:
         """The cells of one variant."""
         return [c for c in self.cells if c.variant == variant]
 
-    def scores(self, split: str | None = None) -> dict[str, dict[str, float]]:
-        """Variant -> eval set -> mean headline over seeds (percent), optionally for one split only."""
+    def scores(self, role: SplitRole | None = None) -> dict[str, dict[str, float]]:
+        """Variant -> eval set -> mean headline over seeds (percent), optionally for the sets of one role only
+        (every spelling of it: ``role=SplitRole.SELECTION`` keeps ``devel``, ``dev`` and ``validation`` sets)."""
         out: dict[str, dict[str, float]] = {}
         for r in self.rows:
-            if r.mean is not None and (split is None or r.split == split):
+            if r.mean is not None and (role is None or r.role is role):
                 out.setdefault(r.variant, {})[r.eval_set] = r.mean
         return out
 
@@ -347,7 +354,7 @@ class _SetInfo:
 
 def _report_sets(cell: CellResult) -> dict[str, _SetInfo]:
     assert cell.eval_dir is not None
-    path = Path(cell.eval_dir) / "report.json"
+    path = report_path(cell.eval_dir)
     report = read_report(path)
     sets: dict[str, _SetInfo] = {}
     for i, row in enumerate(report.get("rows", [])):
@@ -363,7 +370,7 @@ def _report_sets(cell: CellResult) -> dict[str, _SetInfo]:
                 f"report row {i} ({row.get('dataset')}) has unknown reducer {row['reducer']!r}",
                 f"use one of {', '.join(REDUCERS)} (re-run `biotune eval` with this biotune version)",
             )
-        name = f"{row['source']}/{row['split']}"
+        name = set_label(row["source"], row["split"])
         sets[name] = _SetInfo(
             name,
             row["source"],
@@ -563,7 +570,7 @@ def _compute(
                 prev = set_infos.setdefault(name, info)
                 if (prev.reducer, prev.metric) != (info.reducer, info.metric):
                     raise DataError(
-                        Path(c.eval_dir or "") / "report.json",
+                        report_path(c.eval_dir or ""),
                         f"{name} is scored with {info.metric} ({info.reducer}) here but "
                         f"{prev.metric} ({prev.reducer}) in another cell",
                         "evaluate every cell of the sweep with the same biotune version",
@@ -587,9 +594,9 @@ def _compute(
         log.info("collect: set %d/%d %s: %d arms", i, len(set_infos), name, len(arms))
         for variant, row in set_rows.items():
             by_variant[variant].append(row)
-            macro.setdefault((families[name], info.split), {}).setdefault(variant, _MacroAcc()).add(
-                name, arms[variant], row.seeds
-            )
+            macro.setdefault((families[name], role_name(info.split)), {}).setdefault(
+                variant, _MacroAcc()
+            ).add(name, arms[variant], row.seeds)
     for v in variants:
         rows.extend(by_variant[v])
     macro_rows = _macro_rows(macro, set_infos, families, variants, base, controls)
@@ -637,6 +644,7 @@ def _compute_set(
             eval_set=name,
             source=info.source,
             split=info.split,
+            role=role_of(info.split),
             family=family,
             metric=info.metric,
             reducer=info.reducer,
@@ -679,11 +687,12 @@ def _macro_rows(
     base: str | None,
     controls: dict[str, str],
 ) -> list[ResultRow]:
-    """Macro-average rows per (family, split): only variants evaluated on every set of the family."""
+    """Macro-average rows per (family, split role): only variants evaluated on every set of the family (a
+    family's ``devel`` and ``dev`` sets are averaged together, as ``dev``)."""
     rows: list[ResultRow] = []
     scored: dict[tuple[str, str], dict[str, st.ArmScore]] = {}
     for (family, split), accs in macro.items():
-        members = [n for n, i in set_infos.items() if families[n] == family and i.split == split]
+        members = [n for n, i in set_infos.items() if families[n] == family and role_name(i.split) == split]
         scored[(family, split)] = {
             v: st.macro_average(v, acc.arms) for v, acc in accs.items() if sorted(acc.sets) == sorted(members)
         }
@@ -693,10 +702,13 @@ def _macro_rows(
             if v not in arms:
                 continue
             arm = arms[v]
-            members = [n for n, i in set_infos.items() if families[n] == family and i.split == split]
+            members = [
+                n for n, i in set_infos.items() if families[n] == family and role_name(i.split) == split
+            ]
             row = variants[v].row(
-                eval_set=f"macro:{family}/{split}",
+                eval_set=f"macro:{set_label(family, split)}",
                 split=split,
+                role=role_of(split),
                 family=family,
                 metric=f"macro over {len(members)} set(s)",
                 seeds=seeds[((family, split), v)]
@@ -835,13 +847,18 @@ def to_markdown(results: Results) -> str:
         f"families (Δ vs base per set, Δ vs control per set, macro-averages); * = corrected p < {st.ALPHA}.",
         "",
     ]
-    splits = list(dict.fromkeys(r.split for r in results.rows if r.split))
-    order = sorted(splits, key=lambda s: (s != "dev", s))
-    for split in order:
-        title = "Dev sets (use these for selection)" if split == "dev" else f"{split.capitalize()} sets"
+    groups = sorted({role_name(r.split) for r in results.rows if r.split}, key=display_order)
+    for group in groups:
+        title = (
+            "Dev sets (use these for selection)"
+            if role_of(group) is SplitRole.SELECTION
+            else f"{group.capitalize()} sets"
+        )
         out += (
             [f"## {title}", ""]
-            + _md_rows([r for r in results.rows if r.split == split], with_control, label)
+            + _md_rows(
+                [r for r in results.rows if r.split and role_name(r.split) == group], with_control, label
+            )
             + [""]
         )
     not_evaluated = [r for r in results.rows if not r.split]

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from biotune.data.sources.splits import SplitRole, parse_set_label, role_of
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_text
 from biotune.sweep import spec as sp
@@ -52,7 +53,8 @@ from biotune.sweep.regression import SetFit, Swarm, fit_swarm
 
 log = logging.getLogger(__name__)
 
-SELECTION_SPLIT = "dev"
+#: The role of the splits a fit selects on (every spelling: ``devel``, ``dev``, ``validation``).
+SELECTION = SplitRole.SELECTION
 #: Training seeds of a confirmation sweep when the swarm's sweep has fewer than five (a 3-seed comparison
 #: is itself liberal: seed variance is estimated from too few seeds).
 CONFIRM_SEEDS = (0, 1, 2, 3, 4)
@@ -93,7 +95,7 @@ def swarm_from_results(results: Results, *, axis: str | None = None, level: str 
         raise ConfigError(
             [Problem("fit.axis", f"no variant of axis {axis!r}", f"use one of: {', '.join(sorted(axes))}")]
         )
-    scores = results.scores(split=SELECTION_SPLIT)
+    scores = results.scores(role=SELECTION)
     runs = [
         v
         for v in results.variants()
@@ -284,10 +286,13 @@ def _objective_weights(swarm: Swarm, objective: Mapping[str, float] | None) -> d
     problems = []
     for name, weight in objective.items():
         if name not in swarm.metrics:
-            split = name.rsplit("/", 1)[-1]
+            try:
+                split = parse_set_label(name)[1]
+            except ValueError:
+                split = ""
             why = (
                 f"'{name}' is a {split} set: selection uses dev splits only"
-                if split != SELECTION_SPLIT
+                if split and role_of(split) is not SELECTION
                 else f"no dev set '{name}' in the swarm's results"
             )
             problems.append(
@@ -570,8 +575,8 @@ def confirm_sweep(
     seeds = list(spec.seeds) if len(spec.seeds) >= len(CONFIRM_SEEDS) else list(CONFIRM_SEEDS)
     overrides = list(spec.overrides)
     splits = list(spec.load_base().eval.splits)
-    if SELECTION_SPLIT not in splits:
-        overrides.append(sp.override("eval.splits", [SELECTION_SPLIT, *splits]))
+    if not any(role_of(s) is SELECTION for s in splits):
+        overrides.append(sp.override("eval.splits", [SELECTION.value, *splits]))
     return {
         "name": f"{spec.name}-confirm",
         "base": str(spec.base),

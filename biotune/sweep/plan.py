@@ -21,9 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from biotune.data.sources import available_splits, catalog, load_records, resolve_root
+from biotune.data.tasks import task_for
 from biotune.errors import DataError
 from biotune.eval.example_stats import REDUCERS
-from biotune.eval.report import predictions_path, read_report
+from biotune.eval.layout import predictions_path, report_path, set_label
+from biotune.eval.report import read_report
+from biotune.eval.sets import plan_sets
 from biotune.sweep import power as pw
 from biotune.sweep import runner
 from biotune.sweep import stats as st
@@ -232,7 +236,7 @@ def estimate_from_cells(cells: Sequence[CellResult], n_boot: int = 1000) -> dict
     if not base:
         return {}
     out: dict[str, pw.SetEstimate] = {}
-    report = Path(base[0].eval_dir) / "report.json"  # type: ignore[arg-type]
+    report = report_path(base[0].eval_dir)  # type: ignore[arg-type]
     for i, row in enumerate(read_report(report).get("rows", [])):
         source, split, red = row.get("source"), row.get("split"), row.get("reducer")
         if not source or not split or red is None:
@@ -243,7 +247,7 @@ def estimate_from_cells(cells: Sequence[CellResult], n_boot: int = 1000) -> dict
                 f"report row {i} ({source}/{split}) has unknown reducer {red!r}",
                 f"re-run `biotune eval` for cell {base[0].name!r} with this biotune version, or drop --pilot",
             )
-        name = f"{source}/{split}"
+        name = set_label(source, split)
         arms: dict[str, list[st.ExampleStats]] = {}
         for c in done:
             path = predictions_path(c.eval_dir, source, split)  # type: ignore[arg-type]
@@ -273,35 +277,29 @@ def read_pilot(sweep_dir: str | Path) -> dict[str, pw.SetEstimate]:
 
 
 def eval_set_units(spec: SweepSpec) -> dict[str, EvalSetSize]:
-    """Examples, resampling units and task kind per evaluation set (``source/split``) the base evaluates on,
-    read from its corpora.
-
-    Sources: ``eval.sources``, else every included registered source; splits: ``eval.splits`` (those present);
-    ``eval.max_examples`` keeps each set's first records, as the evaluation does.
+    """Examples, resampling units and task kind per evaluation set (``source/split``, the split in the source's
+    own spelling) that every cell evaluates on: the base's plan (:func:`biotune.eval.sets.plan_sets`), read
+    from its corpora. Sets whose file is not on disk yet are left out; ``eval.max_examples`` keeps each set's
+    first records, as the evaluation does.
     """
-    from biotune.data.sources import available_splits, catalog, load_records, resolve_root
-    from biotune.data.tasks import task_for
-
     base = spec.load_base()
     root = resolve_root(base.data.root)
     known = catalog(base.data)
-    names = base.eval.sources or [n for n, m in base.data.sources.items() if m.include and n in known]
     out: dict[str, EvalSetSize] = {}
-    for name in names:
-        found = available_splits(known[name], root) if name in known else {}
-        for split in base.eval.splits:
-            if split not in found:
-                continue
-            records = list(load_records(known[name], split, root))
-            if base.eval.max_examples:
-                records = records[: base.eval.max_examples]
-            task = task_for(known[name], base.data.ner_format)
-            units = len({task.unit(r) for r in records})
-            items = sum(
-                pw.scored_items(task.reducer, task.example_stats(task.reference(r), task.reference(r)))
-                for r in records
-            )
-            out[f"{name}/{split}"] = EvalSetSize(len(records), units, known[name].kind, items)
+    for ref in plan_sets(base, known):
+        source = known[ref.source]
+        if ref.split not in available_splits(source, root):
+            continue
+        records = list(load_records(source, ref.split, root))
+        if base.eval.max_examples:
+            records = records[: base.eval.max_examples]
+        task = task_for(source, base.data.ner_format)
+        units = len({task.unit(r) for r in records})
+        items = sum(
+            pw.scored_items(task.reducer, task.example_stats(task.reference(r), task.reference(r)))
+            for r in records
+        )
+        out[ref.label] = EvalSetSize(len(records), units, source.kind, items)
     return out
 
 

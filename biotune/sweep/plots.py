@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
+from biotune.data.sources.splits import display_order, parse_set_label
 from biotune.sweep import stats as st
 
 if TYPE_CHECKING:
@@ -172,10 +173,10 @@ def _numeric_axes(rows: Sequence[ResultRow]) -> dict[str, list[str]]:
 def _matrix(
     rows: Sequence[ResultRow], variants: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """(variants x eval sets) Δ and significance; columns ordered by split (dev first) then name."""
+    """(variants x eval sets) Δ and significance; columns ordered by split role (dev first) then name."""
     cols = sorted(
         {r.eval_set for r in rows if r.variant in variants and r.eval_set},
-        key=lambda s: (_split_of(s) != "dev", _split_of(s), s),
+        key=lambda s: (*display_order(_split_of(s)), s),
     )
     index = {c: j for j, c in enumerate(cols)}
     values = np.full((len(variants), len(cols)), np.nan)
@@ -192,7 +193,7 @@ def _matrix(
 
 
 def _split_of(eval_set: str) -> str:
-    return eval_set.rsplit("/", 1)[-1]
+    return parse_set_label(eval_set)[1]
 
 
 def conditional_caption(rows: Sequence[ResultRow], variants: Sequence[str]) -> str:
@@ -272,7 +273,7 @@ def scaling_curves(
     """Δ vs base against a factor axis with 95% CI bands: one panel per eval set (small multiples)."""
     sets = sorted(
         {r.eval_set for r in rows if r.variant in variants and r.delta is not None},
-        key=lambda s: (_split_of(s) != "dev", _split_of(s), s),
+        key=lambda s: (*display_order(_split_of(s)), s),
     )
     if not sets:
         return None

@@ -49,6 +49,8 @@ from biotune.config import REPO_ROOT, RunConfig
 from biotune.data.cli import read_build_record
 from biotune.data.dataset import MANIFEST_FILE, Manifest
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
+from biotune.eval.layout import report_path
+from biotune.eval.sets import plan_sources
 from biotune.io import atomic_write_json, atomic_write_text, read_json
 from biotune.launch import die_with_parent, launch_env
 from biotune.sweep import variants as vr
@@ -194,8 +196,8 @@ def cell_config(sweep: Sweep, cell: vr.Cell) -> RunConfig:
             "tracking.job_type=train",
         ],
     )
-    if not cfg.eval.sources:  # every cell is evaluated on the same sets: the base's sources, even if left out
-        cfg.eval.sources = [n for n, mix in sweep.spec.load_base().data.sources.items() if mix.include]
+    if not cfg.eval.sources:  # every cell is evaluated on the same sets: the base's plan, even if left out
+        cfg.eval.sources = plan_sources(sweep.spec.load_base())
     cfg.tracking.run_config = {
         "sweep": sweep.spec.name,
         "variant": v.name,
@@ -285,7 +287,7 @@ def write_state(cell_dir: Path, state: CellState, **info: Any) -> dict[str, Any]
 def observed_state(sweep: Sweep, cell: vr.Cell) -> Observed:
     """The cell's state with its reason: done needs the evaluation report; running needs a live runner."""
     d = sweep.cell_dir(cell.name)
-    return observe(d, report_exists=(d / EVAL_DIR / "report.json").is_file())
+    return observe(d, report_exists=report_path(d / EVAL_DIR).is_file())
 
 
 def cell_state(sweep: Sweep, cell: vr.Cell) -> CellState:

@@ -37,8 +37,10 @@ def write_sweep(directory: str | Path, body: str, base: str | None = None, name:
 def done_row(variant: str, axis: str, is_base: bool, eval_set: str, mean: float) -> Any:
     """A collected :class:`~biotune.sweep.collect.ResultRow` of a done single-seed cell with score ``mean``
     (for tests that plant results)."""
+    from biotune.data.sources.splits import parse_set_label, role_of
     from biotune.sweep.collect import ResultRow
 
+    split = parse_set_label(eval_set)[1]
     return ResultRow(
         variant=variant,
         axis=axis,
@@ -50,6 +52,7 @@ def done_row(variant: str, axis: str, is_base: bool, eval_set: str, mean: float)
         seeds_done=1,
         seeds_planned=1,
         logs="",
-        split=eval_set.rsplit("/", 1)[-1],
+        split=split,
+        role=role_of(split),
         mean=mean,
     )

@@ -18,7 +18,7 @@ checkpoints, manifests and shards      test_bad_checkpoints.py        18     5
 plan arguments                         test_bad_plan.py               17     0
 interrupted commands                   test_bad_interrupts.py          0     2
 corpus downloads                       test_bad_downloads.py          13     0
-your data: own sources, instr. sets    test_bad_your_data.py          19     0
+your data: own sources, instr. sets    test_bad_your_data.py          20     0
 parallel data builds (num_proc)        test_bad_num_proc.py            4     0
 names that become paths                test_bad_paths.py              12     0
 empty data builds (all dropped)        test_bad_builds.py              3     0

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from bad_input_harness import Case, check, ids, run_selected
 
-from biotune.eval.report import predictions_path
+from biotune.eval.layout import predictions_path
 from biotune.sweep import runner
 from biotune.sweep.state import CellState
 from biotune.testing.simulate import Arm, NerDesign, simulate_accuracy, simulate_ner, write_eval_dir

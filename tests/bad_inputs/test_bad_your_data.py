@@ -120,7 +120,11 @@ CASES = [
                    "eval.instructions.pub.source_map.NCBI-disease", "did you mean ncbi_disease",
                    ("eval.instructions.pub.source_map.NCBI-disease=ncbi_disaese",)),
     eval_rows_case("eval-rows-gold-unreadable", [{**ROW, "output": "ohne Tags", "source": "GAD"}],
-                   "{tmp}/rows.jsonl", "eval.instructions.pub.source_map"),
+                   "{tmp}/rows.jsonl", "eval.instructions.pub.on_unparsable=skip",
+                   ("eval.instructions.pub.on_unparsable=error",)),
+    eval_rows_case("eval-rows-on-unparsable-unknown", [{**ROW, "output": "O"}],
+                   "eval.instructions.pub.on_unparsable", "set eval.instructions.pub.on_unparsable to one of",
+                   ("eval.instructions.pub.on_unparsable=ignore",)),
 ]  # fmt: skip
 assert len({c.id for c in CASES}) == len(CASES)
 

@@ -9,7 +9,7 @@ import pytest
 
 from biotune import config
 from biotune.errors import ConfigError, DataError
-from biotune.eval.report import predictions_path
+from biotune.eval.layout import predictions_path
 from biotune.io import inside
 from biotune.names import MAX_NAME_LEN, name_problem, safe_name
 

@@ -21,6 +21,7 @@ from biotune.data.sources import _io, classification, conll, nli, pubtator, qa, 
 from biotune.data.sources.instructions import load_instructions
 from biotune.data.sources.registry import SOURCES
 from biotune.data.sources.spec import KINDS, SourceSpec
+from biotune.data.sources.splits import set_label
 from biotune.errors import BiotuneError, ConfigError, DataError, Problem
 
 __all__ = [
@@ -193,7 +194,7 @@ def split_path(spec: SourceSpec, split: str, root: str | Path) -> Path:
     hint = "the sample corpus has no files for this source; " if str(root) == SAMPLE else ""
     raise DataError(
         searched[0],
-        f"{spec.name}/{split} data not found; searched {', '.join(map(str, searched))}; "
+        f"{set_label(spec.name, split)} data not found; searched {', '.join(map(str, searched))}; "
         f"splits found for {spec.name}: {found_text}",
         f"{hint}put the {split} file at {searched[0]} (data.root is {base}), or map it with "
         f"data.split_files.{spec.name}.{split}=PATH ({where})",
@@ -211,9 +212,11 @@ def load_records(source: str | SourceSpec, split: str, root: str | Path) -> list
     _io.take_counts()  # a reader that failed half-way must not leak its counts into this read
     records = READERS[spec.format](path, spec, split)
     counts = _io.take_counts()
-    _READ_COUNTS[f"{name}/{split}"] = counts
+    _READ_COUNTS[set_label(name, split)] = counts
     noted = {k: v for k, v in counts.items() if v}
-    log.info("%s/%s: %d records from %s%s", name, split, len(records), path, f" {noted}" if noted else "")
+    log.info(
+        "%s: %d records from %s%s", set_label(name, split), len(records), path, f" {noted}" if noted else ""
+    )
     return records
 
 

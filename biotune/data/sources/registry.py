@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from biotune.data.sources.spec import SourceSpec
+from biotune.data.sources.splits import spellings_of
 
 _NCBI = "NCBI Public Domain Notice (IOB copy: CC BY 4.0, MTL-Bioinformatics-2016)"
 _TRAIN_DEVEL_TEST = ("train", "devel", "test")
@@ -39,23 +40,17 @@ def _files(folder: str, names: tuple[str, ...] = _TRAIN_DEVEL_TEST, ext: str = "
     return {name: f"{folder}/{name}.{ext}" for name in names}
 
 
-#: The names other distributions give a split file (``dev.tsv`` or ``validation.tsv`` for ``devel``; BLURB and
-#: the Hugging Face copies say ``validation``), tried after the split's own name in the same folder.
-SPLIT_SPELLINGS = {
-    "devel": ("dev", "validation", "valid"),
-    "dev": ("devel", "validation", "valid"),
-}
-
-
 def _spelling_layouts(spec: SourceSpec) -> dict[str, tuple[str, ...]]:
-    """For split files named ``<split>.<ext>``, the same folder's file under each other spelling of the split."""
+    """For split files named ``<split>.<ext>``, the same folder's file under each other spelling of the split
+    (``dev.tsv`` or ``validation.tsv`` for ``devel``: BLURB and the Hugging Face copies say ``validation``; see
+    :mod:`.splits`), tried after the split's own name."""
     out = {split: list(paths) for split, paths in spec.layouts.items()}
     for split, rel in spec.splits.items():
         folder, _, filename = rel.rpartition("/")
         stem, dot, ext = filename.partition(".")
         if stem != split or not dot:
             continue
-        for other in SPLIT_SPELLINGS.get(split, ()):
+        for other in spellings_of(split)[1:]:
             alt = f"{folder}/{other}.{ext}"
             if alt not in out.setdefault(split, []):
                 out[split].append(alt)

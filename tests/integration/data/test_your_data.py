@@ -286,7 +286,9 @@ def test_biotune_eval_generates_and_scores_instruction_rows(tiny_model: Path, tm
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert {r["dataset"]: r["n"] for r in report["rows"]} == {"gad/test": 3, "hoc/test": 3}
-    assert report["meta"]["unscored_rows"] == {"eval.instructions.pub": {"ChatDoctor": 1}}
+    assert report["meta"]["unscored_rows"] == {
+        "eval.instructions.pub": {"rows": 1, "unmapped": {"ChatDoctor": 1}, "unparsable": []}
+    }
     ids = [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert sorted(ids) == sorted(f"medtuned_eval:test:{i}" for i in range(6))
 

@@ -1,7 +1,8 @@
 """The CoNLL reader's two paths: the plain-file fast path and the line-by-line reader give the same sentences.
 
-Every staged CoNLL split is read both ways (and must take the fast path: it is what makes builds fast), and
-files in shapes only the line-by-line reader handles fall back to it, with the same result or the same error.
+Files in shapes only the line-by-line reader handles fall back to it, with the same result or the same error.
+Every staged CoNLL split of the real corpora is read both ways in
+``tests/integration/data/test_conll_paths_real.py``.
 """
 
 from __future__ import annotations
@@ -11,23 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.sources import SOURCES, available_splits
+from biotune.data.sources import SOURCES
 from biotune.data.sources.conll import _read_lines, _read_plain, read_conll
 from biotune.errors import DataError
-
-
-def test_every_staged_conll_split_takes_the_plain_path_with_the_same_sentences(corpora: Path) -> None:
-    read = 0
-    for spec in SOURCES.values():
-        if spec.format != "conll":
-            continue
-        for split, path in available_splits(spec, corpora).items():
-            text = path.read_text(encoding="utf-8")
-            plain = _read_plain(text, path, spec)
-            assert plain is not None, f"{spec.name}/{split} ({path}) missed the fast path"
-            assert plain == _read_lines(text, path, spec), f"{spec.name}/{split}"
-            read += len(plain.sentences)
-    assert read > 100_000  # every NER corpus, all splits
 
 
 def _spec(entity_type: str | None = "Disease") -> object:

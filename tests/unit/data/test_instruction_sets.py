@@ -14,7 +14,7 @@ import pytest
 from biotune import config
 from biotune.data.sources import load_instructions
 from biotune.data.sources.instructions import map_source
-from biotune.errors import DataError
+from biotune.errors import ConfigError, DataError
 from biotune.eval.runner import instruction_sets, score_predictions
 
 INSTRUCTION = "Answer as the task asks."
@@ -123,7 +123,9 @@ def test_published_spellings_round_trip_and_gold_scores_perfectly(tmp_path: Path
         assert sc.parse_failures == 0 and sc.metrics[sc.headline] == pytest.approx(1.0), sc.source
         assert sc.split == "test"
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["meta"]["unscored_rows"] == {"eval.instructions.pub": {"ChatDoctor": 1}}
+    assert report["meta"]["unscored_rows"] == {
+        "eval.instructions.pub": {"rows": 1, "unmapped": {"ChatDoctor": 1}, "unparsable": []}
+    }
 
 
 def _maps(source: str) -> str | None:
@@ -134,17 +136,59 @@ def _ids(sets: dict) -> list[dict]:
     return [{"id": smp.id, "output": smp.output} for s in sets.values() for smp in s.samples]
 
 
-def test_corpus_split_places_rows_and_a_gold_that_does_not_parse_is_an_error(tmp_path: Path) -> None:
+def test_corpus_split_places_rows(tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
     cfg = _eval_cfg(path, "eval.instructions.pub.corpus_split=devel")
     assert {s.split for s in instruction_sets(cfg)} == {"devel"}
-    bad = _rows() + [
-        {"instruction": "x", "input": "@GENE$ and @DISEASE$", "output": "perhaps", "source": "GAD"}
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in bad))
-    with pytest.raises(DataError, match=r"rows:test:9 .*cannot be read as gold"):
-        instruction_sets(_eval_cfg(path))
+
+
+#: Rows as the paper's released evaluation set has them: a HoC row with an empty output, a GAD row whose label
+#: is not one of the task's.
+UNREADABLE = [
+    {"instruction": "x", "input": "Cells divide .", "output": "", "source": "HoC"},
+    {"instruction": "x", "input": "@GENE$ and @DISEASE$", "output": "perhaps", "source": "GAD"},
+]
+
+
+def test_a_gold_that_does_not_parse_is_left_out_listed_and_the_rest_scored(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(UNREADABLE)))
+    cfg = _eval_cfg(path)
+    unscored: dict = {}
+    sets = {s.source: s for s in instruction_sets(cfg, unscored)}
+    bad_ids = {f"rows:test:{len(PUBLISHED)}", f"rows:test:{len(PUBLISHED) + 1}"}
+    assert not bad_ids & {i for s in sets.values() for i in s.ids}
+    assert sum(len(s.samples) for s in sets.values()) == len(PUBLISHED)  # every readable row is kept
+    entry = unscored["eval.instructions.pub"]
+    assert entry.count == 2 and not entry.unmapped
+    assert {(u["id"], u["source"], u["task"]) for u in entry.unparsable} == {
+        (f"rows:test:{len(PUBLISHED)}", "HoC", "hoc"),
+        (f"rows:test:{len(PUBLISHED) + 1}", "GAD", "gad"),
+    }
+    assert all(u["reason"].startswith("output cannot be read as gold") for u in entry.unparsable)
+    # Scored through the report: the rows and their reasons are in report.json and report.md.
+    preds = tmp_path / "pred.jsonl"
+    every_row = [*_ids(sets), *({"id": i, "output": "anything"} for i in sorted(bad_ids))]  # as released
+    preds.write_text(
+        "".join(json.dumps({"id": r["id"], "completion": r["output"]}) + "\n" for r in every_row)
+    )
+    scores = score_predictions(preds, cfg, tmp_path / "report")
+    assert all(sc.parse_failures == 0 and sc.metrics[sc.headline] == pytest.approx(1.0) for sc in scores)
+    meta = json.loads((tmp_path / "report" / "report.json").read_text())["meta"]
+    assert meta["unscored_rows"]["eval.instructions.pub"]["rows"] == 2
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "Rows not scored" in markdown and all(i in markdown for i in bad_ids)
+
+
+def test_on_unparsable_error_makes_such_a_row_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _rows(UNREADABLE[1:])))
+    with pytest.raises(DataError, match=r"rows:test:9 .*cannot be read as gold") as err:
+        instruction_sets(_eval_cfg(path, "eval.instructions.pub.on_unparsable=error"))
+    assert "on_unparsable=skip" in str(err.value)
+    with pytest.raises(ConfigError, match="on_unparsable"):
+        _eval_cfg(path, "eval.instructions.pub.on_unparsable=ignore")
 
 
 def test_eval_score_cli_scores_instruction_ids(tmp_path: Path) -> None:

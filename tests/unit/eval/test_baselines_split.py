@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from biotune.data.sources.splits import role_name
 from biotune.eval import report
 from biotune.eval.score import SetScore
 
@@ -40,7 +41,7 @@ def test_every_published_number_records_a_split_and_the_decided_ones_hold() -> N
 
 
 def test_split_roles_compare_corpus_spellings() -> None:
-    assert [report.split_role(s) for s in ("devel", "dev", "validation", "valid", "test", "fold3_test")] == [
+    assert [role_name(s) for s in ("devel", "dev", "validation", "valid", "test", "fold3_test")] == [
         "dev",
         "dev",
         "dev",

@@ -8,7 +8,7 @@ import pytest
 
 from biotune import config
 from biotune.errors import ConfigError
-from biotune.eval.runner import eval_sources
+from biotune.eval.sets import plan_sets, plan_sources
 
 CONFIGS = sorted((Path(__file__).resolve().parents[3] / "configs" / "eval").glob("*.yaml"))
 
@@ -16,7 +16,8 @@ CONFIGS = sorted((Path(__file__).resolve().parents[3] / "configs" / "eval").glob
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_eval_config_is_valid(path: Path) -> None:
     cfg = config.load(path)
-    assert cfg.eval.sources and eval_sources(cfg) == cfg.eval.sources
+    assert cfg.eval.sources and plan_sources(cfg) == cfg.eval.sources
+    assert [r.source for r in plan_sets(cfg)] == [s for s in cfg.eval.sources for _ in cfg.eval.splits]
 
 
 def test_beam_config_uses_the_papers_four_beams() -> None:
@@ -28,5 +29,5 @@ def test_every_missing_split_is_reported_at_once() -> None:
         CONFIGS[0].parent / "medtuned.yaml", ["eval.sources=[gad,bc2gm,ddi,euadr]", "eval.splits=[dev]"]
     )
     with pytest.raises(ConfigError) as err:
-        eval_sources(cfg)
+        plan_sets(cfg)
     assert [p.problem.split("'")[1] for p in err.value.problems] == ["gad", "ddi", "euadr"]

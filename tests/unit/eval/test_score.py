@@ -12,6 +12,7 @@ from biotune.data.sources import SAMPLE_ROOT, SOURCES
 from biotune.data.tasks import task_for
 from biotune.errors import ConfigError, DataError
 from biotune.eval import score as sc
+from biotune.eval.sets import resolve_split
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -34,11 +35,11 @@ def test_eval_set_ids_are_sample_ids_of_the_split(ncbi: sc.EvalSet) -> None:
 
 
 def test_dev_resolves_to_the_corpus_spelling_and_missing_dev_split_is_an_error() -> None:
-    assert sc.resolve_split(SOURCES["ncbi_disease"], "dev") == "devel"
-    assert sc.resolve_split(SOURCES["chemprot"], "dev") == "dev"
-    assert sc.resolve_split(SOURCES["bc2gm"], "test") == "test"  # the official test file: a known split
+    assert resolve_split(SOURCES["ncbi_disease"], "dev") == "devel"
+    assert resolve_split(SOURCES["chemprot"], "dev") == "dev"
+    assert resolve_split(SOURCES["bc2gm"], "test") == "test"  # the official test file: a known split
     with pytest.raises(ConfigError, match="'gad' has no 'dev' split") as err:
-        sc.resolve_split(SOURCES["gad"], "dev")
+        resolve_split(SOURCES["gad"], "dev")
     assert err.value.problems[0].key == "eval.splits"
 
 

@@ -114,20 +114,6 @@ def test_sweep_plan_warns_for_one_seed(tmp_path: Path, capsys: pytest.CaptureFix
     assert "| 1/1 |" in out
 
 
-def test_eval_set_units_count_documents(tmp_path: Path) -> None:
-    """NCBI-disease's PubTator test file: sentences are examples, abstracts are the resampling units."""
-    base = "name: b\nmodel: {name_or_path: runs/tiny_llama}\ndata:\n  sources: {ncbi_disease: {}}\n"
-    base += "eval: {sources: [ncbi_disease_pubtator], splits: [test]}\n"
-    path = write_sweep(
-        tmp_path, "name: u\nbase: base.yaml\naxes: [{type: values, key: optim.lr, values: [1e-5]}]\n", base
-    )
-    sets = pl.eval_set_units(load_sweep(path))
-    s = sets["ncbi_disease_pubtator/test"]
-    assert s.kind == "ner" and s.units == 100 and s.examples > 5 * s.units  # 100 abstracts, ~1,000 sentences
-    assert 900 < s.items < 1000  # NCBI-disease's test set has 960 disease mentions
-    assert pl.eval_set_sizes(load_sweep(path)) == {"ncbi_disease_pubtator/test": s.examples}
-
-
 def test_estimate_from_cells_reads_the_predictions_collect_reads(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     doc = rng.normal(0, 0.1, 40)

@@ -1,0 +1,64 @@
+"""The evaluation output directory (``eval.output_dir``): the one owner of its file names and set labels.
+
+::
+
+    <eval.output_dir>/
+        report.json                        rows (one per set), raw scores, run metadata (unscored_rows...)
+        report.md                          the same as a table beside the published numbers
+        predictions.jsonl                  id + completion per example (re-scorable with ``biotune eval score``)
+        predictions/<source>__<split>.jsonl   per-example rows: id, completion, prediction, reference, parse
+                                           status, resampling unit, additive stats (what ``sweep collect`` reads)
+        exported_model/                    the Hugging Face export of a checkpoint given as ``eval.model``
+
+An evaluation set is named by its label ``<source>/<split>`` (:func:`set_label`, :func:`parse_set_label`,
+owned by the split vocabulary :mod:`biotune.data.sources.splits` and re-exported here), the split in the
+source's own spelling. :func:`predictions_path` is the only place a set's source and split become a path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from biotune.data.sources.splits import parse_set_label, set_label
+from biotune.io import inside
+
+__all__ = [
+    "EXPORT_CACHE_DIR",
+    "PREDICTIONS_DIR",
+    "PREDICTIONS_FILE",
+    "REPORT_JSON",
+    "REPORT_MD",
+    "export_cache_dir",
+    "parse_set_label",
+    "predictions_path",
+    "report_path",
+    "set_label",
+]
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+PREDICTIONS_FILE = "predictions.jsonl"
+PREDICTIONS_DIR = "predictions"
+EXPORT_CACHE_DIR = "exported_model"
+#: Joins source and split in a per-set predictions file name (a ``/`` cannot be part of a file name).
+_FILE_SEP = "__"
+
+
+def report_path(out_dir: str | Path) -> Path:
+    """``report.json`` of an eval output directory."""
+    return Path(out_dir) / REPORT_JSON
+
+
+def predictions_path(out_dir: str | Path, source: str, split: str) -> Path:
+    """The per-example predictions file of one evaluation set in an eval output directory.
+
+    Rows: ``id``, ``completion``, ``prediction``, ``reference``, ``parse_ok``, ``parse_error``, ``unit`` (the
+    resampling unit) and ``stats`` (the additive per-example statistics of ``biotune.eval.example_stats``).
+    The path is checked to stay inside ``out_dir`` (:func:`biotune.io.inside`).
+    """
+    return inside(out_dir, Path(out_dir) / PREDICTIONS_DIR / f"{source}{_FILE_SEP}{split}.jsonl")
+
+
+def export_cache_dir(out_dir: str | Path) -> Path:
+    """Where ``biotune eval`` exports a checkpoint given as ``eval.model`` (reused while it is current)."""
+    return Path(out_dir) / EXPORT_CACHE_DIR
