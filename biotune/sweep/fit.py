@@ -48,8 +48,8 @@ from biotune.data.sources.splits import SplitRole, parse_set_label, role_of
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_text
 from biotune.sweep import spec as sp
-from biotune.sweep.collect import CellResult, Results
 from biotune.sweep.regression import SetFit, Swarm, fit_swarm
+from biotune.sweep.results import CellResult, Results
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from biotune.eval.sets import plan_sets
 from biotune.sweep import power as pw
 from biotune.sweep import runner
 from biotune.sweep import stats as st
-from biotune.sweep.collect import SCALE, CellResult, load_example_stats
+from biotune.sweep.results import SCALE, CellResult, load_example_stats
 from biotune.sweep.spec import BASE, SweepSpec, format_value
 from biotune.sweep.state import CellState
 from biotune.sweep.variants import Variant
