@@ -21,6 +21,7 @@ from typing import Any
 
 from biotune import versions
 from biotune.errors import ConfigError, Problem
+from biotune.train.tracking import open_run
 
 #: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
 #: grow with it, and a 95% interval's Monte Carlo error is already small at 10,000.
@@ -343,14 +344,8 @@ def _log_to_wandb(sweep: Any, out: Path, results: Any) -> None:
         return
     import wandb
 
-    run = wandb.init(
-        project=t.project,
-        entity=t.entity,
-        group=sweep.spec.name,
-        job_type="collect",
-        name=f"{sweep.spec.name}-collect",
-        dir=str(out),
-        mode=t.wandb_mode,
+    run = open_run(
+        t, name=f"{sweep.spec.name}-collect", out_dir=out, job_type="collect", group=sweep.spec.name
     )
     try:
         import csv
