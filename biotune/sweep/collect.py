@@ -27,6 +27,7 @@ set, and Δ vs base of the macro-averages. A mark ``*`` means corrected p < ``AL
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from biotune.config import TrackingConfig
 from biotune.data.sources.splits import role_name, role_of
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.eval.layout import predictions_path, report_path, set_label
@@ -63,6 +65,7 @@ from biotune.sweep.tables import (
     to_csv,
     to_markdown,
 )
+from biotune.train.tracking import open_run
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,28 @@ def collect(
             results.paths[name] = path
     log.info("collect: %d rows, %d macro rows -> %s", len(rows), len(macro_rows), out)
     return results
+
+
+def log_to_wandb(out_dir: Path, tracking: TrackingConfig, sweep_name: str) -> None:
+    """The results table (``results.csv``) and the plots of ``out_dir`` as a wandb run in the sweep's group
+    (``job_type=collect``, named ``<sweep>-collect``): a view of the files, nothing computed here. Nothing is sent
+    when ``tracking.wandb_mode`` is ``disabled``."""
+    if tracking.wandb_mode == "disabled":
+        return
+    import wandb
+
+    run = open_run(
+        tracking, name=f"{sweep_name}-collect", out_dir=out_dir, job_type="collect", group=sweep_name
+    )
+    try:
+        with (out_dir / RESULTS_CSV).open(encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        if rows:
+            run.log({"sweep/results": wandb.Table(columns=rows[0], data=rows[1:])})
+        for png in sorted(out_dir.glob("*.png")):
+            run.log({f"sweep/{png.stem}": wandb.Image(str(png))})
+    finally:
+        run.finish()
 
 
 # ------------------------------------------------------------------------------------------- checks
