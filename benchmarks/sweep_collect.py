@@ -28,7 +28,8 @@ import numpy as np
 from _common import emit
 
 from biotune.sweep import plots
-from biotune.sweep.collect import CellResult, collect
+from biotune.sweep.collect import collect
+from biotune.sweep.results import CellResult
 
 SOURCES = [f"ner{i}" for i in range(8)] + [f"cls{i}" for i in range(8)] + [f"qa{i}" for i in range(4)]
 GROUPS = {s: s.rstrip("0123456789") for s in SOURCES}

@@ -9,17 +9,25 @@ key and its fix. Downstream code receives plain dataclasses; OmegaConf stays at 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from biotune.config_checks import (
+    check_choice,
+    check_items,
+    check_keys,
+    check_positive,
+    check_types,
+    drop_unknown,
+    parse_overrides,
+    read_yaml,
+)
 from biotune.errors import ConfigError, Problem
 from biotune.names import config_name_problems
 
@@ -328,301 +336,6 @@ class RunConfig:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def _is_dataclass_type(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    if get_origin(tp) in (Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
-
-
-#: Keys of earlier versions -> how to write them now.
-RENAMED = {
-    "data.instruction_files": "write each file as data.instructions.NAME: {path: FILE, licence: ..., restricted: "
-    "true|false} (an undeclared licence counts as restricted)",
-}
-
-
-def _check_keys(schema: type, data: Any, prefix: str, problems: list[Problem]) -> None:
-    """Recursively report keys in ``data`` that the dataclass ``schema`` does not have."""
-    if not isinstance(data, dict):
-        return
-    hints = get_type_hints(schema)
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if dotted in RENAMED:
-            problems.append(Problem(dotted, "this key was replaced", RENAMED[dotted]))
-            continue
-        if key not in hints:
-            close = difflib.get_close_matches(str(key), list(hints), n=1)
-            fix = (
-                f"did you mean '{prefix}{close[0]}'?"
-                if close
-                else f"remove it; valid keys: {', '.join(hints)}"
-            )
-            problems.append(Problem(dotted, "unknown key", fix))
-            continue
-        tp = _unwrap_optional(hints[key])
-        if _is_dataclass_type(tp):
-            if value is not None and not isinstance(value, dict):
-                problems.append(
-                    Problem(dotted, f"expected a mapping, got {value!r}", f"give {dotted} sub-keys")
-                )
-            else:
-                _check_keys(tp, value, dotted + ".", problems)
-        elif get_origin(tp) is dict:
-            val_tp = get_args(tp)[1]
-            if _is_dataclass_type(val_tp) and isinstance(value, dict):
-                for sub, subval in value.items():
-                    if subval is not None and not isinstance(subval, dict):
-                        problems.append(
-                            Problem(
-                                f"{dotted}.{sub}",
-                                f"expected a mapping, got {subval!r}",
-                                f"write {dotted}.{sub}: {{weight: 1.0}} or similar",
-                            )
-                        )
-                    else:
-                        _check_keys(val_tp, subval or {}, f"{dotted}.{sub}.", problems)
-
-
-_SCALARS = (str, int, float, bool)
-
-
-def _check_items(schema: type, data: Any, prefix: str, problems: list[Problem]) -> None:
-    """Report each list or mapping of plain values (``tracking.tags``, ``eval.sources``, ``source_map``, ...) that
-    holds a list or a mapping where a value belongs (``tracking.tags=[[a]]``); the bad container is removed from
-    ``data`` so that the rest can still be checked."""
-    if not isinstance(data, dict):
-        return
-    hints = get_type_hints(schema)
-    for key, value in list(data.items()):
-        if key not in hints:
-            continue
-        dotted, tp = f"{prefix}{key}", _unwrap_optional(hints[key])
-        if _is_dataclass_type(tp):
-            _check_items(tp, value, dotted + ".", problems)
-            continue
-        origin, args = get_origin(tp), get_args(tp)
-        if origin is dict and args and _is_dataclass_type(args[1]) and isinstance(value, dict):
-            for sub, subval in value.items():
-                _check_items(args[1], subval, f"{dotted}.{sub}.", problems)
-            continue
-        items = (
-            list(enumerate(value))
-            if origin is list and isinstance(value, list)
-            else list(value.items())
-            if origin is dict and isinstance(value, dict) and args and args[1] in _SCALARS
-            else []
-        )
-        for index, item in items:
-            if isinstance(item, list | dict):
-                where = f"{dotted}[{index}]" if origin is list else f"{dotted}.{index}"
-                kind = "a list" if isinstance(item, list) else "a mapping"
-                problems.append(
-                    Problem(
-                        where,
-                        f"expected a plain value, got {kind}: {item!r}"[:200],
-                        f"write {dotted} as {'a flat list, e.g. [a, b]' if origin is list else 'key: value pairs'}",
-                    )
-                )
-                del data[key]
-                break
-
-
-def _section_schema(schema_cfg: DictConfig, key: str) -> DictConfig | None:
-    """The schema of ``key`` when it is a section, also an optional one that is null by default (``train.lora``)."""
-    if not isinstance(schema_cfg, DictConfig) or key not in schema_cfg:
-        return None
-    node = schema_cfg._get_node(key)
-    if not isinstance(node, DictConfig):
-        return None
-    ref = node._metadata.ref_type
-    return OmegaConf.structured(ref) if node._is_none() and _is_dataclass_type(ref) else node
-
-
-def _check_types(schema_cfg: DictConfig, data: Any, prefix: str, problems: list[Problem]) -> None:
-    """Report each leaf whose value cannot be merged into the structured schema (a wrong type).
-
-    Bad leaves are removed from ``data`` so that the remaining keys can still be validated together.
-    """
-    if not isinstance(data, dict):
-        return
-    for key, value in list(data.items()):
-        dotted = f"{prefix}{key}"
-        section = _section_schema(schema_cfg, key)
-        if isinstance(value, dict):
-            if section is not None:
-                _check_types(section, value, dotted + ".", problems)
-            continue
-        if section is not None and value is not None:  # reported by _check_keys ("expected a mapping")
-            del data[key]
-            continue
-        probe = OmegaConf.structured(schema_cfg) if not isinstance(schema_cfg, DictConfig) else schema_cfg
-        try:
-            OmegaConf.merge(probe, {key: value})
-        except OmegaConfBaseException as err:
-            if key not in probe:  # unknown keys are reported by _check_keys; dict-of-dataclass is open
-                continue
-            expected = OmegaConf.get_type(probe, key)
-            msg = str(err).splitlines()[0]
-            problems.append(
-                Problem(
-                    dotted,
-                    f"wrong type: {msg}",
-                    f"give a value of type {getattr(expected, '__name__', expected)}",
-                )
-            )
-            del data[key]
-
-
-def _read_yaml(path: Path, seen: tuple[Path, ...] = (), included_by: Path | None = None) -> dict[str, Any]:
-    """Read a YAML file, merging the files it lists under ``defaults:`` (relative to it) first.
-
-    ``defaults`` is a list of paths or one path. A missing or broken included file is reported against the file
-    that includes it (``included_by``), so the user knows which ``defaults:`` line to fix.
-    """
-    if not path.is_file():
-        if included_by is not None:
-            raise ConfigError(
-                [
-                    Problem(
-                        "defaults",
-                        f"included file {path} does not exist",
-                        f"fix the path under defaults: in {included_by} (paths there are relative "
-                        "to that file)",
-                    )
-                ],
-                included_by,
-            )
-        what = "is a directory, not a YAML file" if path.is_dir() else "does not exist"
-        raise ConfigError(
-            [
-                Problem(
-                    "<file>",
-                    f"config file {path} {what}",
-                    "pass the path of a YAML file, e.g. configs/train/demo.yaml",
-                )
-            ]
-        )
-    if path in seen:
-        raise ConfigError([Problem("defaults", f"{path} includes itself", "remove the cycle")], path)
-    try:
-        raw = OmegaConf.load(path)
-    except UnicodeDecodeError as err:
-        raise ConfigError(
-            [
-                Problem(
-                    "<file>", f"not UTF-8 text ({err.reason} at byte {err.start})", "save the config as UTF-8"
-                )
-            ],
-            path,
-        ) from None
-    except Exception as err:  # yaml.YAMLError carries the line in its message; OmegaConf: duplicate keys
-        what = " ".join(str(err).split())
-        raise ConfigError(
-            [Problem("<yaml>", f"cannot parse: {what}", "fix the YAML syntax at that line")], path
-        ) from None
-    data = OmegaConf.to_container(raw, resolve=False) or {}
-    if not isinstance(data, dict):
-        raise ConfigError([Problem("<root>", "the file must hold a mapping", "write key: value pairs")], path)
-    includes = data.pop("defaults", None) or []
-    if isinstance(includes, str):  # `defaults: base.yaml` means one file, not one file per character
-        includes = [includes]
-    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
-        raise ConfigError(
-            [
-                Problem(
-                    "defaults",
-                    f"expected a list of YAML paths, got {includes!r}",
-                    "write defaults: [../model/tiny.yaml, ../data/sample.yaml]",
-                )
-            ],
-            path,
-        )
-    merged: DictConfig = OmegaConf.create({})
-    for inc in includes:
-        included = _read_yaml((path.parent / inc).resolve(), (*seen, path), included_by=path)
-        try:
-            merged = OmegaConf.merge(merged, included)
-        except OmegaConfBaseException as err:
-            raise ConfigError(
-                [
-                    Problem(
-                        "defaults",
-                        f"{inc} cannot be merged: {str(err).splitlines()[0]}",
-                        "give each key the same kind of value (mapping, list or scalar) in every "
-                        "included file",
-                    )
-                ],
-                path,
-            ) from None
-    try:
-        merged = OmegaConf.merge(merged, data)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "defaults"
-        raise ConfigError(
-            [
-                Problem(
-                    str(key),
-                    f"cannot be merged over the defaults: {str(err).splitlines()[0]}",
-                    "give it the same kind of value (mapping, list or scalar) as the included files do",
-                )
-            ],
-            path,
-        ) from None
-    return OmegaConf.to_container(merged, resolve=False)  # type: ignore[return-value]
-
-
-#: Characters YAML reserves at the start of a plain value: ``data.root=@sample`` means the string ``@sample``.
-_RESERVED_VALUE_START = ("@", "`")
-
-
-def _parse_overrides(overrides: list[str]) -> tuple[list[tuple[str, dict[str, Any]]], list[Problem]]:
-    """``key.sub=value`` strings -> one (key, nested dict) per override, in order, plus their problems.
-
-    The overrides are merged one by one by :func:`load`, so that one bad override is reported by itself.
-    """
-    problems: list[Problem] = []
-    parsed: list[tuple[str, dict[str, Any]]] = []
-    for ov in overrides:
-        key, _, value = ov.partition("=")
-        key = key.strip()
-        if not _ or not key or any(not part for part in key.split(".")):
-            problems.append(
-                Problem(
-                    ov,
-                    "an override must look like key.sub=value",
-                    f"write e.g. train.max_steps=10, not '{ov}'",
-                )
-            )
-            continue
-        try:
-            if value.startswith(_RESERVED_VALUE_START):
-                one = OmegaConf.to_container(OmegaConf.from_dotlist([f"{key}=x"]), resolve=False)
-                node = one
-                for part in key.split(".")[:-1]:
-                    node = node[part]  # type: ignore[index]
-                node[key.split(".")[-1]] = value  # type: ignore[index]
-            else:
-                one = OmegaConf.to_container(OmegaConf.from_dotlist([ov]), resolve=False)
-        except Exception as err:  # a YAML scanner error, e.g. an unclosed bracket
-            problems.append(
-                Problem(
-                    key,
-                    f"cannot parse the value {value!r}: {str(err).splitlines()[0]}",
-                    f"quote it, e.g. {key}='\"{value}\"', or fix its YAML (lists: [a,b])",
-                )
-            )
-            continue
-        parsed.append((key, one))  # type: ignore[arg-type]
-    return parsed, problems
-
-
 def _sources_problem(data: dict[str, Any], where: str) -> Problem | None:
     """A Problem (and the bad value removed) when ``data.sources`` is not a mapping, e.g. a list of names."""
     section = data.get("data")
@@ -651,11 +364,11 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
         ConfigError: listing every unknown key, wrong type and inconsistent value.
     """
     overrides = list(overrides or [])
-    data: dict[str, Any] = _read_yaml(Path(path).resolve()) if path else {}
+    data: dict[str, Any] = read_yaml(Path(path).resolve()) if path else {}
     yaml_problems: list[Problem] = []
     bad = _sources_problem(data, "in the YAML file")
     yaml_problems += [bad] if bad else []
-    parsed, problems = _parse_overrides(overrides)
+    parsed, problems = parse_overrides(overrides)
     merged_cfg: DictConfig = OmegaConf.create(data)
     for key, one in parsed:
         bad = _sources_problem(one, f"from the override {key}=...")
@@ -677,11 +390,11 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
     if isinstance(section, dict) and section.get("leakage") is False:  # YAML 1.1 reads `off` as false
         section["leakage"] = "off"
     problems = yaml_problems + problems
-    _check_keys(RunConfig, data, "", problems)
-    _drop_unknown(RunConfig, data)
-    _check_items(RunConfig, data, "", problems)
+    check_keys(RunConfig, data, "", problems)
+    drop_unknown(RunConfig, data)
+    check_items(RunConfig, data, "", problems)
     schema = OmegaConf.structured(RunConfig)
-    _check_types(schema, data, "", problems)
+    check_types(schema, data, "", problems)
     try:
         merged = OmegaConf.merge(schema, data)
         cfg: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
@@ -717,23 +430,6 @@ def _blame(path: str | Path | None, overrides: list[str], problems: list[Problem
     return f"{path} and {named}" if path else named
 
 
-def _drop_unknown(schema: type, data: Any) -> None:
-    """Remove keys already reported as unknown, so the rest of the config can still be checked."""
-    if not isinstance(data, dict):
-        return
-    hints = get_type_hints(schema)
-    for key in list(data):
-        if key not in hints:
-            del data[key]
-            continue
-        tp = _unwrap_optional(hints[key])
-        if _is_dataclass_type(tp):
-            _drop_unknown(tp, data[key])
-        elif get_origin(tp) is dict and _is_dataclass_type(get_args(tp)[1]) and isinstance(data[key], dict):
-            for sub in data[key].values():
-                _drop_unknown(get_args(tp)[1], sub)
-
-
 def to_yaml(cfg: RunConfig) -> str:
     """The resolved config as YAML (printed by ``--dry-run`` and saved beside every run)."""
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
@@ -745,26 +441,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- validation
-
-
-def _choice(problems: list[Problem], key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        problems.append(
-            Problem(key, f"'{value}' is not one of {', '.join(allowed)}", f"set {key} to one of {allowed}")
-        )
-
-
-def _positive(problems: list[Problem], key: str, value: float | int | None, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if value < 0 or (value == 0 and not allow_zero):
-        problems.append(
-            Problem(
-                key,
-                f"must be {'>= 0' if allow_zero else '> 0'}, got {value}",
-                f"set {key} to a positive value",
-            )
-        )
 
 
 #: What ``tracking.wandb_mode`` accepts.
@@ -805,20 +481,20 @@ def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:
     p += custom.problems(d.custom_sources)
     _check_split_files(d, p)
     _check_instruction_sets("data.instructions", d.instructions, p)
-    _choice(p, "data.ner_format", d.ner_format, NER_FORMATS)
-    _choice(p, "data.template", d.template, TEMPLATES)
-    _choice(p, "data.truncation", d.truncation, TRUNCATION_POLICIES)
-    _choice(p, "data.leakage", d.leakage, LEAKAGE_MODES)
-    _positive(p, "data.max_seq_len", d.max_seq_len)
-    _positive(p, "data.total_samples", d.total_samples)
-    _positive(p, "data.num_proc", d.num_proc)
+    check_choice(p, "data.ner_format", d.ner_format, NER_FORMATS)
+    check_choice(p, "data.template", d.template, TEMPLATES)
+    check_choice(p, "data.truncation", d.truncation, TRUNCATION_POLICIES)
+    check_choice(p, "data.leakage", d.leakage, LEAKAGE_MODES)
+    check_positive(p, "data.max_seq_len", d.max_seq_len)
+    check_positive(p, "data.total_samples", d.total_samples)
+    check_positive(p, "data.num_proc", d.num_proc)
     if not 0.0 <= d.eval_fraction < 1.0:
         p.append(Problem("data.eval_fraction", f"must be in [0, 1), got {d.eval_fraction}", "use e.g. 0.01"))
     for name, mix in d.sources.items():
         key = f"data.sources.{name}"
-        _positive(p, f"{key}.weight", mix.weight, allow_zero=True)
-        _positive(p, f"{key}.epochs", mix.epochs, allow_zero=True)
-        _positive(p, f"{key}.cap", mix.cap, allow_zero=True)
+        check_positive(p, f"{key}.weight", mix.weight, allow_zero=True)
+        check_positive(p, f"{key}.epochs", mix.epochs, allow_zero=True)
+        check_positive(p, f"{key}.cap", mix.cap, allow_zero=True)
     included = {n: s for n, s in d.sources.items() if s.include}
     if d.sources and not included:
         p.append(
@@ -877,20 +553,20 @@ def _validate_model(cfg: RunConfig, p: list[Problem]) -> None:
     from biotune.train.attention import IMPLEMENTATIONS
     from biotune.train.hardware import PRECISIONS
 
-    _choice(p, "model.dtype", cfg.model.dtype, PRECISIONS)
-    _choice(p, "model.attn_implementation", cfg.model.attn_implementation, IMPLEMENTATIONS)
+    check_choice(p, "model.dtype", cfg.model.dtype, PRECISIONS)
+    check_choice(p, "model.attn_implementation", cfg.model.attn_implementation, IMPLEMENTATIONS)
 
 
 def _validate_optim(cfg: RunConfig, p: list[Problem]) -> None:
     from biotune.train.schedule import SCHEDULES
 
     o = cfg.optim
-    _choice(p, "optim.schedule", o.schedule, SCHEDULES)
-    _positive(p, "optim.lr", o.lr)
-    _positive(p, "optim.warmup_steps", o.warmup_steps, allow_zero=True)
-    _positive(p, "optim.eps", o.eps)
-    _positive(p, "optim.weight_decay", o.weight_decay, allow_zero=True)
-    _positive(p, "optim.grad_clip", o.grad_clip, allow_zero=True)
+    check_choice(p, "optim.schedule", o.schedule, SCHEDULES)
+    check_positive(p, "optim.lr", o.lr)
+    check_positive(p, "optim.warmup_steps", o.warmup_steps, allow_zero=True)
+    check_positive(p, "optim.eps", o.eps)
+    check_positive(p, "optim.weight_decay", o.weight_decay, allow_zero=True)
+    check_positive(p, "optim.grad_clip", o.grad_clip, allow_zero=True)
     if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
         p.append(
             Problem("optim.betas", f"must be two numbers in [0, 1), got {o.betas}", "use e.g. [0.9, 0.95]")
@@ -911,8 +587,8 @@ def _validate_train(cfg: RunConfig, p: list[Problem]) -> None:
         "epochs",
         "peak_tflops",
     ):
-        _positive(p, f"train.{key}", getattr(t, key))
-    _positive(p, "train.eval_every", t.eval_every, allow_zero=True)
+        check_positive(p, f"train.{key}", getattr(t, key))
+    check_positive(p, "train.eval_every", t.eval_every, allow_zero=True)
     if t.peak_tflops is not None and (math.isnan(t.peak_tflops) or t.peak_tflops == math.inf):  # -inf: above
         p.append(
             Problem(
@@ -972,15 +648,15 @@ def _validate_lora(cfg: RunConfig, p: list[Problem]) -> None:
 
 
 def _validate_tracking(cfg: RunConfig, p: list[Problem]) -> None:
-    _choice(p, "tracking.wandb_mode", cfg.tracking.wandb_mode, WANDB_MODES)
-    _positive(p, "tracking.dataset_text_examples", cfg.tracking.dataset_text_examples)
+    check_choice(p, "tracking.wandb_mode", cfg.tracking.wandb_mode, WANDB_MODES)
+    check_positive(p, "tracking.dataset_text_examples", cfg.tracking.dataset_text_examples)
 
 
 def _validate_eval(cfg: RunConfig, p: list[Problem]) -> None:
     e = cfg.eval
-    _choice(p, "eval.backend", e.backend, EVAL_BACKENDS)
+    check_choice(p, "eval.backend", e.backend, EVAL_BACKENDS)
     for key in ("batch_size", "max_new_tokens", "num_beams", "max_examples"):
-        _positive(p, f"eval.{key}", getattr(e, key))
+        check_positive(p, f"eval.{key}", getattr(e, key))
 
 
 def _validate_eval_instructions(cfg: RunConfig, p: list[Problem]) -> None:
@@ -989,7 +665,7 @@ def _validate_eval_instructions(cfg: RunConfig, p: list[Problem]) -> None:
     _check_instruction_sets("eval.instructions", cfg.eval.instructions, p)
     known = set(SOURCES) | set(cfg.data.custom_sources)
     for name, one in cfg.eval.instructions.items():
-        _choice(p, f"eval.instructions.{name}.on_unparsable", one.on_unparsable, ON_UNPARSABLE)
+        check_choice(p, f"eval.instructions.{name}.on_unparsable", one.on_unparsable, ON_UNPARSABLE)
         for raw, target in one.source_map.items():
             if target and target not in known:
                 p.append(
@@ -1002,4 +678,4 @@ def _validate_eval_instructions(cfg: RunConfig, p: list[Problem]) -> None:
 
 
 def _validate_launch(cfg: RunConfig, p: list[Problem]) -> None:
-    _positive(p, "launch.cpu_procs_per_node", cfg.launch.cpu_procs_per_node)
+    check_positive(p, "launch.cpu_procs_per_node", cfg.launch.cpu_procs_per_node)

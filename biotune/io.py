@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +142,12 @@ def truncate_jsonl(path: str | Path, max_step: int) -> None:
         return
     kept = [r for r in read_jsonl(path) if r.get("step", 0) <= max_step]
     write_jsonl(path, kept)
+
+
+def replace_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through ``write(temporary path)`` and an atomic rename (never a partial file).
+
+    For writers that take a path rather than text (``pyarrow.parquet.write_table``, ``Figure.savefig``).
+    """
+    with atomic_path(path) as tmp:
+        write(tmp)

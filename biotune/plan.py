@@ -61,6 +61,15 @@ STATE_BYTES_PARAMS_ONLY = 2
 #: Host bytes per parameter: 16 (optimizer offload) / 18 (optimizer + parameter offload), as DeepSpeed counts them.
 CPU_BYTES_OPTIMIZER = 16
 CPU_BYTES_OPTIMIZER_AND_PARAMS = 18
+#: Disk bytes per parameter of what a sweep cell keeps after its evaluation, by its ``keep`` policy
+#: (``biotune.sweep.spec.KEEP_POLICIES``): a ZeRO-3 checkpoint holds the optimizer states (16 bytes, as
+#: CPU_BYTES_OPTIMIZER counts them) beside its bf16 export (2); an export is the bf16 weights alone; predictions
+#: are negligible next to either.
+KEPT_BYTES_PER_PARAM: dict[str, int] = {
+    "checkpoint": CPU_BYTES_OPTIMIZER + STATE_BYTES_PARAMS_ONLY,
+    "export": STATE_BYTES_PARAMS_ONLY,
+    "predictions": 0,
+}
 #: DeepSpeed's safety factor on the host-memory estimate.
 CPU_BUFFER_FACTOR = 1.5
 #: bf16 logits + their fp32 upcast for the loss + the fp32 gradient of the logits.
@@ -719,3 +728,8 @@ def run(args: argparse.Namespace) -> int:
             plan.grad_accum,
         )
     return 0 if plan.fits else 1
+
+
+def kept_bytes(params: int, keep: str) -> int:
+    """Disk bytes one sweep cell of a ``params``-parameter model keeps after its evaluation (``keep`` policy)."""
+    return KEPT_BYTES_PER_PARAM[keep] * params

@@ -23,6 +23,7 @@ from biotune.eval.layout import REPORT_JSON, REPORT_MD, parse_set_label, predict
 from biotune.eval.score import SetScore
 from biotune.io import atomic_write_text, read_json, write_jsonl
 from biotune.train.metric_names import eval_metric
+from biotune.train.tracking import open_run
 
 log = logging.getLogger(__name__)
 
@@ -312,16 +313,14 @@ def log_to_wandb(
         return
     import wandb
 
-    run = wandb.init(
-        project=tracking.project,
-        entity=tracking.entity,
+    run = open_run(
+        tracking,
         name=run_name,
-        mode=tracking.wandb_mode,
-        dir=str(out_dir),
+        out_dir=out_dir,
         job_type="eval",
         group=tracking.group,
-        tags=list(tracking.tags),
         config=dict(tracking.run_config),
+        tags=True,
     )
     try:
         cols = [

@@ -137,7 +137,7 @@ def _plan(ns: argparse.Namespace) -> int:
     available = vr.count_available(spec)
     tokens = _tokens_or_none(spec)
     sweep = runner.load(ns.sweep, ns.out, available, ns.overrides)
-    estimate = compute_estimator(sweep, tokens, ns.gpus) if tokens else None
+    estimate = planning.cell_estimator(sweep, tokens, ns.gpus) if tokens else None
     rows = planning.plan_rows(spec, sweep.variants, available, tokens, estimate)
     sets = planning.eval_set_units(spec)
     pilot = planning.read_pilot(ns.pilot) if ns.pilot else None
@@ -173,33 +173,6 @@ def _tokens_or_none(spec: Any) -> dict[str, float] | None:
     except ConfigError as err:
         print(f"note: no token counts ({err.problems[0].problem.splitlines()[0]})", file=sys.stderr)
         return None
-
-
-def compute_estimator(sweep: Any, tokens_per_sample: dict[str, float], gpus: int) -> Any:
-    """GPU-hours and disk per variant from ``biotune plan`` (None when the model's size is unknown)."""
-    from biotune.plan import make_plan
-
-    base = sweep.spec.load_base()
-    try:
-        plan = make_plan(base, nodes=1, gpus_per_node=gpus)
-    except ConfigError:
-        return None
-    params = plan.dims.total_params()
-    epochs = base.train.epochs if base.train.max_steps <= 0 else None
-    keep_bytes = {"checkpoint": 16 * params + 2 * params, "export": 2 * params, "predictions": 0}[
-        sweep.spec.keep
-    ]
-
-    def estimate(variant: Any) -> dict[str, float]:
-        tokens = sum(n * tokens_per_sample.get(s, 0.0) for s, n in variant.counts.items())
-        seen = tokens * (epochs or 1.0)
-        hours = seen / max(plan.tokens_per_second_per_gpu * gpus, 1e-9) / 3600 * gpus
-        return {
-            "gpu_hours": round(hours * len(variant.seeds), 2),
-            "disk_gb": round(keep_bytes * len(variant.seeds) / 1e9, 1),
-        }
-
-    return estimate
 
 
 def _run(ns: argparse.Namespace) -> int:
@@ -275,19 +248,18 @@ def _collect(ns: argparse.Namespace) -> int:
 
 
 def _collect_sweep(sweep: Any, correction: str, n_boot: int, seed: int, plots: bool) -> int:
-    from biotune.sweep import runner
-    from biotune.sweep.collect import collect
+    from biotune.sweep import collect, runner, tables
 
     runner.require_prepared(sweep)
     out = sweep.out / runner.RESULTS_DIR
-    results = collect(
+    results = collect.collect(
         runner.cell_results(sweep), out, correction=correction, n_boot=n_boot, seed=seed, plots=plots
     )
-    print((out / "results.md").read_text(encoding="utf-8"))
+    print((out / tables.RESULTS_MD).read_text(encoding="utf-8"))
     print(f"results: {out}")
     _warn_on_mixed_versions(runner.cell_versions(sweep))
     _fit_if_swarm(sweep, out, results)
-    _log_to_wandb(sweep, out, results)
+    collect.log_to_wandb(out, sweep.spec.load_base().tracking, sweep.spec.name)
     return 0
 
 
@@ -304,65 +276,10 @@ def _warn_on_mixed_versions(recorded: dict[str, dict[str, str]]) -> None:
 
 
 def _fit_if_swarm(sweep: Any, out: Path, results: Any) -> None:
-    from biotune.sweep.spec import SwarmAxis
-
-    if not any(isinstance(a, SwarmAxis) and a.fit for a in sweep.spec.axes):
-        return
     from biotune.sweep import fit
 
-    for i, axis in enumerate(sweep.spec.axes):
-        if isinstance(axis, SwarmAxis) and axis.fit:
-            report = fit.fit_and_propose(results, out / f"fit-{i}", spec=sweep.spec, **fit.axis_options(axis))
-            _print_fit(i, report)
-
-
-def _print_fit(index: int, report: Any) -> None:
-    """What a swarm's fit found, where the proposal is, and the commands that confirm it (never run here)."""
-    from biotune.sweep import fit
-
-    p = report.proposal
-    held_out = ", ".join(f"{s} {f.spearman:.2f}" for s, f in report.fits.items())
-    seeds = len(report.confirm["seeds"])
-    print(
-        f"fit of axis {index} ({p.model}, {len(report.swarm.runs)} runs over {len(report.swarm.domains)} "
-        f"domains): held-out Spearman {held_out}\n"
-        + "".join(f"{line}\n" for line in fit.proposal_lines(p))
-        + f"proposal: {report.paths['proposal']}\n"
-        f"confirm it against the base at {seeds} seeds ({2 * seeds} cells), "
-        "on SLURM or on this machine:"
-    )
-    for line in fit.confirm_commands(report.paths["confirm"]):
-        print(f"  {line}")
-
-
-def _log_to_wandb(sweep: Any, out: Path, results: Any) -> None:
-    """The results table and plots as a wandb run in the sweep's group (job_type=collect)."""
-    base = sweep.spec.load_base()
-    t = base.tracking
-    if t.wandb_mode == "disabled":
-        return
-    import wandb
-
-    run = wandb.init(
-        project=t.project,
-        entity=t.entity,
-        group=sweep.spec.name,
-        job_type="collect",
-        name=f"{sweep.spec.name}-collect",
-        dir=str(out),
-        mode=t.wandb_mode,
-    )
-    try:
-        import csv
-
-        with (out / "results.csv").open(encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-        if rows:
-            run.log({"sweep/results": wandb.Table(columns=rows[0], data=rows[1:])})
-        for png in sorted(out.glob("*.png")):
-            run.log({f"sweep/{png.stem}": wandb.Image(str(png))})
-    finally:
-        run.finish()
+    for index, report in fit.fit_swarm_axes(sweep.spec, results, out):
+        print("\n".join(fit.fit_summary(index, report)))
 
 
 def _cell(ns: argparse.Namespace) -> int:

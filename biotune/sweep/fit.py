@@ -48,8 +48,8 @@ from biotune.data.sources.splits import SplitRole, parse_set_label, role_of
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_text
 from biotune.sweep import spec as sp
-from biotune.sweep.collect import CellResult, Results
 from biotune.sweep.regression import SetFit, Swarm, fit_swarm
+from biotune.sweep.results import CellResult, Results
 
 log = logging.getLogger(__name__)
 
@@ -727,3 +727,28 @@ def fit_and_propose(
         confirm = confirm_sweep(spec, weights, axis=axis)
         atomic_write_text(paths["confirm"], confirm_yaml(confirm, paths["confirm"]))
     return FitReport(swarm, fits, proposal, paths, confirm)
+
+
+def fit_swarm_axes(spec: sp.SweepSpec, results: Results, out_dir: str | Path) -> list[tuple[int, FitReport]]:
+    """Fit and propose for every swarm axis of ``spec`` with ``fit: true``, each into ``out_dir/fit-<index>``."""
+    return [
+        (i, fit_and_propose(results, Path(out_dir) / f"fit-{i}", spec=spec, **axis_options(axis)))
+        for i, axis in enumerate(spec.axes)
+        if isinstance(axis, sp.SwarmAxis) and axis.fit
+    ]
+
+
+def fit_summary(index: int, report: FitReport) -> list[str]:
+    """What a swarm's fit found, where the proposal is, and the commands that confirm it (never run here): the
+    lines ``sweep collect`` prints."""
+    p = report.proposal
+    held_out = ", ".join(f"{s} {f.spearman:.2f}" for s, f in report.fits.items())
+    seeds = len(report.confirm["seeds"]) if report.confirm else 0
+    return [
+        f"fit of axis {index} ({p.model}, {len(report.swarm.runs)} runs over {len(report.swarm.domains)} "
+        f"domains): held-out Spearman {held_out}",
+        *proposal_lines(p),
+        f"proposal: {report.paths['proposal']}",
+        f"confirm it against the base at {seeds} seeds ({2 * seeds} cells), on SLURM or on this machine:",
+        *(f"  {line}" for line in confirm_commands(report.paths["confirm"])),
+    ]

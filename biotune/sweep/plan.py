@@ -23,15 +23,16 @@ from typing import Any
 
 from biotune.data.sources import available_splits, catalog, load_records, resolve_root
 from biotune.data.tasks import task_for
-from biotune.errors import DataError
+from biotune.errors import ConfigError, DataError
 from biotune.eval.example_stats import REDUCERS
 from biotune.eval.layout import predictions_path, report_path, set_label
 from biotune.eval.report import read_report
 from biotune.eval.sets import plan_sets
+from biotune.plan import kept_bytes, make_plan
 from biotune.sweep import power as pw
 from biotune.sweep import runner
 from biotune.sweep import stats as st
-from biotune.sweep.collect import SCALE, CellResult, load_example_stats
+from biotune.sweep.results import SCALE, CellResult, load_example_stats
 from biotune.sweep.spec import BASE, SweepSpec, format_value
 from biotune.sweep.state import CellState
 from biotune.sweep.variants import Variant
@@ -306,3 +307,28 @@ def eval_set_units(spec: SweepSpec) -> dict[str, EvalSetSize]:
 def eval_set_sizes(spec: SweepSpec) -> dict[str, int]:
     """Examples per evaluation set (``source/split``) the base evaluates on (:func:`eval_set_units`)."""
     return {name: s.examples for name, s in eval_set_units(spec).items()}
+
+
+def cell_estimator(
+    sweep: runner.Sweep, tokens_per_sample: Mapping[str, float], gpus: int
+) -> Estimator | None:
+    """GPU-hours and disk of each variant's cells, from ``biotune plan``'s throughput estimate and the disk a
+    cell keeps (``biotune.plan.kept_bytes``); None when the base model's size is unknown."""
+    base = sweep.spec.load_base()
+    try:
+        plan = make_plan(base, nodes=1, gpus_per_node=gpus)
+    except ConfigError:
+        return None
+    keep = kept_bytes(plan.dims.total_params(), sweep.spec.keep)
+    epochs = base.train.epochs if base.train.max_steps <= 0 else None
+
+    def estimate(variant: Variant) -> dict[str, float]:
+        tokens = sum(n * tokens_per_sample.get(s, 0.0) for s, n in variant.counts.items())
+        seen = tokens * (epochs or 1.0)
+        hours = seen / max(plan.tokens_per_second_per_gpu * gpus, 1e-9) / 3600 * gpus
+        return {
+            "gpu_hours": round(hours * len(variant.seeds), 2),
+            "disk_gb": round(keep * len(variant.seeds) / 1e9, 1),
+        }
+
+    return estimate

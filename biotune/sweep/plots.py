@@ -20,7 +20,6 @@ import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib import colormaps
@@ -32,10 +31,9 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from biotune.data.sources.splits import display_order, parse_set_label
+from biotune.io import replace_atomic
 from biotune.sweep import stats as st
-
-if TYPE_CHECKING:
-    from biotune.sweep.collect import ResultRow, Results
+from biotune.sweep.results import ResultRow, Results
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +47,6 @@ def _slug(name: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    from biotune.sweep.collect import replace_atomic
-
     FigureCanvasAgg(fig)
     replace_atomic(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     return path

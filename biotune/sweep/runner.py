@@ -54,6 +54,7 @@ from biotune.eval.sets import plan_sources
 from biotune.io import atomic_write_json, atomic_write_text, read_json
 from biotune.launch import die_with_parent, launch_env
 from biotune.sweep import variants as vr
+from biotune.sweep.results import CellResult
 from biotune.sweep.spec import BASE, CONTROL, SweepSpec, load_sweep
 from biotune.sweep.state import (
     CELL_LOCK_FILE,
@@ -642,9 +643,7 @@ def _data_dir_of(cell_dir: Path) -> Path | None:
 
 
 def cell_results(sweep: Sweep) -> list[Any]:
-    """The :class:`~biotune.sweep.collect.CellResult` of every cell, whatever its state."""
-    from biotune.sweep.collect import CellResult
-
+    """The :class:`~biotune.sweep.results.CellResult` of every cell, whatever its state."""
     out = []
     for c in sweep.cells:
         v = sweep.variant(c.variant)

@@ -38,6 +38,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from biotune import config
 from biotune.config import REPO_ROOT, DataConfig, RunConfig
+from biotune.config_checks import check_choice, parse_section
 from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
 from biotune.sweep import limits
@@ -371,26 +372,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data  # type: ignore[return-value]
 
 
-def _typed(
-    schema: type, data: dict[str, Any], prefix: str, problems: list[Problem], keys_of: type | None = None
-) -> Any:
-    """``data`` as an instance of the dataclass ``schema``; unknown keys and wrong types go to ``problems``.
-
-    Reuses biotune.config's key check (with its did-you-mean) and type check. ``keys_of``: the dataclass whose
-    keys are valid, when it is wider than ``schema`` (the sweep's ``axes``, parsed apart).
-    """
-    config._check_keys(keys_of or schema, data, prefix, problems)
-    config._drop_unknown(keys_of or schema, data)
-    structured = OmegaConf.structured(schema)
-    config._check_types(structured, data, prefix, problems)
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(structured, data))
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", "") or ""
-        problems.append(Problem(f"{prefix}{key}".rstrip("."), str(err).splitlines()[0], "correct the value"))
-        return schema()
-
-
 def _parse_axis(i: int, raw: Any, problems: list[Problem]) -> Axis | None:
     key = f"axes[{i}]"
     if not isinstance(raw, dict):
@@ -403,13 +384,13 @@ def _parse_axis(i: int, raw: Any, problems: list[Problem]) -> Axis | None:
         what = "missing" if kind is None else f"unknown axis type '{kind}'"
         problems.append(Problem(f"{key}.type", what, f"set type to one of {', '.join(AXIS_TYPES)}"))
         return None
-    return _typed(AXIS_CLASSES[kind], dict(raw), f"{key}.", problems)  # type: ignore[no-any-return]
+    return parse_section(AXIS_CLASSES[kind], dict(raw), f"{key}.", problems)  # type: ignore[no-any-return]
 
 
 def _parse(data: dict[str, Any], problems: list[Problem]) -> tuple[SweepSpec, list[int]]:
     """The typed spec, and the file's index of each axis it holds (axes that fail to parse are left out)."""
     raw_axes = data.pop("axes", None)
-    settings: SweepSettings = _typed(SweepSettings, data, "", problems, keys_of=SweepSpec)
+    settings: SweepSettings = parse_section(SweepSettings, data, "", problems, keys_of=SweepSpec)
     if raw_axes is None:
         raw_axes = []
         problems.append(
@@ -498,7 +479,7 @@ def _check_choice(
     problems: list[Problem], key: str, value: str, allowed: tuple[str, ...], empty_ok: bool = False
 ) -> None:
     if not (empty_ok and value == ""):
-        config._choice(problems, key, value, allowed)
+        check_choice(problems, key, value, allowed)
 
 
 def _check_settings(spec: SweepSpec, problems: list[Problem]) -> None:

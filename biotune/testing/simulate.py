@@ -20,7 +20,7 @@ its nominal rates (STYLE.md habit 21). The model of a sweep, for one eval set:
 ``truth`` of an arm is its population score in points, so the true Δ of two arms is the difference of their
 ``effect`` arguments. :func:`write_eval_dir` writes one simulated model in the real ``biotune eval`` output
 format (``report.json`` and ``predictions/<source>__<split>.jsonl``), and :func:`sweep_cells` a whole sweep
-as :class:`~biotune.sweep.collect.CellResult` objects for ``collect``.
+as :class:`~biotune.sweep.results.CellResult` objects for ``collect``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import scipy.sparse
 from biotune.eval.example_stats import metric_from_stats
 from biotune.eval.report import REPORT_JSON, write_set_predictions
 from biotune.io import atomic_write_json
-from biotune.sweep.collect import CellResult
+from biotune.sweep.results import CellResult
 
 SCALE = 100.0
 """Effects and seed sds are given in points (percent), like the results tables."""

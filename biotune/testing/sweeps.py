@@ -35,10 +35,10 @@ def write_sweep(directory: str | Path, body: str, base: str | None = None, name:
 
 
 def done_row(variant: str, axis: str, is_base: bool, eval_set: str, mean: float) -> Any:
-    """A collected :class:`~biotune.sweep.collect.ResultRow` of a done single-seed cell with score ``mean``
+    """A collected :class:`~biotune.sweep.results.ResultRow` of a done single-seed cell with score ``mean``
     (for tests that plant results)."""
     from biotune.data.sources.splits import parse_set_label, role_of
-    from biotune.sweep.collect import ResultRow
+    from biotune.sweep.results import ResultRow
 
     split = parse_set_label(eval_set)[1]
     return ResultRow(

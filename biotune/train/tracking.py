@@ -149,6 +149,45 @@ def _store_run_id(output_dir: Path, run_id: str | None) -> None:
     atomic_write_json(output_dir / RUN_ID_FILE, {"run_id": run_id})
 
 
+def open_run(
+    tracking: TrackingConfig,
+    *,
+    name: str,
+    out_dir: Path,
+    job_type: str,
+    group: str | None,
+    config: dict[str, Any] | None = None,
+    tags: bool = False,
+    resume_id: str | None = None,
+    resume: bool = False,
+) -> Any:
+    """Start a wandb run: the only ``wandb.init`` of biotune (training, ``biotune eval``, ``sweep collect``).
+
+    The project, entity and mode come from ``tracking``; ``group`` and ``job_type`` place the run in its sweep or
+    training run (wandb is a view: group = sweep or run, job_type = stage). ``tags``: send ``tracking.tags``.
+    ``config``: the run's config (none sent when None). ``resume``: continue the run ``resume_id`` if it exists
+    (``resume="allow"``; a new run when ``resume_id`` is None). The run's files go under ``out_dir/wandb``.
+    """
+    import wandb
+
+    kwargs: dict[str, Any] = {
+        "project": tracking.project,
+        "entity": tracking.entity,
+        "group": group,
+        "job_type": job_type,
+        "name": name,
+        "dir": str(out_dir),
+        "mode": tracking.wandb_mode,
+    }
+    if tags:
+        kwargs["tags"] = list(tracking.tags)
+    if config is not None:
+        kwargs["config"] = config
+    if resume:
+        kwargs.update(id=resume_id, resume="allow")
+    return wandb.init(**kwargs)
+
+
 def _start_wandb(
     cfg: TrackingConfig,
     output_dir: Path,
@@ -157,22 +196,18 @@ def _start_wandb(
     manifest: Manifest | None,
     run_id: str | None,
 ) -> Any:
-    import wandb
-
     os.environ.setdefault("WANDB_MODE", cfg.wandb_mode)
     full_config = {**config, **dict(cfg.run_config), "data_manifest": manifest.summary() if manifest else {}}
-    run = wandb.init(
-        project=cfg.project,
-        entity=cfg.entity,
-        group=cfg.group,
-        job_type=cfg.job_type,
-        tags=list(cfg.tags),
+    run = open_run(
+        cfg,
         name=run_name,
-        id=run_id,
-        resume="allow",
-        dir=str(output_dir),
+        out_dir=output_dir,
+        job_type=cfg.job_type,
+        group=cfg.group,
         config=full_config,
-        mode=cfg.wandb_mode,
+        tags=True,
+        resume_id=run_id,
+        resume=True,
     )
     define_sections(run)
     log.info("wandb run %s (%s) in %s", run.id, cfg.wandb_mode, output_dir)

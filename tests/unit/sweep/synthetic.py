@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from biotune.eval.example_stats import metric_from_stats, sum_stats
-from biotune.sweep.collect import CellResult
+from biotune.sweep.results import CellResult
 
 KINDS = {"f1": "ner", "accuracy": "cls", "mean": "qa"}
 HEADLINES = {"f1": "f1", "accuracy": "accuracy", "mean": "f1"}

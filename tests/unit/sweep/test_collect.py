@@ -15,7 +15,8 @@ from synthetic import cls_rows, make_cell, ner_rows
 
 from biotune.errors import ConfigError, DataError
 from biotune.sweep import stats as st
-from biotune.sweep.collect import CellResult, Results, collect, load_example_stats
+from biotune.sweep.collect import collect
+from biotune.sweep.results import CellResult, Results, load_example_stats
 
 GROUPS = {"ncbi": "ner", "bc5cdr": "ner", "hoc": "cls", "gad": "cls"}
 SETS = {

@@ -14,7 +14,8 @@ import pytest
 from biotune.errors import DataError
 from biotune.sweep import plots
 from biotune.sweep import stats as st
-from biotune.sweep.collect import collect, load_example_stats
+from biotune.sweep.collect import collect
+from biotune.sweep.results import load_example_stats
 from biotune.testing.simulate import Arm, NerDesign, simulate_accuracy, simulate_ner, sweep_cells
 
 DESIGN = NerDesign(n_docs=60, sentences_per_doc=3)

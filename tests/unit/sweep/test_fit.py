@@ -13,7 +13,7 @@ import yaml
 from biotune.config import load
 from biotune.errors import ConfigError
 from biotune.sweep import fit
-from biotune.sweep.collect import CellResult, ResultRow, Results
+from biotune.sweep.results import CellResult, ResultRow, Results
 from biotune.testing.sweeps import done_row
 
 SOURCES = ["ncbi_disease", "bc5cdr_chem", "hoc", "gad"]

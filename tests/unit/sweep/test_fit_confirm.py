@@ -17,7 +17,7 @@ from biotune.errors import ConfigError
 from biotune.sweep import cli, fit, runner
 from biotune.sweep import plan as planning
 from biotune.sweep import variants as vr
-from biotune.sweep.collect import CellResult, ResultRow, Results
+from biotune.sweep.results import CellResult, ResultRow, Results
 from biotune.sweep.spec import load_sweep
 from biotune.testing.sweeps import done_row, write_sweep
 

@@ -23,7 +23,8 @@ from biotune.eval.score import EvalSet, build_eval_set, score_set
 from biotune.eval.sets import plan_sets
 from biotune.sweep import fit
 from biotune.sweep import plan as planning
-from biotune.sweep.collect import CellResult, collect
+from biotune.sweep.collect import collect
+from biotune.sweep.results import CellResult
 from biotune.sweep.spec import load_sweep
 from biotune.testing.sweeps import write_sweep
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from biotune.sweep import fit, variants
-from biotune.sweep.collect import CellResult, ResultRow, Results
+from biotune.sweep.results import CellResult, ResultRow, Results
 from biotune.sweep.spec import SwarmAxis, load_sweep
 from biotune.testing.sweeps import done_row, write_sweep
 
