@@ -22,6 +22,7 @@ Trust model: biotune's own state is JSON, which cannot carry code; DeepSpeed's s
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -44,6 +45,10 @@ EXPORT_DIR = "hf"
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 STEP_PREFIX = "step-"
+#: A checkpoint directory's name: the prefix and the step in 8 or more digits (nothing else there is one).
+STEP_NAME = re.compile(rf"^{STEP_PREFIX}\d{{8,}}$")
+#: Appended to a checkpoint's name for its default export directory (:func:`checkpoint_export_dir`).
+CHECKPOINT_EXPORT_SUFFIX = "-hf"
 
 # ------------------------------------------------------------------------------------------- one checkpoint
 ZERO_DIR = "zero"
@@ -81,6 +86,22 @@ def export_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / EXPORT_DIR
 
 
+def checkpoint_export_dir(ckpt: str | Path) -> Path:
+    """Where a checkpoint's own Hugging Face export goes by default: its ``step-NNNNNNNN-hf`` sibling."""
+    ckpt = Path(ckpt)
+    return ckpt.parent / f"{ckpt.name}{CHECKPOINT_EXPORT_SUFFIX}"
+
+
+def export_places(ckpt: str | Path) -> tuple[Path, Path]:
+    """The only places inside a checkpoint's run where an export may be written (resolved paths).
+
+    The run's final export (:func:`export_dir`) and the checkpoint's own export (:func:`checkpoint_export_dir`):
+    neither is taken for a checkpoint by :func:`list_checkpoints`.
+    """
+    ckpt = Path(ckpt).resolve()
+    return export_dir(run_dir_of(ckpt)), checkpoint_export_dir(ckpt)
+
+
 def run_dir_of(ckpt: str | Path) -> Path:
     """The run directory a checkpoint belongs to (the checkpoint itself when it is not under ``checkpoints/``)."""
     ckpt = Path(ckpt)
@@ -106,7 +127,9 @@ def is_checkpoint(path: str | Path) -> bool:
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
     """Checkpoint directories, oldest first (complete or not)."""
     root = checkpoint_root(output_dir)
-    return sorted(root.glob(f"{STEP_PREFIX}*"), key=lambda p: p.name) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.glob(f"{STEP_PREFIX}*") if STEP_NAME.match(p.name)), key=lambda p: p.name)
 
 
 def latest_completed(output_dir: str | Path) -> Path | None:

@@ -1,0 +1,154 @@
+"""Export destinations and writes that fail (issue 20, items 8, 9 and 10): ``biotune export`` into the
+checkpoint's run, into the current directory or under a read-only parent; each is exit 2 naming OUT (or the path)
+and the fix, no traceback, and nothing left behind (no planted checkpoint, no empty parent directory).
+
+The checkpoints here have a checkpoint's layout without weights: every destination check runs before anything
+is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from bad_input_harness import Case, check, ids, run_case, run_selected, write
+
+from biotune.train.checkpoint import export_places, latest_completed
+
+CKPT = "{tmp}/run/checkpoints/step-00000001"
+
+
+def fake_checkpoint(root: Path) -> Path:
+    """A complete checkpoint's layout (no weights) at ``root/run/checkpoints/step-00000001``."""
+    ckpt = root / "run" / "checkpoints" / "step-00000001"
+    write(ckpt / "zero" / "zero_pp_rank_0_mp_rank_00_model_states.pt", b"not read before the checks")
+    write(ckpt / "model_meta" / "config.json", "{}\n")
+    write(ckpt / "trainer_state.json", json.dumps({"step": 1}) + "\n")
+    write(ckpt / "COMPLETED", "step 1\n")
+    return ckpt
+
+
+def _checkpoint_beside(tmp: Path) -> None:
+    """The checkpoint outside the (empty) working directory, so that ``.`` is an empty new OUT."""
+    fake_checkpoint(tmp.parent / f"{tmp.name}-beside")
+
+
+def _read_only_parent(tmp: Path) -> None:
+    fake_checkpoint(tmp)
+    (tmp / "locked").mkdir()
+    (tmp / "locked").chmod(0o555)
+
+
+def export(
+    case_id: str, out: str, where: str, fix: str, setup=fake_checkpoint, ckpt: str = CKPT, extra=()
+) -> Case:
+    """``biotune export CKPT OUT``."""
+    return Case(case_id, ("export", ckpt, out, *extra), where, fix, setup)
+
+
+CASES = [
+    # item 9: nothing inside the run but its export places
+    export(
+        "out-is-a-new-step-dir",
+        "{tmp}/run/checkpoints/step-00000099",
+        "lies inside the checkpoint's run directory",
+        "export to a directory outside the run",
+    ),
+    export(
+        "out-inside-the-run",
+        "{tmp}/run/models/x",
+        "lies inside the checkpoint's run directory",
+        "export to a directory outside the run",
+    ),
+    export(
+        "out-inside-checkpoints-via-dotdot",
+        "{tmp}/elsewhere/../run/checkpoints/mine",
+        "lies inside the checkpoint's run directory",
+        "export to a directory outside the run",
+    ),
+    # item 8: the current directory, a read-only parent
+    export(
+        "out-is-dot-empty-cwd",
+        ".",
+        "OUT: . is or contains the current directory",
+        "name a new directory for the export",
+        _checkpoint_beside,
+        ckpt="{tmp}-beside/run/checkpoints/step-00000001",
+    ),
+    export(
+        "out-is-dot-forced",
+        ".",
+        "OUT: . is or contains",
+        "fix:",
+        lambda tmp: (fake_checkpoint(tmp.parent / f"{tmp.name}-beside"), write(tmp / "notes.txt", "mine\n")),
+        ckpt="{tmp}-beside/run/checkpoints/step-00000001",
+        extra=("--force",),
+    ),
+    export(
+        "out-parent-is-a-file",
+        "{tmp}/afile/model",
+        "{tmp}/afile/model: cannot write: File exists ({tmp}/afile)",
+        "check that the directory exists and is writable",
+        lambda tmp: (fake_checkpoint(tmp), write(tmp / "afile", "x\n")),
+    ),
+    export(
+        "out-new-parents-under-a-file",
+        "{tmp}/new/afile/model",
+        "{tmp}/new/afile/model: cannot write",
+        "check that the directory exists and is writable",
+        lambda tmp: (fake_checkpoint(tmp), write(tmp / "new" / "afile", "x\n")),
+    ),
+    # item 10: a failed export leaves no empty parents
+    export(
+        "out-new-parents-failed-export",
+        "{tmp}/new/deeper/model",
+        "zero",
+        "fix:",
+    ),
+]
+assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.fixture(scope="module")
+def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    return run_selected(request, CASES, tmp_path_factory.mktemp("bad_exports"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_bad_export(case: Case, results) -> None:
+    check(case, results[case.id])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
+def test_a_read_only_parent_is_named_and_left_as_it_was(tmp_path: Path) -> None:
+    case = export(
+        "out-parent-read-only",
+        "{tmp}/locked/a/b/model",
+        "{tmp}/locked/a/b/model: cannot write: Permission denied",
+        "make that directory writable",
+        _read_only_parent,
+    )
+    try:
+        check(case, run_case(case, tmp_path))
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+
+
+def test_a_refused_step_dir_plants_no_checkpoint(tmp_path: Path) -> None:
+    """Resume still finds step 1 as the newest complete checkpoint, with no interrupted save reported."""
+    case = CASES[0]
+    result = run_case(case, tmp_path)
+    check(case, result)
+    assert latest_completed(tmp_path / "run") == tmp_path / "run" / "checkpoints" / "step-00000001"
+
+
+def test_the_run_export_places_are_not_checkpoints(tmp_path: Path) -> None:
+    """``hf/`` and ``step-NNNNNNNN-hf`` are accepted as OUT and never listed as (interrupted) checkpoints."""
+    ckpt = fake_checkpoint(tmp_path)
+    final, own = export_places(ckpt)
+    assert final == (tmp_path / "run" / "hf").resolve() and own.name == "step-00000001-hf"
+    (own / "config.json").parent.mkdir(parents=True)
+    (own / "config.json").write_text("{}")
+    assert latest_completed(tmp_path / "run") == ckpt
