@@ -75,7 +75,7 @@ from biotune.data.tokenize import (
 )
 from biotune.data.workers import Job, Runner, open_runner
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
-from biotune.io import swap_in_dir
+from biotune.io import swap_in_dir, write_failed
 
 logger = logging.getLogger(__name__)
 
@@ -454,11 +454,13 @@ def _build_into(
             )
             manifest.write(tmp)
             swap_in_dir(tmp, out)
-        except BaseException:
+        except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
             for d in created:  # innermost first; a directory another build uses now is not empty and stays
                 with contextlib.suppress(OSError):
                     d.rmdir()
+            if isinstance(err, OSError):  # disk full, file-size limit, quota: name the build directory
+                raise write_failed(out, err) from None
             raise
     return manifest
 

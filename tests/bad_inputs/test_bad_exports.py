@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from bad_input_harness import Case, check, ids, run_case, run_selected, write
+from bad_input_harness import REPO, Case, base_env, check, ids, run_case, run_selected, tree, write
 
 from biotune.train.checkpoint import export_places, latest_completed
 
@@ -152,3 +155,51 @@ def test_the_run_export_places_are_not_checkpoints(tmp_path: Path) -> None:
     (own / "config.json").parent.mkdir(parents=True)
     (own / "config.json").write_text("{}")
     assert latest_completed(tmp_path / "run") == ckpt
+
+
+# ------------------------------------------------------------------------------- disk full (ulimit -f, slow)
+
+
+def run_limited(args: list[str], cwd: Path, blocks: int) -> subprocess.CompletedProcess[str]:
+    """``biotune ARGS`` under ``ulimit -f BLOCKS`` (1 KiB blocks): a write past it fails with EFBIG, as on a full disk."""
+    command = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "biotune.cli", *args))
+    return subprocess.run(
+        ["bash", "-c", f"ulimit -f {blocks}; exec {command}"],
+        cwd=cwd,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def check_disk_full(
+    proc: subprocess.CompletedProcess[str], where: Path, before: set[str], root: Path
+) -> None:
+    """Exit 2 naming ``where`` and the file-size limit, no traceback, nothing new under ``root``."""
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"{where}: cannot write: File too large" in proc.stderr, proc.stderr[-3000:]
+    assert "ulimit -f" in proc.stderr, proc.stderr[-3000:]
+    assert tree(root) == before, f"left behind: {sorted(tree(root) - before)}"
+
+
+@pytest.mark.slow
+def test_data_build_on_a_full_disk(tmp_path: Path, tiny_model: Path) -> None:
+    before = tree(tmp_path)
+    proc = run_limited(
+        [
+            "data",
+            "build",
+            str(REPO / "configs/train/tiny.yaml"),
+            f"data.tokenizer={tiny_model}",
+            f"data.out_dir={tmp_path / 'data'}",
+            "data.leakage=off",
+        ],
+        tmp_path,
+        blocks=8,
+    )
+    out = next(line for line in proc.stderr.splitlines() if "cannot write" in line).split(": cannot write")[0]
+    assert Path(out.split("error: ")[-1]).parent == tmp_path / "data"
+    check_disk_full(proc, Path(out.split("error: ")[-1]), before, tmp_path)
