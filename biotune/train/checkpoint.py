@@ -21,9 +21,11 @@ Trust model: biotune's own state is JSON, which cannot carry code; DeepSpeed's s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -227,6 +229,29 @@ def load_rng(ckpt: Path, rank: int) -> dict[str, Any]:
             "  fix: resume from another checkpoint, or start over with train.resume=none"
         )
     return state
+
+
+#: What torch's C++ writer says when a write fails (it raises RuntimeError, not OSError, on a full disk).
+_TORCH_WRITE_FAILED = ("file write failed", "PytorchStreamWriter failed", "unexpected pos")
+
+
+@contextlib.contextmanager
+def saving(ckpt: Path) -> Iterator[None]:
+    """Around a checkpoint save: a write that fails (disk full, quota, file-size limit) removes the half-written
+    ``ckpt`` (made by this save) and becomes a CheckpointError naming it, so nothing is left that a resume could
+    mistake for a checkpoint and the command exits 2."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not any(s in str(err) for s in _TORCH_WRITE_FAILED):
+            raise
+        shutil.rmtree(ckpt, ignore_errors=True)
+        cause = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+        raise CheckpointError(
+            f"{ckpt}: cannot write the checkpoint ({cause}); the half-written save was removed\n"
+            "  fix: free disk space (or raise the file-size limit, `ulimit -f`, or the quota) under "
+            f"{ckpt.parent}, then run the same command again: it resumes from the last complete checkpoint"
+        ) from None
 
 
 def mark_completed(ckpt: Path, step: int) -> None:

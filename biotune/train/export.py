@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Written into every export: which checkpoint (path and COMPLETED content) it was made from.
 EXPORT_MARKER = "biotune_export.json"
+#: How a Rust writer (safetensors) quotes the OS error of a failed write.
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 _SHARD_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
 
 
@@ -188,7 +190,15 @@ def _write_export(ckpt_dir: Path, out_dir: Path, dtype: str | None, max_shard_si
     try:
         from biotune.train.engine import write_hf_model
 
-        write_hf_model(ckpt_dir, tmp, dtype, max_shard_size)
+        try:
+            write_hf_model(ckpt_dir, tmp, dtype, max_shard_size)
+        except (
+            Exception
+        ) as err:  # safetensors' writer reports a failed write as SafetensorError "(os error N)"
+            code = _OS_ERROR.search(str(err))
+            if isinstance(err, OSError) or code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from err
         atomic_write_json(tmp / EXPORT_MARKER, checkpoint_identity(ckpt_dir))
         swap_in_dir(tmp, out_dir)
     except BaseException:

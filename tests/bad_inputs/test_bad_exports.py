@@ -21,6 +21,8 @@ from bad_input_harness import REPO, Case, base_env, check, ids, run_case, run_se
 from biotune.train.checkpoint import export_places, latest_completed
 
 CKPT = "{tmp}/run/checkpoints/step-00000001"
+#: The file-size limit (KiB) of the slow disk-full tests: above every small file a run writes, below its shards.
+LIMIT_KB = 64
 
 
 def fake_checkpoint(root: Path) -> Path:
@@ -203,3 +205,66 @@ def test_data_build_on_a_full_disk(tmp_path: Path, tiny_model: Path) -> None:
     out = next(line for line in proc.stderr.splitlines() if "cannot write" in line).split(": cannot write")[0]
     assert Path(out.split("error: ")[-1]).parent == tmp_path / "data"
     check_disk_full(proc, Path(out.split("error: ")[-1]), before, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """A real build of configs/train/tiny.yaml's data with the tiny tokenizer (no size limit)."""
+    root = tmp_path_factory.mktemp("built")
+    proc = run_limited(
+        [
+            "data",
+            "build",
+            str(REPO / "configs/train/tiny.yaml"),
+            f"data.tokenizer={tiny_model}",
+            f"data.out_dir={root}",
+            "data.leakage=off",
+        ],
+        root,
+        blocks=10**9,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def train_args(tiny_model: Path, built: Path, run: Path, steps: int = 1) -> list[str]:
+    """A one-process CPU run of the tiny model that saves a checkpoint at every step and exports nothing."""
+    return [
+        "train",
+        str(REPO / "configs/train/tiny.yaml"),
+        f"model.name_or_path={tiny_model}",
+        f"train.data_dir={built}",
+        f"train.output_dir={run}",
+        f"train.max_steps={steps}",
+        "train.save_every=1",
+        "train.export_on_finish=false",
+        "tracking.wandb_mode=disabled",
+        "train.micro_batch_size=1",
+        "train.grad_accum=1",
+        "train.global_batch_size=null",
+    ]
+
+
+@pytest.mark.slow
+def test_checkpoint_save_on_a_full_disk(tmp_path: Path, tiny_model: Path, built: Path) -> None:
+    """The save fails on the shards: exit 2 naming the checkpoint, and no ``step-*`` directory is left."""
+    run = tmp_path / "run"
+    proc = run_limited(train_args(tiny_model, built, run), tmp_path, blocks=LIMIT_KB)
+    ckpt = run / "checkpoints" / "step-00000001"
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"{ckpt}: cannot write the checkpoint" in proc.stderr, proc.stderr[-3000:]
+    assert "ulimit -f" in proc.stderr
+    assert not list((run / "checkpoints").glob("step-*")), "a half-written checkpoint was left"
+
+
+@pytest.mark.slow
+def test_export_on_a_full_disk(tmp_path: Path, tiny_model: Path, built: Path) -> None:
+    """The export fails writing the weights: exit 2 naming OUT; no OUT, temporary directory or new parent left."""
+    run = tmp_path / "run"
+    proc = run_limited(train_args(tiny_model, built, run), tmp_path, blocks=10**9)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = tree(tmp_path)
+    out = tmp_path / "exports" / "new" / "model"
+    proc = run_limited(["export", str(run / "checkpoints" / "step-00000001"), str(out)], tmp_path, LIMIT_KB)
+    check_disk_full(proc, out, before, tmp_path)
