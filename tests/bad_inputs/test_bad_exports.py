@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from bad_input_harness import REPO, Case, base_env, check, ids, run_case, run_selected, tree, write
 
+from biotune.testing.sweeps import write_sweep
 from biotune.train.checkpoint import export_places, latest_completed
 
 CKPT = "{tmp}/run/checkpoints/step-00000001"
@@ -111,6 +112,15 @@ CASES = [
         "{tmp}/new/deeper/model",
         "zero",
         "fix:",
+    ),
+    # item 10: submit on a machine without SLURM writes no sweep directory
+    Case(
+        "sweep-submit-without-sbatch",
+        ("sweep", "submit", "{tmp}/sweep.yaml", "--out", "{tmp}/out"),
+        "sbatch not found",
+        "biotune sweep run SWEEP.yaml --local",
+        lambda tmp: write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n"),
+        extra_env=(("PATH", str(Path(sys.executable).parent)),),
     ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
