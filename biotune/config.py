@@ -841,9 +841,23 @@ def _check_split_files(d: DataConfig, p: list[Problem]) -> None:
             p.append(
                 Problem(f"data.split_files.{name}", f"unknown source '{name}'", UnknownSourceError(name).fix)
             )
+        known = (
+            SOURCES[name].split_names
+            if name in SOURCES
+            else tuple(getattr(d.custom_sources.get(name), "files", {}) or {})
+        )
         for split, path in files.items():
             if not str(path).strip():
                 p.append(Problem(f"data.split_files.{name}.{split}", "empty path", "give the file's path"))
+            if (name in SOURCES or name in d.custom_sources) and split not in known:
+                p.append(
+                    Problem(
+                        f"data.split_files.{name}.{split}",
+                        f"source '{name}' has no split '{split}' (its splits: {', '.join(known) or 'none'})",
+                        f"map the file to one of {name}'s splits, e.g. data.split_files.{name}."
+                        f"{known[0] if known else 'train'}=PATH",
+                    )
+                )
 
 
 def _check_instruction_sets(key: str, sets: dict[str, Any], p: list[Problem]) -> None:

@@ -122,6 +122,13 @@ CASES = [
         lambda tmp: write_sweep(tmp, "name: ok\nbase: base.yaml\naxes: [{type: leave_one_out}]\n"),
         extra_env=(("PATH", str(Path(sys.executable).parent)),),
     ),
+    # item 10: a typo'd split in data.split_files
+    Case(
+        "split-files-unknown-split",
+        ("train", "{repo}/configs/train/tiny.yaml", "data.split_files.bc2gm.tset={tmp}/x.tsv", "--dry-run"),
+        "data.split_files.bc2gm.tset: source 'bc2gm' has no split 'tset' (its splits: train, devel, test)",
+        "map the file to one of bc2gm's splits",
+    ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 
