@@ -124,6 +124,16 @@ def check_destination(ckpt: Path, out: Path, force: bool = False) -> None:
                     )
                 ]
             )
+    if out_r.is_relative_to(ckpt_r):
+        raise ConfigError(
+            [
+                Problem(
+                    "OUT",
+                    f"{out} lies inside the checkpoint {ckpt}",
+                    "export to a directory outside the checkpoint",
+                )
+            ]
+        )
     if out_r.is_relative_to(run_dir) and out_r not in export_places(ckpt_r):
         raise ConfigError(
             [
