@@ -414,8 +414,14 @@ def _build_into(
         # parallel one a worker checks after its last tokenization chunk, while this process packs.
         leak = _leakage_verdict(d, leak_job) if runner.pool is None else None
         created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(key), dir=out.parent))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(key), dir=out.parent))
+        except OSError as err:  # data.out_dir under a file, read-only, full
+            for d in created:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise write_failed(out, err) from None
         try:
             train_cols, train_stats = _pack_tokens(train_tok, cfg)
             heldout_stats = None

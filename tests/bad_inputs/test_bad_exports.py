@@ -129,18 +129,32 @@ CASES = [
         "data.split_files.bc2gm.tset: source 'bc2gm' has no split 'tset' (its splits: train, devel, test)",
         "map the file to one of bc2gm's splits",
     ),
+    # item 8: a data build whose output directory cannot be made
+    Case(
+        "data-out-dir-under-a-file",
+        (
+            "data",
+            "build",
+            "{repo}/configs/train/tiny.yaml",
+            "data.tokenizer={tok}",
+            "data.out_dir={tmp}/afile/data",
+        ),
+        "{tmp}/afile/data/",
+        "check that the directory exists and is writable",
+        lambda tmp: write(tmp / "afile", "x\n"),
+    ),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 
 
 @pytest.fixture(scope="module")
-def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    return run_selected(request, CASES, tmp_path_factory.mktemp("bad_exports"))
+def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
+    return run_selected(request, CASES, tmp_path_factory.mktemp("bad_exports"), tiny_model)
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_bad_export(case: Case, results) -> None:
-    check(case, results[case.id])
+def test_bad_export(case: Case, results, tiny_model: Path) -> None:
+    check(case, results[case.id], tiny_model)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
