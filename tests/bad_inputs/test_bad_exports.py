@@ -129,6 +129,17 @@ CASES = [
         "data.split_files.bc2gm.tset: source 'bc2gm' has no split 'tset' (its splits: train, devel, test)",
         "map the file to one of bc2gm's splits",
     ),
+    Case(
+        "split-files-unknown-split-of-a-custom-source",
+        ("train", "{tmp}/run.yaml", "--dry-run"),
+        "data.split_files.clinic.dev: source 'clinic' has no split 'dev' (its splits: train)",
+        "data.split_files.clinic.train=PATH",
+        lambda tmp: write(
+            tmp / "run.yaml",
+            "data:\n  custom_sources:\n    clinic: {kind: re, format: blue_tsv, files: {train: x.tsv}, "
+            "labels: ['1', '0'], licence: mine}\n  split_files:\n    clinic: {dev: y.tsv}\n",
+        ),
+    ),
     # item 8: a data build whose output directory cannot be made
     Case(
         "data-out-dir-under-a-file",
