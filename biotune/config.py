@@ -518,13 +518,30 @@ def _check_split_files(d: DataConfig, p: list[Problem]) -> None:
     from biotune.data.sources import SOURCES, UnknownSourceError
 
     for name, files in d.split_files.items():
-        if name not in SOURCES and name not in d.custom_sources:
+        known: tuple[str, ...] | None = (
+            None  # the splits a mapped file may replace or add (None: unknown source)
+        )
+        if name in SOURCES:
+            known = SOURCES[name].split_names
+        elif name in d.custom_sources:
+            known = tuple(d.custom_sources[name].files)
+        else:
             p.append(
                 Problem(f"data.split_files.{name}", f"unknown source '{name}'", UnknownSourceError(name).fix)
             )
         for split, path in files.items():
+            key = f"data.split_files.{name}.{split}"
             if not str(path).strip():
-                p.append(Problem(f"data.split_files.{name}.{split}", "empty path", "give the file's path"))
+                p.append(Problem(key, "empty path", "give the file's path"))
+            if known is not None and split not in known:
+                p.append(
+                    Problem(
+                        key,
+                        f"source '{name}' has no split '{split}' (its splits: {', '.join(known) or 'none'})",
+                        f"map the file to one of {name}'s splits, e.g. data.split_files.{name}."
+                        f"{known[0] if known else 'train'}=PATH",
+                    )
+                )
 
 
 def _check_instruction_sets(key: str, sets: dict[str, Any], p: list[Problem]) -> None:

@@ -8,6 +8,7 @@ either the old file or the new one, never half of one, and no temporary file beh
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -36,6 +37,51 @@ def inside(root: str | Path, path: str | Path) -> Path:
             "no '..'), and remove any link that leads out of the output directory",
         )
     return path
+
+
+#: The fix for each way a write can fail for lack of room or rights (any other OSError gets the generic one).
+_WRITE_FIXES = {
+    errno.ENOSPC: "free disk space on that file system (or choose a directory on another), then run it again",
+    errno.EDQUOT: "free space within your disk quota (or choose a directory elsewhere), then run it again",
+    errno.EFBIG: "the file outgrew the file-size limit (see `ulimit -f`) or the disk: raise the limit or free "
+    "space, then run it again",
+    errno.EACCES: "make that directory writable for you, or choose a directory you can write to",
+    errno.EPERM: "make that directory writable for you, or choose a directory you can write to",
+    errno.EROFS: "that file system is read-only: choose a directory on a writable one",
+}
+
+
+def write_failed(path: str | Path, err: OSError) -> DataError:
+    """The DataError for ``err`` raised while writing at ``path``: it names the path, the cause and the fix.
+
+    Raise it ``from None`` in place of the OSError (disk full, file too large, quota, no permission, read-only
+    file system) once what was half-written has been removed.
+    """
+    cause = err.strerror or str(err)
+    where = f" ({err.filename})" if err.filename and str(err.filename) != str(path) else ""
+    fix = _WRITE_FIXES.get(
+        err.errno or 0, "check that the directory exists and is writable, then run it again"
+    )
+    return DataError(path, f"cannot write: {cause}{where}", fix)
+
+
+@contextlib.contextmanager
+def new_parents(path: str | Path) -> Iterator[None]:
+    """Create ``path``'s missing parent directories; remove the ones made here if the block fails.
+
+    So a failed write leaves no empty directory behind (only directories this call created, and only while
+    they are empty, are removed).
+    """
+    parent = Path(path).parent
+    missing = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
+    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for made in missing:
+            with contextlib.suppress(OSError):
+                made.rmdir()
+        raise
 
 
 @contextlib.contextmanager

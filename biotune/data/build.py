@@ -75,7 +75,7 @@ from biotune.data.tokenize import (
 )
 from biotune.data.workers import Job, Runner, open_runner
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
-from biotune.io import swap_in_dir
+from biotune.io import swap_in_dir, write_failed
 
 logger = logging.getLogger(__name__)
 
@@ -414,8 +414,14 @@ def _build_into(
         # parallel one a worker checks after its last tokenization chunk, while this process packs.
         leak = _leakage_verdict(d, leak_job) if runner.pool is None else None
         created = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(key), dir=out.parent))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(key), dir=out.parent))
+        except OSError as err:  # data.out_dir under a file, read-only, full
+            for d in created:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise write_failed(out, err) from None
         try:
             train_cols, train_stats = _pack_tokens(train_tok, cfg)
             heldout_stats = None
@@ -454,11 +460,13 @@ def _build_into(
             )
             manifest.write(tmp)
             swap_in_dir(tmp, out)
-        except BaseException:
+        except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
             for d in created:  # innermost first; a directory another build uses now is not empty and stays
                 with contextlib.suppress(OSError):
                     d.rmdir()
+            if isinstance(err, OSError):  # disk full, file-size limit, quota: name the build directory
+                raise write_failed(out, err) from None
             raise
     return manifest
 

@@ -8,7 +8,8 @@ Two arrays per submission, both running ``slurm/sweep.sh``:
    the GPU nodes, evaluate, apply the disk policy), after the data array succeeded (``--dependency=afterok``),
    at most ``--max-concurrent`` at a time (``%N``).
 
-An array larger than the cluster's ``MaxArraySize`` is split into several arrays over the same task list. Each
+An array larger than the cluster's ``MaxArraySize`` is split into several arrays over the same task list; with
+``--max-concurrent`` they are chained (each waits for the previous one to end), so the throttle holds overall. Each
 task finds its cell as line ``offset + SLURM_ARRAY_TASK_ID`` of a task list written under ``<sweep>/slurm/``.
 Pre-emption: the batch shell forwards SIGUSR1 to the cell's runner, which forwards it down to every trainer rank
 (see :mod:`biotune.sweep.runner`); the ranks checkpoint, the task requeues only itself
@@ -70,12 +71,51 @@ def chunks(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(size, n - start)) for start in range(0, n, size)]
 
 
-def _sbatch(args: Sequence[str]) -> str:
+@dataclass(frozen=True)
+class Array:
+    """One ``sbatch --array`` of a kind (data or cell): its slice of the task list and how it is throttled."""
+
+    offset: int
+    """Line of the task list that is its task 0."""
+    count: int
+    array: str
+    """The ``--array`` value, e.g. ``0-1000%4``."""
+    after_previous: bool
+    """Starts only when the previous array of the same kind has ended (``afterany``)."""
+
+
+def arrays(n: int, limit: int, max_concurrent: int | None) -> list[Array]:
+    """The arrays of ``n`` tasks split at ``limit`` (MaxArraySize); with a throttle they are chained.
+
+    ``%N`` throttles one array only, so split arrays would run N tasks each at once: with ``max_concurrent``
+    each array after the first waits for the previous one (``afterany``), and at most N tasks run at a time.
+    """
+    throttle = f"%{max_concurrent}" if max_concurrent else ""
+    return [
+        Array(offset, count, f"0-{count - 1}{throttle}", bool(max_concurrent) and index > 0)
+        for index, (offset, count) in enumerate(chunks(n, limit))
+    ]
+
+
+def dependency(after_ok: Sequence[str], after_any: str | None) -> list[str]:
+    """The ``--dependency`` argument: all of ``after_ok`` succeeded and ``after_any`` ended (none if neither)."""
+    parts = ([f"afterok:{':'.join(after_ok)}"] if after_ok else []) + (
+        [f"afterany:{after_any}"] if after_any else []
+    )
+    return [f"--dependency={','.join(parts)}"] if parts else []
+
+
+def require_sbatch() -> None:
+    """LaunchError unless ``sbatch`` is on PATH (checked before anything of the sweep is written)."""
     if shutil.which("sbatch") is None:
         raise LaunchError(
             "sbatch not found: `biotune sweep submit` needs a SLURM cluster; run the sweep on this "
             "machine with `biotune sweep run SWEEP.yaml --local`"
         )
+
+
+def _sbatch(args: Sequence[str]) -> str:
+    require_sbatch()
     # the tasks run the virtualenv that submitted them (sbatch exports this environment to the job)
     env = {**os.environ, "BIOTUNE_VENV": os.environ.get("BIOTUNE_VENV") or sys.prefix}
     proc = subprocess.run(
@@ -110,6 +150,7 @@ def submit(sweep: runner.Sweep, res: Resources, failed_only: bool = False) -> di
         raise ConfigError(
             [Problem("--nodes/--max-concurrent", "must be at least 1", "give positive numbers")]
         )
+    require_sbatch()  # before prepare: a machine without SLURM gets no sweep directory
     runner.prepare(sweep)
     todo = runner.select(sweep, failed_only)
     if not todo:
@@ -118,30 +159,30 @@ def submit(sweep: runner.Sweep, res: Resources, failed_only: bool = False) -> di
     for c in todo:
         by_hash.setdefault(sweep.variant(c.variant).content_hash, c)
     limit = max_array_size()
-    throttle = f"%{res.max_concurrent}" if res.max_concurrent else ""
     sweep_dir = str(sweep.out)
     jobs: list[str] = []
     data_list = _write_list(sweep, "data", list(by_hash.values()))
-    data_jobs = []
-    for offset, count in chunks(len(by_hash), limit):
+    data_jobs: list[str] = []
+    for part in arrays(len(by_hash), limit, res.max_concurrent):
         args = [
             *_common(sweep, f"{sweep.spec.name}-data", res),
-            f"--array=0-{count - 1}{throttle}",
+            f"--array={part.array}",
             "--nodes=1",
             "--ntasks=1",
+            *dependency([], data_jobs[-1] if part.after_previous else None),
         ]
         if res.data_partition or res.partition:
             args.append(f"--partition={res.data_partition or res.partition}")
-        data_jobs.append(_sbatch([*args, str(SCRIPT), "data", sweep_dir, str(data_list), str(offset)]))
+        data_jobs.append(_sbatch([*args, str(SCRIPT), "data", sweep_dir, str(data_list), str(part.offset)]))
     jobs += data_jobs
     cell_list = _write_list(sweep, "cells", todo)
-    for offset, count in chunks(len(todo), limit):
+    for part in arrays(len(todo), limit, res.max_concurrent):
         args = [
             *_common(sweep, f"{sweep.spec.name}-cell", res),
-            f"--array=0-{count - 1}{throttle}",
+            f"--array={part.array}",
             f"--nodes={res.nodes}",
             "--ntasks-per-node=1",
-            f"--dependency=afterok:{':'.join(data_jobs)}",
+            *dependency(data_jobs, jobs[-1] if part.after_previous else None),
         ]
         if res.partition:
             args.append(f"--partition={res.partition}")
@@ -150,7 +191,9 @@ def submit(sweep: runner.Sweep, res: Resources, failed_only: bool = False) -> di
         if res.cpus_per_task:
             args.append(f"--cpus-per-task={res.cpus_per_task}")
         extra = [str(res.nproc)] if res.nproc else []
-        jobs.append(_sbatch([*args, str(SCRIPT), "cell", sweep_dir, str(cell_list), str(offset), *extra]))
+        jobs.append(
+            _sbatch([*args, str(SCRIPT), "cell", sweep_dir, str(cell_list), str(part.offset), *extra])
+        )
     record = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "cells": len(todo),

@@ -21,8 +21,11 @@ Trust model: biotune's own state is JSON, which cannot carry code; DeepSpeed's s
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,10 @@ EXPORT_DIR = "hf"
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 STEP_PREFIX = "step-"
+#: A checkpoint directory's name: the prefix and the step in 8 or more digits (nothing else there is one).
+STEP_NAME = re.compile(rf"^{STEP_PREFIX}\d{{8,}}$")
+#: Appended to a checkpoint's name for its default export directory (:func:`checkpoint_export_dir`).
+CHECKPOINT_EXPORT_SUFFIX = "-hf"
 
 # ------------------------------------------------------------------------------------------- one checkpoint
 ZERO_DIR = "zero"
@@ -81,6 +88,22 @@ def export_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / EXPORT_DIR
 
 
+def checkpoint_export_dir(ckpt: str | Path) -> Path:
+    """Where a checkpoint's own Hugging Face export goes by default: its ``step-NNNNNNNN-hf`` sibling."""
+    ckpt = Path(ckpt)
+    return ckpt.parent / f"{ckpt.name}{CHECKPOINT_EXPORT_SUFFIX}"
+
+
+def export_places(ckpt: str | Path) -> tuple[Path, Path]:
+    """The only places inside a checkpoint's run where an export may be written (resolved paths).
+
+    The run's final export (:func:`export_dir`) and the checkpoint's own export (:func:`checkpoint_export_dir`):
+    neither is taken for a checkpoint by :func:`list_checkpoints`.
+    """
+    ckpt = Path(ckpt).resolve()
+    return export_dir(run_dir_of(ckpt)), checkpoint_export_dir(ckpt)
+
+
 def run_dir_of(ckpt: str | Path) -> Path:
     """The run directory a checkpoint belongs to (the checkpoint itself when it is not under ``checkpoints/``)."""
     ckpt = Path(ckpt)
@@ -106,7 +129,9 @@ def is_checkpoint(path: str | Path) -> bool:
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
     """Checkpoint directories, oldest first (complete or not)."""
     root = checkpoint_root(output_dir)
-    return sorted(root.glob(f"{STEP_PREFIX}*"), key=lambda p: p.name) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.glob(f"{STEP_PREFIX}*") if STEP_NAME.match(p.name)), key=lambda p: p.name)
 
 
 def latest_completed(output_dir: str | Path) -> Path | None:
@@ -204,6 +229,29 @@ def load_rng(ckpt: Path, rank: int) -> dict[str, Any]:
             "  fix: resume from another checkpoint, or start over with train.resume=none"
         )
     return state
+
+
+#: What torch's C++ writer says when a write fails (it raises RuntimeError, not OSError, on a full disk).
+_TORCH_WRITE_FAILED = ("file write failed", "PytorchStreamWriter failed", "unexpected pos")
+
+
+@contextlib.contextmanager
+def saving(ckpt: Path) -> Iterator[None]:
+    """Around a checkpoint save: a write that fails (disk full, quota, file-size limit) removes the half-written
+    ``ckpt`` (made by this save) and becomes a CheckpointError naming it, so nothing is left that a resume could
+    mistake for a checkpoint and the command exits 2."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not any(s in str(err) for s in _TORCH_WRITE_FAILED):
+            raise
+        shutil.rmtree(ckpt, ignore_errors=True)
+        cause = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+        raise CheckpointError(
+            f"{ckpt}: cannot write the checkpoint ({cause}); the half-written save was removed\n"
+            "  fix: free disk space (or raise the file-size limit, `ulimit -f`, or the quota) under "
+            f"{ckpt.parent}, then run the same command again: it resumes from the last complete checkpoint"
+        ) from None
 
 
 def mark_completed(ckpt: Path, step: int) -> None:

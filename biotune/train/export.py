@@ -4,7 +4,8 @@ Runs in one process without a GPU or a process group: DeepSpeed's zero_to_fp32 c
 ``save_pretrained`` (sharded safetensors) with the tokenizer and generation config saved beside the shards.
 The result loads with ``AutoModelForCausalLM.from_pretrained(OUT)``.
 
-Safe with the user's files: OUT may not be, contain or lie inside the checkpoint's run; a non-empty OUT that is
+Safe with the user's files: OUT may not be, contain or lie inside the checkpoint's run (except the run's own
+``hf/`` and the checkpoint's ``step-NNNNNNNN-hf`` sibling), nor be or contain the current directory; a non-empty OUT that is
 not a previous biotune export is refused unless ``--force``; an old export is replaced by renames (the new one
 is complete before the old one is moved away), never deleted first. Each export records the checkpoint it came
 from (:data:`EXPORT_MARKER`), so an evaluation can tell whether an existing export is the one it needs.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -21,13 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from biotune.errors import CheckpointError, ConfigError, Problem
-from biotune.io import atomic_write_json, read_json, swap_in_dir
-from biotune.train.checkpoint import COMPLETED, MODEL_META_DIR, ZERO_DIR, require_complete, run_dir_of
+from biotune.io import atomic_write_json, new_parents, read_json, swap_in_dir, write_failed
+from biotune.train.checkpoint import (
+    COMPLETED,
+    MODEL_META_DIR,
+    ZERO_DIR,
+    export_places,
+    require_complete,
+    run_dir_of,
+)
 
 log = logging.getLogger(__name__)
 
 #: Written into every export: which checkpoint (path and COMPLETED content) it was made from.
 EXPORT_MARKER = "biotune_export.json"
+#: How a Rust writer (safetensors) quotes the OS error of a failed write.
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 _SHARD_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
 
 
@@ -94,7 +105,12 @@ def export_matches(out: Path, ckpt: Path) -> bool:
 
 
 def check_destination(ckpt: Path, out: Path, force: bool = False) -> None:
-    """Refuse an OUT that would overwrite the checkpoint, its run, or files biotune did not write."""
+    """Refuse an OUT that would overwrite the checkpoint, its run, the current directory, or foreign files.
+
+    Nothing may be written inside the checkpoint's run except where the run's layout puts exports
+    (:func:`biotune.train.checkpoint.export_places`): anything else there (``checkpoints/step-00000099``)
+    would be taken for a checkpoint, or overwrite the run's own files.
+    """
     ckpt_r, out_r = ckpt.resolve(), out.resolve()
     run_dir = run_dir_of(ckpt_r)
     for owner, what in ((ckpt_r, "the checkpoint"), (run_dir, "the checkpoint's run directory")):
@@ -115,6 +131,28 @@ def check_destination(ckpt: Path, out: Path, force: bool = False) -> None:
                     "OUT",
                     f"{out} lies inside the checkpoint {ckpt}",
                     "export to a directory outside the checkpoint",
+                )
+            ]
+        )
+    if out_r.is_relative_to(run_dir) and out_r not in export_places(ckpt_r):
+        raise ConfigError(
+            [
+                Problem(
+                    "OUT",
+                    f"{out} lies inside the checkpoint's run directory {run_dir}",
+                    "export to a directory outside the run, e.g. runs/exports/NAME (inside the run only "
+                    f"{', '.join(str(p) for p in export_places(ckpt_r))} may hold an export)",
+                )
+            ]
+        )
+    cwd = Path.cwd().resolve()
+    if cwd.is_relative_to(out_r):
+        raise ConfigError(
+            [
+                Problem(
+                    "OUT",
+                    f"{out} is or contains the current directory ({cwd})",
+                    "name a new directory for the export, e.g. ./model",
                 )
             ]
         )
@@ -146,16 +184,33 @@ def export_checkpoint(
             f"{MODEL_META_DIR}/config.json); pass a directory like <output_dir>/checkpoints/step-00000100"
         )
     check_destination(ckpt_dir, out_dir, force)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(os.path.abspath(out_dir))  # a name to put beside: "model/." or "x/.." have none
+    try:
+        with new_parents(out_dir):
+            _write_export(ckpt_dir, out_dir, dtype, max_shard_size)
+    except OSError as err:
+        raise write_failed(out_dir, err) from None
+    log.info("exported %s -> %s", ckpt_dir, out_dir)
+    return out_dir
+
+
+def _write_export(ckpt_dir: Path, out_dir: Path, dtype: str | None, max_shard_size: str) -> None:
+    """Write the export into a hidden sibling of ``out_dir``, then swap it in; the sibling is removed on error."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
         from biotune.train.engine import write_hf_model
 
-        write_hf_model(ckpt_dir, tmp, dtype, max_shard_size)
+        try:
+            write_hf_model(ckpt_dir, tmp, dtype, max_shard_size)
+        except (
+            Exception
+        ) as err:  # safetensors' writer reports a failed write as SafetensorError "(os error N)"
+            code = _OS_ERROR.search(str(err))
+            if isinstance(err, OSError) or code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from err
         atomic_write_json(tmp / EXPORT_MARKER, checkpoint_identity(ckpt_dir))
         swap_in_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # ours: made above
         raise
-    log.info("exported %s -> %s", ckpt_dir, out_dir)
-    return out_dir

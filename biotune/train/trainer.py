@@ -280,11 +280,12 @@ class Trainer:
         if dist.is_rank_zero() and ckpt.exists():
             shutil.rmtree(ckpt)  # an interrupted save of this very step (ours), or an empty directory
         dist.barrier()
-        self.engine.save(ckpt, self.tokenizer_dir, dist.is_rank_zero())
-        ckpt_layout.save_rng(ckpt, self.rank, dist.rng_state())
-        if dist.is_rank_zero():
-            self.state.run_id = self.tracker.run_id
-            ckpt_layout.write_state(ckpt, self.state)
+        with ckpt_layout.saving(ckpt):
+            self.engine.save(ckpt, self.tokenizer_dir, dist.is_rank_zero())
+            ckpt_layout.save_rng(ckpt, self.rank, dist.rng_state())
+            if dist.is_rank_zero():
+                self.state.run_id = self.tracker.run_id
+                ckpt_layout.write_state(ckpt, self.state)
         dist.barrier()
         if dist.is_rank_zero():
             ckpt_layout.mark_completed(ckpt, self.state.step)

@@ -149,3 +149,31 @@ def test_prune_never_removes_a_directory_that_is_not_a_checkpoint(tmp_path: Path
     layout.prune(tmp_path, keep_last=1)
     assert (foreign / "notes.txt").read_text() == "mine"
     assert [p.name for p in layout.list_checkpoints(tmp_path)] == ["step-00000000", "step-00000002"]
+
+
+def test_a_failed_save_removes_the_half_written_checkpoint(tmp_path: Path) -> None:
+    import errno
+
+    ckpt = tmp_path / "run" / "checkpoints" / "step-00000002"
+    too_large = r"step-00000002: cannot write the checkpoint \(File too large\)"
+    with pytest.raises(CheckpointError, match=too_large), layout.saving(ckpt):
+        (ckpt / "zero").mkdir(parents=True)
+        raise OSError(errno.EFBIG, "File too large")
+    assert not ckpt.exists()
+    with (
+        pytest.raises(RuntimeError, match="a bug"),
+        layout.saving(ckpt),
+    ):  # not a failed write: passes through
+        ckpt.mkdir(parents=True)
+        raise RuntimeError("a bug")
+    assert ckpt.is_dir()
+
+
+def test_only_step_directories_are_checkpoints(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    ckpt = _ckpt(run, 4, True)
+    for other in ("step-00000004-hf", "step-x", "step-0001"):
+        (run / "checkpoints" / other).mkdir()
+        (run / "checkpoints" / other / "COMPLETED").write_text("step 9\n")
+    assert layout.list_checkpoints(run) == [ckpt]
+    assert layout.checkpoint_export_dir(ckpt).name == "step-00000004-hf"
