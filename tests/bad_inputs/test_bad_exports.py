@@ -9,7 +9,6 @@ is loaded.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -39,12 +38,6 @@ def fake_checkpoint(root: Path) -> Path:
 def _checkpoint_beside(tmp: Path) -> None:
     """The checkpoint outside the (empty) working directory, so that ``.`` is an empty new OUT."""
     fake_checkpoint(tmp.parent / f"{tmp.name}-beside")
-
-
-def _read_only_parent(tmp: Path) -> None:
-    fake_checkpoint(tmp)
-    (tmp / "locked").mkdir()
-    (tmp / "locked").chmod(0o555)
 
 
 def export(
@@ -166,21 +159,6 @@ def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_bad_export(case: Case, results, tiny_model: Path) -> None:
     check(case, results[case.id], tiny_model)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
-def test_a_read_only_parent_is_named_and_left_as_it_was(tmp_path: Path) -> None:
-    case = export(
-        "out-parent-read-only",
-        "{tmp}/locked/a/b/model",
-        "{tmp}/locked/a/b/model: cannot write: Permission denied",
-        "make that directory writable",
-        _read_only_parent,
-    )
-    try:
-        check(case, run_case(case, tmp_path))
-    finally:
-        (tmp_path / "locked").chmod(0o755)
 
 
 def test_a_refused_step_dir_plants_no_checkpoint(tmp_path: Path) -> None:
