@@ -20,7 +20,9 @@ from train_support import make_packed_dataset, read_jsonl, torchrun, train_env, 
 
 from biotune.cli import main
 from biotune.train import checkpoint as layout
+from biotune.train import metric_names as names
 from biotune.train.engine import weights_only_loads
+from biotune.train.tracking import read_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +70,11 @@ def _peft_trainable(model_dir: Path) -> tuple[int, int]:
 
 
 def _losses(out: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r}
+    return {
+        r["step"]: r[names.TRAIN_LOSS]
+        for r in read_metrics(out / layout.METRICS_FILE)
+        if names.TRAIN_LOSS in r
+    }
 
 
 def test_only_the_adapter_trains_and_is_partitioned(runs: dict) -> None:
