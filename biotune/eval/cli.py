@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from biotune.eval.layout import REPORT_MD
+
 USAGE = """biotune eval CONFIG [key=value ...] [--dry-run]
        biotune eval score PREDICTIONS.jsonl [--config CONFIG] [--out DIR] [key=value ...]
        biotune eval compare RUN_A RUN_B [RUN ...]"""
@@ -80,8 +82,6 @@ def _run(config_path: str, overrides: list[str], dry_run: bool) -> int:
         return 0
     out = evaluate(cfg)
     if out is not None:
-        from biotune.eval.layout import REPORT_MD
-
         print((out / REPORT_MD).read_text(encoding="utf-8"))
         print(out)
     return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from biotune.data.sources.splits import parse_set_label, role_of
+from biotune.sweep.results import ResultRow
+
 
 def small_base(seed: int | None = None) -> str:
     """A base run config of five registered sources in four groups (ner x2, re, cls, qa) on ``@sample``."""
@@ -37,8 +40,6 @@ def write_sweep(directory: str | Path, body: str, base: str | None = None, name:
 def done_row(variant: str, axis: str, is_base: bool, eval_set: str, mean: float) -> Any:
     """A collected :class:`~biotune.sweep.results.ResultRow` of a done single-seed cell with score ``mean``
     (for tests that plant results)."""
-    from biotune.data.sources.splits import parse_set_label, role_of
-    from biotune.sweep.results import ResultRow
 
     split = parse_set_label(eval_set)[1]
     return ResultRow(
