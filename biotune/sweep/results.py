@@ -56,6 +56,8 @@ class CellResult:
     groups: dict[str, str]
     """Source -> group (task family); eval sets are macro-averaged per group."""
     eval_dir: Path | None
+    fidelity: str = ""
+    """The fidelity the cell ran at (:mod:`biotune.sweep.fidelity`); empty in a sweep without fidelities."""
 
 
 @dataclass

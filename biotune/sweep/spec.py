@@ -42,6 +42,7 @@ from biotune.config_checks import check_choice, parse_section
 from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
 from biotune.sweep import limits
+from biotune.sweep.fidelity import Fidelity
 from biotune.sweep.power import PowerSettings, check_settings
 from biotune.sweep.swarm_fit_keys import AUTO_MODEL, check_fit_keys
 
@@ -224,6 +225,9 @@ class SweepSpec(SweepSettings):
 
     axes: list[Axis] = field(default_factory=list)
     """The axes; each expands into named variants of the base (they do not cross)."""
+    fidelities: dict[str, Fidelity] = field(default_factory=dict)
+    """The ``fidelities:`` block by name (:mod:`biotune.sweep.fidelity`); empty = every cell at the base's own
+    setting, as a sweep without the block."""
     sweep_file: str = ""
     """The sweep YAML read (set by :func:`load_sweep`, not a file key): errors in its own values name it."""
 
@@ -337,7 +341,7 @@ def points(spec: SweepSpec, data: DataConfig) -> list[Point]:
     Names: ``base``; ``loo-source-<source>``, ``loo-group-<group>``; ``scale-<target>-x<factor>``;
     ``mix-<mixture>``; ``swarm-<index>`` (zero-padded to 3+ digits); ``<key's last part>-<value>``
     (``lr-2e-05``); ``control-<leave-out variant>``. An axis's ``name:`` replaces its prefix; characters
-    outside ``[A-Za-z0-9._+-]`` become ``_``. Cells add ``-s<seed>`` (``biotune.sweep.variants.cell_name``).
+    outside ``[A-Za-z0-9._+-]`` become ``_``. Cells add ``-s<seed>`` (``biotune.sweep.fidelity.cell_name``).
     """
     out = [Point(BASE, BASE, -1)]
     for i, axis in enumerate(spec.axes):

@@ -60,6 +60,7 @@ from biotune.data.mixture import requested_counts
 from biotune.data.tokenize import load_tokenizer, tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.sweep import spec as sp
+from biotune.sweep.fidelity import cell_name
 from biotune.sweep.spec import Point, SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -111,17 +112,13 @@ class Cell:
     """One training run of a sweep: a variant at one training seed."""
 
     name: str
-    """``<variant>-s<seed>``; unique in the sweep, stable across reruns."""
+    """:func:`biotune.sweep.fidelity.cell_name`; unique in the sweep, stable across reruns."""
     variant: str
     seed: int
     overrides: tuple[str, ...]
-    """Every override on the base file: the sweep's, the variant's and ``train.seed``."""
-
-
-def cell_name(variant: str, seed: int) -> str:
-    """The name of a variant's cell (its directory) at one training seed; ``biotune.sweep.limits.MAX_SEED``
-    and ``biotune.names.MAX_NAME_LEN`` keep it far below the file-name limit."""
-    return f"{variant}-s{seed}"
+    """Every override on the base file: the sweep's, the fidelity's, the variant's and ``train.seed``."""
+    fidelity: str = ""
+    """The fidelity this cell runs at (:mod:`biotune.sweep.fidelity`); empty in a sweep without fidelities."""
 
 
 def cells(spec: SweepSpec, variants: list[Variant]) -> list[Cell]:

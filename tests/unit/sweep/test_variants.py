@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from biotune.errors import ConfigError
-from biotune.sweep import limits
+from biotune.sweep import fidelity, limits
 from biotune.sweep import plan as pl
 from biotune.sweep import spec as sp
 from biotune.sweep import variants as vr
@@ -486,6 +486,6 @@ def test_the_longest_cell_directory_can_be_made(tmp_path: Path) -> None:
     """A variant name of MAX_NAME_LEN at the largest seed still makes a cell directory (no ENAMETOOLONG)."""
     from biotune.names import MAX_NAME_LEN
 
-    name = vr.cell_name("v" * MAX_NAME_LEN, limits.MAX_SEED)
+    name = fidelity.cell_name("v" * MAX_NAME_LEN, limits.MAX_SEED)
     (tmp_path / "cells" / name).mkdir(parents=True)
     assert len(name) == MAX_NAME_LEN + 12
