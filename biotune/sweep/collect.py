@@ -20,6 +20,12 @@ writes, each file atomically (temporary file, then ``os.replace``):
   ``source``).
 * ``delta_heatmap_<axis>.png``, ``interaction_<axis>.png``, ``scaling_<axis>.png``: see ``biotune.sweep.plots``.
 
+In a sweep with ``fidelities:`` (its cells carry one), the table is computed per fidelity (Δ vs the base at the
+same fidelity, corrected within it) and its rows carry a ``fidelity`` column and the measured cost; then each
+proxy's agreement with the target goes to ``agreement.csv``, ``agreement_<proxy>_vs_target.png`` and a
+``results.md`` section, with the measured cost per fidelity; the plots above are drawn per fidelity
+(``<fidelity>_delta_heatmap_<axis>.png``). See ``biotune.sweep.collect_fidelities``.
+
 Scores are reported in percent (100 x ``metric_from_stats``), as in ``report.json``. Multiple testing:
 three families, each corrected on its own across the whole table: Δ vs base per set, Δ vs control per
 set, and Δ vs base of the macro-averages. A mark ``*`` means corrected p < ``ALPHA``.
@@ -43,14 +49,17 @@ from biotune.data.sources.splits import role_name, role_of
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.eval.layout import predictions_path, report_path, set_label
 from biotune.io import atomic_write_text, replace_atomic
+from biotune.sweep import collect_fidelities as fid
 from biotune.sweep import plots as plotting
 from biotune.sweep import stats as st
+from biotune.sweep.agreement_report import AGREEMENT_CSV
 from biotune.sweep.results import (
     SCALE,
     CellResult,
     ResultRow,
     Results,
     SetInfo,
+    fidelity_costs,
     load_example_stats,
     ordered_cells,
     report_sets,
@@ -112,25 +121,59 @@ def collect(
     base = _check_cells(list(cells))
     cells = ordered_cells(cells)
     _check_out_dir(out)
-    rows, macro_rows = _compute(cells, base, n_boot, seed)
-    _correct(rows, macro_rows, correction)
-    results = Results(rows, macro_rows, list(cells), base, correction, n_boot, seed)
+    if fid.has_fidelities(cells):
+        results = _collect_fidelities(cells, base, correction, n_boot, seed)
+    else:
+        rows, macro_rows = _compute(cells, base, n_boot, seed)
+        _correct(rows, macro_rows, correction)
+        results = Results(rows, macro_rows, list(cells), base, correction, n_boot, seed)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / RESULTS_MD, to_markdown(results))
+    markdown = to_markdown(results)
+    if results.fidelities:
+        markdown += "\n" + fid.to_markdown(results)
+        results.paths.update(fid.write_outputs(results, out, plots))
+    atomic_write_text(out / RESULTS_MD, markdown)
     results.paths["md"] = out / RESULTS_MD
     atomic_write_text(out / RESULTS_CSV, to_csv(results))
     results.paths["csv"] = out / RESULTS_CSV
     replace_atomic(out / RESULTS_PARQUET, lambda tmp: pq.write_table(long_table(results), tmp))
     results.paths["parquet"] = out / RESULTS_PARQUET
     if plots:
-        for name, path in plotting.draw_all(results, out).items():
-            results.paths[name] = path
-    log.info("collect: %d rows, %d macro rows -> %s", len(rows), len(macro_rows), out)
+        for prefix, part in (results.fidelities or {"": results}).items():
+            for name, path in plotting.draw_all(part, out, prefix=f"{prefix}_" if prefix else "").items():
+                results.paths[name] = path
+    log.info("collect: %d rows, %d macro rows -> %s", len(results.rows), len(results.macro_rows), out)
+    return results
+
+
+def _collect_fidelities(
+    cells: Sequence[CellResult], base: str | None, correction: str, n_boot: int, seed: int
+) -> Results:
+    """The table per fidelity (Δ vs the base at the same fidelity, corrected within it), every row tagged
+    with its fidelity, then each proxy's agreement with the target (``biotune.sweep.collect_fidelities``)."""
+    per: dict[str, Results] = {}
+    for fidelity, group in fid.group(cells).items():
+        rows, macro_rows = _compute(group, base, n_boot, seed)
+        _correct(rows, macro_rows, correction)
+        fid.tag([*rows, *macro_rows], fidelity, group)
+        per[fidelity] = Results(rows, macro_rows, group, base, correction, n_boot, seed)
+    results = Results(
+        [r for p in per.values() for r in p.rows],
+        [r for p in per.values() for r in p.macro_rows],
+        list(cells),
+        base,
+        correction,
+        n_boot,
+        seed,
+        fidelities=per,
+    )
+    results.agreements, results.not_measured = fid.measure_agreements(per, n_boot, seed)
+    results.costs = fidelity_costs(cells)
     return results
 
 
 def log_to_wandb(out_dir: Path, tracking: TrackingConfig, sweep_name: str) -> None:
-    """The results table (``results.csv``) and the plots of ``out_dir`` as a wandb run in the sweep's group
+    """The results table (``results.csv``), the agreement (``agreement.csv``) and the plots of ``out_dir`` as a wandb run in the sweep's group
     (``job_type=collect``, named ``<sweep>-collect``): a view of the files, nothing computed here. Nothing is sent
     when ``tracking.wandb_mode`` is ``disabled``."""
     if tracking.wandb_mode == "disabled":
@@ -145,6 +188,11 @@ def log_to_wandb(out_dir: Path, tracking: TrackingConfig, sweep_name: str) -> No
             rows = list(csv.reader(fh))
         if rows:
             run.log({"sweep/results": wandb.Table(columns=rows[0], data=rows[1:])})
+        if (out_dir / AGREEMENT_CSV).is_file():
+            with (out_dir / AGREEMENT_CSV).open(encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))
+            if rows:
+                run.log({"sweep/agreement": wandb.Table(columns=rows[0], data=rows[1:])})
         for png in sorted(out_dir.glob("*.png")):
             run.log({f"sweep/{png.stem}": wandb.Image(str(png))})
     finally:

@@ -199,8 +199,9 @@ def conditional_caption(rows: Sequence[ResultRow], variants: Sequence[str]) -> s
     return f" One seed per arm: {st.CONDITIONAL_LABEL} (these trained models, not the recipes)."
 
 
-def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
-    """Every figure the results support; returns name -> PNG path."""
+def draw_all(results: Results, out_dir: Path, prefix: str = "") -> dict[str, Path]:
+    """Every figure the results support; returns name -> PNG path. ``prefix`` starts every file name (a
+    fidelity's, in a sweep with fidelities)."""
     out: dict[str, Path] = {}
     label = {"holm": "Holm", "bh": "Benjamini–Hochberg"}[results.correction]
     boot = (
@@ -231,11 +232,11 @@ def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
                 "macro-average Δ vs base (points)",
             ),
         )
-        for rows, prefix, title, xlabel, cbar_label in views:
+        for rows, view, title, xlabel, cbar_label in views:
             values, sig, row_labels, col_labels = _matrix(rows, variants)
             if not np.isfinite(values).any():
                 continue
-            name = f"{prefix}_{_slug(axis)}"
+            name = f"{prefix}{view}_{_slug(axis)}"
             out[name] = heatmap(
                 values,
                 sig,
@@ -249,7 +250,7 @@ def draw_all(results: Results, out_dir: Path) -> dict[str, Path]:
                 mask_note=note + conditional_caption(rows, variants),
             )
     for axis, variants in _numeric_axes(results.rows).items():
-        name = f"scaling_{_slug(axis)}"
+        name = f"{prefix}scaling_{_slug(axis)}"
         path = scaling_curves(
             results.rows,
             axis,

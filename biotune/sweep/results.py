@@ -25,6 +25,8 @@ from biotune.eval.example_stats import REDUCERS
 from biotune.eval.layout import report_path, set_label
 from biotune.eval.report import read_report
 from biotune.sweep import stats as st
+from biotune.sweep.agreement import LevelAgreement
+from biotune.sweep.fidelity import TARGET
 from biotune.sweep.state import CellState
 
 #: Scores and deltas are reported in percent points, like ``report.json``.
@@ -58,6 +60,9 @@ class CellResult:
     eval_dir: Path | None
     fidelity: str = ""
     """The fidelity the cell ran at (:mod:`biotune.sweep.fidelity`); empty in a sweep without fidelities."""
+    process_seconds: float | None = None
+    """Measured training cost: wall seconds of the cell's train stage x its processes (:func:`process_seconds`);
+    None when the cell did not record it."""
 
 
 @dataclass
@@ -120,6 +125,10 @@ class ResultRow:
     parse_failure_rate: float | None = None
     total_samples: int | None = None
     total_tokens: int | None = None
+    fidelity: str = ""
+    """The fidelity of the row (a sweep with ``fidelities:``); the tables show it only in such a sweep."""
+    process_seconds: float | None = None
+    """Measured training cost of the variant's done cells, summed (process-seconds); shown with fidelities."""
 
     @property
     def significant(self) -> bool:
@@ -150,6 +159,15 @@ class Results:
     n_boot: int
     seed: int
     paths: dict[str, Path] = field(default_factory=dict)
+    fidelities: dict[str, Results] = field(default_factory=dict)
+    """Per fidelity, its own results (Δ vs the base at that fidelity); empty in a sweep without fidelities,
+    where ``rows`` are the whole table. With fidelities, ``rows`` hold every fidelity's rows, each tagged."""
+    agreements: list[LevelAgreement] = field(default_factory=list)
+    """Each proxy fidelity against the target (:func:`biotune.sweep.agreement.compare_levels`)."""
+    not_measured: dict[str, str] = field(default_factory=dict)
+    """Proxy fidelity -> why its agreement with the target could not be measured (and the fix)."""
+    costs: list[FidelityCost] = field(default_factory=list)
+    """Measured training cost per fidelity (:func:`fidelity_costs`)."""
 
     def variants(self) -> list[str]:
         """Variant names in table order (the base first)."""
@@ -167,6 +185,49 @@ class Results:
             if r.mean is not None and (role is None or r.role is role):
                 out.setdefault(r.variant, {})[r.eval_set] = r.mean
         return out
+
+
+@dataclass(frozen=True)
+class FidelityCost:
+    """The measured training cost of one fidelity's cells (process-seconds: train wall seconds x processes)."""
+
+    fidelity: str
+    cells: int
+    """Done cells of the fidelity."""
+    measured: int
+    """Of them, those that recorded their cost."""
+    total_s: float
+    """Process-seconds summed over the measured cells."""
+    per_cell_s: float
+    """Mean process-seconds per measured cell (NaN when none is measured)."""
+    ratio: float
+    """``per_cell_s`` over the target's (NaN without a measured target): what one proxy run costs."""
+
+
+def process_seconds(train_seconds: float | None, processes: int | None) -> float | None:
+    """A cell's measured training cost: its train stage's wall seconds times its processes (ranks); None
+    when either is unknown. The one formula: the runner records both, ``collect`` reports their product."""
+    if train_seconds is None or processes is None:
+        return None
+    return float(train_seconds) * int(processes)
+
+
+def fidelity_costs(cells: Sequence[CellResult]) -> list[FidelityCost]:
+    """Per fidelity (in order of first appearance), the measured cost of its done cells and its ratio to the
+    target's cost per cell."""
+    by: dict[str, list[CellResult]] = {}
+    for c in cells:
+        if c.state == CellState.DONE:
+            by.setdefault(c.fidelity, []).append(c)
+    raw = []
+    for fid, done in by.items():
+        measured = [c.process_seconds for c in done if c.process_seconds is not None]
+        total = float(sum(measured))
+        raw.append(
+            (fid, len(done), len(measured), total, total / len(measured) if measured else float("nan"))
+        )
+    target = next((r[4] for r in raw if r[0] == TARGET), float("nan"))
+    return [FidelityCost(f, n, m, t, p, p / target if target > 0 else float("nan")) for f, n, m, t, p in raw]
 
 
 def ordered_cells(cells: Iterable[CellResult]) -> list[CellResult]:

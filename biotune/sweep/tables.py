@@ -59,7 +59,9 @@ CONDITIONAL_NOTE = (
 )
 
 
-def _md_rows(rows: Sequence[ResultRow], with_control: bool, label: str) -> list[str]:
+def _md_rows(
+    rows: Sequence[ResultRow], with_control: bool, label: str, with_fidelity: bool = False
+) -> list[str]:
     head = [
         "variant",
         "axis",
@@ -75,6 +77,8 @@ def _md_rows(rows: Sequence[ResultRow], with_control: bool, label: str) -> list[
     if with_control:
         head += ["Δ vs control [95% CI]", f"p ctl ({label})"]
     head += ["samples", "tokens", "state"]
+    if with_fidelity:
+        head = ["fidelity", *head, "train process-s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         score = "–" if r.mean is None else _f(r.mean) + (f" ± {_f(r.sd)}" if r.sd is not None else "")
@@ -107,6 +111,9 @@ def _md_rows(rows: Sequence[ResultRow], with_control: bool, label: str) -> list[
             str(r.total_tokens) if r.total_tokens is not None else "–",
             state,
         ]
+        if with_fidelity:
+            cost = "–" if r.process_seconds is None else f"{r.process_seconds:,.0f}"
+            cells = [r.fidelity, *cells, cost]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if any(r.conditional for r in rows):
         lines += ["", CONDITIONAL_NOTE]
@@ -117,6 +124,7 @@ def to_markdown(results: Results) -> str:
     """The results as markdown: per-split tables, task-family macro-averages, and every cell's state."""
     label = {"holm": "Holm", "bh": "BH"}[results.correction]
     with_control = any(c.control_for for c in results.cells)
+    fid = bool(results.fidelities)
     n_done = sum(c.state == CellState.DONE for c in results.cells)
     out = [
         "# Sweep results",
@@ -141,16 +149,30 @@ def to_markdown(results: Results) -> str:
         out += (
             [f"## {title}", ""]
             + _md_rows(
-                [r for r in results.rows if r.split and role_name(r.split) == group], with_control, label
+                [r for r in results.rows if r.split and role_name(r.split) == group], with_control, label, fid
             )
             + [""]
         )
     not_evaluated = [r for r in results.rows if not r.split]
     if not_evaluated:
-        out += ["## Variants without results", ""] + _md_rows(not_evaluated, with_control, label) + [""]
+        out += ["## Variants without results", ""] + _md_rows(not_evaluated, with_control, label, fid) + [""]
     if results.macro_rows:
         out += ["## Task-family macro-averages (mean of the family's sets)", ""]
-        out += _md_rows(results.macro_rows, with_control, label) + [""]
+        out += _md_rows(results.macro_rows, with_control, label, fid) + [""]
+    if fid:
+        out += [
+            "## Cells",
+            "",
+            "| cell | fidelity | variant | seed | state | train process-s | log | eval dir |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for c in results.cells:
+            cost = "–" if c.process_seconds is None else f"{c.process_seconds:,.0f}"
+            out.append(
+                f"| {c.name} | {c.fidelity} | {c.variant} | {c.seed} | {c.state} | {cost} | "
+                f"{c.log_path or '–'} | {c.eval_dir or '–'} |"
+            )
+        return "\n".join(out) + "\n"
     out += ["## Cells", "", "| cell | variant | seed | state | log | eval dir |", "|---|---|---|---|---|---|"]
     for c in results.cells:
         out.append(
@@ -159,7 +181,14 @@ def to_markdown(results: Results) -> str:
     return "\n".join(out) + "\n"
 
 
-_ROW_FIELDS = [f.name for f in fields(ResultRow)]
+#: Columns of a row shown only in a sweep with fidelities (so a sweep without them writes what it always did).
+_FIDELITY_FIELDS = ("fidelity", "process_seconds")
+_ROW_FIELDS = [f.name for f in fields(ResultRow) if f.name not in _FIDELITY_FIELDS]
+
+
+def _row_fields(results: Results) -> list[str]:
+    """The CSV's row columns: the fidelity first and the measured cost last in a sweep with fidelities."""
+    return ["fidelity", *_ROW_FIELDS, "process_seconds"] if results.fidelities else _ROW_FIELDS
 
 
 def _train_sources(results: Results) -> list[str]:
@@ -171,13 +200,14 @@ def to_csv(results: Results) -> str:
     sources = _train_sources(results)
     extra = [f"{k}:{s}" for s in sources for k in ("samples", "tokens", "epochs", "weight")]
     buf = io.StringIO()
+    row_fields = _row_fields(results)
     writer = csv.DictWriter(
-        buf, fieldnames=[*_ROW_FIELDS, "significant", "control_significant", *extra], lineterminator="\n"
+        buf, fieldnames=[*row_fields, "significant", "control_significant", *extra], lineterminator="\n"
     )
     writer.writeheader()
     first = {v: results.cells_of(v)[0] for v in results.variants()}
     for r in [*results.rows, *results.macro_rows]:
-        rec: dict[str, Any] = {k: getattr(r, k) for k in _ROW_FIELDS}
+        rec: dict[str, Any] = {k: getattr(r, k) for k in row_fields}
         rec["seed_scores"] = ";".join(f"{s:.6g}" for s in r.seed_scores)
         rec["seeds"] = ";".join(str(s) for s in r.seeds)
         rec["significant"], rec["control_significant"] = r.significant, r.control_significant
@@ -234,14 +264,18 @@ _AGGREGATES = (
     "control_df",
     "control_seeds",
     "parse_failure_rate",
+    "process_seconds",
 )
 
 
 def long_table(results: Results) -> pa.Table:
     """The results in long format: one row per variant x seed x eval set x statistic (see the module doc)."""
     cols: dict[str, list[Any]] = {name: [] for name in _LONG_SCHEMA.names}
+    fidelity_col: list[str] = []
+    fidelity = ""
 
     def add(row_meta: tuple[Any, ...], seed: int | None, statistic: str, value: float | None) -> None:
+        fidelity_col.append(fidelity)
         variant, eval_set, source, split, family, metric, axis, axis_value, is_base = row_meta
         for key, val in (
             ("variant", variant),
@@ -262,6 +296,7 @@ def long_table(results: Results) -> pa.Table:
     for r in [*results.rows, *results.macro_rows]:
         if not r.eval_set:
             continue
+        fidelity = r.fidelity
         meta = (
             r.variant,
             r.eval_set,
@@ -280,6 +315,7 @@ def long_table(results: Results) -> pa.Table:
             value = getattr(r, name)
             if value is not None:
                 add(meta, None, name, float(value))
+    fidelity = ""  # budget and weights: the same realised data at every fidelity
     for v in results.variants():
         c = results.cells_of(v)[0]
         for src in dict.fromkeys([*c.budget, *c.weights]):
@@ -298,4 +334,7 @@ def long_table(results: Results) -> pa.Table:
                 add(meta, None, key, float(val))
             if src in c.weights:
                 add(meta, None, "weight", float(c.weights[src]))
-    return pa.table(cols, schema=_LONG_SCHEMA)
+    table = pa.table(cols, schema=_LONG_SCHEMA)
+    if results.fidelities:
+        table = table.add_column(0, pa.field("fidelity", pa.string()), pa.array(fidelity_col, pa.string()))
+    return table
