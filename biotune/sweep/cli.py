@@ -143,9 +143,15 @@ def _plan(ns: argparse.Namespace) -> int:
     pilot = planning.read_pilot(ns.pilot) if ns.pilot else None
     power = planning.power_rows(spec, sweep.variants, sets, pilot)
     warnings = planning.power_warnings(power)
+    fid_costs = (
+        planning.fidelity_costs(spec, sweep.variants, tokens, ns.gpus) if spec.fidelities and tokens else None
+    )
     if ns.json:
         sizes = {k: dataclasses.asdict(s) for k, s in sets.items()}
         payload = {"rows": rows, "eval_sets": sizes, "power": [dataclasses.asdict(p) for p in power]}
+        if fid_costs:
+            payload["fidelities"] = [dataclasses.asdict(c) for c in fid_costs[0]]
+            payload["every_variant_at_target_gpu_hours"] = fid_costs[1]
         print(json.dumps({**payload, "warnings": warnings}, indent=1, default=str))
         return 0
     seeds = max(len(v.seeds) for v in sweep.variants)
@@ -154,6 +160,8 @@ def _plan(ns: argparse.Namespace) -> int:
         f"keep={spec.keep}; directory {sweep.out}\n"
     )
     print(planning.format_plan(rows))
+    if fid_costs:
+        print(planning.format_fidelity_costs(*fid_costs))
     print(
         "evaluation sets: "
         + ", ".join(f"{k} (n={s.examples}, units={s.units}, items={s.items:g})" for k, s in sets.items())

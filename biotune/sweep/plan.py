@@ -1,5 +1,9 @@
 """What a sweep will train on, before anything runs: per-variant samples and tokens, and the power of its tests.
 
+With a ``fidelities:`` block, :func:`fidelity_costs` estimates each fidelity's GPU-hours (its own settings: a
+smaller model, LoRA, fewer steps) times its cells, the design's total, and the cost of running every variant at
+the target instead; :func:`format_fidelity_costs` renders them.
+
 :func:`plan_rows` gives one tidy row per variant (realised samples, tokens and passes per source, samples and
 tokens per group; cost columns from a caller-supplied estimator); :func:`format_plan` renders them as
 Markdown.
@@ -15,12 +19,14 @@ for each set that cannot detect ``min_effect``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from biotune.config import RunConfig
 from biotune.data.sources import available_splits, catalog, load_records, resolve_root
 from biotune.data.tasks import task_for
 from biotune.errors import ConfigError, DataError
@@ -28,10 +34,11 @@ from biotune.eval.example_stats import REDUCERS
 from biotune.eval.layout import predictions_path, report_path, set_label
 from biotune.eval.report import read_report
 from biotune.eval.sets import plan_sets
-from biotune.plan import kept_bytes, make_plan
+from biotune.plan import Plan, kept_bytes, make_plan
 from biotune.sweep import power as pw
 from biotune.sweep import runner
 from biotune.sweep import stats as st
+from biotune.sweep.fidelity import ALL, TARGET, Anchors, Fidelity
 from biotune.sweep.results import SCALE, CellResult, load_example_stats
 from biotune.sweep.spec import BASE, SweepSpec, format_value
 from biotune.sweep.state import CellState
@@ -332,3 +339,122 @@ def cell_estimator(
         }
 
     return estimate
+
+
+# --------------------------------------------------------------------------------------------- fidelities
+
+
+@dataclass(frozen=True)
+class FidelityCost:
+    """What one fidelity of a sweep is estimated to cost (``biotune plan``'s throughput at its settings)."""
+
+    fidelity: str
+    cells: int
+    """Cells it runs: (the base + its variants) x seeds; anchors chosen from results count as ``Anchors.n``."""
+    gpu_hours_per_cell: float | None
+    """Mean over its cells; None when the model's size is unknown to ``biotune plan``."""
+    gpu_hours: float | None
+    anchors: bool = False
+    """Its variants are chosen from results: the cost assumes a variant of average cost per anchor."""
+
+
+def fidelity_config(spec: SweepSpec, fidelity: Fidelity) -> RunConfig:
+    """The base run config at one fidelity: the sweep's overrides, then the fidelity's (ConfigError when bad)."""
+    return dataclasses.replace(spec, overrides=[*spec.overrides, *fidelity.overrides]).load_base()
+
+
+def tokens_trained(cfg: RunConfig, tokens: float, plan: Plan) -> float:
+    """Training tokens a cell of ``tokens`` data tokens processes under ``cfg``: ``train.epochs`` passes, or,
+    with ``train.max_steps``, that many steps of full packed rows (an upper bound: rows are packed near full)."""
+    if cfg.train.max_steps > 0:
+        rows = plan.micro_batch_size * plan.nodes * plan.gpus_per_node * plan.grad_accum
+        return float(cfg.train.max_steps * rows * plan.seq_len)
+    return tokens * cfg.train.epochs
+
+
+def _cell_hours(
+    spec: SweepSpec, fidelity: Fidelity, tokens_per_sample: Mapping[str, float], gpus: int
+) -> Callable[[Variant], float] | None:
+    """GPU-hours of one cell of a variant at ``fidelity``; None when the model's size is unknown."""
+    cfg = fidelity_config(spec, fidelity)
+    try:
+        plan = make_plan(cfg, nodes=1, gpus_per_node=gpus)
+    except ConfigError:
+        return None
+
+    def hours(variant: Variant) -> float:
+        tokens = sum(n * tokens_per_sample.get(s, 0.0) for s, n in variant.counts.items())
+        seconds = tokens_trained(cfg, tokens, plan) / max(plan.tokens_per_second_per_gpu * gpus, 1e-9)
+        return seconds / 3600 * gpus
+
+    return hours
+
+
+def _runs(fidelity: Fidelity, variants: Sequence[Variant]) -> tuple[list[Variant], int]:
+    """The variants a fidelity runs for sure (the base always) and how many more anchors it will choose."""
+    if isinstance(fidelity.variants, Anchors):
+        return [v for v in variants if v.kind == BASE], fidelity.variants.n
+    if fidelity.variants == ALL:
+        return list(variants), 0
+    named = set(fidelity.variants)
+    return [v for v in variants if v.kind == BASE or v.name in named], 0
+
+
+def fidelity_costs(
+    spec: SweepSpec, variants: Sequence[Variant], tokens_per_sample: Mapping[str, float], gpus: int
+) -> tuple[list[FidelityCost], float | None]:
+    """Per fidelity (in the sweep file's order) its estimated GPU-hours, and the cost of running every variant
+    at the target instead (None when the target's model size is unknown)."""
+    out: list[FidelityCost] = []
+    everything: float | None = None
+    others = [v for v in variants if v.kind != BASE]
+    for name, fidelity in spec.fidelities.items():
+        hours = _cell_hours(spec, fidelity, tokens_per_sample, gpus)
+        sure, anchors = _runs(fidelity, variants)
+        seeds = max((len(v.seeds) for v in variants), default=1)
+        cells = sum(len(v.seeds) for v in sure) + anchors * seeds
+        total = None
+        if hours is not None:
+            mean_other = sum(hours(v) for v in others) / len(others) if others else 0.0
+            total = sum(hours(v) * len(v.seeds) for v in sure) + anchors * seeds * mean_other
+            if fidelity.is_target:
+                everything = round(sum(hours(v) * len(v.seeds) for v in variants), 2)
+        out.append(
+            FidelityCost(
+                name,
+                cells,
+                None if total is None or not cells else round(total / cells, 3),
+                None if total is None else round(total, 2),
+                anchors > 0,
+            )
+        )
+    return out, everything
+
+
+def format_fidelity_costs(costs: Sequence[FidelityCost], everything: float | None) -> str:
+    """The ``sweep plan`` table of the fidelities' estimated cost, the design's total and, beside it, every
+    variant at the target."""
+
+    def h(value: float | None) -> str:
+        return "unknown" if value is None else f"{value:,.2f}"
+
+    lines = [
+        "| fidelity | cells | GPU-h per cell | GPU-h |",
+        "|---|---|---|---|",
+        *(
+            f"| {c.fidelity} | {c.cells}{' (anchors)' if c.anchors else ''} | {h(c.gpu_hours_per_cell)} "
+            f"| {h(c.gpu_hours)} |"
+            for c in costs
+        ),
+    ]
+    known = [c.gpu_hours for c in costs]
+    total = None if any(v is None for v in known) else round(sum(v or 0.0 for v in known), 2)
+    lines.append(f"| **this design** | {sum(c.cells for c in costs)} |  | **{h(total)}** |")
+    lines.append(f"| every variant at {TARGET} |  |  | {h(everything)} |")
+    note = (
+        "GPU-hours from `biotune plan`'s throughput estimate at each fidelity's settings; anchors chosen from "
+        "results are costed as variants of average cost."
+    )
+    if total is not None and everything:
+        note += f" This design costs {total / everything:.1%} of running every variant at {TARGET}."
+    return "\n".join(lines) + "\n\n" + note + "\n"

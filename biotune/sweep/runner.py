@@ -54,7 +54,7 @@ from biotune.eval.sets import plan_sources
 from biotune.io import atomic_write_json, atomic_write_text, read_json
 from biotune.launch import die_with_parent, launch_env
 from biotune.sweep import variants as vr
-from biotune.sweep.results import CellResult
+from biotune.sweep.results import CellResult, process_seconds
 from biotune.sweep.spec import BASE, CONTROL, SweepSpec, load_sweep
 from biotune.sweep.state import (
     CELL_LOCK_FILE,
@@ -667,9 +667,20 @@ def cell_results(sweep: Sweep) -> list[Any]:
                 weights=dict(v.weights),
                 groups=dict(v.source_groups),
                 eval_dir=d / EVAL_DIR if state == CellState.DONE else None,
+                fidelity=c.fidelity,
+                process_seconds=process_seconds(read_state(d).get("train_seconds"), _train_processes(d)),
             )
         )
     return out
+
+
+def _train_processes(cell_dir: Path) -> int | None:
+    """The processes (ranks) the cell's training ran on, from its ``run_info.json``; None without one."""
+    info = cell_dir / TRAIN_DIR / layout.RUN_INFO_FILE
+    if not info.is_file():
+        return None
+    world = read_json(info, "re-run the cell (`biotune sweep run --failed`)").get("world_size")
+    return world if isinstance(world, int) and world > 0 else None
 
 
 def require_prepared(sweep: Sweep) -> None:
