@@ -48,6 +48,7 @@ from biotune.data.sources.splits import SplitRole, parse_set_label, role_of
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_text
 from biotune.sweep import spec as sp
+from biotune.sweep.fidelity import ALL, TARGET
 from biotune.sweep.regression import SetFit, Swarm, fit_swarm
 from biotune.sweep.results import CellResult, Results
 
@@ -566,14 +567,16 @@ def confirm_sweep(
 ) -> dict[str, Any]:
     """The sweep that checks a proposal: the base and the proposed mixture, as a sweep YAML's mapping.
 
-    Same base config and overrides as ``spec`` (those of the command line included), one ``mixtures`` axis
+    Same base config and overrides as ``spec`` (those of the command line included), and in a sweep with
+    fidelities those of its target fidelity (a swarm fitted at a proxy is confirmed at the target), one ``mixtures`` axis
     holding the proposal's per-source ``weights`` under the budget rule the swarm's runs had (the proposed
     variant holds what the fitted runs held), and the base, which every sweep has. Training seeds: the sweep's
     own when it has at least five, else :data:`CONFIRM_SEEDS`. Evaluation: the base's settings, with the
     selection split added to ``eval.splits`` when it is missing. Keep policy and ``min_effect``: the sweep's.
     """
     seeds = list(spec.seeds) if len(spec.seeds) >= len(CONFIRM_SEEDS) else list(CONFIRM_SEEDS)
-    overrides = list(spec.overrides)
+    target = spec.fidelities.get(TARGET)
+    overrides = [*spec.overrides, *(target.overrides if target else ())]
     splits = list(spec.load_base().eval.splits)
     if not any(role_of(s) is SELECTION for s in splits):
         overrides.append(sp.override("eval.splits", [SELECTION.value, *splits]))
@@ -729,10 +732,27 @@ def fit_and_propose(
     return FitReport(swarm, fits, proposal, paths, confirm)
 
 
+def fit_fidelity(spec: sp.SweepSpec, results: Results) -> str:
+    """The fidelity a sweep's swarms are fitted at: the first proxy (in the sweep file's order) that runs every
+    variant and has results, else the target; empty in a sweep without fidelities."""
+    if not results.fidelities:
+        return ""
+    for name, fidelity in spec.fidelities.items():
+        if not fidelity.is_target and fidelity.variants == ALL and name in results.fidelities:
+            return name
+    return TARGET if TARGET in results.fidelities else next(iter(results.fidelities))
+
+
 def fit_swarm_axes(spec: sp.SweepSpec, results: Results, out_dir: str | Path) -> list[tuple[int, FitReport]]:
-    """Fit and propose for every swarm axis of ``spec`` with ``fit: true``, each into ``out_dir/fit-<index>``."""
+    """Fit and propose for every swarm axis of ``spec`` with ``fit: true``, each into ``out_dir/fit-<index>``.
+
+    In a sweep with fidelities the fit uses the results of :func:`fit_fidelity` (the proxy that ran every
+    variant), and ``confirm.yaml`` runs the proposal at the target fidelity (:func:`confirm_sweep`).
+    """
+    fidelity = fit_fidelity(spec, results)
+    fitted = results.fidelities[fidelity] if fidelity else results
     return [
-        (i, fit_and_propose(results, Path(out_dir) / f"fit-{i}", spec=spec, **axis_options(axis)))
+        (i, fit_and_propose(fitted, Path(out_dir) / f"fit-{i}", spec=spec, **axis_options(axis)))
         for i, axis in enumerate(spec.axes)
         if isinstance(axis, sp.SwarmAxis) and axis.fit
     ]
