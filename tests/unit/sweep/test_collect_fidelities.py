@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
+import shutil
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +22,8 @@ import pytest
 import scipy.stats
 from synthetic import make_cell
 
-from biotune.sweep.collect import collect
+from biotune.config import TrackingConfig
+from biotune.sweep.collect import collect, log_to_wandb
 from biotune.sweep.fidelity import TARGET, cell_name
 from biotune.sweep.results import CellResult, Results
 
@@ -223,3 +226,20 @@ def test_no_target_done_yet_says_so(tmp_path: Path) -> None:
     collect(cells, tmp_path / "collect", n_boot=100, seed=0, plots=False)
     md = (tmp_path / "collect" / "results.md").read_text(encoding="utf-8")
     assert "Agreement of small with target: not measured: no target cell is done yet" in md
+
+
+def test_the_agreement_table_and_plots_go_to_the_wandb_collect_run(
+    study: tuple[Path, Results], tmp_path: Path
+) -> None:
+    out, _ = study
+    view = tmp_path / "view"
+    shutil.copytree(out, view)
+    log_to_wandb(view, TrackingConfig(wandb_mode="offline"), "fid")
+    (files,) = list((view / "wandb").glob("offline-run-*/files"))
+    tables = {p.name.split("_")[0]: p for p in (files / "media" / "table" / "sweep").glob("*.table.json")}
+    logged = json.loads(tables["agreement"].read_text(encoding="utf-8"))
+    with (out / "agreement.csv").open(encoding="utf-8") as fh:
+        header, *rows = list(csv.reader(fh))
+    assert logged["columns"] == header and len(logged["data"]) == len(rows)
+    images = {p.name for p in (files / "media" / "images" / "sweep").glob("*.png")}
+    assert any(name.startswith("agreement_small_vs_target") for name in images)
