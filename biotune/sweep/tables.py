@@ -136,7 +136,13 @@ def to_markdown(results: Results) -> str:
         "a random factor: se² = test-set bootstrap se² + s²/m of each arm (unshrunk), CI and p from Student t "
         "with Welch–Satterthwaite df (columns se, df in results.csv). Rows marked † have one seed per arm: "
         f"{st.CONDITIONAL_LABEL} (percentile CI, normal p). p: two-sided, corrected by {label} within three "
-        f"families (Δ vs base per set, Δ vs control per set, macro-averages); * = corrected p < {st.ALPHA}.",
+        f"families (Δ vs base per set, Δ vs control per set, macro-averages); * = corrected p < {st.ALPHA}."
+        + (
+            " Fidelities: each row's Δ is against the base at the SAME fidelity, and p-values are corrected "
+            "within each fidelity; train process-s = train wall seconds x processes, summed over the seeds."
+            if fid
+            else ""
+        ),
         "",
     ]
     groups = sorted({role_name(r.split) for r in results.rows if r.split}, key=display_order)
