@@ -32,6 +32,7 @@ under the swarm's budget rule and evaluation settings, and :func:`confirm_comman
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -625,6 +626,8 @@ class FitReport:
     paths: dict[str, Path]
     confirm: dict[str, Any] | None = None
     """The confirmation sweep written to ``paths["confirm"]`` (:func:`confirm_sweep`), when the spec was given."""
+    fidelity: str = ""
+    """The fidelity whose results were fitted (:func:`fit_fidelity`); empty in a sweep without fidelities."""
 
 
 def axis_options(axis: sp.SwarmAxis) -> dict[str, Any]:
@@ -752,7 +755,13 @@ def fit_swarm_axes(spec: sp.SweepSpec, results: Results, out_dir: str | Path) ->
     fidelity = fit_fidelity(spec, results)
     fitted = results.fidelities[fidelity] if fidelity else results
     return [
-        (i, fit_and_propose(fitted, Path(out_dir) / f"fit-{i}", spec=spec, **axis_options(axis)))
+        (
+            i,
+            dataclasses.replace(
+                fit_and_propose(fitted, Path(out_dir) / f"fit-{i}", spec=spec, **axis_options(axis)),
+                fidelity=fidelity,
+            ),
+        )
         for i, axis in enumerate(spec.axes)
         if isinstance(axis, sp.SwarmAxis) and axis.fit
     ]
@@ -769,6 +778,8 @@ def fit_summary(index: int, report: FitReport) -> list[str]:
         f"domains): held-out Spearman {held_out}",
         *proposal_lines(p),
         f"proposal: {report.paths['proposal']}",
-        f"confirm it against the base at {seeds} seeds ({2 * seeds} cells), on SLURM or on this machine:",
+        f"confirm it against the base at {seeds} seeds ({2 * seeds} cells)"
+        + (f", at the {TARGET} fidelity (fitted at {report.fidelity})" if report.fidelity else "")
+        + ", on SLURM or on this machine:",
         *(f"  {line}" for line in confirm_commands(report.paths["confirm"])),
     ]

@@ -55,6 +55,8 @@ def test_a_swarm_fitted_at_a_proxy_writes_its_confirm_yaml_at_the_target(tmp_pat
     confirm = yaml.safe_load(confirm_path.read_text())
     assert confirm["overrides"][:2] == ["train.max_steps=3", "train.max_steps=7"]  # sweep's, then target's
     assert "train.max_steps=1" not in confirm["overrides"] and "fidelities" not in confirm
+    assert report.fidelity == "lora"
+    assert "(10 cells), at the target fidelity (fitted at lora)" in "\n".join(fit.fit_summary(0, report))
     loaded = load_sweep(confirm_path)
     confirm_sweep = runner.load(confirm_path, tmp_path / "confirm-out")
     cfg = runner.cell_config(confirm_sweep, confirm_sweep.cells[0])
