@@ -179,7 +179,12 @@ class Results:
 
     def scores(self, role: SplitRole | None = None) -> dict[str, dict[str, float]]:
         """Variant -> eval set -> mean headline over seeds (percent), optionally for the sets of one role only
-        (every spelling of it: ``role=SplitRole.SELECTION`` keeps ``devel``, ``dev`` and ``validation`` sets)."""
+        (every spelling of it: ``role=SplitRole.SELECTION`` keeps ``devel``, ``dev`` and ``validation`` sets).
+        With fidelities, the target's scores (a proxy's are in ``fidelities[name]``)."""
+        if self.fidelities:
+            return self.fidelities[TARGET if TARGET in self.fidelities else list(self.fidelities)[-1]].scores(
+                role
+            )
         out: dict[str, dict[str, float]] = {}
         for r in self.rows:
             if r.mean is not None and (role is None or r.role is role):

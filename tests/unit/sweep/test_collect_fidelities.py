@@ -183,6 +183,8 @@ def test_results_carry_the_fidelity_and_the_agreement_and_cost_sections(study: t
     assert list(table[0])[0] == "fidelity"
     assert {r["fidelity"] for r in table} == {"small", "reversed", "lr0", TARGET}
     assert all(r["delta"] == "" for r in table if r["variant"] == "base")  # each fidelity has its own base
+    # scores of the whole results are the target's (a proxy's 10-point lower scores never leak in)
+    assert results.scores() == results.fidelities[TARGET].scores() != results.fidelities["small"].scores()
     md = (out / "results.md").read_text(encoding="utf-8")
     assert "## Proxy-to-target agreement" in md and "### small vs target" in md
     assert "Verdict from Spearman ρ" in md  # the rule, stated
