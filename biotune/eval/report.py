@@ -18,7 +18,7 @@ from typing import Any
 
 from biotune.config import TrackingConfig
 from biotune.data.sources.splits import role_name, role_of
-from biotune.errors import DataError
+from biotune.errors import DataError, shown
 from biotune.eval.layout import REPORT_JSON, REPORT_MD, parse_set_label, predictions_path, set_label
 from biotune.eval.score import SetScore
 from biotune.io import atomic_write_text, read_json, write_jsonl
@@ -258,6 +258,7 @@ def compare(runs: Sequence[str | Path]) -> tuple[str, dict[str, Any]]:
     """
     reports = [(str(r), read_report(r)) for r in runs]
     names = _run_names([r for r, _ in reports])
+    _check_same_metrics(reports)
     datasets: dict[str, str] = {}
     values: dict[str, dict[str, float | None]] = {}
     for name, (_, rep) in zip(names, reports, strict=True):
@@ -280,6 +281,31 @@ def compare(runs: Sequence[str | Path]) -> tuple[str, dict[str, Any]]:
         lines.append("| " + " | ".join(cells) + " |")
         table["rows"].append(entry)
     return "\n".join(lines) + "\n", table
+
+
+def _check_same_metrics(reports: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Every set scored by one metric in all the reports; a score is never subtracted from another metric's.
+
+    Raises:
+        DataError: naming the first report that differs, each set whose metric differs and both metrics.
+    """
+    first: dict[str, tuple[str, str]] = {}  # dataset -> (metric, run)
+    for run, rep in reports:
+        clashes = []
+        for row in rep["rows"]:
+            metric, (known, where) = row["metric"], first.setdefault(row["dataset"], (row["metric"], run))
+            if metric != known:
+                clashes.append(
+                    f"{shown(row['dataset'])} is scored by {shown(metric)} here, by {shown(known)} in {where}"
+                )
+        if clashes:
+            path = Path(run) / REPORT_JSON if Path(run).is_dir() else Path(run)
+            raise DataError(
+                path,
+                "; ".join(clashes) + ": scores of different metrics are not compared",
+                "compare runs that score each set by the same metric (re-score a predictions file with "
+                "`biotune eval score PREDICTIONS --out DIR` under the same version and config)",
+            )
 
 
 def _run_names(runs: Sequence[str]) -> list[str]:
