@@ -19,9 +19,16 @@ from typing import Any
 from biotune.config import TrackingConfig
 from biotune.data.sources.splits import role_name, role_of
 from biotune.errors import DataError, shown
-from biotune.eval.layout import REPORT_JSON, REPORT_MD, parse_set_label, predictions_path, set_label
+from biotune.eval.layout import (
+    PREDICTIONS_FILE,
+    REPORT_JSON,
+    REPORT_MD,
+    parse_set_label,
+    predictions_path,
+    set_label,
+)
 from biotune.eval.score import SetScore
-from biotune.io import atomic_write_text, read_json, write_jsonl
+from biotune.io import atomic_write_text, read_json, staged_files, write_jsonl
 from biotune.train.metric_names import eval_metric
 from biotune.train.tracking import open_run
 
@@ -184,6 +191,32 @@ def write_set_predictions(out_dir: str | Path, details: dict[str, list[dict[str,
     for dataset, rows in details.items():
         source, split = parse_set_label(dataset)
         write_jsonl(predictions_path(out_dir, source, split), rows)
+
+
+def write_outputs(
+    out_dir: str | Path,
+    scores: Sequence[SetScore],
+    details: dict[str, list[dict[str, Any]]],
+    meta: dict[str, Any],
+    completions: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Write an evaluation's outputs into ``out_dir`` as one set; returns the report rows.
+
+    ``predictions.jsonl`` (``completions``: id -> completion, when given), each set's per-example predictions
+    (``details``) and the report are written into a staging directory first and moved in only when all are
+    written (:func:`biotune.io.staged_files`): a full disk leaves the previous outputs (or none), never new
+    predictions beside an old report.
+
+    Raises:
+        DataError: naming ``out_dir``, the file that could not be written and what to free.
+    """
+    with staged_files(out_dir) as stage:
+        if completions is not None:
+            write_jsonl(
+                stage / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()]
+            )
+        write_set_predictions(stage, details)
+        return write_report(stage, scores, meta)
 
 
 def write_report(out_dir: Path, scores: Sequence[SetScore], meta: dict[str, Any]) -> list[dict[str, Any]]:

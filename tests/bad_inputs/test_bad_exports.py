@@ -297,3 +297,44 @@ def test_export_on_a_full_disk(tmp_path: Path, trained: Path) -> None:
         ["export", str(trained / "checkpoints" / "step-00000001"), str(out)], tmp_path, LIMIT_KB
     )
     check_disk_full(proc, out, before, tmp_path)
+
+
+def eval_args(tiny_model: Path, out: Path, max_examples: int) -> list[str]:
+    """``biotune eval`` of the tiny model on the bundled sample, written to ``out``."""
+    return [
+        "eval",
+        str(REPO / "configs/eval/tiny.yaml"),
+        f"eval.model={tiny_model}",
+        "data.root=@sample",
+        f"eval.output_dir={out}",
+        f"eval.max_examples={max_examples}",
+        "eval.max_new_tokens=8",
+        "tracking.wandb_mode=disabled",
+    ]
+
+
+@pytest.mark.slow
+def test_eval_on_a_full_disk(tmp_path: Path, tiny_model: Path) -> None:
+    """Predictions and report are one set: a write that fails leaves no new OUT, or the previous outputs
+    untouched (never new predictions beside an old report); once the limit is lifted, the rerun completes."""
+    out = tmp_path / "runs" / "eval"
+    before = tree(tmp_path)
+    proc = run_limited(eval_args(tiny_model, out, 4), tmp_path, blocks=4)  # report.json is over 4 KiB
+    check_disk_full(proc, out, before, tmp_path)
+    assert f"({out / 'report.json'})" in proc.stderr, proc.stderr[-3000:]
+
+    done = run_limited(eval_args(tiny_model, out, 4), tmp_path, blocks=10**9)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "report.json").read_text())["rows"][0]["n"] == 4
+    kept = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    sets = ("ncbi_disease__test", "gad__test", "hoc__test", "pubmedqa__test")
+    assert {str(p.relative_to(out)) for p in kept} == {
+        "predictions.jsonl",
+        "report.json",
+        "report.md",
+        *(f"predictions/{s}.jsonl" for s in sets),
+    }, sorted(str(p.relative_to(out)) for p in kept)
+
+    again = run_limited(eval_args(tiny_model, out, 3), tmp_path, blocks=4)
+    check_disk_full(again, out, tree(tmp_path), tmp_path)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept, "the previous outputs changed"
