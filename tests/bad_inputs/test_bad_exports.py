@@ -9,13 +9,17 @@ is loaded.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bad_input_harness import REPO, Case, base_env, check, ids, run_case, run_selected, tree, write
+from bad_input_harness import REPO, Case, Result, base_env, check, ids, run_case, run_selected, tree, write
 
 from biotune.testing.sweeps import write_sweep
 from biotune.train.checkpoint import export_places, latest_completed
@@ -338,3 +342,55 @@ def test_eval_on_a_full_disk(tmp_path: Path, tiny_model: Path) -> None:
     again = run_limited(eval_args(tiny_model, out, 3), tmp_path, blocks=4)
     check_disk_full(again, out, tree(tmp_path), tmp_path)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept, "the previous outputs changed"
+
+
+# ------------------------------------------------------------------- read-only parent (run as an unprivileged user)
+
+
+def as_unprivileged(args: list[str]) -> list[str]:
+    """``args`` run as ``nobody`` when the tests run as root (root writes into read-only directories, so the
+    case would prove nothing), else as the current user; never skipped."""
+    if os.geteuid() != 0:
+        return args
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to run this case as an unprivileged user"
+    return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", *args]
+
+
+@pytest.fixture
+def world_readable_tmp() -> Iterator[Path]:
+    """A directory an unprivileged user can read (pytest's own tmp_path lies under a root-only directory)."""
+    root = Path(tempfile.mkdtemp(prefix="biotune-ro-"))
+    root.chmod(0o755)
+    yield root
+    for place in (root, *root.rglob("*")):
+        if place.is_dir():
+            place.chmod(0o755)
+    shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("out", ["ro/model", "ro/new/model"])
+def test_export_under_a_read_only_parent(world_readable_tmp: Path, out: str) -> None:
+    """OUT (or a parent to make) under a directory the user cannot write: exit 2 naming OUT, the directory
+    and the fix; nothing written, as the user really lacks the right (not as root, who has every right)."""
+    tmp = world_readable_tmp
+    ckpt = fake_checkpoint(tmp)
+    (tmp / "ro").mkdir()
+    (tmp / "ro").chmod(0o555)
+    before = tree(tmp)
+    command = [sys.executable, "-m", "biotune.cli", "export", str(ckpt), str(tmp / out)]
+    proc = subprocess.run(
+        as_unprivileged(command),
+        cwd=tmp,
+        env={**base_env(), "HOME": str(tmp), "BIOTUNE_DATA_DIR": str(tmp / "none")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    result = Result(proc.returncode, proc.stderr, proc.stdout, sorted(tree(tmp) - before), tmp)
+    check(
+        Case("ro", (), f"{tmp / out}: cannot write: Permission denied", "make that directory writable"),
+        result,
+    )
+    assert f"({tmp / 'ro'}" in proc.stderr, proc.stderr[-3000:]
