@@ -182,9 +182,9 @@ def build_instruction_sets(
                 if declared.on_unparsable == "error":
                     raise DataError(
                         declared.path,
-                        f"row {row.id} (source {row.source!r} -> {target}): its output cannot be read as "
-                        f"gold: {parsed.error}",
-                        f"fix the row, map {row.source!r} to the right task with {key}.source_map, or set "
+                        f"row {row.id} (source {shown(row.source)!r} -> {target}): its output cannot be read "
+                        f"as gold: {shown(parsed.error, 300)}",
+                        f"fix the row, map {shown(row.source)!r} to the right task with {key}.source_map, or set "
                         f"{key}.on_unparsable=skip to leave it out (listed in the report's unscored_rows)",
                     )
                 reason = f"output cannot be read as gold: {parsed.error}"
@@ -292,7 +292,7 @@ def sets_in_predictions(predictions: Iterable[str], path: str | Path) -> list[tu
         except ValueError as err:
             raise DataError(
                 path,
-                f"unknown id: {err}",
+                f"unknown id '{shown(pid)}': {err}",
                 "use the example ids of `biotune eval` ('<source>/<split>/<record id>')",
             ) from err
         seen.setdefault((source, split), None)

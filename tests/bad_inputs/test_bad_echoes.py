@@ -39,7 +39,7 @@ CASES = [
     score(
         "score-huge-malformed-id",
         [{"id": HUGE, "completion": "1"}],
-        "{tmp}/pred.jsonl: unknown id: sample id 'xxxx",
+        "{tmp}/pred.jsonl: unknown id 'xxxx",
         "use the example ids of `biotune eval`",
     ),
     score(
