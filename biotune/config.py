@@ -465,7 +465,9 @@ def _blame(path: str | Path | None, overrides: list[str], problems: list[Problem
     from_yaml = [p for p in problems if not any(caused(ov, p) for ov in overrides)]
     if not blamed:
         return str(path) if path else None
-    named = ("the overrides " if len(blamed) > 1 else "the override ") + " ".join(shown(ov) for ov in blamed)
+    named = ("the overrides " if len(blamed) > 1 else "the override ") + " ".join(
+        shown(ov, 300) for ov in blamed
+    )
     if not from_yaml:
         return f"{named} (on top of {path})" if path else named
     return f"{path} and {named}" if path else named
