@@ -24,9 +24,9 @@ names that become paths                test_bad_paths.py              12     0
 empty data builds (all dropped)        test_bad_builds.py              3     0
 remaining tracebacks (issue 20)        test_bad_tracebacks.py          9     2
 sweep-spec bounds, silent acceptances  test_bad_sweep_spec.py         17     0
-export destinations, failed writes     test_bad_exports.py            12     3
+export destinations, failed writes     test_bad_exports.py            12     4
 huge values echoed in messages         test_bad_echoes.py              8     0
-hub instruction sets pinned to commits test_bad_hub_pins.py            5     0
+hub instr. sets pinned to a commit     test_bad_hub_pins.py            5     0
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,
