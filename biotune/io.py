@@ -102,9 +102,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        if (
-            err.filename is None
-        ):  # a failed write or close (disk full, file-size limit) names no file: name it
+        # a failed write or close (disk full, file-size limit) names no file: name it
+        if err.filename is None:
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     except BaseException:
