@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from biotune.config_checks import (
     parse_overrides,
     read_yaml,
 )
-from biotune.errors import ConfigError, Problem
+from biotune.errors import ConfigError, Problem, shown
 from biotune.names import config_name_problems
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -86,13 +87,53 @@ class CustomSource:
     """One line on what the corpus is (shown in the manifest)."""
 
 
+#: The prefix that marks an instruction set on the Hugging Face hub: ``hf://org/name@<commit>``.
+HUB_PREFIX = "hf://"
+#: A hub revision biotune accepts: a full commit hash (a branch or a tag can move; a commit cannot).
+HUB_COMMIT = re.compile(r"[0-9a-f]{40}")
+HUB_PIN_FIX = (
+    "pin the dataset's commit: write {path}@<40-hex commit> (the commit is on the dataset's 'Files and "
+    "versions' page, or `huggingface_hub.HfApi().dataset_info('{id}').sha`), or download the rows and give a "
+    "local file"
+)
+
+
+def hub_location(path: str) -> tuple[str, str] | None:
+    """``(dataset id, revision)`` of an instruction-set path written ``hf://org/name@revision`` (revision ``""``
+    when none is written); None for a local path, which is never sent to the hub."""
+    if not path.startswith(HUB_PREFIX):
+        return None
+    dataset_id, _, revision = path[len(HUB_PREFIX) :].partition("@")
+    return dataset_id, revision
+
+
+def hub_pin_problem(key: str, path: str) -> Problem | None:
+    """A :class:`Problem` for ``key`` when ``path`` is a hub id not pinned to a commit; None otherwise.
+
+    A hub dataset's rows change under the same id: the data build's cache key and the evaluation's rows follow
+    the commit, so an unpinned id (or a branch or tag, which move) is refused rather than silently reused.
+    """
+    hub = hub_location(path)
+    if hub is None:
+        return None
+    dataset_id, revision = hub
+    if HUB_COMMIT.fullmatch(revision):
+        return None
+    what = f"revision {shown(revision)!r} is not a commit" if revision else "no revision is pinned"
+    return Problem(
+        key,
+        f"hub dataset {shown(path)}: {what}, so a later change to the dataset would be read silently",
+        HUB_PIN_FIX.format(path=shown(f"{HUB_PREFIX}{dataset_id}"), id=shown(dataset_id)),
+    )
+
+
 @dataclass
 class InstructionSet:
     """Rows in the published instruction schema (``instruction``, ``input``, ``output``, ``source``)."""
 
     path: str = ""
     """A ``.jsonl``/``.json``/``.parquet``/``.arrow`` file, a ``datasets`` ``save_to_disk`` directory, or a hub
-    dataset written ``hf://org/name``."""
+    dataset pinned to a commit, written ``hf://org/name@<40-hex commit>``."""
     split: str = "train"
     """The split to read (a JSON ``{split: rows}`` key, a ``DatasetDict`` split, a hub split)."""
     licence: str = ""
@@ -424,7 +465,9 @@ def _blame(path: str | Path | None, overrides: list[str], problems: list[Problem
     from_yaml = [p for p in problems if not any(caused(ov, p) for ov in overrides)]
     if not blamed:
         return str(path) if path else None
-    named = ("the overrides " if len(blamed) > 1 else "the override ") + " ".join(blamed)
+    named = ("the overrides " if len(blamed) > 1 else "the override ") + " ".join(
+        shown(ov, 300) for ov in blamed
+    )
     if not from_yaml:
         return f"{named} (on top of {path})" if path else named
     return f"{path} and {named}" if path else named
@@ -551,9 +594,12 @@ def _check_instruction_sets(key: str, sets: dict[str, Any], p: list[Problem]) ->
                 Problem(
                     f"{key}.{name}.path",
                     "no path",
-                    "give a .jsonl/.json/.parquet/.arrow file, a save_to_disk directory or hf://org/name",
+                    "give a .jsonl/.json/.parquet/.arrow file, a save_to_disk directory or "
+                    "hf://org/name@<commit>",
                 )
             )
+        if (pin := hub_pin_problem(f"{key}.{name}.path", one.path)) is not None:
+            p.append(pin)
         if not one.split.strip():
             p.append(Problem(f"{key}.{name}.split", "empty split", "name the split to read, e.g. train"))
         if not one.restricted and not one.licence.strip():

@@ -15,6 +15,26 @@ EXIT_ERROR = 2  # bad input: config, data, checkpoint, launch
 EXIT_PREEMPTED = 75  # SIGUSR1/SIGTERM: a checkpoint was saved, requeue and resume (EX_TEMPFAIL)
 
 
+#: The most characters of a value read from the user's files or command line that a message echoes.
+MAX_SHOWN = 60
+#: The most characters of one part of a message (a problem, a fix, a config key): the backstop for a value that
+#: a third-party error message (OmegaConf, pyarrow) echoes before :func:`shown` could cut it.
+MAX_PART = 1000
+
+
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """``value`` as text to echo in a message, cut to about ``limit`` characters.
+
+    A value longer than ``limit`` keeps its first two thirds, then ``...`` and its full length
+    (``'xxxxxxxx...(10485760 characters)'``), so a 10 MB id from a predictions file gives a one-line message.
+    Every message that echoes a name, id or value the user supplied goes through this helper.
+    """
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: max(1, 2 * limit // 3)]}...({len(text)} characters)"
+
+
 class BiotuneError(Exception):
     """Base class of every error biotune raises on purpose."""
 
@@ -28,7 +48,8 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        return f"  {self.key}: {self.problem}\n    fix: {self.fix}"
+        key, problem, fix = (shown(part, MAX_PART) for part in (self.key, self.problem, self.fix))
+        return f"  {key}: {problem}\n    fix: {fix}"
 
 
 class ConfigError(BiotuneError):
@@ -51,8 +72,8 @@ class DataError(BiotuneError):
         self.path = str(path)
         self.line = line
         self.fix = fix
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {message}\n  fix: {fix}")
+        where = f"{shown(self.path, MAX_PART)}:{line}" if line is not None else shown(self.path, MAX_PART)
+        super().__init__(f"{where}: {shown(message, MAX_PART)}\n  fix: {shown(fix, MAX_PART)}")
 
 
 class LaunchError(BiotuneError):

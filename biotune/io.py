@@ -86,7 +86,11 @@ def new_parents(path: str | Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` to write; rename it over ``path`` on success, remove it on error."""
+    """Yield a temporary sibling of ``path`` to write; rename it over ``path`` on success, remove it on error.
+
+    An OSError that names no file (a write or close that failed for lack of space) is raised again naming
+    ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -96,9 +100,64 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         _respect_umask(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        # a failed write or close (disk full, file-size limit) names no file: name it
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def staged_files(out_dir: str | Path) -> Iterator[Path]:
+    """Yield a hidden staging directory inside ``out_dir``; on success move what was written there into
+    ``out_dir`` (each file by a rename over its place), on failure leave ``out_dir`` as it was.
+
+    For a set of files that belong together (an evaluation's predictions and its report): a disk that fills up,
+    a file-size limit or a signal while they are written leaves either the previous set or the new one, never
+    new predictions beside an old report. The files are written while ``out_dir`` is untouched; only renames
+    (which need no free space) and the creation of missing subdirectories (done before the first rename)
+    follow. On failure the staging directory and the directories this call created are removed, and an
+    OSError becomes :func:`write_failed`'s DataError naming ``out_dir`` and the file that could not be written
+    (its final path, not the staging one).
+    """
+    out_dir = Path(out_dir)
+    stage: Path | None = None
+    try:
+        with new_parents(out_dir / "_"):
+            stage = Path(tempfile.mkdtemp(prefix=".staged-", dir=out_dir))
+            try:
+                yield stage
+                _move_in(stage, out_dir)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+    except OSError as err:
+        failed = Path(err.filename) if err.filename else out_dir
+        if stage is not None and failed.is_relative_to(stage):
+            failed = out_dir / failed.relative_to(stage)
+        raise write_failed(out_dir, OSError(err.errno, err.strerror, str(failed))) from None
+
+
+def _move_in(stage: Path, out_dir: Path) -> None:
+    """Rename every file under ``stage`` to the same place under ``out_dir`` (directories made first)."""
+    files = sorted(p for p in stage.rglob("*") if p.is_file())
+    made: list[Path] = []
+    try:
+        for directory in sorted({f.parent for f in files} - {stage}):
+            target = out_dir / directory.relative_to(stage)
+            if not target.is_dir():
+                target.mkdir(parents=True)
+                made.append(target)
+    except OSError:
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+    for f in files:
+        os.replace(f, out_dir / f.relative_to(stage))
 
 
 def _respect_umask(path: Path, directory: bool = False) -> None:

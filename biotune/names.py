@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from biotune.errors import Problem
+from biotune.errors import Problem, shown
 
 #: The longest name a path component built from a config value may have (two of them + suffixes < 255 bytes).
 MAX_NAME_LEN = 100
@@ -37,17 +37,17 @@ def name_problem(key: str, value: object, what: str = "name") -> Problem | None:
     ``what`` says what the name is (``source name``, ``split``, ...) in the message.
     """
     text = str(value)
-    shown = text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
+    echo = shown(text)
     if len(text) > MAX_NAME_LEN:
         return Problem(
             key,
-            f"{what} {shown!r} is longer than {MAX_NAME_LEN} characters (it becomes a file name)",
+            f"{what} {echo!r} is longer than {MAX_NAME_LEN} characters (it becomes a file name)",
             f"use a shorter {what}, e.g. {safe_name(text)[:40].rstrip('_')!r}",
         )
     if not NAME_PATTERN.fullmatch(text):
         return Problem(
             key,
-            f"{what} {shown!r} cannot be a file name: use letters, digits and ._+- only, starting with a "
+            f"{what} {echo!r} cannot be a file name: use letters, digits and ._+- only, starting with a "
             "letter or digit (no '/', no '..')",
             f"rename it, e.g. {safe_name(text)!r}",
         )

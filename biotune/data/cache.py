@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from biotune.config import DataConfig
+from biotune.config import DataConfig, hub_location
 from biotune.data.sources import SourceSpec, available_splits, configured_spec
 from biotune.io import atomic_write_json
 
@@ -145,14 +145,18 @@ def _relative(path: Path, root: Path) -> str:
 
 def instruction_digest(ref: str, hashes: FileHashes) -> str:
     """The content of an instruction set: a file's SHA-256, a ``save_to_disk`` folder's files' hashes
-    combined, or a note for a hub id (whose revision is not pinned)."""
+    combined, or for a hub dataset its id and commit (``hf://org/name@<commit>``: config validation refuses an
+    id without a commit, so the key follows the rows)."""
+    hub = hub_location(ref)
+    if hub is not None:
+        return f"hub dataset {hub[0]} at commit {hub[1]}"
     local = Path(ref).expanduser()
     if local.is_file():
         return hashes.digest(local)
     if local.is_dir():
         parts = [f"{_relative(f, local)}:{hashes.digest(f)}" for f in sorted(local.rglob("*")) if f.is_file()]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-    return "hub dataset (revision not pinned)"
+    return "no such file"  # load_instructions names the missing path
 
 
 #: DataConfig fields that do not change what a build writes (where it goes, how many processes make it).

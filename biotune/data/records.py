@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from biotune.errors import shown
+
 
 @dataclass(frozen=True)
 class NerSentence:
@@ -127,5 +129,5 @@ def parse_sample_id(sid: str) -> tuple[str, str, str]:
     """``"<source>/<split>/<record id>"`` (repeat suffix ignored) -> (source, split, record id); ValueError if malformed."""
     parts = base_id(sid).split("/", 2)
     if len(parts) != 3 or not all(parts):
-        raise ValueError(f"sample id {sid!r} is not '<source>/<split>/<record id>'")
+        raise ValueError(f"sample id {shown(sid)!r} is not '<source>/<split>/<record id>'")
     return parts[0], parts[1], parts[2]

@@ -18,10 +18,17 @@ from typing import Any
 
 from biotune.config import TrackingConfig
 from biotune.data.sources.splits import role_name, role_of
-from biotune.errors import DataError
-from biotune.eval.layout import REPORT_JSON, REPORT_MD, parse_set_label, predictions_path, set_label
+from biotune.errors import DataError, shown
+from biotune.eval.layout import (
+    PREDICTIONS_FILE,
+    REPORT_JSON,
+    REPORT_MD,
+    parse_set_label,
+    predictions_path,
+    set_label,
+)
 from biotune.eval.score import SetScore
-from biotune.io import atomic_write_text, read_json, write_jsonl
+from biotune.io import atomic_write_text, read_json, staged_files, write_jsonl
 from biotune.train.metric_names import eval_metric
 from biotune.train.tracking import open_run
 
@@ -186,6 +193,32 @@ def write_set_predictions(out_dir: str | Path, details: dict[str, list[dict[str,
         write_jsonl(predictions_path(out_dir, source, split), rows)
 
 
+def write_outputs(
+    out_dir: str | Path,
+    scores: Sequence[SetScore],
+    details: dict[str, list[dict[str, Any]]],
+    meta: dict[str, Any],
+    completions: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Write an evaluation's outputs into ``out_dir`` as one set; returns the report rows.
+
+    ``predictions.jsonl`` (``completions``: id -> completion, when given), each set's per-example predictions
+    (``details``) and the report are written into a staging directory first and moved in only when all are
+    written (:func:`biotune.io.staged_files`): a full disk leaves the previous outputs (or none), never new
+    predictions beside an old report.
+
+    Raises:
+        DataError: naming ``out_dir``, the file that could not be written and what to free.
+    """
+    with staged_files(out_dir) as stage:
+        if completions is not None:
+            write_jsonl(
+                stage / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()]
+            )
+        write_set_predictions(stage, details)
+        return write_report(stage, scores, meta)
+
+
 def write_report(out_dir: Path, scores: Sequence[SetScore], meta: dict[str, Any]) -> list[dict[str, Any]]:
     """Write ``report.json`` (rows, raw metrics, run metadata) and ``report.md``; returns the rows."""
     baselines = load_baselines()
@@ -258,6 +291,7 @@ def compare(runs: Sequence[str | Path]) -> tuple[str, dict[str, Any]]:
     """
     reports = [(str(r), read_report(r)) for r in runs]
     names = _run_names([r for r, _ in reports])
+    _check_same_metrics(reports)
     datasets: dict[str, str] = {}
     values: dict[str, dict[str, float | None]] = {}
     for name, (_, rep) in zip(names, reports, strict=True):
@@ -280,6 +314,31 @@ def compare(runs: Sequence[str | Path]) -> tuple[str, dict[str, Any]]:
         lines.append("| " + " | ".join(cells) + " |")
         table["rows"].append(entry)
     return "\n".join(lines) + "\n", table
+
+
+def _check_same_metrics(reports: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Every set scored by one metric in all the reports; a score is never subtracted from another metric's.
+
+    Raises:
+        DataError: naming the first report that differs, each set whose metric differs and both metrics.
+    """
+    first: dict[str, tuple[str, str]] = {}  # dataset -> (metric, run)
+    for run, rep in reports:
+        clashes = []
+        for row in rep["rows"]:
+            metric, (known, where) = row["metric"], first.setdefault(row["dataset"], (row["metric"], run))
+            if metric != known:
+                clashes.append(
+                    f"{shown(row['dataset'])} is scored by {shown(metric)} here, by {shown(known)} in {where}"
+                )
+        if clashes:
+            path = Path(run) / REPORT_JSON if Path(run).is_dir() else Path(run)
+            raise DataError(
+                path,
+                "; ".join(clashes) + ": scores of different metrics are not compared",
+                "compare runs that score each set by the same metric (re-score a predictions file with "
+                "`biotune eval score PREDICTIONS --out DIR` under the same version and config)",
+            )
 
 
 def _run_names(runs: Sequence[str]) -> list[str]:

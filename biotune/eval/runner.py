@@ -20,7 +20,7 @@ from biotune.data.sources import SourceSpec, catalog, resolve_root
 from biotune.data.tokenize import tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.eval import generate, report
-from biotune.eval.layout import PREDICTIONS_FILE, REPORT_MD, export_cache_dir, set_label
+from biotune.eval.layout import REPORT_MD, export_cache_dir, set_label
 from biotune.eval.score import (
     EvalSet,
     SetScore,
@@ -33,7 +33,6 @@ from biotune.eval.score import (
     score_set,
 )
 from biotune.eval.sets import plan_sets
-from biotune.io import write_jsonl
 from biotune.train.checkpoint import export_dir
 
 log = logging.getLogger(__name__)
@@ -183,8 +182,6 @@ def _write_outputs(
     unscored: dict[str, Unscored],
 ) -> Path:
     out = Path(cfg.eval.output_dir)
-    write_jsonl(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in completions.items()])
-    report.write_set_predictions(out, details)
     meta = {
         "model": str(model_dir),
         "template": cfg.data.template,
@@ -198,7 +195,7 @@ def _write_outputs(
         "config": to_dict(cfg.eval),
         "unscored_rows": {key: entry.to_dict() for key, entry in unscored.items()},
     }
-    rows = report.write_report(out, scores, meta)
+    rows = report.write_outputs(out, scores, details, meta, completions)
     t = cfg.tracking
     restricted = {s.source for s in scores if restricted_sets.get(set_label(s.source, s.split), True)}
     report.log_to_wandb(
@@ -237,12 +234,10 @@ def score_predictions(path: str | Path, cfg: RunConfig, out_dir: str | Path | No
         scores.append(score)
         details[set_label(eval_set.source, eval_set.split)] = rows
     if out_dir is not None:
-        out = Path(out_dir)
-        report.write_set_predictions(out, details)
         meta = {
             "predictions": str(path),
             "ner_format": cfg.data.ner_format,
             "unscored_rows": {key: entry.to_dict() for key, entry in unscored.items()},
         }
-        report.write_report(out, scores, meta)
+        report.write_outputs(out_dir, scores, details, meta)
     return scores

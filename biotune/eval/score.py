@@ -23,7 +23,7 @@ from biotune.data.sources import SOURCES, SourceSpec, catalog, load_instructions
 from biotune.data.sources.instructions import map_source
 from biotune.data.sources.splits import set_label
 from biotune.data.tasks import make_samples, task_for
-from biotune.errors import DataError
+from biotune.errors import DataError, shown
 from biotune.eval.sets import resolve_split, source_spec
 
 log = logging.getLogger(__name__)
@@ -182,9 +182,9 @@ def build_instruction_sets(
                 if declared.on_unparsable == "error":
                     raise DataError(
                         declared.path,
-                        f"row {row.id} (source {row.source!r} -> {target}): its output cannot be read as "
-                        f"gold: {parsed.error}",
-                        f"fix the row, map {row.source!r} to the right task with {key}.source_map, or set "
+                        f"row {row.id} (source {shown(row.source)!r} -> {target}): its output cannot be read "
+                        f"as gold: {shown(parsed.error, 300)}",
+                        f"fix the row, map {shown(row.source)!r} to the right task with {key}.source_map, or set "
                         f"{key}.on_unparsable=skip to leave it out (listed in the report's unscored_rows)",
                     )
                 reason = f"output cannot be read as gold: {parsed.error}"
@@ -272,7 +272,7 @@ def read_predictions(path: str | Path) -> dict[str, str]:
             if pid in out:
                 raise DataError(
                     path,
-                    f"duplicate id '{pid}' (first on line {first_line[pid]})",
+                    f"duplicate id '{shown(pid)}' (first on line {first_line[pid]})",
                     "keep one completion per example id",
                     lineno,
                 )
@@ -292,7 +292,7 @@ def sets_in_predictions(predictions: Iterable[str], path: str | Path) -> list[tu
         except ValueError as err:
             raise DataError(
                 path,
-                f"unknown id '{pid}': {err}",
+                f"unknown id '{shown(pid)}': {err}",
                 "use the example ids of `biotune eval` ('<source>/<split>/<record id>')",
             ) from err
         seen.setdefault((source, split), None)
@@ -310,9 +310,11 @@ def check_coverage(predictions: dict[str, str], sets: Sequence[EvalSet], path: s
     missing = [i for s in sets for i in s.ids if i not in predictions]
     problems = []
     if unknown:
-        problems.append(f"{len(unknown)} unknown id(s), e.g. {', '.join(unknown[:5])}")
+        problems.append(f"{len(unknown)} unknown id(s), e.g. {', '.join(shown(i) for i in unknown[:5])}")
     if missing:
-        problems.append(f"{len(missing)} example(s) without a prediction, e.g. {', '.join(missing[:5])}")
+        problems.append(
+            f"{len(missing)} example(s) without a prediction, e.g. {', '.join(shown(i) for i in missing[:5])}"
+        )
     if problems:
         raise DataError(
             path,
@@ -400,7 +402,7 @@ def load_sets_for_predictions(
         if source not in known:
             raise DataError(
                 path,
-                f"unknown source '{source}' in ids like '{source}/{split}/...'",
+                f"unknown source '{shown(source)}' in ids like '{shown(f'{source}/{split}')}/...'",
                 f"use one of: {', '.join(sorted(known))} (ids of instruction rows need their "
                 "eval.instructions entry in the config)",
             )
@@ -408,7 +410,7 @@ def load_sets_for_predictions(
         if split not in spec.split_names:
             raise DataError(
                 path,
-                f"source '{source}' has no split '{split}' (it has {', '.join(sorted(spec.split_names))})",
+                f"source '{source}' has no split '{shown(split)}' (it has {', '.join(sorted(spec.split_names))})",
                 "use the split names in the example ids that `biotune eval` writes",
             )
         sets.append(build_eval_set(spec, split, root, ner_format, seed, max_examples))

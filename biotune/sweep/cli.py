@@ -124,7 +124,7 @@ def _load(ns: argparse.Namespace) -> Any:
         out = Path(ns.out) if ns.out else runner.default_out(spec)
         if not (out / runner.SWEEP_FILE).is_file():
             runner.require_prepared(runner.Sweep(spec, Path(ns.sweep), out, [], []))
-        return runner.from_dir(out)
+        return runner.from_dir(out, ns.sweep)
     return runner.load(ns.sweep, ns.out, overrides=ns.overrides)
 
 

@@ -48,7 +48,7 @@ from biotune import config
 from biotune.config import REPO_ROOT, RunConfig
 from biotune.data.cli import read_build_record
 from biotune.data.dataset import MANIFEST_FILE, Manifest
-from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
+from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem, shown
 from biotune.eval.layout import report_path
 from biotune.eval.sets import plan_sources
 from biotune.io import atomic_write_json, atomic_write_text, read_json
@@ -164,17 +164,57 @@ def with_overrides(spec: SweepSpec, overrides: Sequence[str]) -> SweepSpec:
     return spec
 
 
-def from_dir(out: str | Path) -> Sweep:
-    """The sweep prepared in directory ``out`` (from its ``sweep.json``, without re-reading the corpora)."""
+def from_dir(out: str | Path, sweep_file: str | Path | None = None) -> Sweep:
+    """The sweep prepared in directory ``out`` (from its ``sweep.json``, without re-reading the corpora).
+
+    Everything is read from ``out`` as it is now, wherever the sweep was prepared (a directory moved, copied or
+    mounted elsewhere works). The sweep file is ``sweep_file`` when given (``status``/``collect`` take it), else
+    the one ``sweep.json`` records: relative to ``out`` first (a project moved as a whole), then where it was
+    when the sweep was prepared (only the directory moved; ``sweep.json`` files written before the relative
+    path was recorded hold only that one).
+
+    Raises:
+        DataError: naming ``sweep.json`` and every place tried when no sweep file is found.
+    """
     out = Path(out).resolve()
     index = read_json(out / SWEEP_FILE, "pass a sweep directory written by `biotune sweep run` or `submit`")
-    spec = with_overrides(load_sweep(index["sweep_file"]), index.get("cli_overrides", []))
+    path = Path(sweep_file).resolve() if sweep_file is not None else _recorded_sweep_file(out, index)
+    spec = with_overrides(load_sweep(path), index.get("cli_overrides", []))
+    if spec.name != index.get("name"):
+        raise ConfigError(
+            [
+                Problem(
+                    "--out",
+                    f"{out} holds sweep '{shown(str(index.get('name')))}', not '{spec.name}' of {path}",
+                    "pass the sweep file this directory was prepared from, or that sweep's --out directory",
+                )
+            ]
+        )
     variants = [
         vr.Variant(**{**v, "overrides": tuple(v["overrides"]), "seeds": tuple(v["seeds"])})
         for v in index["variants"]
     ]
     cells = [vr.Cell(**{**c, "overrides": tuple(c["overrides"])}) for c in index["cells"]]
-    return Sweep(spec, Path(index["sweep_file"]), out, variants, cells, tuple(index.get("cli_overrides", [])))
+    return Sweep(spec, path, out, variants, cells, tuple(index.get("cli_overrides", [])))
+
+
+#: ``sweep.json``'s key for where the sweep file was when the sweep was prepared (``sweep_file`` is relative).
+_PREPARED_AT_KEY = "sweep_file_when_prepared"
+
+
+def _recorded_sweep_file(out: Path, index: dict[str, Any]) -> Path:
+    """The sweep file ``sweep.json`` records, relative to ``out`` first, then where it was prepared."""
+    recorded = [str(index.get("sweep_file", "")), str(index.get(_PREPARED_AT_KEY, ""))]
+    tried = list(dict.fromkeys((out / r).resolve() for r in recorded if r))  # an absolute one stays itself
+    for place in tried:
+        if place.is_file():
+            return place
+    raise DataError(
+        out / SWEEP_FILE,
+        f"the sweep file it records is not at {' nor at '.join(map(str, tried)) or '(none recorded)'}",
+        "pass the sweep file: `biotune sweep status SWEEP.yaml --out DIR` (collect likewise), or put it back "
+        "where it was",
+    )
 
 
 # --------------------------------------------------------------------------------------------- preparing
@@ -248,7 +288,8 @@ def prepare(sweep: Sweep) -> None:
         index,
         {
             "name": sweep.spec.name,
-            "sweep_file": str(sweep.path),
+            "sweep_file": os.path.relpath(sweep.path.resolve(), sweep.out.resolve()),
+            _PREPARED_AT_KEY: str(sweep.path.resolve()),
             "base": str(sweep.spec.base),
             "cli_overrides": list(sweep.cli_overrides),
             "keep": sweep.spec.keep,
@@ -597,7 +638,7 @@ def status_rows(sweep: Sweep) -> list[dict[str, Any]]:
                 "note": seen.note,
                 "stage": rec.get("stage", ""),
                 "attempts": rec.get("attempts", 0),
-                "log": rec.get("log", "") if seen.state != CellState.MISSING else "",
+                "log": str(d / CELL_LOG) if seen.state != CellState.MISSING else "",
             }
         )
     return rows
@@ -639,7 +680,12 @@ def _manifest_budget(data_dir: Path | None) -> dict[str, dict[str, float]]:
 def _data_dir_of(cell_dir: Path) -> Path | None:
     """The built dataset the cell trained on, as its data stage recorded it in ``state.json``."""
     recorded = read_state(cell_dir).get("data_dir")
-    return Path(recorded) if recorded else None
+    if not recorded:
+        return None
+    moved = (
+        cell_dir.parents[1] / DATA_DIR / Path(recorded).name
+    )  # data.out_dir is the sweep's data/, moved along
+    return moved if moved.is_dir() else Path(recorded)
 
 
 def cell_results(sweep: Sweep) -> list[Any]:

@@ -13,7 +13,7 @@ corpus files, every native format      test_bad_corpora.py            40     0
 configs and overrides                  test_bad_configs.py            43     0
 sweep configs and commands             test_bad_sweeps.py             32     0
 sweep statistics (collect)             test_bad_sweep_stats.py         5     0
-predictions files and reports          test_bad_predictions.py        22     0
+predictions files and reports          test_bad_predictions.py        23     0
 checkpoints, manifests and shards      test_bad_checkpoints.py        18     5
 plan arguments                         test_bad_plan.py               17     0
 interrupted commands                   test_bad_interrupts.py          0     2
@@ -24,7 +24,9 @@ names that become paths                test_bad_paths.py              12     0
 empty data builds (all dropped)        test_bad_builds.py              3     0
 remaining tracebacks (issue 20)        test_bad_tracebacks.py          9     2
 sweep-spec bounds, silent acceptances  test_bad_sweep_spec.py         17     0
-export destinations, failed writes     test_bad_exports.py            12     3
+export destinations, failed writes     test_bad_exports.py            12     4
+huge values echoed in messages         test_bad_echoes.py              8     0
+hub instr. sets pinned to a commit     test_bad_hub_pins.py            5     0
 collect with fidelities (issue 21)     test_bad_fidelity_collect.py    2     0
 =====================================  ==========================  =====  ====
 

@@ -9,13 +9,17 @@ is loaded.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bad_input_harness import REPO, Case, base_env, check, ids, run_case, run_selected, tree, write
+from bad_input_harness import REPO, Case, Result, base_env, check, ids, run_case, run_selected, tree, write
 
 from biotune.testing.sweeps import write_sweep
 from biotune.train.checkpoint import export_places, latest_completed
@@ -297,3 +301,96 @@ def test_export_on_a_full_disk(tmp_path: Path, trained: Path) -> None:
         ["export", str(trained / "checkpoints" / "step-00000001"), str(out)], tmp_path, LIMIT_KB
     )
     check_disk_full(proc, out, before, tmp_path)
+
+
+def eval_args(tiny_model: Path, out: Path, max_examples: int) -> list[str]:
+    """``biotune eval`` of the tiny model on the bundled sample, written to ``out``."""
+    return [
+        "eval",
+        str(REPO / "configs/eval/tiny.yaml"),
+        f"eval.model={tiny_model}",
+        "data.root=@sample",
+        f"eval.output_dir={out}",
+        f"eval.max_examples={max_examples}",
+        "eval.max_new_tokens=8",
+        "tracking.wandb_mode=disabled",
+    ]
+
+
+@pytest.mark.slow
+def test_eval_on_a_full_disk(tmp_path: Path, tiny_model: Path) -> None:
+    """Predictions and report are one set: a write that fails leaves no new OUT, or the previous outputs
+    untouched (never new predictions beside an old report); once the limit is lifted, the rerun completes."""
+    out = tmp_path / "runs" / "eval"
+    before = tree(tmp_path)
+    proc = run_limited(eval_args(tiny_model, out, 4), tmp_path, blocks=4)  # report.json is over 4 KiB
+    check_disk_full(proc, out, before, tmp_path)
+    assert f"({out / 'report.json'})" in proc.stderr, proc.stderr[-3000:]
+
+    done = run_limited(eval_args(tiny_model, out, 4), tmp_path, blocks=10**9)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "report.json").read_text())["rows"][0]["n"] == 4
+    kept = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    sets = ("ncbi_disease__test", "gad__test", "hoc__test", "pubmedqa__test")
+    assert {str(p.relative_to(out)) for p in kept} == {
+        "predictions.jsonl",
+        "report.json",
+        "report.md",
+        *(f"predictions/{s}.jsonl" for s in sets),
+    }, sorted(str(p.relative_to(out)) for p in kept)
+
+    again = run_limited(eval_args(tiny_model, out, 3), tmp_path, blocks=4)
+    check_disk_full(again, out, tree(tmp_path), tmp_path)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept, "the previous outputs changed"
+
+
+# ------------------------------------------------------------------- read-only parent (run as an unprivileged user)
+
+
+def as_unprivileged(args: list[str]) -> list[str]:
+    """``args`` run as ``nobody`` when the tests run as root (root writes into read-only directories, so the
+    case would prove nothing), else as the current user; never skipped."""
+    if os.geteuid() != 0:
+        return args
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to run this case as an unprivileged user"
+    return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", *args]
+
+
+@pytest.fixture
+def world_readable_tmp() -> Iterator[Path]:
+    """A directory an unprivileged user can read (pytest's own tmp_path lies under a root-only directory)."""
+    root = Path(tempfile.mkdtemp(prefix="biotune-ro-"))
+    root.chmod(0o755)
+    yield root
+    for place in (root, *root.rglob("*")):
+        if place.is_dir():
+            place.chmod(0o755)
+    shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("out", ["ro/model", "ro/new/model"])
+def test_export_under_a_read_only_parent(world_readable_tmp: Path, out: str) -> None:
+    """OUT (or a parent to make) under a directory the user cannot write: exit 2 naming OUT, the directory
+    and the fix; nothing written, as the user really lacks the right (not as root, who has every right)."""
+    tmp = world_readable_tmp
+    ckpt = fake_checkpoint(tmp)
+    (tmp / "ro").mkdir()
+    (tmp / "ro").chmod(0o555)
+    before = tree(tmp)
+    command = [sys.executable, "-m", "biotune.cli", "export", str(ckpt), str(tmp / out)]
+    proc = subprocess.run(
+        as_unprivileged(command),
+        cwd=tmp,
+        env={**base_env(), "HOME": str(tmp), "BIOTUNE_DATA_DIR": str(tmp / "none")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    result = Result(proc.returncode, proc.stderr, proc.stdout, sorted(tree(tmp) - before), tmp)
+    check(
+        Case("ro", (), f"{tmp / out}: cannot write: Permission denied", "make that directory writable"),
+        result,
+    )
+    assert f"({tmp / 'ro'}" in proc.stderr, proc.stderr[-3000:]

@@ -193,6 +193,15 @@ CASES = [
         extra=("--json", "{tmp}/c/report.json/cmp.json"),
     ),
     compare(
+        "compare-f1-against-accuracy",
+        {
+            "a": GOOD_REPORT,
+            "b": json.dumps({"rows": [{"dataset": "gad/test", "metric": "accuracy", "score": 60.0}]}),
+        },
+        "{tmp}/b/report.json: gad/test is scored by accuracy here, by f1 in {tmp}/a",
+        "compare runs that score each set by the same metric",
+    ),
+    compare(
         "compare-one-run", {"a": GOOD_REPORT}, "RUN", "pass two or more evaluation directories", runs=("a",)
     ),
 ]

@@ -27,7 +27,7 @@ from pathlib import Path
 from biotune.data.records import NerSentence
 from biotune.data.sources._io import check_label, count, read_text, split_lines
 from biotune.data.sources.spec import SourceSpec
-from biotune.errors import DataError
+from biotune.errors import DataError, shown
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _split_line(line: str, path: Path, number: int) -> tuple[str, str]:
     if len(parts) < 2 or not parts[0].strip() or not parts[-1].strip():
         raise DataError(
             path,
-            f"expected 'token<TAB>tag', found {line!r}",
+            f"expected 'token<TAB>tag', found {shown(line)!r}",
             "add the tag column (O, B-<type>, I-<type>) or remove the line; sentences are separated by blank lines",
             number,
         )

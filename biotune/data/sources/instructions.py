@@ -5,9 +5,11 @@ Llama2-MedTuned published its data as ``nlpie/Llama2-MedTuned-Instructions`` wit
 directories. :func:`load_instructions` reads that schema from a local file (``.jsonl`` one object per line;
 ``.json`` a list of objects or ``{split: [objects]}``; ``.parquet``; ``.arrow``, a ``datasets`` Arrow file,
 stream or file format), a ``save_to_disk`` directory (one ``Dataset``, or a ``DatasetDict`` whose ``split`` is
-read), or, only when ``location`` is written ``hf://org/name``, from the Hugging Face hub with
-``datasets.load_dataset("org/name", split=split)`` (needs network or a warm cache). A local path never becomes
-a hub request: a path that does not exist is an error naming it. Nothing here unpickles: Arrow files and the
+read), or, only when ``location`` is written ``hf://org/name@<commit>``, from the Hugging Face hub with
+``datasets.load_dataset("org/name", split=split, revision=commit)`` (needs network or a warm cache). A hub id
+must be pinned to a full commit hash (:func:`biotune.config.hub_pin_problem`): rows read by id alone could
+change under a cached build. A local path never becomes a hub request: a path that does not exist is an error
+naming it. Nothing here unpickles: Arrow files and the
 ``save_to_disk`` JSON state only.
 
 :data:`PUBLISHED_SOURCES` maps the ``source`` values of the published set to biotune sources, whose task
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from biotune.config import HUB_PREFIX, hub_location, hub_pin_problem
 from biotune.data.records import InstructionRecord
 from biotune.data.sources._io import json_lines, load_json, require_file
 from biotune.errors import DataError
@@ -69,8 +72,6 @@ def map_source(value: str, overrides: Mapping[str, str] | None = None) -> str | 
     return None
 
 
-#: The prefix that marks an instruction set on the Hugging Face hub (``hf://nlpie/Llama2-MedTuned-Instructions``).
-HUB_PREFIX = "hf://"
 _FIX = "each row needs string columns instruction, input, output (and optionally source)"
 
 
@@ -161,25 +162,31 @@ def _disk_rows(path: Path, split: str) -> list[tuple[int | None, Mapping[str, An
     return [(None, row) for row in loaded]
 
 
-def _hub_rows(dataset_id: str, split: str) -> Iterable[tuple[int | None, Mapping[str, Any]]]:
+def _hub_rows(dataset_id: str, revision: str, split: str) -> Iterable[tuple[int | None, Mapping[str, Any]]]:
     import datasets
 
     try:
-        ds = datasets.load_dataset(dataset_id, split=split)
+        ds = datasets.load_dataset(dataset_id, split=split, revision=revision)
     except Exception as exc:  # the hub client raises many types; name the id and the fix
         raise DataError(
-            dataset_id,
+            f"{HUB_PREFIX}{dataset_id}@{revision}",
             f"cannot load hub dataset split {split!r}: {exc}",
-            "check the id and split, or download it and pass a local file",
+            "check the id, commit and split, or download it and pass a local file",
         ) from exc
     return ((None, row) for row in ds)
 
 
 def load_instructions(location: str | Path, split: str = "train") -> list[InstructionRecord]:
     """Read instruction records from a local file or a hub dataset id (see the module docstring)."""
-    if str(location).startswith(HUB_PREFIX):
-        hub_id = str(location)[len(HUB_PREFIX) :]
-        rows, prefix, path = _hub_rows(hub_id, split), hub_id, Path(hub_id)
+    hub = hub_location(str(location))
+    if hub is not None:
+        pin = hub_pin_problem("path", str(location))
+        if (
+            pin is not None
+        ):  # config validation refuses it first; a caller of this function gets the same rule
+            raise DataError(location, pin.problem, pin.fix)
+        hub_id, revision = hub
+        rows, prefix, path = _hub_rows(hub_id, revision, split), hub_id, Path(hub_id)
     else:
         path = Path(location)
         if path.is_dir():
@@ -189,7 +196,7 @@ def load_instructions(location: str | Path, split: str = "train") -> list[Instru
                 path,
                 "check the instruction set's path (data.instructions.NAME.path): it must name an existing "
                 ".jsonl, .json, .parquet or .arrow file, a save_to_disk directory, or a hub dataset written "
-                f"{HUB_PREFIX}org/name",
+                f"{HUB_PREFIX}org/name@<commit>",
             )
             rows, prefix = _local_rows(path, split), path.stem
     records = [_record(row, f"{prefix}:{split}:{i}", path, line) for i, (line, row) in enumerate(rows)]

@@ -84,3 +84,19 @@ def test_write_report_and_compare_runs_with_deltas(tmp_path: Path) -> None:
 def test_compare_rejects_a_directory_without_report(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no evaluation report here"):
         report.compare([tmp_path, tmp_path])
+
+
+def test_compare_never_subtracts_scores_of_different_metrics(tmp_path: Path) -> None:
+    """A set scored by F1 in one run and by accuracy in another is named with both metrics, never diffed;
+    the third run that agrees with the first is fine, and the sets that agree in every run are not blamed."""
+    report.write_report(tmp_path / "a", _scores(0.80), {})
+    report.write_report(tmp_path / "b", _scores(0.85), {})
+    other = _scores(0.85)
+    other[0] = SetScore("ncbi_disease", "test", "ner", 940, 0, "accuracy", {"accuracy": 0.9})
+    report.write_report(tmp_path / "c", other, {})
+    assert report.compare([tmp_path / "a", tmp_path / "b"])[1]["rows"][0]["deltas"]["b"] == pytest.approx(5.0)
+    with pytest.raises(DataError) as err:
+        report.compare([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
+    text = str(err.value)
+    assert text.startswith(f"{tmp_path / 'c' / 'report.json'}: ncbi_disease/test is scored by accuracy here")
+    assert f"by f1 in {tmp_path / 'a'}" in text and "pubmedqa" not in text
