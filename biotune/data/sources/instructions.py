@@ -25,6 +25,7 @@ from typing import Any
 
 from biotune.data.records import InstructionRecord
 from biotune.data.sources._io import json_lines, load_json, require_file
+from biotune.data.sources.registry import SOURCES
 from biotune.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,6 @@ def source_key(value: str) -> str:
 def map_source(value: str, overrides: Mapping[str, str] | None = None) -> str | None:
     """The biotune source a row's ``source`` value names: ``overrides`` first (exact, then reduced), then
     :data:`PUBLISHED_SOURCES`, then a biotune source of that name; None when nothing matches."""
-    from biotune.data.sources import SOURCES
-
     overrides = dict(overrides or {})
     if value in overrides:
         return overrides[value] or None
