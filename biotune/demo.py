@@ -26,6 +26,10 @@ from typing import Any
 
 from biotune.config import REPO_ROOT
 from biotune.data import synthetic
+from biotune.sweep import runner
+from biotune.sweep.collect import collect
+from biotune.sweep.plan import format_plan, plan_rows
+from biotune.sweep.variants import count_available
 from biotune.testing.tiny import make_probe_llama
 
 log = logging.getLogger(__name__)
@@ -54,11 +58,6 @@ def _step(n: int, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo end to end; returns the exit code."""
-    # The sweep pulls in scipy and matplotlib: imported when the demo runs, not when `biotune --help` registers it.
-    from biotune.sweep import runner
-    from biotune.sweep.collect import collect
-    from biotune.sweep.plan import format_plan, plan_rows
-    from biotune.sweep.variants import count_available
 
     start = time.perf_counter()
     out = Path(args.out).resolve()

@@ -17,6 +17,8 @@ Each test plants its own violation first, so a checker that found nothing could 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +60,6 @@ ALLOWED_IN_FUNCTION = frozenset(
         "biotune/sweep/cli.py",  # sweep modules imported per command
         "biotune/sweep/spec.py",  # data.sources inside functions
         "biotune/sweep/variants.py",  # data.build, sources, templates, tokenize inside functions
-        # The demo's sweep modules import scipy (and collect matplotlib) at their top; `biotune --help` imports
-        # every command module to register it. Goes when biotune/cli.py imports only the command being run.
-        "biotune/demo.py",
     }
 )
 
@@ -276,3 +275,27 @@ def test_the_allow_list_holds_only_files_that_need_it(allowed: str) -> None:
     """An entry whose file has no in-function import left is removed, so the list only shrinks."""
     left = in_function(all_imports(), heavy_modules(), allowed=frozenset())
     assert any(i.file == allowed for i in left), f"{allowed}: remove it from the list"
+
+
+def test_help_imports_no_command_module_and_no_heavy_library() -> None:
+    """``biotune --help`` lists every command from the table in ``biotune.cli``; it imports none of the command
+    modules (the demo's would bring the sweep's scipy and matplotlib), nor any heavy library."""
+    watched = sorted({*HEAVY_LIBRARIES, "scipy", "sklearn"})
+    code = (
+        "import sys, contextlib, io, biotune.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+        "    biotune.cli.main(['--help'])\n"
+        f"print(sorted(m for m in {watched!r} if m in sys.modules))\n"
+        "print(sorted(m for m in biotune.cli.COMMAND_MODULES if m in sys.modules))\n"
+        "print(all(name in out.getvalue() for name in biotune.cli.COMMANDS))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:3] == ["[]", "[]", "True"], out
+
+
+def test_each_command_is_listed_with_the_help_line_its_module_registers() -> None:
+    from biotune.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    registered = {c.dest: c.help for c in sub._choices_actions}
+    assert registered == {name: help_line for name, (_, help_line) in COMMANDS.items()}
