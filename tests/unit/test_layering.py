@@ -11,7 +11,11 @@ Every module under ``biotune/`` is parsed (``ast``, nothing is imported) and eac
   are :data:`DISPATCH` (the ``biotune`` entry point) and :data:`ALLOWED_IN_FUNCTION`, files owned by other work
   in progress, to be shrunk to nothing.
 
-Each test plants its own violation first, so a checker that found nothing could not pass.
+Two neighbours of the rule are checked here too: ``biotune --help`` imports no command module and no heavy library
+(``biotune.cli`` imports the module of the command being run, and only it), and each tuple of allowed values that
+``config.py`` validates a key against is declared there alone, beside its field.
+
+Each checker is first run on a planted violation, so a checker that found nothing could not pass.
 """
 
 from __future__ import annotations
@@ -299,3 +303,51 @@ def test_each_command_is_listed_with_the_help_line_its_module_registers() -> Non
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     registered = {c.dest: c.help for c in sub._choices_actions}
     assert registered == {name: help_line for name, (_, help_line) in COMMANDS.items()}
+
+
+def choice_definitions(root: Path = PACKAGE) -> dict[str, list[str]]:
+    """Each tuple of allowed values that ``config.py`` validates a key against (``check_choice(p, key, value,
+    NAME)``) -> every module that assigns ``NAME`` at its top: the config alone should."""
+    config_tree = ast.parse((root / "config.py").read_text(encoding="utf-8"))
+    names = {
+        call.args[3].id
+        for call in ast.walk(config_tree)
+        if isinstance(call, ast.Call)
+        and getattr(call.func, "id", "") == "check_choice"
+        and len(call.args) == 4
+        and isinstance(call.args[3], ast.Name)
+    }
+    owners: dict[str, list[str]] = {name: [] for name in sorted(names)}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name) and name.id in owners:
+                        owners[name.id].append(path.relative_to(root.parent).as_posix())
+    return owners
+
+
+def test_the_checker_sees_a_choice_declared_twice(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "config.py": 'MODES: tuple[str, ...] = ("a", "b")\n\n\ndef v(p, c):\n    check_choice(p, "k", c.k, MODES)\n',
+            "data/build.py": 'MODES = ("a", "b")\n',
+        },
+    )
+    assert choice_definitions(root) == {"MODES": ["biotune/config.py", "biotune/data/build.py"]}
+
+
+def test_each_choice_is_declared_beside_its_config_field_only() -> None:
+    owners = choice_definitions()
+    assert len(owners) >= 8, (
+        owners
+    )  # dtype, attention, schedule, template, truncation, leakage, NER format, ...
+    assert {name: files for name, files in owners.items() if files != ["biotune/config.py"]} == {}
