@@ -3,8 +3,11 @@
 ``SOURCES`` names every corpus biotune knows (:mod:`.registry`); :func:`load_records` reads one split of one
 source from a data root laid out like ``../shared/data``, or from the synthetic sample corpus shipped in the
 package when ``root == "@sample"``. One module per native format: :mod:`.conll`, :mod:`.pubtator`,
-:mod:`.relation`, :mod:`.nli`, :mod:`.classification`, :mod:`.qa`; :mod:`.instructions` reads the published
-instruction-set schema.
+:mod:`.relation`, :mod:`.nli`, :mod:`.classification`, :mod:`.qa` (:mod:`.formats` maps each format name to its
+reader); :mod:`.instructions` reads the published instruction-set schema.
+
+This package is the corpus catalogue: it never imports :mod:`biotune.config` (a declared source or a data config
+arrives as a plain object), so the config's validation can name unknown sources and splits with it.
 """
 
 from __future__ import annotations
