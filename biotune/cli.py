@@ -28,8 +28,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 #: Modules that own a subcommand, in the order ``--help`` lists them.
 COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())
-#: Options that may come before the subcommand.
-_GLOBAL_FLAGS = ("-v", "--verbose")
 
 
 def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
@@ -49,11 +47,9 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
 
 
 def command_of(argv: list[str]) -> str | None:
-    """The subcommand ``argv`` names (the first word after the global options), or None when it names none."""
-    for arg in argv:
-        if arg not in _GLOBAL_FLAGS:
-            return arg if arg in COMMANDS else None
-    return None
+    """The subcommand ``argv`` names (its first word that is not an option), or None when it names none."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -351,3 +351,14 @@ def test_each_choice_is_declared_beside_its_config_field_only() -> None:
         owners
     )  # dtype, attention, schedule, template, truncation, leakage, NER format, ...
     assert {name: files for name, files in owners.items() if files != ["biotune/config.py"]} == {}
+
+
+def test_running_a_command_imports_its_module_alone() -> None:
+    code = (
+        "import sys, contextlib, io, biotune.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    biotune.cli.main(['-v', 'plan', '--help'])\n"
+        "print(sorted(m for m in biotune.cli.COMMAND_MODULES if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['biotune.plan']"
