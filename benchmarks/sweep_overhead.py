@@ -75,9 +75,9 @@ def step(name, fn):
     if "torch" in sys.modules and not torch_by:
         torch_by.append(name)
     return result
-def cli():  # what `python -m biotune.cli sweep run` imports: every command module registers its parser
+def cli():  # what `python -m biotune.cli sweep run` imports: the sweep command's module registers its parser
     import biotune.cli
-    biotune.cli.build_parser()
+    biotune.cli.build_parser(["sweep"])
     from biotune.sweep import runner, variants
     return runner, variants
 runner, vr = step("cli_imports_and_parser", cli)

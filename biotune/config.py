@@ -4,6 +4,11 @@
 merge first) -> ``key.sub=value`` overrides, then validates. Every problem (unknown key, wrong type,
 inconsistent values) is collected and raised as a single :class:`~biotune.errors.ConfigError` naming each
 key and its fix. Downstream code receives plain dataclasses; OmegaConf stays at this edge.
+
+The values a choice key accepts (``NER_FORMATS``, ``TEMPLATES``, ``PRECISIONS``, ``SCHEDULES``, ...) are declared
+here, beside the field that takes them; the modules that act on a choice import it from here. The corpus
+catalogue (:mod:`biotune.data.sources`: the registered sources, their kinds and reader formats) sits below this
+module, so validation names unknown sources and splits; it never imports the config.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,8 @@ from biotune.config_checks import (
     parse_overrides,
     read_yaml,
 )
+from biotune.data.sources import SOURCES, UnknownSourceError, custom
+from biotune.data.sources.hub import hub_pin_problem
 from biotune.errors import ConfigError, Problem, shown
 from biotune.names import config_name_problems
 
@@ -87,46 +93,6 @@ class CustomSource:
     """One line on what the corpus is (shown in the manifest)."""
 
 
-#: The prefix that marks an instruction set on the Hugging Face hub: ``hf://org/name@<commit>``.
-HUB_PREFIX = "hf://"
-#: A hub revision biotune accepts: a full commit hash (a branch or a tag can move; a commit cannot).
-HUB_COMMIT = re.compile(r"[0-9a-f]{40}")
-HUB_PIN_FIX = (
-    "pin the dataset's commit: write {path}@<40-hex commit> (the commit is on the dataset's 'Files and "
-    "versions' page, or `huggingface_hub.HfApi().dataset_info('{id}').sha`), or download the rows and give a "
-    "local file"
-)
-
-
-def hub_location(path: str) -> tuple[str, str] | None:
-    """``(dataset id, revision)`` of an instruction-set path written ``hf://org/name@revision`` (revision ``""``
-    when none is written); None for a local path, which is never sent to the hub."""
-    if not path.startswith(HUB_PREFIX):
-        return None
-    dataset_id, _, revision = path[len(HUB_PREFIX) :].partition("@")
-    return dataset_id, revision
-
-
-def hub_pin_problem(key: str, path: str) -> Problem | None:
-    """A :class:`Problem` for ``key`` when ``path`` is a hub id not pinned to a commit; None otherwise.
-
-    A hub dataset's rows change under the same id: the data build's cache key and the evaluation's rows follow
-    the commit, so an unpinned id (or a branch or tag, which move) is refused rather than silently reused.
-    """
-    hub = hub_location(path)
-    if hub is None:
-        return None
-    dataset_id, revision = hub
-    if HUB_COMMIT.fullmatch(revision):
-        return None
-    what = f"revision {shown(revision)!r} is not a commit" if revision else "no revision is pinned"
-    return Problem(
-        key,
-        f"hub dataset {shown(path)}: {what}, so a later change to the dataset would be read silently",
-        HUB_PIN_FIX.format(path=shown(f"{HUB_PREFIX}{dataset_id}"), id=shown(dataset_id)),
-    )
-
-
 @dataclass
 class InstructionSet:
     """Rows in the published instruction schema (``instruction``, ``input``, ``output``, ``source``)."""
@@ -142,6 +108,10 @@ class InstructionSet:
     """Rows stay private (never uploaded) unless this is set to false; undeclared counts as restricted."""
 
 
+#: What ``eval.instructions.NAME.on_unparsable`` may say.
+ON_UNPARSABLE: tuple[str, ...] = ("skip", "error")
+
+
 @dataclass
 class EvalInstructionSet(InstructionSet):
     """Instruction rows to evaluate on: each row's ``source`` names the biotune source whose task parses and
@@ -155,6 +125,19 @@ class EvalInstructionSet(InstructionSet):
     on_unparsable: str = "skip"
     """A row whose ``output`` its task cannot read as gold: ``skip`` leaves it out and lists its id and reason
     in the report's ``unscored_rows``; ``error`` stops the evaluation (``ON_UNPARSABLE``)."""
+
+
+#: What ``data.ner_format`` accepts (:mod:`biotune.data.tasks`): the paper's ``token : TAG`` lines, or a compact
+#: entity list.
+NER_FORMATS: tuple[str, ...] = ("tags", "entities")
+#: What ``data.template`` accepts (:mod:`biotune.data.templates`).
+TEMPLATES: tuple[str, ...] = ("medtuned", "alpaca", "chat")
+#: What ``data.truncation`` accepts (:mod:`biotune.data.tokenize`).
+TRUNCATION_POLICIES: tuple[str, ...] = ("drop", "truncate")
+#: ``data.leakage``: record overlaps in the manifest, fail the build, or skip the check (:mod:`biotune.data.build`).
+LEAKAGE_WARN, LEAKAGE_ERROR, LEAKAGE_OFF = "warn", "error", "off"
+#: What ``data.leakage`` accepts.
+LEAKAGE_MODES: tuple[str, ...] = (LEAKAGE_WARN, LEAKAGE_ERROR, LEAKAGE_OFF)
 
 
 @dataclass
@@ -202,6 +185,14 @@ class DataConfig:
     Rust tokenizer spreads each batch over the cores unless ``TOKENIZERS_PARALLELISM=false``."""
 
 
+#: What ``model.dtype`` accepts: the precisions the peak table (:mod:`biotune.train.hardware`) and the engine know.
+PRECISIONS: tuple[str, ...] = ("bf16", "fp16", "fp32")
+#: sdpa run on each packed sequence alone (:mod:`biotune.train.attention`).
+SDPA_PACKED = "sdpa_packed"
+#: What ``model.attn_implementation`` accepts.
+IMPLEMENTATIONS: tuple[str, ...] = ("auto", SDPA_PACKED, "sdpa", "eager", "flash_attention_2")
+
+
 @dataclass
 class ModelConfig:
     """The base model."""
@@ -218,6 +209,10 @@ class ModelConfig:
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
     trust_remote_code: bool = False
     """Allow model/tokenizer code from the model directory or hub repo (off: never run downloaded code)."""
+
+
+#: What ``optim.schedule`` accepts (:mod:`biotune.train.schedule`): cosine, linear or constant after the warmup.
+SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
 
 
 @dataclass
@@ -307,6 +302,10 @@ class LaunchConfig:
     """Processes per node on a machine without GPUs (with GPUs: one per GPU present)."""
 
 
+#: What ``tracking.wandb_mode`` accepts.
+WANDB_MODES: tuple[str, ...] = ("offline", "online", "disabled")
+
+
 @dataclass
 class TrackingConfig:
     """wandb (rank 0 only) plus an always-written local metrics.jsonl."""
@@ -329,6 +328,10 @@ class TrackingConfig:
     """Attach a table of training examples (text) to the wandb run; never from sources flagged restricted."""
     dataset_text_examples: int = 32
     """How many examples that table holds, when ``log_dataset_text`` is on."""
+
+
+#: What ``eval.backend`` accepts (``vllm`` is used only when installed).
+EVAL_BACKENDS: tuple[str, ...] = ("hf", "vllm")
 
 
 @dataclass
@@ -486,14 +489,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- validation
 
 
-#: What ``tracking.wandb_mode`` accepts.
-WANDB_MODES: tuple[str, ...] = ("offline", "online", "disabled")
-#: What ``eval.backend`` accepts (``vllm`` is used only when installed).
-EVAL_BACKENDS: tuple[str, ...] = ("hf", "vllm")
-#: What ``eval.instructions.NAME.on_unparsable`` may say.
-ON_UNPARSABLE: tuple[str, ...] = ("skip", "error")
-
-
 def validate(cfg: RunConfig) -> list[Problem]:
     """Semantic checks, section by section. Returns every problem found (empty list = valid)."""
     p: list[Problem] = []
@@ -513,14 +508,7 @@ def validate(cfg: RunConfig) -> list[Problem]:
 
 
 def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:
-    from biotune.data.leakage import LEAKAGE_MODES
-    from biotune.data.tasks.base import NER_FORMATS
-    from biotune.data.templates import TEMPLATES
-    from biotune.data.tokenize import TRUNCATION_POLICIES
-
     d = cfg.data
-    from biotune.data.sources import custom
-
     p += custom.problems(d.custom_sources)
     _check_split_files(d, p)
     _check_instruction_sets("data.instructions", d.instructions, p)
@@ -558,8 +546,6 @@ def _validate_data(cfg: RunConfig, p: list[Problem]) -> None:
 
 
 def _check_split_files(d: DataConfig, p: list[Problem]) -> None:
-    from biotune.data.sources import SOURCES, UnknownSourceError
-
     for name, files in d.split_files.items():
         known: tuple[str, ...] | None = (
             None  # the splits a mapped file may replace or add (None: unknown source)
@@ -613,16 +599,11 @@ def _check_instruction_sets(key: str, sets: dict[str, Any], p: list[Problem]) ->
 
 
 def _validate_model(cfg: RunConfig, p: list[Problem]) -> None:
-    from biotune.train.attention import IMPLEMENTATIONS
-    from biotune.train.hardware import PRECISIONS
-
     check_choice(p, "model.dtype", cfg.model.dtype, PRECISIONS)
     check_choice(p, "model.attn_implementation", cfg.model.attn_implementation, IMPLEMENTATIONS)
 
 
 def _validate_optim(cfg: RunConfig, p: list[Problem]) -> None:
-    from biotune.train.schedule import SCHEDULES
-
     o = cfg.optim
     check_choice(p, "optim.schedule", o.schedule, SCHEDULES)
     check_positive(p, "optim.lr", o.lr)
@@ -723,8 +704,6 @@ def _validate_eval(cfg: RunConfig, p: list[Problem]) -> None:
 
 
 def _validate_eval_instructions(cfg: RunConfig, p: list[Problem]) -> None:
-    from biotune.data.sources import SOURCES, UnknownSourceError
-
     _check_instruction_sets("eval.instructions", cfg.eval.instructions, p)
     known = set(SOURCES) | set(cfg.data.custom_sources)
     for name, one in cfg.eval.instructions.items():

@@ -25,6 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from biotune.config import REPO_ROOT
+from biotune.data import synthetic
+from biotune.sweep import runner
+from biotune.sweep.collect import collect
+from biotune.sweep.plan import format_plan, plan_rows
+from biotune.sweep.variants import count_available
+from biotune.testing.tiny import make_probe_llama
 
 log = logging.getLogger(__name__)
 DEMO_SWEEP = REPO_ROOT / "configs" / "sweep" / "demo.yaml"
@@ -52,12 +58,6 @@ def _step(n: int, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo end to end; returns the exit code."""
-    from biotune.data import synthetic
-    from biotune.sweep import runner
-    from biotune.sweep.collect import collect
-    from biotune.sweep.plan import format_plan, plan_rows
-    from biotune.sweep.variants import count_available
-    from biotune.testing.tiny import make_probe_llama
 
     start = time.perf_counter()
     out = Path(args.out).resolve()

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from biotune import __version__
-from biotune.config import DataConfig, RunConfig
+from biotune.config import LEAKAGE_ERROR, LEAKAGE_OFF, DataConfig, RunConfig
 from biotune.data import leakage, mixture
 from biotune.data.cache import BUILD_VERSION, NOT_DATA, FileHashes, cache_key, clean_stale_tmp, tmp_prefix
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
@@ -474,7 +474,7 @@ def _build_into(
 def _start_leakage(d: DataConfig, root: Path, train: _Tokenizing, runner: Runner) -> Job | None:
     """Start the leakage check of ``data.leakage`` (None when off) on the distinct training texts: repeats add
     no text, and two samples of one sentence (BC5CDR's chemical and disease sets) give one text."""
-    if d.leakage == leakage.OFF:
+    if d.leakage == LEAKAGE_OFF:
         return None
     texts = list(dict.fromkeys(map(leakage.sample_text, train.unique)))
     return runner.submit(leakage_report, texts, _eval_splits(d, root), root, d.ner_format, d.seed)
@@ -490,7 +490,7 @@ def _leakage_verdict(d: DataConfig, job: Job | None) -> leakage.LeakageReport | 
             f"{leak.total_normalised} evaluation examples overlap the training mixture "
             f"({leak.total_exact} exactly): {leak.normalised}"
         )
-        if d.leakage == leakage.ERROR:
+        if d.leakage == LEAKAGE_ERROR:
             raise DataError(d.out_dir, msg, "remove the overlapping sources/splits, or set data.leakage=warn")
         logger.warning("leakage: %s", msg)
     return leak

@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from biotune.config import DataConfig, hub_location
+from biotune.config import DataConfig
 from biotune.data.sources import SourceSpec, available_splits, configured_spec
+from biotune.data.sources.hub import hub_location
 from biotune.io import atomic_write_json
 
 logger = logging.getLogger(__name__)

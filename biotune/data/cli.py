@@ -13,7 +13,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from biotune.data.download import Limits
+from biotune import config
+from biotune.data import download as dl
+from biotune.data.build import build_dataset
+from biotune.data.dataset import Manifest
 from biotune.data.sources import UnknownSourceError, get_spec
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.io import atomic_write_json, read_json
@@ -38,7 +41,7 @@ def register(subparsers: Any) -> None:
     stats = sub.add_parser("stats", help="composition table and length histogram of a built dataset")
     stats.add_argument("dir", help="a built dataset directory")
     stats.set_defaults(func=_stats)
-    dl_defaults = Limits()
+    dl_defaults = dl.Limits()
     download = sub.add_parser(
         "download", help="fetch public corpora at pinned versions into a data root (checksummed, resumable)"
     )
@@ -71,10 +74,6 @@ def register(subparsers: Any) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from biotune import config
-    from biotune.data.build import build_dataset
-    from biotune.data.dataset import Manifest
-
     cfg = config.load(args.config, args.overrides)
     if args.dry_run:
         check_sources(cfg)
@@ -128,17 +127,12 @@ def read_build_record(path: Path) -> Path:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from biotune.data.dataset import Manifest
-
     print(Manifest.read(Path(args.dir)).format_stats())
     return 0
 
 
 def _download(args: argparse.Namespace) -> int:
-    from biotune.config import default_data_root
-    from biotune.data import download as dl
-
-    root = Path(args.root or default_data_root())
+    root = Path(args.root or config.default_data_root())
     limits = dl.Limits(args.read_timeout, args.min_rate)
     limits.check()
     if args.mirror:

@@ -15,10 +15,6 @@ from dataclasses import dataclass, field
 
 from biotune.data.records import Sample
 
-#: What ``data.leakage`` accepts: record overlaps in the manifest, fail the build, or skip the check.
-WARN, ERROR, OFF = "warn", "error", "off"
-LEAKAGE_MODES: tuple[str, ...] = (WARN, ERROR, OFF)
-
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 #: ASCII characters that are not letters or digits (what ``[\\W_]`` matches in ASCII) -> a space.
 _ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})

@@ -22,6 +22,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from biotune.data.build import source_samples
+from biotune.data.sources import SOURCES
+from biotune.data.templates import render_prompt
+
 DISEASES = (
     "migraine", "psoriasis", "gout", "anemia", "hepatitis", "glaucoma", "epilepsy", "malaria", "leukemia",
     "lupus", "sepsis", "tuberculosis", "pneumonia", "colitis", "arthritis", "lymphoma",
@@ -297,10 +301,6 @@ def probe_texts(
     A tokenizer trained on these keeps every lexicon entity, cue and label a single token or two, which the
     tiny probe models need (with a generic tokenizer the entities split into sub-words and copying stalls).
     """
-    from biotune.data.build import source_samples
-    from biotune.data.sources import SOURCES
-    from biotune.data.templates import render_prompt
-
     root = Path(root)
     texts: list[str] = []
     for name in ("synthetic_ner", "synthetic_re"):

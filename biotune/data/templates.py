@@ -25,12 +25,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from biotune.config import TEMPLATES
 from biotune.errors import ConfigError, Problem
 
 logger = logging.getLogger(__name__)
-
-#: Template names accepted by ``data.template``.
-TEMPLATES: tuple[str, ...] = ("medtuned", "alpaca", "chat")
 
 ALPACA_PREAMBLE = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "

@@ -34,15 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from biotune.config import RunConfig
+from biotune.config import TRUNCATION_POLICIES, RunConfig
 from biotune.errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 """Label of tokens that carry no loss (prompt, BOS, padding)."""
-
-TRUNCATION_POLICIES = ("drop", "truncate")
 
 DEFAULT_KEEP_PROMPT_TAIL = 8
 """Prompt tokens kept at the end under ``truncate``: covers the output cue (``\\n ### Output:`` is 5-7 tokens)."""

@@ -10,6 +10,9 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from biotune.data import synthetic
+from biotune.data.sources import resolve_root
+
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 
 # A minimal chat template (Llama-2 style) so that data.template=chat works with the tiny tokenizer.
@@ -105,8 +108,6 @@ def make_sample_llama(path: str | Path) -> Path:
     Made once: an existing model at ``path`` is returned as it is. Unit tests use it, so they need no
     ``../shared/data``.
     """
-    from biotune.data.sources import resolve_root
-
     path = Path(path)
     if (path / "config.json").is_file():
         return path
@@ -124,8 +125,6 @@ def make_probe_llama(path: str | Path, corpus_root: str | Path) -> Path:
     """The learnability probes' and the demo's tiny Llama: hidden 128, 2 layers, tied embeddings, and a
     2,000-token tokenizer trained on the rendered synthetic samples under ``corpus_root``
     (:func:`biotune.data.synthetic.probe_texts`), which keeps each entity, cue and label one or two tokens."""
-    from biotune.data import synthetic
-
     path = Path(path)
     if (path / "config.json").is_file():
         return path

@@ -24,12 +24,10 @@ import itertools
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from biotune.config import SDPA_PACKED
+
 if TYPE_CHECKING:
     import torch
-
-SDPA_PACKED = "sdpa_packed"
-#: What ``model.attn_implementation`` accepts.
-IMPLEMENTATIONS: tuple[str, ...] = ("auto", SDPA_PACKED, "sdpa", "eager", "flash_attention_2")
 
 
 def resolve(requested: str) -> str:

@@ -198,6 +198,7 @@ def _write_export(ckpt_dir: Path, out_dir: Path, dtype: str | None, max_shard_si
     """Write the export into a hidden sibling of ``out_dir``, then swap it in; the sibling is removed on error."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
+        # the engine is the door to torch and deepspeed: loaded when an export is written, not by `biotune --help`
         from biotune.train.engine import write_hf_model
 
         try:

@@ -20,8 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-#: What ``model.dtype`` accepts: the precisions the peak table and the engine know.
-PRECISIONS: tuple[str, ...] = ("bf16", "fp16", "fp32")
+from biotune.config import PRECISIONS
 
 #: Dense peak TFLOP/s per device for 16-bit (bf16/fp16) and fp32 (TF32 tensor cores where they exist).
 PEAK_TFLOPS: dict[str, dict[str, float]] = {
@@ -41,6 +40,7 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "MI300X": {"bf16": 1307.0, "fp16": 1307.0, "fp32": 163.4},
     "MI250X": {"bf16": 383.0, "fp16": 383.0, "fp32": 47.9},
 }
+assert all(tuple(row) == PRECISIONS for row in PEAK_TFLOPS.values()), "one peak per model.dtype choice"
 
 #: The device ``biotune plan`` assumes when neither ``--peak-tflops`` nor ``train.peak_tflops`` is given.
 DEFAULT_PLAN_DEVICE = "H100"

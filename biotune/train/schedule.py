@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
-COSINE, LINEAR, CONSTANT = "cosine", "linear", "constant"
-#: What ``optim.schedule`` accepts.
-SCHEDULES: tuple[str, ...] = (COSINE, LINEAR, CONSTANT)
+from biotune.config import SCHEDULES
+
+#: The schedules ``optim.schedule`` names (declared with the config field).
+COSINE, LINEAR, CONSTANT = SCHEDULES
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from biotune.config import TrackingConfig
 from biotune.data.dataset import Manifest
 from biotune.data.records import parse_sample_id
+from biotune.data.tokenize import IGNORE_INDEX
 from biotune.io import atomic_write_json, read_jsonl, write_jsonl
 from biotune.train.checkpoint import METRICS_FILE, RUN_ID_FILE
 from biotune.train.metric_names import (
@@ -253,8 +254,6 @@ def dataset_examples(
     A sample's source is its id's first path part. Only sources the manifest lists with ``restricted: false``
     qualify; anything else (flagged, or unknown to the manifest) is skipped. Rows are read in order, a few at a time.
     """
-    from biotune.data.tokenize import IGNORE_INDEX
-
     allowed = manifest.unrestricted_sources()
     out: list[dict[str, str]] = []
     for start in range(0, len(split), 64):

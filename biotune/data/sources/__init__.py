@@ -3,8 +3,11 @@
 ``SOURCES`` names every corpus biotune knows (:mod:`.registry`); :func:`load_records` reads one split of one
 source from a data root laid out like ``../shared/data``, or from the synthetic sample corpus shipped in the
 package when ``root == "@sample"``. One module per native format: :mod:`.conll`, :mod:`.pubtator`,
-:mod:`.relation`, :mod:`.nli`, :mod:`.classification`, :mod:`.qa`; :mod:`.instructions` reads the published
-instruction-set schema.
+:mod:`.relation`, :mod:`.nli`, :mod:`.classification`, :mod:`.qa` (:mod:`.formats` maps each format name to its
+reader); :mod:`.instructions` reads the published instruction-set schema.
+
+This package is the corpus catalogue: it never imports :mod:`biotune.config` (a declared source or a data config
+arrives as a plain object), so the config's validation can name unknown sources and splits with it.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from biotune.data.records import Record
-from biotune.data.sources import _io, classification, conll, nli, pubtator, qa, relation
+from biotune.data.sources import _io, custom
+from biotune.data.sources.formats import FORMAT_KINDS, READERS
 from biotune.data.sources.instructions import load_instructions
 from biotune.data.sources.registry import SOURCES
 from biotune.data.sources.spec import KINDS, SourceSpec
@@ -25,6 +28,7 @@ from biotune.data.sources.splits import set_label
 from biotune.errors import BiotuneError, ConfigError, DataError, Problem
 
 __all__ = [
+    "FORMAT_KINDS",
     "KINDS",
     "SAMPLE_ROOT",
     "SOURCES",
@@ -47,38 +51,6 @@ log = logging.getLogger(__name__)
 SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample"
 SAMPLE = "@sample"
 
-Reader = Callable[[Path, SourceSpec, str], list]
-READERS: dict[str, Reader] = {
-    "conll": conll.load_conll,
-    "pubtator_ner": pubtator.load_pubtator_ner,
-    "pubtator_cid": pubtator.load_cid,
-    "blue_tsv": relation.load_masked_tsv,
-    "i2b2_re": relation.load_masked_tsv,
-    "chemprot_jsonl": relation.load_chemprot_jsonl,
-    "ddi_xml": relation.load_ddi,
-    "mednli_jsonl": nli.load_mednli,
-    "hoc": classification.load_hoc,
-    "cls_tsv": classification.load_cls_tsv,
-    "pubmedqa": qa.load_pubmedqa,
-    "bioasq_tsv": qa.load_bioasq_tsv,
-}
-#: Reader format -> the kind of record it yields (a declared source's ``kind`` must match its ``format``).
-FORMAT_KINDS: dict[str, str] = {
-    "conll": "ner",
-    "pubtator_ner": "ner",
-    "pubtator_cid": "re",
-    "blue_tsv": "re",
-    "i2b2_re": "re",
-    "chemprot_jsonl": "re",
-    "ddi_xml": "re",
-    "mednli_jsonl": "nli",
-    "hoc": "cls",
-    "cls_tsv": "cls",
-    "pubmedqa": "qa",
-    "bioasq_tsv": "qa",
-}
-assert set(FORMAT_KINDS) == set(READERS)
-
 
 class UnknownSourceError(BiotuneError):
     """A source name that is not in :data:`SOURCES`; the message lists close matches."""
@@ -100,8 +72,6 @@ def catalog(data: Any = None) -> dict[str, SourceSpec]:
     """
     if data is None:
         return dict(SOURCES)
-    from biotune.data.sources import custom
-
     out = dict(SOURCES)
     for name, declared in (getattr(data, "custom_sources", None) or {}).items():
         out[name] = custom.spec_of(name, declared)

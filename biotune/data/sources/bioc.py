@@ -1,4 +1,4 @@
-"""BioC XML collections (the BC5CDR release's ``CDR_*.BioC.xml``) -> the same :class:`~.pubtator.Document` s as
+"""BioC XML collections (the BC5CDR release's ``CDR_*.BioC.xml``) -> the same :class:`~.documents.Document` s as
 the PubTator files of the same release, so ``pubtator_ner`` and ``pubtator_cid`` read either.
 
 A ``<document>`` has an ``<id>`` (the PMID), a ``title`` passage and an ``abstract`` passage (``<infon
@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from biotune.data.sources._io import require_file
-from biotune.data.sources.pubtator import Document, Mention
+from biotune.data.sources.documents import Document, Mention
 from biotune.errors import DataError
 
 _FIX = "use the BioC XML of the corpus release (collection/document/passage/annotation)"

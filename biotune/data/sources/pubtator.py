@@ -30,11 +30,13 @@ import bisect
 import itertools
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from biotune.data.records import NerSentence, RelationPair
 from biotune.data.sources._io import check_label, count, lines
+from biotune.data.sources.bioc import read_bioc
+from biotune.data.sources.documents import Document, Mention
 from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError
 
@@ -44,34 +46,6 @@ ABBREVIATIONS = frozenset({"e.g", "i.e", "vs", "al", "Fig", "Figs", "Dr", "appro
 _BOUNDARY = re.compile(r"[.?!][\"')\]]*(\s+)(?=[A-Z0-9(\[])")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD_BEFORE = re.compile(r"(\S+)$")
-
-
-@dataclass(frozen=True)
-class Mention:
-    """One annotated mention: offsets into the document text, its text, type and concept ids."""
-
-    start: int
-    end: int
-    text: str
-    type: str
-    ids: tuple[str, ...]
-
-
-@dataclass
-class Document:
-    """One PubTator document."""
-
-    pmid: str
-    title: str
-    abstract: str
-    line: int
-    mentions: list[Mention] = field(default_factory=list)
-    relations: list[tuple[str, str, str]] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        """The text the offsets refer to: title, one space, abstract."""
-        return f"{self.title} {self.abstract}"
 
 
 @dataclass
@@ -119,8 +93,6 @@ def _parse_mention(doc: Document, fields: list[str], path: Path, number: int) ->
 def read_documents(path: Path) -> list[Document]:
     """The documents of a PubTator file, or of a BioC XML file of the same release (``*.xml``: :mod:`.bioc`)."""
     if path.suffix.lower() == ".xml":
-        from biotune.data.sources.bioc import read_bioc
-
         return read_bioc(path)
     return read_pubtator(path)
 

@@ -8,7 +8,9 @@ One small class per task family owns all three, so training data and scoring can
   :func:`make_samples` (the one place the paraphrase generator is seeded);
 * :mod:`.matching` -- text normalisation, label matching and line-token alignment the parsers share;
 * :mod:`.ner` -- :class:`NerTask`; :mod:`.labels` -- :class:`RelationTask`, :class:`NliTask`, :class:`QaTask`;
-  :mod:`.multilabel` -- :class:`ClassificationTask` (HoC).
+  :mod:`.multilabel` -- :class:`ClassificationTask` (HoC);
+* :mod:`.metrics` -- the scoring functions the tasks call (entity F1, classification, multi-label), tested
+  against seqeval and scikit-learn; evaluation reaches them through the tasks.
 
 Every instruction paraphrase names the whole label set and says what each label means. Parsing tolerates real
 model output (prose around the answer, case and whitespace noise, label synonyms) and never drops a failure
@@ -16,7 +18,6 @@ silently: a completion it cannot read fully gets ``ok=False`` and an ``error``.
 """
 
 from biotune.data.tasks.base import (
-    NER_FORMATS,
     TASKS,
     ParseResult,
     Task,
@@ -30,7 +31,6 @@ from biotune.data.tasks.multilabel import ClassificationTask
 from biotune.data.tasks.ner import NerTask, entity_types
 
 __all__ = [
-    "NER_FORMATS",
     "TASKS",
     "ClassificationTask",
     "LabelMatcher",

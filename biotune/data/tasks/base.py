@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from biotune.config import NER_FORMATS
 from biotune.data.records import Record, Sample, sample_id
 from biotune.errors import ConfigError, Problem
 
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
     from biotune.data.sources import SourceSpec
 
 logger = logging.getLogger(__name__)
-
-#: Values of ``data.ner_format``.
-NER_FORMATS: tuple[str, ...] = ("tags", "entities")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ case, spacing and punctuation); the answer starts with a label as a clause of it
 exactly one label is named anywhere in the prose. Several different labels -> the first, flagged; none -> the
 negative label (``""`` where the task has none), flagged.
 
-Scoring (:func:`biotune.eval.metrics.classification_scores`): NLI and QA report accuracy. RE reports micro-F1
+Scoring (:func:`biotune.data.tasks.metrics.classification_scores`): NLI and QA report accuracy. RE reports micro-F1
 without the negative class (BLURB: ChemProt, DDI), with it where the source spec says so
 (``SourceSpec.headline_with_negative``: the paper's i2b2-2010 convention), and the positive class's F1 for
 binary corpora (GAD, EU-ADR, BC5CDR CID).
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from biotune.data.records import NliPair, QaItem, RelationPair
+from biotune.data.tasks import metrics
 from biotune.data.tasks.base import ParseResult, Task, bullets, config_error, definition, inline, register
 from biotune.data.tasks.matching import LabelMatcher, label_phrases, read_label
 from biotune.data.tasks.synonyms import (
@@ -29,7 +30,6 @@ from biotune.data.tasks.synonyms import (
     synonyms_of,
 )
 from biotune.errors import DataError
-from biotune.eval import metrics
 
 if TYPE_CHECKING:
     from biotune.data.sources import SourceSpec

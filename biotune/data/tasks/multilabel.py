@@ -7,7 +7,7 @@ that is the whole item (``IM``) or closes it in parentheses (``Genome instabilit
 abbreviation inside prose. An item whose name and abbreviation disagree is flagged (the name is read); an
 answer naming no label and no ``None`` is flagged.
 
-Scoring (:func:`biotune.eval.metrics.multilabel_scores`): BLURB's micro-F1 over the document x label matrix is
+Scoring (:func:`biotune.data.tasks.metrics.multilabel_scores`): BLURB's micro-F1 over the document x label matrix is
 the headline; per document, its true, spurious and missed labels are the additive statistics.
 """
 
@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from biotune.data.records import DocLabels
+from biotune.data.tasks import metrics
 from biotune.data.tasks.base import ParseResult, Task, bullets, config_error, definition, inline, register
 from biotune.data.tasks.matching import LabelMatcher, clip, label_key, label_phrases, phrase_pattern
 from biotune.data.tasks.synonyms import HALLMARK_ABBREVIATIONS, NONE_ANSWERS, synonyms_of
 from biotune.errors import DataError
-from biotune.eval import metrics
 
 if TYPE_CHECKING:
     from biotune.data.sources import SourceSpec

@@ -18,7 +18,7 @@ occurrence, e.g. ``Disease: cancer (2nd occurrence)``, and the parser honours it
 train sentences). A mention whose exact text is absent is retried without trailing punctuation; mentions that
 cannot be found are flagged and the rest are kept.
 
-Scoring: entity-level strict micro-F1 (:func:`biotune.eval.metrics.ner_scores`); per sentence, the matched,
+Scoring: entity-level strict micro-F1 (:func:`biotune.data.tasks.metrics.ner_scores`); per sentence, the matched,
 spurious and missed entities are its additive statistics.
 """
 
@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from biotune.data.records import NerSentence
+from biotune.data.tasks import metrics
 from biotune.data.tasks.base import (
     ParseResult,
     Task,
@@ -42,7 +43,6 @@ from biotune.data.tasks.base import (
 )
 from biotune.data.tasks.matching import align, clip, first_few, squash
 from biotune.errors import DataError
-from biotune.eval import metrics
 
 if TYPE_CHECKING:
     from biotune.data.sources import SourceSpec

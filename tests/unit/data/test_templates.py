@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from biotune.data.templates import TEMPLATES, render_prompt, render_target
+from biotune.config import TEMPLATES
+from biotune.data.templates import render_prompt, render_target
 from biotune.errors import ConfigError
 
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from biotune.data.sources import SOURCES, resolve_root
-from biotune.data.tasks import TASKS, Task, task_for
-from biotune.eval import metrics
+from biotune.data.tasks import TASKS, Task, metrics, task_for
 from biotune.eval import score as sc
 from biotune.eval.example_stats import REDUCERS, metric_from_stats, sum_stats
 

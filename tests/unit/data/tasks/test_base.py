@@ -10,9 +10,10 @@ from dataclasses import replace
 
 import pytest
 
+from biotune.config import NER_FORMATS
 from biotune.data.records import NerSentence, QaItem, RelationPair
 from biotune.data.sources import SAMPLE_ROOT, SOURCES, load_records
-from biotune.data.tasks import NER_FORMATS, TASKS, ParseResult, make_samples, task_for
+from biotune.data.tasks import TASKS, ParseResult, make_samples, task_for
 from biotune.errors import ConfigError
 
 

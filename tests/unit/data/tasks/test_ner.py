@@ -6,9 +6,10 @@ import random
 
 import pytest
 
+from biotune.config import NER_FORMATS
 from biotune.data.records import NerSentence
 from biotune.data.sources import SOURCES, SourceSpec
-from biotune.data.tasks import NER_FORMATS, ParseResult, task_for
+from biotune.data.tasks import ParseResult, task_for
 from biotune.errors import DataError
 
 

@@ -18,7 +18,7 @@ from sklearn import metrics as sk
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from biotune.data.sources import SOURCES, SourceSpec
-from biotune.eval import metrics
+from biotune.data.tasks import metrics
 
 TOL = 1e-9
 VARIANTS = ("perfect", "empty", "shifted", "truncated", "random")
