@@ -21,6 +21,7 @@ from typing import Any
 
 from biotune import versions
 from biotune.errors import ConfigError, Problem
+from biotune.sweep.fidelity import STAGE_TARGET, STAGES, read_anchors
 
 #: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
 #: grow with it, and a 95% interval's Monte Carlo error is already small at 10,000.
@@ -84,6 +85,7 @@ def register(subparsers: Any) -> None:
         help="training processes (default: GPUs, else launch.cpu_procs_per_node)",
     )
     q.add_argument("--collect", action="store_true", help="collect the results when every cell is done")
+    _add_stage(q)
     q.set_defaults(func=_run)
     q = add("submit", "submit the cells as SLURM job arrays (returns at once)")
     q.add_argument("--failed", action="store_true", help="re-submit only failed cells")
@@ -95,6 +97,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--time", default=None, help="time limit per task, e.g. 24:00:00")
     q.add_argument("--max-concurrent", type=int, default=None, help="array throttle %%N")
     q.add_argument("--nproc", type=positive_int, default=None, help="training processes per node")
+    _add_stage(q)
     q.set_defaults(func=_submit)
     q = add("status", "the state of every cell")
     q.add_argument("--json", action="store_true")
@@ -115,6 +118,28 @@ def register(subparsers: Any) -> None:
     q.set_defaults(func=_cell)
 
 
+def _add_stage(q: argparse.ArgumentParser) -> None:
+    q.add_argument(
+        "--stage",
+        choices=STAGES,
+        default=None,
+        help="sweeps whose target anchors are chosen from results: 'proxy' runs what is known now; 'target' "
+        "chooses the anchors from the finished proxy (written to anchors.json) and runs them (default: every "
+        "cell known now)",
+    )
+
+
+def _staged(ns: argparse.Namespace) -> tuple[Any, list[str] | None]:
+    """The sweep and the cells ``--stage`` selects (refusals before anything is written)."""
+    from biotune.sweep import stages
+
+    sweep, only = stages.for_stage(_load(ns), ns.stage)
+    record = read_anchors(sweep.out) if ns.stage == STAGE_TARGET else {}
+    if record:
+        print(stages.describe(record), flush=True)
+    return sweep, only
+
+
 def _load(ns: argparse.Namespace) -> Any:
     """The expanded sweep (plan/run/submit), or the one prepared in its directory (status/collect)."""
     from biotune.sweep import runner
@@ -130,7 +155,7 @@ def _load(ns: argparse.Namespace) -> Any:
 
 def _plan(ns: argparse.Namespace) -> int:
     from biotune.sweep import plan as planning
-    from biotune.sweep import runner
+    from biotune.sweep import runner, stages
     from biotune.sweep import variants as vr
 
     spec = runner.with_overrides(runner.load_sweep(ns.sweep), ns.overrides)
@@ -146,6 +171,8 @@ def _plan(ns: argparse.Namespace) -> int:
     if ns.json:
         sizes = {k: dataclasses.asdict(s) for k, s in sets.items()}
         payload = {"rows": rows, "eval_sets": sizes, "power": [dataclasses.asdict(p) for p in power]}
+        if spec.fidelities:
+            payload["fidelities"] = stages.plan_rows(sweep)
         print(json.dumps({**payload, "warnings": warnings}, indent=1, default=str))
         return 0
     seeds = max(len(v.seeds) for v in sweep.variants)
@@ -154,6 +181,11 @@ def _plan(ns: argparse.Namespace) -> int:
         f"keep={spec.keep}; directory {sweep.out}\n"
     )
     print(planning.format_plan(rows))
+    if spec.fidelities:
+        print(
+            "cells per fidelity (the base runs at every fidelity):\n"
+            + stages.format_plan(stages.plan_rows(sweep))
+        )
     print(
         "evaluation sets: "
         + ", ".join(f"{k} (n={s.examples}, units={s.units}, items={s.items:g})" for k, s in sets.items())
@@ -178,8 +210,8 @@ def _tokens_or_none(spec: Any) -> dict[str, float] | None:
 def _run(ns: argparse.Namespace) -> int:
     from biotune.sweep import runner
 
-    sweep = _load(ns)
-    code = runner.run_local(sweep, ns.nproc, ns.failed)
+    sweep, only = _staged(ns)
+    code = runner.run_local(sweep, ns.nproc, ns.failed, only)
     if code == 0 and ns.collect:
         return _collect_sweep(sweep, "holm", 1000, 0, plots=True)
     return code
@@ -188,7 +220,7 @@ def _run(ns: argparse.Namespace) -> int:
 def _submit(ns: argparse.Namespace) -> int:
     from biotune.sweep import slurm
 
-    sweep = _load(ns)
+    sweep, only = _staged(ns)
     res = slurm.Resources(
         partition=ns.partition,
         nodes=ns.nodes,
@@ -199,7 +231,7 @@ def _submit(ns: argparse.Namespace) -> int:
         nproc=ns.nproc,
         data_partition=ns.data_partition,
     )
-    record = slurm.submit(sweep, res, ns.failed)
+    record = slurm.submit(sweep, res, ns.failed, only)
     if not record["cells"]:
         print(f"sweep {sweep.spec.name}: every cell is done; nothing submitted")
         return 0

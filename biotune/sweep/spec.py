@@ -43,6 +43,7 @@ from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
 from biotune.sweep import limits
 from biotune.sweep.fidelity import Fidelity
+from biotune.sweep.fidelity_spec import check_fidelities, parse_fidelities
 from biotune.sweep.power import PowerSettings, check_settings
 from biotune.sweep.swarm_fit_keys import AUTO_MODEL, check_fit_keys
 
@@ -394,6 +395,7 @@ def _parse_axis(i: int, raw: Any, problems: list[Problem]) -> Axis | None:
 def _parse(data: dict[str, Any], problems: list[Problem]) -> tuple[SweepSpec, list[int]]:
     """The typed spec, and the file's index of each axis it holds (axes that fail to parse are left out)."""
     raw_axes = data.pop("axes", None)
+    fidelities = parse_fidelities(data.pop("fidelities", None), problems)
     settings: SweepSettings = parse_section(SweepSettings, data, "", problems, keys_of=SweepSpec)
     if raw_axes is None:
         raw_axes = []
@@ -407,7 +409,7 @@ def _parse(data: dict[str, Any], problems: list[Problem]) -> tuple[SweepSpec, li
         raw_axes = []
     parsed = [(i, _parse_axis(i, raw, problems)) for i, raw in enumerate(raw_axes)]
     values = {f.name: getattr(settings, f.name) for f in fields(SweepSettings)}
-    spec = SweepSpec(**values, axes=[a for _, a in parsed if a is not None])
+    spec = SweepSpec(**values, axes=[a for _, a in parsed if a is not None], fidelities=fidelities)
     return spec, [i for i, a in parsed if a is not None]
 
 
@@ -750,6 +752,8 @@ def validate(
                         )
     if data is not None:
         _check_names(spec, data, index, problems)
+    names = [pt.name for pt in points(spec, data)] if data is not None else None
+    check_fidelities(spec.fidelities, names, base_path, overrides, problems)
     return limits.merge_non_finite(non_finite, problems)
 
 
