@@ -7,7 +7,11 @@
     biotune sweep collect configs/sweep/medtuned_loo.yaml       # table with paired-bootstrap CIs, plots, fit
 
 Re-running ``run`` or ``submit`` skips cells that are done; ``--failed`` re-runs only the failed ones. Every
-command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep directory.
+command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep directory. A sweep whose target anchors
+are chosen from a proxy's results (``fidelities:``, :mod:`biotune.sweep.stages`) runs in two stages::
+
+    biotune sweep submit configs/sweep/medtuned_proxy.yaml                  # the proxy stage
+    biotune sweep submit configs/sweep/medtuned_proxy.yaml --stage target   # anchors chosen, then run at the target
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ A sweep YAML (``configs/sweep/*.yaml``) names a base run config and a list of ax
       - {type: mixtures, mixtures: {ner_heavy: {ncbi_disease: 3, hoc: 1}}}
       - {type: swarm, over: source, n: 32, seed: 0, min_weight: 0.02, fit: true}
       - {type: values, key: optim.lr, values: [1.0e-5, 2.0e-5]}
+    fidelities: {lora: {overrides: [train.lora.rank=16]}, target: {}}   # optional: biotune.sweep.fidelity_spec
 
 Axes do not cross: each one varies the base on its own, and the training seeds cross every variant.
 :func:`load_sweep` reads the file with OmegaConf, loads the base with :func:`biotune.config.load` and checks
