@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from synthetic import write_eval_dir
 
+from biotune import config
 from biotune.errors import ConfigError
 from biotune.sweep import runner, stages
 from biotune.sweep import variants as vr
 from biotune.sweep.fidelity import ALL, ANCHORS_FILE, TARGET, Anchors, anchor_source, cell_name, spread
-from biotune.sweep.spec import load_sweep
+from biotune.sweep.spec import load_sweep, points
 from biotune.sweep.state import CellState, write_record
 from biotune.testing.sweeps import write_sweep
 
@@ -246,3 +247,18 @@ def test_plan_counts_the_anchors_still_to_choose(staged: runner.Sweep) -> None:
     rows = {r["fidelity"]: r for r in stages.plan_rows(staged)}
     assert rows["short"]["cells"] == 6 and rows["few"]["cells"] == 2
     assert rows[TARGET]["cells"] == 4 and "3 anchors (spread by short" in rows[TARGET]["runs"]
+
+
+def test_the_shipped_proxy_study_runs_every_variant_with_lora_and_4_anchors_at_7b() -> None:
+    spec = load_sweep(config.REPO_ROOT / "configs" / "sweep" / "medtuned_proxy.yaml")
+    loo = load_sweep(config.REPO_ROOT / "configs" / "sweep" / "medtuned_loo.yaml")
+    assert spec.base == loo.base and list(spec.fidelities) == ["lora", TARGET]
+    assert (
+        spec.fidelities["lora"].variants == ALL and "train.lora.rank=16" in spec.fidelities["lora"].overrides
+    )
+    assert spec.fidelities[TARGET].variants == Anchors(4, "spread", "lora")
+    assert spec.fidelities[TARGET].overrides == ()
+    base = spec.load_base()
+    lora = config.load(spec.base, [*spec.overrides, *spec.fidelities["lora"].overrides])
+    assert base.train.lora is None and lora.train.lora is not None and lora.train.lora.rank == 16
+    assert len(points(spec, base.data)) - 1 >= 4  # enough leave-outs to choose 4 anchors from
