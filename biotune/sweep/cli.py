@@ -224,6 +224,7 @@ def _run(ns: argparse.Namespace) -> int:
 def _submit(ns: argparse.Namespace) -> int:
     from biotune.sweep import slurm
 
+    slurm.require_sbatch()  # before --stage target writes its choice down
     sweep, only = _staged(ns)
     res = slurm.Resources(
         partition=ns.partition,
