@@ -7,7 +7,11 @@
     biotune sweep collect configs/sweep/medtuned_loo.yaml       # table with paired-bootstrap CIs, plots, fit
 
 Re-running ``run`` or ``submit`` skips cells that are done; ``--failed`` re-runs only the failed ones. Every
-command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep directory.
+command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep directory. A sweep whose target anchors
+are chosen from a proxy's results (``fidelities:``, :mod:`biotune.sweep.stages`) runs in two stages::
+
+    biotune sweep submit configs/sweep/medtuned_proxy.yaml                  # the proxy stage
+    biotune sweep submit configs/sweep/medtuned_proxy.yaml --stage target   # anchors chosen, then run at the target
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from biotune import versions
 from biotune.errors import ConfigError, Problem
+from biotune.sweep.fidelity import STAGE_TARGET, STAGES, read_anchors
 
 #: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
 #: grow with it, and a 95% interval's Monte Carlo error is already small at 10,000.
@@ -84,6 +89,7 @@ def register(subparsers: Any) -> None:
         help="training processes (default: GPUs, else launch.cpu_procs_per_node)",
     )
     q.add_argument("--collect", action="store_true", help="collect the results when every cell is done")
+    _add_stage(q)
     q.set_defaults(func=_run)
     q = add("submit", "submit the cells as SLURM job arrays (returns at once)")
     q.add_argument("--failed", action="store_true", help="re-submit only failed cells")
@@ -95,6 +101,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--time", default=None, help="time limit per task, e.g. 24:00:00")
     q.add_argument("--max-concurrent", type=int, default=None, help="array throttle %%N")
     q.add_argument("--nproc", type=positive_int, default=None, help="training processes per node")
+    _add_stage(q)
     q.set_defaults(func=_submit)
     q = add("status", "the state of every cell")
     q.add_argument("--json", action="store_true")
@@ -115,6 +122,28 @@ def register(subparsers: Any) -> None:
     q.set_defaults(func=_cell)
 
 
+def _add_stage(q: argparse.ArgumentParser) -> None:
+    q.add_argument(
+        "--stage",
+        choices=STAGES,
+        default=None,
+        help="sweeps whose target anchors are chosen from results: 'proxy' runs what is known now; 'target' "
+        "chooses the anchors from the finished proxy (written to anchors.json) and runs them (default: every "
+        "cell known now)",
+    )
+
+
+def _staged(ns: argparse.Namespace) -> tuple[Any, list[str] | None]:
+    """The sweep and the cells ``--stage`` selects (refusals before anything is written)."""
+    from biotune.sweep import stages
+
+    sweep, only = stages.for_stage(_load(ns), ns.stage)
+    record = read_anchors(sweep.out) if ns.stage == STAGE_TARGET else {}
+    if record:
+        print(stages.describe(record), flush=True)
+    return sweep, only
+
+
 def _load(ns: argparse.Namespace) -> Any:
     """The expanded sweep (plan/run/submit), or the one prepared in its directory (status/collect)."""
     from biotune.sweep import runner
@@ -130,7 +159,7 @@ def _load(ns: argparse.Namespace) -> Any:
 
 def _plan(ns: argparse.Namespace) -> int:
     from biotune.sweep import plan as planning
-    from biotune.sweep import runner
+    from biotune.sweep import runner, stages
     from biotune.sweep import variants as vr
 
     spec = runner.with_overrides(runner.load_sweep(ns.sweep), ns.overrides)
@@ -149,8 +178,10 @@ def _plan(ns: argparse.Namespace) -> int:
     if ns.json:
         sizes = {k: dataclasses.asdict(s) for k, s in sets.items()}
         payload = {"rows": rows, "eval_sets": sizes, "power": [dataclasses.asdict(p) for p in power]}
+        if spec.fidelities:
+            payload["fidelities"] = stages.plan_rows(sweep)
         if fid_costs:
-            payload["fidelities"] = [dataclasses.asdict(c) for c in fid_costs[0]]
+            payload["fidelity_costs"] = [dataclasses.asdict(c) for c in fid_costs[0]]
             payload["every_variant_at_target_gpu_hours"] = fid_costs[1]
         print(json.dumps({**payload, "warnings": warnings}, indent=1, default=str))
         return 0
@@ -160,6 +191,11 @@ def _plan(ns: argparse.Namespace) -> int:
         f"keep={spec.keep}; directory {sweep.out}\n"
     )
     print(planning.format_plan(rows))
+    if spec.fidelities:
+        print(
+            "cells per fidelity (the base runs at every fidelity):\n"
+            + stages.format_plan(stages.plan_rows(sweep))
+        )
     if fid_costs:
         print(planning.format_fidelity_costs(*fid_costs))
     print(
@@ -186,8 +222,8 @@ def _tokens_or_none(spec: Any) -> dict[str, float] | None:
 def _run(ns: argparse.Namespace) -> int:
     from biotune.sweep import runner
 
-    sweep = _load(ns)
-    code = runner.run_local(sweep, ns.nproc, ns.failed)
+    sweep, only = _staged(ns)
+    code = runner.run_local(sweep, ns.nproc, ns.failed, only)
     if code == 0 and ns.collect:
         return _collect_sweep(sweep, "holm", 1000, 0, plots=True)
     return code
@@ -196,7 +232,8 @@ def _run(ns: argparse.Namespace) -> int:
 def _submit(ns: argparse.Namespace) -> int:
     from biotune.sweep import slurm
 
-    sweep = _load(ns)
+    slurm.require_sbatch()  # before --stage target writes its choice down
+    sweep, only = _staged(ns)
     res = slurm.Resources(
         partition=ns.partition,
         nodes=ns.nodes,
@@ -207,7 +244,7 @@ def _submit(ns: argparse.Namespace) -> int:
         nproc=ns.nproc,
         data_partition=ns.data_partition,
     )
-    record = slurm.submit(sweep, res, ns.failed)
+    record = slurm.submit(sweep, res, ns.failed, only)
     if not record["cells"]:
         print(f"sweep {sweep.spec.name}: every cell is done; nothing submitted")
         return 0

@@ -517,3 +517,15 @@ def _correct(rows: list[ResultRow], macro_rows: list[ResultRow], method: str) ->
         adjusted = st.adjust_p([getattr(r, p_attr) for r in with_p], method)  # type: ignore[arg-type]
         for r, a in zip(with_p, adjusted, strict=True):
             setattr(r, adj_attr, float(a))
+
+
+def compute(
+    cells: Sequence[CellResult], *, correction: str = "holm", n_boot: int = 1000, seed: int = 0
+) -> Results:
+    """What :func:`collect` computes, without writing anything (``sweep run --stage target`` ranks a proxy's
+    variants with it). Same arguments and errors as :func:`collect`, less the output directory."""
+    base = _check_cells(list(cells))
+    cells = ordered_cells(cells)
+    rows, macro_rows = _compute(cells, base, n_boot, seed)
+    _correct(rows, macro_rows, correction)
+    return Results(rows, macro_rows, list(cells), base, correction, n_boot, seed)

@@ -4,7 +4,9 @@ A sweep directory (``--out``, default ``runs/sweeps/<name>``) is owned by this m
 
     sweep.json                 the expanded sweep: variants (counts, weights, content hash) and cells
     data/                      the shared data-build cache (``data.out_dir``): identical data builds once
-    cells/<variant>-s<seed>/   one directory per cell, never shared
+    anchors.json               the target's anchors chosen from a proxy's results (``--stage target``)
+    cells/<variant>-s<seed>/   one directory per cell, never shared (``<fidelity>.<variant>-s<seed>`` in a
+                               sweep with ``fidelities:``, :func:`biotune.sweep.fidelity.cell_name`)
         config.yaml            the cell's full run config (what every stage of the cell reads)
         state.json             state (biotune.sweep.state.CellState), stage, attempts, log, data_dir
         .cell.lock             held by whoever runs the cell (a flock: released when its holder dies)
@@ -39,7 +41,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,7 @@ from biotune.eval.sets import plan_sources
 from biotune.io import atomic_write_json, atomic_write_text, read_json
 from biotune.launch import die_with_parent, launch_env
 from biotune.sweep import variants as vr
+from biotune.sweep.fidelity import anchors_from_results, read_anchors
 from biotune.sweep.results import CellResult, process_seconds
 from biotune.sweep.spec import BASE, CONTROL, SweepSpec, load_sweep
 from biotune.sweep.state import (
@@ -145,13 +148,10 @@ def load(
     needs_tokens = any(spec.budget_of(a) == "fixed_tokens" for a in spec.axes)
     tokens = vr.measure_tokens_per_sample(spec) if needs_tokens else None
     variants = vr.expand(spec, available, tokens)
+    out = Path(out or default_out(spec)).resolve()
+    anchors = read_anchors(out).get("anchors", []) if anchors_from_results(spec.fidelities) else []
     return Sweep(
-        spec,
-        Path(path).resolve(),
-        Path(out or default_out(spec)).resolve(),
-        variants,
-        vr.cells(spec, variants),
-        tuple(overrides),
+        spec, Path(path).resolve(), out, variants, vr.cells(spec, variants, anchors), tuple(overrides)
     )
 
 
@@ -243,6 +243,7 @@ def cell_config(sweep: Sweep, cell: vr.Cell) -> RunConfig:
         "sweep": sweep.spec.name,
         "variant": v.name,
         "cell": cell.name,
+        "fidelity": cell.fidelity,
         "seed": cell.seed,
         "axis": v.kind,
         "axis_value": _plain(v.value),
@@ -250,6 +251,8 @@ def cell_config(sweep: Sweep, cell: vr.Cell) -> RunConfig:
         "content_hash": v.content_hash,
     }
     cfg.tracking.tags = [*cfg.tracking.tags, "sweep", f"variant:{v.name}"]
+    if cell.fidelity:  # the sweep group's panels can then be filtered to one fidelity
+        cfg.tracking.tags.append(f"fidelity:{cell.fidelity}")
     return cfg
 
 
@@ -573,12 +576,14 @@ def apply_keep_policy(sweep: Sweep, cell_dir: Path) -> None:
 # --------------------------------------------------------------------------------------------- many cells
 
 
-def select(sweep: Sweep, failed_only: bool = False) -> list[vr.Cell]:
-    """The cells to (re-)run: everything not done, or only the failed ones (stale ``running`` cells included)."""
-    states = {c.name: cell_state(sweep, c) for c in sweep.cells}
+def select(sweep: Sweep, failed_only: bool = False, only: Collection[str] | None = None) -> list[vr.Cell]:
+    """The cells to (re-)run: everything not done, or only the failed ones (stale ``running`` cells included);
+    ``only``: among these cell names (a stage's, :mod:`biotune.sweep.stages`)."""
+    mine = [c for c in sweep.cells if only is None or c.name in only]
+    states = {c.name: cell_state(sweep, c) for c in mine}
     if failed_only:
-        return [c for c in sweep.cells if states[c.name] == CellState.FAILED]
-    return [c for c in sweep.cells if states[c.name] != CellState.DONE]
+        return [c for c in mine if states[c.name] == CellState.FAILED]
+    return [c for c in mine if states[c.name] != CellState.DONE]
 
 
 def sweep_lock(sweep: Sweep) -> Lock:
@@ -586,8 +591,10 @@ def sweep_lock(sweep: Sweep) -> Lock:
     return Lock(sweep.out / SWEEP_LOCK_FILE, f"sweep {sweep.spec.name} ({sweep.out})")
 
 
-def run_local(sweep: Sweep, nproc: int | None = None, failed_only: bool = False) -> int:
-    """Run the selected cells one after another on this machine; returns 0 when all are done.
+def run_local(
+    sweep: Sweep, nproc: int | None = None, failed_only: bool = False, only: Collection[str] | None = None
+) -> int:
+    """Run the selected cells (``only``: among these names) one after another here; returns 0 when all are done.
 
     LaunchError (exit 2, naming the holder) when another runner works on this sweep.
     """
@@ -596,15 +603,15 @@ def run_local(sweep: Sweep, nproc: int | None = None, failed_only: bool = False)
     lock.refuse_if_held(fix)  # before writing anything
     prepare(sweep)
     with lock.acquire(fix):
-        return _run_selected(sweep, nproc, failed_only)
+        return _run_selected(sweep, nproc, failed_only, only)
 
 
-def _run_selected(sweep: Sweep, nproc: int | None, failed_only: bool) -> int:
-    todo = select(sweep, failed_only)
-    skipped = len(sweep.cells) - len(todo)
+def _run_selected(sweep: Sweep, nproc: int | None, failed_only: bool, only: Collection[str] | None) -> int:
+    todo = select(sweep, failed_only, only)
+    total = len(sweep.cells) if only is None else len(only)
+    skipped = total - len(todo)
     print(
-        f"sweep {sweep.spec.name}: {len(sweep.cells)} cells, {skipped} already done, running {len(todo)} "
-        f"in {sweep.out}",
+        f"sweep {sweep.spec.name}: {total} cells, {skipped} already done, running {len(todo)} in {sweep.out}",
         flush=True,
     )
     worst = 0
@@ -632,6 +639,7 @@ def status_rows(sweep: Sweep) -> list[dict[str, Any]]:
         rows.append(
             {
                 "cell": c.name,
+                "fidelity": c.fidelity,
                 "variant": c.variant,
                 "seed": c.seed,
                 "state": seen.state.value,
@@ -645,11 +653,16 @@ def status_rows(sweep: Sweep) -> list[dict[str, Any]]:
 
 
 def format_status(rows: Sequence[dict[str, Any]]) -> str:
-    """The status rows as a Markdown table with a count per state."""
-    lines = ["| cell | state | stage | attempts | log |", "|---|---|---|---|---|"]
+    """The status rows as a Markdown table with a count per state (and a fidelity column when cells have one)."""
+    fid = any(r.get("fidelity") for r in rows)
+    lines = [
+        "| cell |" + (" fidelity |" if fid else "") + " state | stage | attempts | log |",
+        "|---|" + ("---|" if fid else "") + "---|---|---|---|",
+    ]
     shown = [f"{r['state']} ({r['note']})" if r.get("note") else r["state"] for r in rows]
     lines += [
-        f"| {r['cell']} | {state} | {r['stage']} | {r['attempts']} | {r['log']} |"
+        f"| {r['cell']} |" + (f" {r['fidelity']} |" if fid else "") + f" {state} | {r['stage']} | "
+        f"{r['attempts']} | {r['log']} |"
         for r, state in zip(rows, shown, strict=True)
     ]
     counts: dict[str, int] = {}

@@ -3,7 +3,7 @@
 Two arrays per submission, both running ``slurm/sweep.sh``:
 
 1. ``data``: one CPU task per distinct content hash among the cells to run (variants with identical data build
-   once, into the sweep's shared cache);
+   once, into the sweep's shared cache; a fidelity with another model, hence tokenizer, builds its own);
 2. ``cell``: one task per cell (the data build again, a cache hit that records the cell's dataset, then train on
    the GPU nodes, evaluate, apply the disk policy), after the data array succeeded (``--dependency=afterok``),
    at most ``--max-concurrent`` at a time (``%N``).
@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +128,13 @@ def _sbatch(args: Sequence[str]) -> str:
     return proc.stdout.strip().split(";")[0]
 
 
+def _tokenizer_overrides(sweep: runner.Sweep, cell: Cell) -> tuple[str, ...]:
+    """The overrides of the cell's fidelity that may change the tokenizer (and so the built data): a fidelity
+    with another model builds its own data; the others share the variant's build."""
+    fid = sweep.spec.fidelities.get(cell.fidelity)
+    return tuple(o for o in fid.overrides if o.startswith(("model.", "data."))) if fid is not None else ()
+
+
 def _write_list(sweep: runner.Sweep, kind: str, cells: Sequence[Cell]) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = sweep.out / runner.SLURM_DIR / f"{kind}-{stamp}-{len(cells)}.txt"
@@ -144,20 +151,23 @@ def _common(sweep: runner.Sweep, name: str, res: Resources) -> list[str]:
     return args
 
 
-def submit(sweep: runner.Sweep, res: Resources, failed_only: bool = False) -> dict[str, object]:
-    """Submit the cells that are not done (or only the failed ones); returns what was submitted."""
+def submit(
+    sweep: runner.Sweep, res: Resources, failed_only: bool = False, only: Collection[str] | None = None
+) -> dict[str, object]:
+    """Submit the cells that are not done (or only the failed ones; ``only``: among these names, a stage's);
+    returns what was submitted."""
     if res.nodes < 1 or (res.max_concurrent is not None and res.max_concurrent < 1):
         raise ConfigError(
             [Problem("--nodes/--max-concurrent", "must be at least 1", "give positive numbers")]
         )
     require_sbatch()  # before prepare: a machine without SLURM gets no sweep directory
     runner.prepare(sweep)
-    todo = runner.select(sweep, failed_only)
+    todo = runner.select(sweep, failed_only, only)
     if not todo:
         return {"cells": 0, "jobs": []}
-    by_hash: dict[str, Cell] = {}
+    by_hash: dict[tuple[str, tuple[str, ...]], Cell] = {}
     for c in todo:
-        by_hash.setdefault(sweep.variant(c.variant).content_hash, c)
+        by_hash.setdefault((sweep.variant(c.variant).content_hash, _tokenizer_overrides(sweep, c)), c)
     limit = max_array_size()
     sweep_dir = str(sweep.out)
     jobs: list[str] = []

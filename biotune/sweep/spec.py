@@ -15,6 +15,7 @@ A sweep YAML (``configs/sweep/*.yaml``) names a base run config and a list of ax
       - {type: mixtures, mixtures: {ner_heavy: {ncbi_disease: 3, hoc: 1}}}
       - {type: swarm, over: source, n: 32, seed: 0, min_weight: 0.02, fit: true}
       - {type: values, key: optim.lr, values: [1.0e-5, 2.0e-5]}
+    fidelities: {lora: {overrides: [train.lora.rank=16]}, target: {}}   # optional: biotune.sweep.fidelity_spec
 
 Axes do not cross: each one varies the base on its own, and the training seeds cross every variant.
 :func:`load_sweep` reads the file with OmegaConf, loads the base with :func:`biotune.config.load` and checks
@@ -43,6 +44,7 @@ from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
 from biotune.sweep import limits
 from biotune.sweep.fidelity import Fidelity
+from biotune.sweep.fidelity_spec import check_fidelities, parse_fidelities
 from biotune.sweep.power import PowerSettings, check_settings
 from biotune.sweep.swarm_fit_keys import AUTO_MODEL, check_fit_keys
 
@@ -394,6 +396,7 @@ def _parse_axis(i: int, raw: Any, problems: list[Problem]) -> Axis | None:
 def _parse(data: dict[str, Any], problems: list[Problem]) -> tuple[SweepSpec, list[int]]:
     """The typed spec, and the file's index of each axis it holds (axes that fail to parse are left out)."""
     raw_axes = data.pop("axes", None)
+    fidelities = parse_fidelities(data.pop("fidelities", None), problems)
     settings: SweepSettings = parse_section(SweepSettings, data, "", problems, keys_of=SweepSpec)
     if raw_axes is None:
         raw_axes = []
@@ -407,7 +410,7 @@ def _parse(data: dict[str, Any], problems: list[Problem]) -> tuple[SweepSpec, li
         raw_axes = []
     parsed = [(i, _parse_axis(i, raw, problems)) for i, raw in enumerate(raw_axes)]
     values = {f.name: getattr(settings, f.name) for f in fields(SweepSettings)}
-    spec = SweepSpec(**values, axes=[a for _, a in parsed if a is not None])
+    spec = SweepSpec(**values, axes=[a for _, a in parsed if a is not None], fidelities=fidelities)
     return spec, [i for i, a in parsed if a is not None]
 
 
@@ -750,6 +753,8 @@ def validate(
                         )
     if data is not None:
         _check_names(spec, data, index, problems)
+    names = [pt.name for pt in points(spec, data)] if data is not None else None
+    check_fidelities(spec.fidelities, names, base_path, overrides, problems)
     return limits.merge_non_finite(non_finite, problems)
 
 

@@ -36,7 +36,8 @@ and mtimes and the tokenizer's fingerprint.
 
 Seeds: a variant carries the sweep's training seeds; :func:`cells` expands them into one :class:`Cell`
 per (variant, seed), named ``<variant>-s<seed>``, with ``train.seed`` set. The data is the same for every
-seed.
+seed. Fidelities (``fidelities:``, :mod:`biotune.sweep.fidelity`) cross the variants they run: one cell per
+(fidelity, variant, seed), named ``<fidelity>.<variant>-s<seed>``; the data is the same at every fidelity.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,7 @@ from biotune.data.mixture import requested_counts
 from biotune.data.tokenize import load_tokenizer, tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.sweep import spec as sp
-from biotune.sweep.fidelity import cell_name
+from biotune.sweep.fidelity import ALL, Anchors, Fidelity, cell_name
 from biotune.sweep.spec import Point, SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -121,13 +122,42 @@ class Cell:
     """The fidelity this cell runs at (:mod:`biotune.sweep.fidelity`); empty in a sweep without fidelities."""
 
 
-def cells(spec: SweepSpec, variants: list[Variant]) -> list[Cell]:
-    """Every (variant, seed) cell, variants in order, seeds in the sweep's order."""
+def cells(spec: SweepSpec, variants: list[Variant], anchors: Sequence[str] = ()) -> list[Cell]:
+    """Every cell, variants in order, seeds in the sweep's order.
+
+    Without ``fidelities:`` one cell per (variant, seed). With them, fidelity by fidelity in the block's order,
+    one cell per (variant it runs, seed), named ``<fidelity>.<variant>-s<seed>``, with the sweep's, the
+    fidelity's and the variant's overrides (the base runs at every fidelity). ``anchors``: the target's
+    variants chosen from results (:mod:`biotune.sweep.stages`); before they are chosen the target runs only
+    the base.
+    """
+    if not spec.fidelities:
+        return [
+            Cell(cell_name(v.name, s), v.name, s, (*spec.overrides, *v.overrides, f"train.seed={s}"))
+            for v in variants
+            for s in v.seeds
+        ]
     return [
-        Cell(cell_name(v.name, s), v.name, s, (*spec.overrides, *v.overrides, f"train.seed={s}"))
+        Cell(
+            cell_name(v.name, s, fid.name),
+            v.name,
+            s,
+            (*spec.overrides, *fid.overrides, *v.overrides, f"train.seed={s}"),
+            fid.name,
+        )
+        for fid in spec.fidelities.values()
         for v in variants
+        if runs_variant(fid, v, anchors)
         for s in v.seeds
     ]
+
+
+def runs_variant(fidelity: Fidelity, variant: Variant, anchors: Sequence[str] = ()) -> bool:
+    """Whether ``fidelity`` runs ``variant``: the base always; ``all``; a listed one; a chosen anchor."""
+    chosen = fidelity.variants
+    if variant.kind == sp.BASE or chosen == ALL:
+        return True
+    return variant.name in (anchors if isinstance(chosen, Anchors) else chosen)
 
 
 def load_variant(spec: SweepSpec, variant: Variant, seed: int | None = None) -> RunConfig:
