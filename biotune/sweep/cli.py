@@ -25,6 +25,9 @@ from typing import Any
 
 from biotune import versions
 from biotune.errors import ConfigError, Problem
+from biotune.sweep import collect, fit, runner, slurm, stages, tables
+from biotune.sweep import plan as planning
+from biotune.sweep import variants as vr
 from biotune.sweep.fidelity import STAGE_TARGET, STAGES, read_anchors
 
 #: Most bootstrap resamples ``collect`` draws: each resample holds an index per resampling unit, so memory and time
@@ -135,7 +138,6 @@ def _add_stage(q: argparse.ArgumentParser) -> None:
 
 def _staged(ns: argparse.Namespace) -> tuple[Any, list[str] | None]:
     """The sweep and the cells ``--stage`` selects (refusals before anything is written)."""
-    from biotune.sweep import stages
 
     sweep, only = stages.for_stage(_load(ns), ns.stage)
     record = read_anchors(sweep.out) if ns.stage == STAGE_TARGET else {}
@@ -146,7 +148,6 @@ def _staged(ns: argparse.Namespace) -> tuple[Any, list[str] | None]:
 
 def _load(ns: argparse.Namespace) -> Any:
     """The expanded sweep (plan/run/submit), or the one prepared in its directory (status/collect)."""
-    from biotune.sweep import runner
 
     if not hasattr(ns, "overrides"):
         spec = runner.load_sweep(ns.sweep)
@@ -158,9 +159,6 @@ def _load(ns: argparse.Namespace) -> Any:
 
 
 def _plan(ns: argparse.Namespace) -> int:
-    from biotune.sweep import plan as planning
-    from biotune.sweep import runner, stages
-    from biotune.sweep import variants as vr
 
     spec = runner.with_overrides(runner.load_sweep(ns.sweep), ns.overrides)
     available = vr.count_available(spec)
@@ -210,7 +208,6 @@ def _plan(ns: argparse.Namespace) -> int:
 
 def _tokens_or_none(spec: Any) -> dict[str, float] | None:
     """Tokens per sample, or None (with a note) when the base's tokenizer is not there yet."""
-    from biotune.sweep import variants as vr
 
     try:
         return vr.measure_tokens_per_sample(spec)
@@ -220,7 +217,6 @@ def _tokens_or_none(spec: Any) -> dict[str, float] | None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from biotune.sweep import runner
 
     sweep, only = _staged(ns)
     code = runner.run_local(sweep, ns.nproc, ns.failed, only)
@@ -230,7 +226,6 @@ def _run(ns: argparse.Namespace) -> int:
 
 
 def _submit(ns: argparse.Namespace) -> int:
-    from biotune.sweep import slurm
 
     slurm.require_sbatch()  # before --stage target writes its choice down
     sweep, only = _staged(ns)
@@ -256,7 +251,6 @@ def _submit(ns: argparse.Namespace) -> int:
 
 
 def _status(ns: argparse.Namespace) -> int:
-    from biotune.sweep import runner
 
     sweep = _load(ns)
     runner.require_prepared(sweep)
@@ -293,7 +287,6 @@ def _collect(ns: argparse.Namespace) -> int:
 
 
 def _collect_sweep(sweep: Any, correction: str, n_boot: int, seed: int, plots: bool) -> int:
-    from biotune.sweep import collect, runner, tables
 
     runner.require_prepared(sweep)
     out = sweep.out / runner.RESULTS_DIR
@@ -321,14 +314,12 @@ def _warn_on_mixed_versions(recorded: dict[str, dict[str, str]]) -> None:
 
 
 def _fit_if_swarm(sweep: Any, out: Path, results: Any) -> None:
-    from biotune.sweep import fit
 
     for index, report in fit.fit_swarm_axes(sweep.spec, results, out):
         print("\n".join(fit.fit_summary(index, report)))
 
 
 def _cell(ns: argparse.Namespace) -> int:
-    from biotune.sweep import runner
 
     sweep = runner.from_dir(ns.sweep_dir)
     stages = tuple(ns.stage or runner.STAGES)

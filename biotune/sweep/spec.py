@@ -40,6 +40,7 @@ from omegaconf.errors import OmegaConfBaseException
 from biotune import config
 from biotune.config import REPO_ROOT, DataConfig, RunConfig
 from biotune.config_checks import check_choice, parse_section
+from biotune.data.sources import UnknownSourceError, catalog
 from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
 from biotune.sweep import limits
@@ -268,7 +269,6 @@ class Point:
 
 def group_of(name: str, data: DataConfig) -> str:
     """The task group of a source: its ``SourceMix.group``, else its kind (unregistered: ``instruction``)."""
-    from biotune.data.sources import catalog
 
     mix = data.sources.get(name)
     if mix is not None and mix.group:
@@ -463,7 +463,6 @@ def _known_names(axis: Axis, data: DataConfig) -> tuple[set[str], str]:
 
 
 def _unknown_problem(key: str, name: str, kind: str, data: DataConfig) -> Problem:
-    from biotune.data.sources import UnknownSourceError, catalog
 
     if kind == "group":
         return Problem(
@@ -540,7 +539,6 @@ def _check_mixture_axis(
 
 
 def _check_mixtures(key: str, axis: MixturesAxis, data: DataConfig, problems: list[Problem]) -> None:
-    from biotune.data.sources import catalog
 
     known, kind = _known_names(axis, data)
     if kind == "source":
@@ -716,8 +714,6 @@ def validate(
         )
         data = None
     if data is not None:
-        from biotune.data.sources import UnknownSourceError, catalog
-
         known = catalog(data)
         if not data.instructions:
             for name in data.sources:

@@ -56,9 +56,12 @@ from omegaconf import OmegaConf
 
 from biotune import config
 from biotune.config import DataConfig, RunConfig, SourceMix
+from biotune.data.build import source_samples
 from biotune.data.cache import BUILD_VERSION, data_settings
 from biotune.data.mixture import requested_counts
-from biotune.data.tokenize import load_tokenizer, tokenizer_of
+from biotune.data.sources import catalog, load_instructions, load_records, resolve_root
+from biotune.data.templates import render_prompt, render_target
+from biotune.data.tokenize import load_tokenizer, tokenize_pairs, tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.sweep import spec as sp
 from biotune.sweep.fidelity import ALL, Anchors, Fidelity, cell_name
@@ -576,7 +579,6 @@ def count_available(spec: SweepSpec) -> dict[str, int]:
 
     Corpus sources are read with their reader; sources of ``data.instructions`` are counted by row.
     """
-    from biotune.data.sources import catalog, load_instructions, load_records, resolve_root
 
     base = spec.load_base()
     data = base.data
@@ -601,10 +603,6 @@ def measure_tokens_per_sample(spec: SweepSpec, limit: int = 256, tokenizer: Any 
     as ``data.truncation`` says). A dropped sample counts 0 tokens, so that samples x mean = the tokens the
     build keeps.
     """
-    from biotune.data.build import source_samples
-    from biotune.data.sources import catalog, resolve_root
-    from biotune.data.templates import render_prompt, render_target
-    from biotune.data.tokenize import tokenize_pairs
 
     base = spec.load_base()
     d = base.data

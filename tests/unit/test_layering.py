@@ -61,9 +61,6 @@ ALLOWED_IN_FUNCTION = frozenset(
         "biotune/eval/cli.py",  # config, runner, report imported per command
         "biotune/eval/runner.py",  # data.templates inside a function
         "biotune/eval/generate.py",  # train.checkpoint / train.export inside functions
-        "biotune/sweep/cli.py",  # sweep modules imported per command
-        "biotune/sweep/spec.py",  # data.sources inside functions
-        "biotune/sweep/variants.py",  # data.build, sources, templates, tokenize inside functions
     }
 )
 
