@@ -2,12 +2,14 @@
 chosen by spread from the proxy's collected results, then ``collect``.
 
 Three leave-one-source-out variants and the base of the demo config, one seed, two fidelities: ``short`` (1
-training step) and ``target`` (2 steps, 2 anchors chosen by spread from ``short``). The models are tiny and
+training step) and ``target`` (2 steps, 3 anchors chosen by spread from ``short``: the best, the middle and the
+worst, so that collect's agreement table has the 3 variants a rank agreement needs). The models are tiny and
 barely trained: this checks the machinery (stages, anchors.json, which cells ran at the target), not learning.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import time
@@ -49,7 +51,7 @@ def _sweep_file(tmp: Path) -> Path:
         "axes": [{"type": "leave_one_out", "over": "source", "only": ["bc5cdr_disease", "chemprot", "hoc"]}],
         "fidelities": {
             "short": {"overrides": ["train.max_steps=1"], "variants": "all"},
-            TARGET: {"overrides": [], "variants": {"anchors": 2, "choose": "spread", "by": "short"}},
+            TARGET: {"overrides": [], "variants": {"anchors": 3, "choose": "spread", "by": "short"}},
         },
     }
     path.write_text(yaml.safe_dump(body))
@@ -113,12 +115,12 @@ def test_proxy_stage_then_spread_anchors_at_the_target_then_collect(
     second = _submit(sweep, out, tiny_model, "--stage", TARGET)
     record = json.loads((out / ANCHORS_FILE).read_text())
     anchors = record["anchors"]
-    assert len(anchors) == 2 and set(anchors) <= set(VARIANTS[1:]) and record["by"] == "short"
+    assert len(anchors) == 3 and set(anchors) == set(VARIANTS[1:]) and record["by"] == "short"
     assert set(record["deltas"]) == set(VARIANTS[1:])
     ranked = sorted(record["deltas"], key=lambda v: (-record["deltas"][v], v))
-    assert anchors == [ranked[0], ranked[-1]]  # spread of 2: the best and the worst
+    assert anchors == ranked  # spread of 3 from 3: the best, the middle and the worst, in that order
     assert "target anchors, chosen by spread from the proxy 'short'" in second["stdout"]
-    assert second["cells"] == 2, second
+    assert second["cells"] == 3, second
     status = _status(sweep, out)
     ran_at_target = {r["variant"] for r in status.values() if r["fidelity"] == TARGET}
     assert ran_at_target == {"base", *anchors}
@@ -140,4 +142,10 @@ def test_proxy_stage_then_spread_anchors_at_the_target_then_collect(
 
     res = _biotune("sweep", "collect", str(sweep), "--out", str(out), "--no-plots", "--n-boot", "200")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert (out / "results" / "results.md").is_file()
+    md = (out / "results" / "results.md").read_text()
+    assert "## Measured cost per fidelity" in md and "Proxy-to-target agreement" in md, md[-3000:]
+    with (out / "results" / "agreement.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    spearman = [r for r in rows if r["statistic"] == "spearman"]
+    assert spearman and {(r["proxy"], r["target"]) for r in spearman} == {("short", TARGET)}, rows[:3]
+    assert {r["n_variants"] for r in spearman} == {"3"} and all(r["verdict"] for r in spearman)
