@@ -57,7 +57,9 @@ Design (fixed before the full run; nothing below was tuned on its outcome):
    compute ratio that ``ok_proxy`` uses is the steps' one**: it scales with the model and the tokens, while the
    start-up (~10-20 s per cell here, whatever the model) is a fixed cost that is negligible at the scale
    proxies are meant for; the stage ratio is printed beside it. Two sweeps run at a time (``--workers``), the
-   longest first (target with LoRA, then small with short); seconds measured on a shared machine carry its load.
+   longest first (target with LoRA, then small with short), each with one thread (``OMP_NUM_THREADS=1``: two
+   single-threaded sweeps fill the two cores, and no thread spins on a busy machine); seconds measured on a
+   shared machine carry its load.
 
 Targets (the last line's flags): ``ok_proxy``: some proxy (not the sabotaged one) has ρ >= 0.8 at <= 30% of the
 target's measured step compute; ``ok_sabotage``: the sabotaged proxy's verdict is not "agrees". When no proxy reaches
@@ -142,6 +144,7 @@ def pretrain(init_dir: Path, out_dir: Path, sentences: Sequence[str], seed: int 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(seed)
+    torch.set_num_threads(1)
     tok = AutoTokenizer.from_pretrained(init_dir)
     model = AutoModelForCausalLM.from_pretrained(init_dir)
     opt = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LR, weight_decay=0.0)
@@ -271,12 +274,21 @@ def run_sweep(sweep_file: Path, out: Path, log_file: Path) -> tuple[int, float]:
     """``biotune sweep run SWEEP --local --nproc 1``; returns (exit code, wall seconds)."""
     start = time.perf_counter()
     with log_file.open("w", encoding="utf-8") as fh:
+        cmd = [
+            sys.executable,
+            "-m",
+            "biotune.cli",
+            "sweep",
+            "run",
+            str(sweep_file),
+            "--local",
+            "--nproc",
+            "1",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
         code = subprocess.run(
-            [sys.executable, "-m", "biotune.cli", "sweep", "run", str(sweep_file), "--local", "--nproc", "1",
-             "--out", str(out)],
-            cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)},
-            check=False,
-        ).returncode  # fmt: skip
+            [*cmd, "--out", str(out)], cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False
+        ).returncode
     return code, time.perf_counter() - start
 
 
