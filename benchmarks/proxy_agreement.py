@@ -56,7 +56,8 @@ Design (fixed before the full run; nothing below was tuned on its outcome):
    tokens-per-second). The cost ratio of a proxy is the sum over its cells divided by the target's. **The
    compute ratio that ``ok_proxy`` uses is the steps' one**: it scales with the model and the tokens, while the
    start-up (~10-20 s per cell here, whatever the model) is a fixed cost that is negligible at the scale
-   proxies are meant for; the stage ratio is printed beside it. Two sweeps run at a time (``--workers``), the
+   proxies are meant for; the stage ratio is printed beside it, and so is the FLOPs ratio (tokens x the
+   trainer's FLOPs per token, free of the machine's load, which the seconds carry). Two sweeps run at a time (``--workers``), the
    longest first (target with LoRA, then small with short), each with one thread (``OMP_NUM_THREADS=1``: two
    single-threaded sweeps fill the two cores, and no thread spins on a busy machine); seconds measured on a
    shared machine carry its load.
@@ -325,19 +326,24 @@ class CellCost:
     """The training stage's wall seconds x processes (``state.json``)."""
     steps_s: float
     """The optimizer steps' seconds x processes (the trainer's windows in ``metrics.jsonl``)."""
+    flops: float
+    """Training FLOPs: tokens x the trainer's FLOPs per token (``perf/mfu`` x peak / tokens per s per device;
+    LoRA counts only the adapter's weight gradients). Load-free, unlike the seconds; printed beside them."""
 
 
 def cell_cost(cell_dir: Path, nproc: int = 1) -> CellCost:
     """The cost of one done cell (see :class:`CellCost`)."""
     state = read_json(cell_dir / "state.json", "re-run the cell")
-    steps_s, prev = 0.0, 0.0
+    steps_s, flops, prev = 0.0, 0.0, 0.0
     for line in (cell_dir / runner.TRAIN_DIR / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         if names.PERF_TOKENS_PER_S in rec:
             tokens = rec[names.TRAIN_TOKENS]
             steps_s += (tokens - prev) / rec[names.PERF_TOKENS_PER_S]
+            per_token = rec[names.PERF_MFU] * rec[names.PERF_PEAK_TFLOPS] * 1e12
+            flops += (tokens - prev) * per_token / rec[names.PERF_TOKENS_PER_S_PER_DEVICE]
             prev = tokens
-    return CellCost(float(state["train_seconds"]) * nproc, steps_s * nproc)
+    return CellCost(float(state["train_seconds"]) * nproc, steps_s * nproc, flops)
 
 
 def levels(cells: Mapping[str, Iterable[CellResult]]) -> tuple[dict[str, Level], str]:
@@ -417,6 +423,7 @@ def summary_rows(
                 "verdict": s.verdict.value,
                 "cost_ratio_steps": sum(c.steps_s for c in costs[fid]) / t_steps,
                 "cost_ratio_stage": sum(c.stage_s for c in costs[fid]) / t_stage,
+                "cost_ratio_flops": sum(c.flops for c in costs[fid]) / sum(c.flops for c in costs[TARGET]),
                 "n_variants": s.n_variants,
                 "n_units": s.n_units,
                 "seeds": list(s.min_seeds),
@@ -446,8 +453,8 @@ def markdown(rows: list[dict[str, Any]], table: dict[str, dict[str, float]], del
     lines += [
         "",
         "| proxy | ρ [95% CI] | τ [95% CI] | pairwise [95% CI] (separated pairs) | top agrees (share) | verdict "
-        "| cost: steps | cost: stage | n variants | n units | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cost: steps | cost: stage | cost: FLOPs | n variants | n units | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pw = "n/a" if r["pairwise"] is None else (
@@ -457,7 +464,8 @@ def markdown(rows: list[dict[str, Any]], table: dict[str, dict[str, float]], del
             f"| {r['proxy']} | {r['rho']:.2f} [{r['rho_ci'][0]:.2f}, {r['rho_ci'][1]:.2f}] | "
             f"{r['tau']:.2f} [{r['tau_ci'][0]:.2f}, {r['tau_ci'][1]:.2f}] | {pw} ({r['separated_pairs']}/"
             f"{r['pairs']}) | {'yes' if r['top_agrees'] else 'no'} ({r['top_agree_share']:.2f}) | "
-            f"{r['verdict']} | {r['cost_ratio_steps']:.2f} | {r['cost_ratio_stage']:.2f} | {r['n_variants']} | "
+            f"{r['verdict']} | {r['cost_ratio_steps']:.2f} | {r['cost_ratio_stage']:.2f} | {r['cost_ratio_flops']:.2f} | "
+            f"{r['n_variants']} | "
             f"{r['n_units']} | {r['seeds'][0]} |"
         )
     lines += [
@@ -551,7 +559,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **info,
             },
             "costs_process_seconds": {
-                fid: {"stage": sum(c.stage_s for c in cs), "steps": sum(c.steps_s for c in cs)}
+                fid: {
+                    "stage": sum(c.stage_s for c in cs),
+                    "steps": sum(c.steps_s for c in cs),
+                    "flops": sum(c.flops for c in cs),
+                }
                 for fid, cs in costs.items()
             },
             "seconds": time.perf_counter() - start,
