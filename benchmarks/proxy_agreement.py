@@ -33,7 +33,7 @@ Design (fixed before the full run; nothing below was tuned on its outcome):
 5. **Levels** (one ordinary sweep per fidelity, the same variants and seed 0 in each; :func:`fidelity_sweeps`):
 
    ======== ========================================================================================
-   target    full fine-tuning of the target model, ``STEPS`` optimizer steps, lr 3e-3 (cosine, 5% warmup)
+   target    full fine-tuning of the target model, ``--steps`` (300) optimizer steps, lr 3e-3 (cosine, 5% warmup)
    small     the same on the small model
    lora      LoRA rank 8 (alpha 16, dropout 0.05) on all seven linear projections of the target model; lr
              1e-2 (LoRA's usual larger learning rate; not tuned)
@@ -61,6 +61,8 @@ Design (fixed before the full run; nothing below was tuned on its outcome):
    longest first (target with LoRA, then small with short), each with one thread (``OMP_NUM_THREADS=1``: two
    single-threaded sweeps fill the two cores, and no thread spins on a busy machine); seconds measured on a
    shared machine carry its load.
+
+Measured numbers, the run's command and why each proxy did what it did: ``docs/readme_drafts/pbench.md``.
 
 Targets (the last line's flags): ``ok_proxy``: some proxy (not the sabotaged one) has ρ >= 0.8 at <= 30% of the
 target's measured step compute; ``ok_sabotage``: the sabotaged proxy's verdict is not "agrees". When no proxy reaches
