@@ -108,7 +108,8 @@ class ScaleAxis:
     target: str = ""
     """The source (or group) to scale; it must be in the base mixture."""
     factors: list[float] = field(default_factory=list)
-    """Multipliers of the target's share (fixed budgets) or of its sample count (``free``); each > 0."""
+    """Multipliers of the target's sample count; each > 0. Under a fixed budget the scaled counts are then
+    renormalised to the base's total, so the target's share becomes ``f·s / (f·s + 1 − s)``, not ``f·s``."""
     budget: str = ""
     """Budget rule of this axis (one of BUDGETS); empty = the sweep's ``budget``."""
     name: str = ""
