@@ -197,6 +197,11 @@ class Engine:
     trainable_params: int = 0
     """Parameters that train: all of them, or only the adapters under ``train.lora``."""
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The trained model (ZeRO-3-partitioned: its forward gathers parameters), e.g. for generation."""
+        return self.ds.module
+
     def forward_loss(self, batch: dict[str, torch.Tensor], denominator: float) -> torch.Tensor:
         """Summed token loss of ``batch`` divided by ``denominator`` (labels -100 carry no loss)."""
         batch = {k: v.to(self.ds.device) for k, v in batch.items()}
