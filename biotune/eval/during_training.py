@@ -8,9 +8,12 @@ same code as ``biotune eval`` (:func:`biotune.eval.runner.generate_and_score`) a
 of the logged metrics. The metrics are ``eval/<source>/<split>/<metric>`` and ``.../parse_failures``
 (:mod:`biotune.train.metric_names`).
 
-Exactly once across resume: a step whose directory exists is not evaluated again. When a resumed run replays
-it (it resumed from an earlier checkpoint, and ``metrics.jsonl`` was trimmed back to that checkpoint), the
-record's metrics are logged again instead, so the history holds one point per step.
+Exactly once across resume: the step's directory, swapped in whole with its record, is the record that the step
+was evaluated; a step that has one is never evaluated again. A resumed run that replays such a step (it resumed
+from an earlier checkpoint, and ``metrics.jsonl`` was trimmed back to that checkpoint) writes the record's
+metrics back to ``metrics.jsonl`` (:meth:`~biotune.train.tracking.Tracker.restore`; wandb kept them), so the
+history holds one point per step. The trainer evaluates a scheduled step before it saves that step's
+checkpoint, so a run never resumes past a scheduled step that has no record.
 
 This module also registers the ``biotune train`` command (:func:`register`), handing the trainer this
 evaluator: ``biotune.train`` sits below ``biotune.eval`` and cannot import it.
@@ -22,6 +25,7 @@ import dataclasses
 import logging
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +144,7 @@ class StepEvaluation:
     def evaluate(self, step: int, tokens: int) -> dict[str, float]:
         """Generate (every rank, its shard), score and write ``eval/step-N/`` (rank 0); the metrics, on rank 0."""
         e = self.cfg.eval
+        start = time.perf_counter()
         scored = generate_and_score(
             self.sets,
             self.cfg.data.template,
@@ -151,18 +156,28 @@ class StepEvaluation:
         metrics: dict[str, float] = {}
         if distributed.is_rank_zero():
             metrics = step_metrics(scored)
-            self._write(step_eval_dir(self.output_dir, step), step, tokens, scored, metrics)
+            seconds = time.perf_counter() - start
+            self._write(step_eval_dir(self.output_dir, step), step, tokens, scored, metrics, seconds)
         distributed.barrier()
         return metrics
 
-    def _write(self, out: Path, step: int, tokens: int, scored: Scored, metrics: dict[str, float]) -> None:
+    def _write(
+        self, out: Path, step: int, tokens: int, scored: Scored, metrics: dict[str, float], seconds: float
+    ) -> None:
         """Every file of ``out`` in a temporary sibling, then swapped in whole (the record inside it)."""
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         meta = run_meta(self.sub, f"{self.output_dir} at step {step} (in the training job)", {})
         meta["step"] = step
         write_eval_files(tmp, scored, meta)
-        record = {"step": step, names.TRAIN_TOKENS: tokens, "metrics": metrics}
+        record = {
+            "step": step,
+            names.TRAIN_TOKENS: tokens,
+            "metrics": metrics,
+            "examples": len(scored.completions),
+            "seconds": seconds,
+            "generation_seconds": scored.generation_seconds,
+        }
         atomic_write_json(tmp / DURING_TRAINING_RECORD, record)
         swap_in_dir(tmp, out)
         log.info("step %d evaluated: %s", step, out)

@@ -156,6 +156,8 @@ class Scored:
     details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Per-example rows by set label."""
     completions: dict[str, str] = field(default_factory=dict)
+    generation_seconds: float = 0.0
+    """Wall time spent generating, summed over the sets (each set: the slowest rank's)."""
 
 
 def generate_and_score(
@@ -176,6 +178,7 @@ def generate_and_score(
             continue
         score, rows = score_set(eval_set, result.completions)
         score.tokens_per_second = result.tokens_per_second
+        out.generation_seconds += result.seconds
         out.scores.append(score)
         out.details[label] = rows
         out.completions.update({i: result.completions[i] for i in eval_set.ids})
@@ -218,10 +221,12 @@ def run_meta(cfg: RunConfig, model: str, unscored: dict[str, Unscored]) -> dict[
 
 def write_eval_files(out: Path, scored: Scored, meta: dict[str, Any]) -> list[dict[str, Any]]:
     """``predictions.jsonl``, ``predictions/<source>__<split>.jsonl``, ``report.json`` and ``report.md`` in
-    ``out`` (the layout of :mod:`biotune.eval.layout`); returns the report rows."""
+    ``out`` (the layout of :mod:`biotune.eval.layout`); returns the report rows. The report's meta gets the
+    number of examples and the generation time."""
     write_jsonl(out / PREDICTIONS_FILE, [{"id": i, "completion": c} for i, c in scored.completions.items()])
     report.write_set_predictions(out, scored.details)
-    return report.write_report(out, scored.scores, meta)
+    timing = {"examples": len(scored.completions), "generation_seconds": scored.generation_seconds}
+    return report.write_report(out, scored.scores, {**meta, **timing})
 
 
 def _write_outputs(

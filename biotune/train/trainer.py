@@ -5,6 +5,9 @@ Loss normalisation: each optimizer step first all-reduces the number of loss tok
 DeepSpeed averages gradients over ranks, so the gradient is that of the mean over the step's unmasked tokens
 whatever the split into ranks and accumulation steps.
 
+Generative evaluation at scheduled steps (``eval.during_training``) runs through a :class:`StepEvaluator`
+handed in by :mod:`biotune.eval.during_training`, after the step and before its checkpoint is saved.
+
 Checkpoints follow the layout that :mod:`biotune.train.checkpoint` owns. SIGUSR1/SIGTERM finish the current
 step, save, and make :meth:`Trainer.fit` return :data:`~biotune.errors.EXIT_PREEMPTED`.
 """

@@ -25,6 +25,7 @@ empty data builds (all dropped)        test_bad_builds.py              3     0
 remaining tracebacks (issue 20)        test_bad_tracebacks.py          9     2
 sweep-spec bounds, silent acceptances  test_bad_sweep_spec.py         17     0
 export destinations, failed writes     test_bad_exports.py            12     3
+evaluation during training             test_bad_train_eval.py          6     0
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,

@@ -1,12 +1,13 @@
 """Generative evaluation at checkpoints inside a real 2-rank ZeRO-3 training job on CPU (``eval.during_training``).
 
-Four 2-rank launches share one module-scoped setup (6 steps of the tiny Llama on real NCBI-disease sentences,
-evaluated every 2 steps on 3 NCBI-disease dev examples):
+Three 2-rank launches share one module-scoped setup (6 steps of the tiny Llama on real NCBI-disease sentences,
+checkpoints every 2 steps, evaluated every 2 steps on 3 NCBI-disease dev examples):
 
-* ``on``: evaluation on, a checkpoint kept at every evaluated step;
-* ``off``: the same run with evaluation off (its loss curve must be the same);
-* ``crash``: evaluation on, checkpoints every 3 steps, rank 1 SIGKILLed after step 5 (after the evaluation of step 4,
-  before that of step 6), then resumed from step 3.
+* ``off``: evaluation off;
+* ``run``: evaluation on; rank 1 is SIGKILLed after step 5 (after the evaluation of step 4, before that of step 6),
+  and the save of step 4 is made to look interrupted (its COMPLETED marker removed);
+* its ``resume: auto`` continuation: it resumes from step 2, replays step 4 (evaluated already: its record goes
+  back to metrics.jsonl, nothing is generated) and evaluates step 6.
 
 ``eval.batch_size=1`` with 3 examples on 2 ranks gives rank 0 two batches and rank 1 one: rank 1 runs a filler batch
 to stay in step (``synced_gpus``).
@@ -55,24 +56,20 @@ def runs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_tokeni
     data = make_packed_dataset(tmp / "data", corpora, tiny_tokenizer)
     root = [f"data.root={corpora}", *EVAL]
     out: dict = {"tmp": tmp, "corpora": corpora}
-    for name, save_every in (("on", 2), ("off", 2), ("crash", 3)):
+    for name in ("run", "off"):
         out[name] = tmp / name
         out[f"{name}_cfg"] = write_config(
-            tmp / f"{name}.yaml",
-            tiny_model,
-            data,
-            tmp / name,
-            max_steps=STEPS,
-            save_every=save_every,
-            keep_last=3,
+            tmp / f"{name}.yaml", tiny_model, data, tmp / name, max_steps=STEPS, save_every=2, keep_last=3
         )
-    _run(out["on_cfg"], *root, *DURING)
     _run(out["off_cfg"], *root)
-    _run(out["crash_cfg"], *root, *DURING, env={"BIOTUNE_FAULT_KILL_AT_STEP": "5:1"}, ok=False)
-    record = step_eval_dir(out["crash"], 4) / DURING_TRAINING_RECORD
-    out["before_resume"] = {s: step_eval_dir(out["crash"], s).is_dir() for s in EVAL_STEPS}
-    out["record4_mtime"] = record.stat().st_mtime_ns
-    _run(out["crash_cfg"], *root, *DURING)
+    _run(out["run_cfg"], *root, *DURING, env={"BIOTUNE_FAULT_KILL_AT_STEP": "5:1"}, ok=False)
+    out["before_resume"] = {s: step_eval_dir(out["run"], s).is_dir() for s in EVAL_STEPS}
+    out["record4_mtime"] = (step_eval_dir(out["run"], 4) / DURING_TRAINING_RECORD).stat().st_mtime_ns
+    out["metrics_before"] = _eval_points(out["run"])
+    (
+        layout.checkpoint_dir(out["run"], 4) / layout.COMPLETED
+    ).unlink()  # as if the save of step 4 was cut short
+    _run(out["run_cfg"], *root, *DURING)
     return out
 
 
@@ -102,37 +99,64 @@ def _scores(out_dir: Path) -> list[dict]:
 
 
 def test_each_evaluated_step_writes_the_eval_files_and_logs_its_scores(runs: dict) -> None:
-    on = runs["on"]
-    assert sorted(p.name for p in (on / "eval").iterdir()) == [f"step-{s}" for s in EVAL_STEPS]
+    run = runs["run"]
+    assert sorted(p.name for p in (run / "eval").iterdir()) == [f"step-{s}" for s in EVAL_STEPS]
     for step in EVAL_STEPS:
-        d = step_eval_dir(on, step)
+        d = step_eval_dir(run, step)
         assert len(_completions(d)) == 3
         assert (d / "predictions" / "ncbi_disease__devel.jsonl").is_file() and (d / "report.md").is_file()
         record = json.loads((d / DURING_TRAINING_RECORD).read_text())
         assert record["step"] == step and names.eval_parse_failures(*SET) in record["metrics"]
-    points = _eval_points(on)
-    assert [p[0] for p in points] == EVAL_STEPS
-    tokens = {r["step"]: r[names.TRAIN_TOKENS] for r in read_metrics(on / layout.METRICS_FILE)}
-    assert all(p[2] == tokens[p[0]] > 0 for p in points), "eval points carry the x-axis train/tokens"
+    tokens = {r["step"]: r[names.TRAIN_TOKENS] for r in read_metrics(run / layout.METRICS_FILE)}
+    assert all(p[2] == tokens[p[0]] > 0 for p in _eval_points(run)), (
+        "eval points carry the x-axis train/tokens"
+    )
 
 
 def test_evaluation_does_not_perturb_training(runs: dict) -> None:
-    on, off = _losses(runs["on"]), _losses(runs["off"])
+    """Evaluation on (and a crash and resume) leaves the loss curve of the run without evaluation unchanged."""
+    on, off = _losses(runs["run"]), _losses(runs["off"])
     assert sorted(on) == list(range(1, STEPS + 1))
     assert on == off
     assert not (runs["off"] / "eval").exists()
 
 
+def test_a_resumed_run_evaluates_each_scheduled_step_exactly_once(runs: dict) -> None:
+    run = runs["run"]
+    assert runs["before_resume"] == {2: True, 4: True, 6: False}, (
+        "killed after step 4's evaluation, before 6's"
+    )
+    assert [p[0] for p in runs["metrics_before"]] == [2, 4]
+    assert sorted(p.name for p in (run / "eval").iterdir()) == [f"step-{s}" for s in EVAL_STEPS]
+    record = step_eval_dir(run, 4) / DURING_TRAINING_RECORD
+    assert record.stat().st_mtime_ns == runs["record4_mtime"], "step 4 was replayed, not evaluated again"
+    points = _eval_points(run)
+    assert [p[0] for p in points] == EVAL_STEPS, "one point per step in metrics.jsonl"
+    assert points[:2] == runs["metrics_before"], (
+        "the replayed step logs what was recorded, at the same tokens"
+    )
+    # wandb: the first attempt sent 2 and 4, the resumed one 6 (step 4's record went back to metrics.jsonl only)
+    f1 = names.eval_metric(*SET, "f1")
+    sent = sorted(
+        r["_step"]
+        for d in (run / "wandb").glob("offline-run-*")
+        for r in read_offline_run(d).history
+        if f1 in r
+    )
+    assert sent == EVAL_STEPS
+
+
 def test_in_training_eval_equals_biotune_eval_of_the_exported_checkpoint(runs: dict) -> None:
-    """Same completions and same scores as `biotune export` + `biotune eval` of the checkpoint of that step."""
-    on, tmp = runs["on"], runs["tmp"]
-    for step in (2, 4):
+    """Same completions and same scores as `biotune export` + `biotune eval` of the checkpoint of that step
+    (step 4: evaluated before the crash, its checkpoint written by the replay; step 6: after the resume)."""
+    run, tmp = runs["run"], runs["tmp"]
+    for step in (4, 6):
         exported = tmp / f"export-{step}"
-        assert main(["export", str(layout.checkpoint_dir(on, step)), str(exported)]) == 0
+        assert main(["export", str(layout.checkpoint_dir(run, step)), str(exported)]) == 0
         eval_out = tmp / f"eval-{step}"
         args = [
             "eval",
-            str(on / layout.CONFIG_FILE),
+            str(run / layout.CONFIG_FILE),
             f"eval.model={exported}",
             f"eval.output_dir={eval_out}",
             f"data.root={runs['corpora']}",
@@ -143,42 +167,16 @@ def test_in_training_eval_equals_biotune_eval_of_the_exported_checkpoint(runs: d
             *EVAL,
         ]
         assert main(args) == 0
-        inside = step_eval_dir(on, step)
+        inside = step_eval_dir(run, step)
         assert _completions(inside) == _completions(eval_out)
         assert _scores(inside) == _scores(eval_out)
-    assert _completions(step_eval_dir(on, 2)) != _completions(step_eval_dir(on, 6)), "the model moved"
+    assert _completions(step_eval_dir(run, 2)) != _completions(step_eval_dir(run, 6)), "the model moved"
 
 
 def test_wandb_run_holds_the_namespaced_eval_curves(runs: dict) -> None:
-    (run_dir,) = (runs["on"] / "wandb").glob("offline-run-*")
-    run = read_offline_run(run_dir)
     f1, failures = names.eval_metric(*SET, "f1"), names.eval_parse_failures(*SET)
-    rows = [r for r in run.history if f1 in r]
-    assert [r["_step"] for r in rows] == EVAL_STEPS
-    assert all(failures in r and r[names.TRAIN_TOKENS] > 0 for r in rows)
-    assert run.metrics["eval/*"] == names.X_AXIS
-
-
-def test_a_resumed_run_evaluates_each_scheduled_step_exactly_once(runs: dict) -> None:
-    crash = runs["crash"]
-    assert runs["before_resume"] == {2: True, 4: True, 6: False}, (
-        "killed after step 4's evaluation, before 6's"
-    )
-    assert sorted(p.name for p in (crash / "eval").iterdir()) == [f"step-{s}" for s in EVAL_STEPS]
-    record = step_eval_dir(crash, 4) / DURING_TRAINING_RECORD
-    assert record.stat().st_mtime_ns == runs["record4_mtime"], "step 4 was replayed, not evaluated again"
-    points = _eval_points(crash)
-    assert [p[0] for p in points] == EVAL_STEPS, "one point per step in metrics.jsonl"
-    assert points == _eval_points(runs["on"]), "the same scores at the same tokens as the uninterrupted run"
-    assert _losses(crash) == _losses(runs["on"])
-    for step in EVAL_STEPS:
-        assert _completions(step_eval_dir(crash, step)) == _completions(step_eval_dir(runs["on"], step))
-    # wandb: the first attempt sent 2 and 4, the resumed one 6 (step 4's record went back to metrics.jsonl only)
-    f1 = names.eval_metric(*SET, "f1")
-    sent = sorted(
-        r["_step"]
-        for d in (crash / "wandb").glob("offline-run-*")
-        for r in read_offline_run(d).history
-        if f1 in r
-    )
-    assert sent == EVAL_STEPS
+    for d in (runs["run"] / "wandb").glob("offline-run-*"):
+        run = read_offline_run(d)
+        rows = [r for r in run.history if f1 in r]
+        assert rows and all(failures in r and r[names.TRAIN_TOKENS] > 0 for r in rows)
+        assert run.metrics["eval/*"] == names.X_AXIS
