@@ -17,7 +17,7 @@ from biotune.errors import EXIT_ERROR, BiotuneError
 #: Modules that own a subcommand, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "biotune.data.cli",
-    "biotune.eval.during_training",  # registers `train` (biotune.train.run) with its evaluation at checkpoints
+    "biotune.eval.train_command",  # `train` (biotune.train.run), with its evaluation at checkpoints
     "biotune.train.export",
     "biotune.eval.cli",
     "biotune.sweep.cli",

@@ -15,8 +15,8 @@ metrics back to ``metrics.jsonl`` (:meth:`~biotune.train.tracking.Tracker.restor
 history holds one point per step. The trainer evaluates a scheduled step before it saves that step's
 checkpoint, so a run never resumes past a scheduled step that has no record.
 
-This module also registers the ``biotune train`` command (:func:`register`), handing the trainer this
-evaluator: ``biotune.train`` sits below ``biotune.eval`` and cannot import it.
+The ``biotune train`` command gets this evaluator from :mod:`biotune.eval.train_command`, which registers it
+(``biotune.train`` sits below ``biotune.eval`` and cannot import it).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from biotune.eval.score import EvalSet
 from biotune.eval.sets import plan_sets, plan_sources
 from biotune.io import atomic_write_json, read_json, swap_in_dir
 from biotune.train import metric_names as names
-from biotune.train import run as train_run
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +229,3 @@ def build_step_evaluation(
     if not cfg.eval.during_training.enabled:
         return None
     return StepEvaluation(cfg, model, output_dir, total_steps)
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``train`` command (:mod:`biotune.train.run`) with this module's evaluator and set checks."""
-    train_run.register(subparsers, evaluator=build_step_evaluation, check=check_sets)
