@@ -193,11 +193,12 @@ def step_metrics(scored: Scored) -> dict[str, float]:
     return out
 
 
-#: The schedule and cap a sweep cell evaluates at unless its base config sets ``eval.during_training``:
-#: a quarter, half and the end of the run, at most this many examples per dev set (the overhead on the demo's
-#: cells is measured by ``benchmarks/eval_during_training.py``).
+#: The schedule and cap a sweep cell evaluates at unless its base config sets ``eval.during_training``: a quarter,
+#: half and the end of the run, at most 64 examples per dev set. Generation costs decode steps x batches, so the
+#: cap is one batch per rank on the demo's 2 ranks x ``eval.batch_size`` 32 (the overhead on the demo's cells is
+#: measured by ``benchmarks/eval_during_training.py``; target <= 10% of the training time).
 SWEEP_FRACTIONS = (0.25, 0.5, 1.0)
-SWEEP_MAX_EXAMPLES = 100
+SWEEP_MAX_EXAMPLES = 64
 
 
 def apply_sweep_default(cfg: RunConfig) -> None:
