@@ -309,6 +309,10 @@ class DuringTrainingConfig:
     """Splits to evaluate (``dev`` finds ``devel``/``validation`` spellings)."""
     max_examples: int | None = None
     """At most this many examples per set (the first ones, in corpus order); None = all."""
+    gather_weights: bool = True
+    """Under ZeRO-3, gather the full weights on every rank once per evaluation (each rank then generates alone);
+    false = gather them layer by layer at every decoding step, ranks in lockstep (slower; for models whose full
+    weights do not fit one device beside the training state)."""
 
     @property
     def enabled(self) -> bool:

@@ -1,8 +1,9 @@
 """Generative evaluation at checkpoints inside the training job (``eval.during_training``).
 
 The trainer (:mod:`biotune.train.trainer`) calls a :class:`StepEvaluation` at each scheduled step. Under ZeRO-3
-every rank generates for its shard of the examples with the engine's own model (``synced_gpus``, shards padded
-to equal batch counts: :func:`biotune.eval.generate.generate_sharded_lockstep`); rank 0 scores them with the
+every rank generates for its shard of the examples with the engine's own model: its weights gathered once per
+evaluation (``gather_weights``, the default), or layer by layer at every forward with the ranks in lockstep
+(``synced_gpus``, shards padded to equal batch counts: :func:`biotune.eval.generate.generate_sharded_lockstep`); rank 0 scores them with the
 same code as ``biotune eval`` (:func:`biotune.eval.runner.generate_and_score`) and writes the same files under
 ``<train.output_dir>/eval/step-N/`` (:func:`biotune.eval.layout.step_eval_dir`), swapped in whole with a record
 of the logged metrics. The metrics are ``eval/<source>/<split>/<metric>`` and ``.../parse_failures``
@@ -26,6 +27,8 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,10 @@ from biotune.train import metric_names as names
 log = logging.getLogger(__name__)
 
 KEY = "eval.during_training"
+
+#: ``gather -> context manager yielding the model to generate with``: the training engine's
+#: :meth:`~biotune.train.engine.Engine.generation_model`.
+GenerationModel = Callable[[bool], AbstractContextManager[Any]]
 
 
 def scheduled_steps(d: DuringTrainingConfig, total_steps: int) -> list[int]:
@@ -114,8 +121,10 @@ def _ours(text: str) -> str:
 class StepEvaluation:
     """Evaluates the training engine's model at the scheduled steps (every rank calls it together)."""
 
-    def __init__(self, cfg: RunConfig, model: Any, output_dir: Path, total_steps: int) -> None:
-        self.cfg, self.model, self.output_dir = cfg, model, Path(output_dir)
+    def __init__(
+        self, cfg: RunConfig, generation_model: GenerationModel, output_dir: Path, total_steps: int
+    ) -> None:
+        self.cfg, self.generation_model, self.output_dir = cfg, generation_model, Path(output_dir)
         self.steps = frozenset(scheduled_steps(cfg.eval.during_training, total_steps))
         self.sub = eval_config(cfg)
         self.sets: list[EvalSet] = build_sets(self.sub)
@@ -143,15 +152,17 @@ class StepEvaluation:
     def evaluate(self, step: int, tokens: int) -> dict[str, float]:
         """Generate (every rank, its shard), score and write ``eval/step-N/`` (rank 0); the metrics, on rank 0."""
         e = self.cfg.eval
+        gather = e.during_training.gather_weights
         start = time.perf_counter()
-        scored = generate_and_score(
-            self.sets,
-            self.cfg.data.template,
-            self.tokenizer,
-            lambda prompts: generate.generate_sharded_lockstep(
-                self.model, self.tokenizer, prompts, e.batch_size, e.max_new_tokens, e.num_beams
-            ),
-        )
+        with self.generation_model(gather) as model:
+            scored = generate_and_score(
+                self.sets,
+                self.cfg.data.template,
+                self.tokenizer,
+                lambda prompts: generate.generate_sharded_lockstep(
+                    model, self.tokenizer, prompts, e.batch_size, e.max_new_tokens, e.num_beams, not gather
+                ),
+            )
         metrics: dict[str, float] = {}
         if distributed.is_rank_zero():
             metrics = step_metrics(scored)
@@ -224,9 +235,9 @@ def apply_sweep_default(cfg: RunConfig) -> None:
 
 
 def build_step_evaluation(
-    cfg: RunConfig, model: Any, output_dir: Path, total_steps: int
+    cfg: RunConfig, generation_model: GenerationModel, output_dir: Path, total_steps: int
 ) -> StepEvaluation | None:
     """The evaluator of a training run, or None when ``eval.during_training`` is off."""
     if not cfg.eval.during_training.enabled:
         return None
-    return StepEvaluation(cfg, model, output_dir, total_steps)
+    return StepEvaluation(cfg, generation_model, output_dir, total_steps)

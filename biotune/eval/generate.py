@@ -217,12 +217,12 @@ def generate_hf(
     bar = tqdm(total=len(order), desc="generate", unit="ex", disable=not progress or not order)
     start = time.perf_counter()
     batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
-    extra: dict[str, Any] = {}
     filler: list[int] = []
     if lockstep is not None:
         filler = _encode(tokenizer, [lockstep.filler])[0]
         batches += [[]] * (lockstep.num_batches - len(batches))
-        extra["synced_gpus"] = True
+    # explicit: transformers would otherwise sync every rank's decoding whenever a ZeRO-3 config is live
+    extra: dict[str, Any] = {"synced_gpus": lockstep is not None}
     for batch in batches:
         rows = [encoded[i] for i in batch] if batch else [filler]
         enc = tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
@@ -318,17 +318,19 @@ def generate_sharded_lockstep(
     batch_size: int,
     max_new_tokens: int,
     num_beams: int = 1,
+    synced: bool = True,
 ) -> Generations:
-    """:func:`generate_distributed` with a ZeRO-3-partitioned ``model`` that every rank holds a part of.
+    """:func:`generate_distributed` with the training engine's ``model``.
 
-    Each rank generates for the same strided shard as ``biotune eval`` with the same batches; the ranks stay in
-    lockstep (``synced_gpus``, shards padded to equal batch counts by :class:`Lockstep`). Rank 0 returns every
-    completion; the others return their own.
+    Each rank generates for the same strided shard as ``biotune eval`` with the same batches. With ``synced``
+    (a ZeRO-3 model whose forwards gather weights across ranks) the ranks stay in lockstep (``synced_gpus``,
+    shards padded to equal batch counts by :class:`Lockstep`); without, each rank generates alone (its weights
+    are whole). Rank 0 returns every completion; the others return their own.
     """
     rank, world = distributed.rank(), distributed.world_size()
     mine = {i: prompts[i] for i in shard(sorted(prompts), rank, world)}
     lockstep = None
-    if world > 1:
+    if world > 1 and synced:
         counts = distributed.all_gather_objects(-(-len(mine) // batch_size))
         lockstep = Lockstep(max(counts), prompts[min(prompts)]) if prompts else None
     local = generate_hf(

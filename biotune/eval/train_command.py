@@ -17,10 +17,10 @@ from biotune.errors import Problem
 from biotune.train import run as train_run
 
 
-def _evaluator(cfg: RunConfig, model: Any, output_dir: Path, total_steps: int) -> Any:
+def _evaluator(cfg: RunConfig, generation_model: Any, output_dir: Path, total_steps: int) -> Any:
     from biotune.eval.during_training import build_step_evaluation
 
-    return build_step_evaluation(cfg, model, output_dir, total_steps)
+    return build_step_evaluation(cfg, generation_model, output_dir, total_steps)
 
 
 def _check(cfg: RunConfig) -> list[Problem]:

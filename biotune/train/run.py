@@ -31,7 +31,7 @@ from biotune.versions import library_versions
 log = logging.getLogger(__name__)
 
 
-#: Builds the evaluation at checkpoints of a run: ``(cfg, model, output_dir, total_steps)`` -> a
+#: Builds the evaluation at checkpoints of a run: ``(cfg, engine.generation_model, output_dir, total_steps)`` -> a
 #: :class:`~biotune.train.trainer.StepEvaluator`, or None when ``eval.during_training`` is off. Supplied by
 #: :mod:`biotune.eval.during_training`, which registers this command (train cannot import eval).
 EvaluatorFactory = Callable[[RunConfig, Any, Path, int], Any]
@@ -192,7 +192,7 @@ def main(cfg: RunConfig, evaluator: EvaluatorFactory | None = None) -> int:
             ]
         )
     engine = build_engine(cfg, ds_config, steps)
-    step_eval = evaluator(cfg, engine.model, output_dir, steps) if evaluator else None
+    step_eval = evaluator(cfg, engine.generation_model, output_dir, steps) if evaluator else None
     if denv.is_rank_zero:  # only now that the inputs are known to be good: a rejected run leaves nothing
         _save_resolved_config(cfg, output_dir)
         if state:
