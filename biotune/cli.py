@@ -19,7 +19,10 @@ from biotune.errors import EXIT_ERROR, BiotuneError
 #: Subcommand -> (the module that owns it, its line in ``biotune --help``), in the order ``--help`` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("biotune.data.cli", "build and inspect instruction datasets"),
-    "train": ("biotune.train.run", "train a model with DeepSpeed ZeRO-3"),
+    "train": (
+        "biotune.eval.train_command",
+        "train a model with DeepSpeed ZeRO-3",
+    ),  # train.run + evaluation at checkpoints
     "export": ("biotune.train.export", "export a training checkpoint to Hugging Face format"),
     "eval": ("biotune.eval.cli", "evaluate a model, score a predictions file, or compare runs"),
     "sweep": ("biotune.sweep.cli", "dataset-composition ablation sweeps"),

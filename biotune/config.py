@@ -335,6 +335,36 @@ EVAL_BACKENDS: tuple[str, ...] = ("hf", "vllm")
 
 
 @dataclass
+class DuringTrainingConfig:
+    """Generative evaluation at checkpoints inside the training job (``eval.during_training``).
+
+    Off unless ``every_steps`` or ``at_fractions`` is set. Each evaluated step writes the same files as
+    ``biotune eval`` under ``<train.output_dir>/eval/step-N/`` and logs ``eval/<source>/<split>/<metric>``.
+    Generation settings (``batch_size``, ``max_new_tokens``, ``num_beams``) are the ``eval`` section's.
+    """
+
+    every_steps: int | None = None
+    """Evaluate every this many optimizer steps (and not also ``at_fractions``); None = not by count."""
+    at_fractions: list[float] = field(default_factory=list)
+    """Evaluate at these fractions of the run's steps, each in (0, 1] (1.0 = the last step)."""
+    sources: list[str] = field(default_factory=list)
+    """Sources to evaluate; empty = the ``eval.sources`` plan (every included task source of the mixture)."""
+    splits: list[str] = field(default_factory=lambda: ["dev"])
+    """Splits to evaluate (``dev`` finds ``devel``/``validation`` spellings)."""
+    max_examples: int | None = None
+    """At most this many examples per set (the first ones, in corpus order); None = all."""
+    gather_weights: bool = True
+    """Under ZeRO-3, gather the full weights on every rank once per evaluation (each rank then generates alone);
+    false = gather them layer by layer at every decoding step, ranks in lockstep (slower; for models whose full
+    weights do not fit one device beside the training state)."""
+
+    @property
+    def enabled(self) -> bool:
+        """True when a schedule is set."""
+        return bool(self.every_steps) or bool(self.at_fractions)
+
+
+@dataclass
 class EvalConfig:
     """Generation, parsing and scoring."""
 
@@ -360,6 +390,8 @@ class EvalConfig:
     """Upload per-example predictions to wandb (never for restricted sources)."""
     instructions: dict[str, EvalInstructionSet] = field(default_factory=dict)
     """Instruction rows to evaluate (e.g. the paper's released eval sets): name -> rows and source mapping."""
+    during_training: DuringTrainingConfig = field(default_factory=DuringTrainingConfig)
+    """Evaluation at checkpoints while training (off by default; sweep cells turn it on)."""
 
 
 @dataclass
@@ -701,6 +733,45 @@ def _validate_eval(cfg: RunConfig, p: list[Problem]) -> None:
     check_choice(p, "eval.backend", e.backend, EVAL_BACKENDS)
     for key in ("batch_size", "max_new_tokens", "num_beams", "max_examples"):
         check_positive(p, f"eval.{key}", getattr(e, key))
+    _validate_during_training(cfg, p)
+
+
+def _validate_during_training(cfg: RunConfig, p: list[Problem]) -> None:
+    """``eval.during_training``: one schedule, fractions in (0, 1], steps within ``train.max_steps``."""
+    d = cfg.eval.during_training
+    key = "eval.during_training"
+    check_positive(p, f"{key}.every_steps", d.every_steps)
+    check_positive(p, f"{key}.max_examples", d.max_examples)
+    if d.every_steps and d.at_fractions:
+        p.append(
+            Problem(
+                f"{key}.at_fractions",
+                "both every_steps and at_fractions are set",
+                f"keep one schedule: set {key}.every_steps=null or {key}.at_fractions=[]",
+            )
+        )
+    for i, frac in enumerate(d.at_fractions):
+        if not 0.0 < frac <= 1.0:
+            p.append(
+                Problem(
+                    f"{key}.at_fractions[{i}]",
+                    f"must be in (0, 1], got {frac}",
+                    "give fractions of the run, e.g. [0.25, 0.5, 1.0] (1.0 = the last step)",
+                )
+            )
+    steps = cfg.train.max_steps
+    if d.every_steps and steps > 0 and d.every_steps > steps:
+        p.append(
+            Problem(
+                f"{key}.every_steps",
+                f"{d.every_steps} is beyond the run's {steps} steps (train.max_steps): nothing would be evaluated",
+                f"set {key}.every_steps to at most {steps}, or use {key}.at_fractions",
+            )
+        )
+    if not d.splits:
+        p.append(
+            Problem(f"{key}.splits", "is empty", f"name the splits to evaluate, e.g. {key}.splits=[dev]")
+        )
 
 
 def _validate_eval_instructions(cfg: RunConfig, p: list[Problem]) -> None:

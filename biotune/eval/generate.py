@@ -25,6 +25,15 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json",
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
+@dataclass(frozen=True)
+class Lockstep:
+    """How a rank keeps pace with the others under ZeRO-3: the batch count every rank runs, and a prompt for
+    the filler batches of a rank that has fewer."""
+
+    num_batches: int
+    filler: str
+
+
 @dataclass
 class Generations:
     """Completions by prompt id, with the counts that throughput is computed from."""
@@ -145,13 +154,19 @@ def load_model(
             "unpickles objects from a model folder; point eval.model at a Hugging Face folder with safetensors "
             "weights and no auto_map code (e.g. the output of `biotune export`)"
         ) from None
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    prepare_tokenizer(tokenizer)
     if torch.cuda.is_available():
         model = model.to(torch.device("cuda", torch.cuda.current_device()))
     model.eval()
     return model, tokenizer
+
+
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """Set ``tokenizer`` up for batched generation: left padding, a pad token (EOS or UNK when it has none)."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
 
 
 def _encode(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
@@ -178,8 +193,17 @@ def generate_hf(
     max_new_tokens: int = 256,
     num_beams: int = 1,
     progress: bool = True,
+    lockstep: Lockstep | None = None,
+    inference_mode: bool = True,
 ) -> Generations:
-    """Greedy (or beam) generation in length-sorted, left-padded batches; returns completions by id."""
+    """Greedy (or beam) generation in length-sorted, left-padded batches; returns completions by id.
+
+    With ``lockstep`` (ZeRO-3 across ranks) every rank runs ``lockstep.num_batches`` batches with
+    ``synced_gpus=True``: a rank with fewer real batches runs filler batches (``lockstep.filler``) whose output
+    is discarded, so every rank joins every collective of every forward pass. ``inference_mode=False`` runs
+    under ``torch.no_grad`` instead: a training model's ZeRO-3 parameters gathered inside inference mode
+    could not be updated by the next optimizer step.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -192,10 +216,17 @@ def generate_hf(
     result = Generations()
     bar = tqdm(total=len(order), desc="generate", unit="ex", disable=not progress or not order)
     start = time.perf_counter()
-    for b in range(0, len(order), batch_size):
-        batch = order[b : b + batch_size]
-        enc = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, padding=True, return_tensors="pt")
-        with torch.inference_mode():
+    batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
+    filler: list[int] = []
+    if lockstep is not None:
+        filler = _encode(tokenizer, [lockstep.filler])[0]
+        batches += [[]] * (lockstep.num_batches - len(batches))
+    # explicit: transformers would otherwise sync every rank's decoding whenever a ZeRO-3 config is live
+    extra: dict[str, Any] = {"synced_gpus": lockstep is not None}
+    for batch in batches:
+        rows = [encoded[i] for i in batch] if batch else [filler]
+        enc = tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
+        with torch.inference_mode() if inference_mode else torch.no_grad():
             out = model.generate(
                 input_ids=enc["input_ids"].to(device),
                 attention_mask=enc["attention_mask"].to(device),
@@ -205,7 +236,10 @@ def generate_hf(
                 use_cache=True,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=sorted(eos_ids),
+                **extra,
             )
+        if not batch:
+            continue  # a filler batch: it only kept this rank in step with the others
         for pid, row in zip(batch, out[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
             ids_before_eos, generated = _until_eos(row, eos_ids, tokenizer.pad_token_id)
             result.completions[pid] = tokenizer.decode(ids_before_eos, skip_special_tokens=True)
@@ -274,6 +308,47 @@ def generate_distributed(prompts: dict[str, str], generate_fn: Any) -> Generatio
     rank, world = distributed.rank(), distributed.world_size()
     mine = {i: prompts[i] for i in shard(sorted(prompts), rank, world)}
     local: Generations = generate_fn(mine)
+    return _gather(local, rank, world)
+
+
+def generate_sharded_lockstep(
+    model: Any,
+    tokenizer: Any,
+    prompts: dict[str, str],
+    batch_size: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
+    synced: bool = True,
+) -> Generations:
+    """:func:`generate_distributed` with the training engine's ``model``.
+
+    Each rank generates for the same strided shard as ``biotune eval`` with the same batches. With ``synced``
+    (a ZeRO-3 model whose forwards gather weights across ranks) the ranks stay in lockstep (``synced_gpus``,
+    shards padded to equal batch counts by :class:`Lockstep`); without, each rank generates alone (its weights
+    are whole). Rank 0 returns every completion; the others return their own.
+    """
+    rank, world = distributed.rank(), distributed.world_size()
+    mine = {i: prompts[i] for i in shard(sorted(prompts), rank, world)}
+    lockstep = None
+    if world > 1 and synced:
+        counts = distributed.all_gather_objects(-(-len(mine) // batch_size))
+        lockstep = Lockstep(max(counts), prompts[min(prompts)]) if prompts else None
+    local = generate_hf(
+        model,
+        tokenizer,
+        mine,
+        batch_size,
+        max_new_tokens,
+        num_beams,
+        rank == 0,
+        lockstep=lockstep,
+        inference_mode=False,
+    )
+    return _gather(local, rank, world)
+
+
+def _gather(local: Generations, rank: int, world: int) -> Generations:
+    """Rank 0: every rank's completions merged (the slowest rank's time); other ranks: their own."""
     if world == 1:
         return local
     parts = distributed.all_gather_objects((local.completions, local.new_tokens, local.seconds))

@@ -10,6 +10,12 @@
                                            status, resampling unit, additive stats (what ``sweep collect`` reads)
         exported_model/                    the Hugging Face export of a checkpoint given as ``eval.model``
 
+Evaluation during training (``eval.during_training``) writes one such directory per evaluated step inside the
+training run's directory, plus a record of what was logged (:func:`step_eval_dir`)::
+
+    <train.output_dir>/eval/step-N/        report.json, report.md, predictions.jsonl, predictions/ as above
+        during_training.json               step, train/tokens, the logged eval/ metrics: the step is done
+
 An evaluation set is named by its label ``<source>/<split>`` (:func:`set_label`, :func:`parse_set_label`,
 owned by the split vocabulary :mod:`biotune.data.sources.splits` and re-exported here), the split in the
 source's own spelling. :func:`predictions_path` is the only place a set's source and split become a path.
@@ -28,7 +34,9 @@ __all__ = [
     "PREDICTIONS_FILE",
     "REPORT_JSON",
     "REPORT_MD",
+    "DURING_TRAINING_RECORD",
     "export_cache_dir",
+    "step_eval_dir",
     "parse_set_label",
     "predictions_path",
     "report_path",
@@ -40,6 +48,11 @@ REPORT_MD = "report.md"
 PREDICTIONS_FILE = "predictions.jsonl"
 PREDICTIONS_DIR = "predictions"
 EXPORT_CACHE_DIR = "exported_model"
+#: The record that marks a step's evaluation during training as done (written inside its directory, which
+#: is swapped in whole: the directory exists only complete).
+DURING_TRAINING_RECORD = "during_training.json"
+_DURING_TRAINING_DIR = "eval"
+_STEP_PREFIX = "step-"
 #: Joins source and split in a per-set predictions file name (a ``/`` cannot be part of a file name).
 _FILE_SEP = "__"
 
@@ -62,3 +75,8 @@ def predictions_path(out_dir: str | Path, source: str, split: str) -> Path:
 def export_cache_dir(out_dir: str | Path) -> Path:
     """Where ``biotune eval`` exports a checkpoint given as ``eval.model`` (reused while it is current)."""
     return Path(out_dir) / EXPORT_CACHE_DIR
+
+
+def step_eval_dir(train_output_dir: str | Path, step: int) -> Path:
+    """``<train.output_dir>/eval/step-N/``: the evaluation output directory of optimizer step ``step``."""
+    return Path(train_output_dir) / _DURING_TRAINING_DIR / f"{_STEP_PREFIX}{int(step)}"

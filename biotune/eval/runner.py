@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from biotune.data.sources import SourceSpec, catalog, resolve_root
 from biotune.data.tokenize import tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.eval import generate, report
+from biotune.eval.generate import Generations
 from biotune.eval.layout import REPORT_MD, export_cache_dir, set_label
 from biotune.eval.score import (
     EvalSet,
@@ -144,6 +147,43 @@ def evaluate(cfg: RunConfig) -> Path | None:
         distributed.destroy_process_group()
 
 
+@dataclass
+class Scored:
+    """What generation and scoring of some sets produced (complete on rank 0 only)."""
+
+    scores: list[SetScore] = field(default_factory=list)
+    details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per-example rows by set label."""
+    completions: dict[str, str] = field(default_factory=dict)
+    generation_seconds: float = 0.0
+    """Wall time spent generating, summed over the sets (each set: the slowest rank's)."""
+
+
+def generate_and_score(
+    sets: list[EvalSet], template: str, tokenizer: Any, gen: Callable[[dict[str, str]], Generations]
+) -> Scored:
+    """Generate for every set with ``gen`` (this rank's shard -> gathered on rank 0) and score on rank 0.
+
+    ``gen`` maps all of a set's prompts to their completions; it is :func:`generate.generate_distributed` around
+    a loaded model for ``biotune eval``, and :func:`generate.generate_sharded_lockstep` around the training
+    engine's model during training. Every rank runs the same sets in the same order.
+    """
+    out = Scored()
+    for eval_set in sets:
+        label = set_label(eval_set.source, eval_set.split)
+        log.info("evaluating %s: %d examples", label, len(eval_set.samples))
+        result = gen(render_prompts(eval_set, template, tokenizer))
+        if not distributed.is_rank_zero():
+            continue
+        score, rows = score_set(eval_set, result.completions)
+        score.tokens_per_second = result.tokens_per_second
+        out.generation_seconds += result.seconds
+        out.scores.append(score)
+        out.details[label] = rows
+        out.completions.update({i: result.completions[i] for i in eval_set.ids})
+    return out
+
+
 def _evaluate(cfg: RunConfig) -> Path | None:
     model_dir = generate.resolve_model_dir(
         cfg.eval.model or str(export_dir(cfg.train.output_dir)), export_cache_dir(cfg.eval.output_dir)
@@ -151,39 +191,20 @@ def _evaluate(cfg: RunConfig) -> Path | None:
     unscored: dict[str, Unscored] = {}
     sets = build_sets(cfg, unscored)
     tokenizer, gen = _generator(cfg, model_dir)
-    scores: list[SetScore] = []
-    details: dict[str, list[dict[str, Any]]] = {}
-    all_completions: dict[str, str] = {}
-    for eval_set in sets:
-        label = set_label(eval_set.source, eval_set.split)
-        log.info("evaluating %s: %d examples", label, len(eval_set.samples))
-        result = generate.generate_distributed(render_prompts(eval_set, cfg.data.template, tokenizer), gen)
-        if not distributed.is_rank_zero():
-            continue
-        score, rows = score_set(eval_set, result.completions)
-        score.tokens_per_second = result.tokens_per_second
-        scores.append(score)
-        details[label] = rows
-        all_completions.update({i: result.completions[i] for i in eval_set.ids})
+    scored = generate_and_score(
+        sets, cfg.data.template, tokenizer, lambda p: generate.generate_distributed(p, gen)
+    )
     distributed.barrier()
     if not distributed.is_rank_zero():
         return None
     restricted = {set_label(s.source, s.split): s.restricted for s in sets}
-    return _write_outputs(cfg, model_dir, scores, details, all_completions, restricted, unscored)
+    return _write_outputs(cfg, model_dir, scored, restricted, unscored)
 
 
-def _write_outputs(
-    cfg: RunConfig,
-    model_dir: Path,
-    scores: list[SetScore],
-    details: dict[str, list[dict[str, Any]]],
-    completions: dict[str, str],
-    restricted_sets: dict[str, bool],
-    unscored: dict[str, Unscored],
-) -> Path:
-    out = Path(cfg.eval.output_dir)
-    meta = {
-        "model": str(model_dir),
+def run_meta(cfg: RunConfig, model: str, unscored: dict[str, Unscored]) -> dict[str, Any]:
+    """The ``meta`` block of a report: model, template, generation settings, world size, time, unscored rows."""
+    return {
+        "model": model,
         "template": cfg.data.template,
         "ner_format": cfg.data.ner_format,
         "backend": generate.choose_backend(cfg.eval.backend),
@@ -195,12 +216,32 @@ def _write_outputs(
         "config": to_dict(cfg.eval),
         "unscored_rows": {key: entry.to_dict() for key, entry in unscored.items()},
     }
-    rows = report.write_outputs(out, scores, details, meta, completions)
+
+
+def write_eval_files(out: Path, scored: Scored, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """``predictions.jsonl``, ``predictions/<source>__<split>.jsonl``, ``report.json`` and ``report.md`` in
+    ``out`` (the layout of :mod:`biotune.eval.layout`), written as one set (:func:`report.write_outputs`: staged,
+    then moved in); returns the report rows. The report's meta gets the number of examples and the generation
+    time."""
+    timing = {"examples": len(scored.completions), "generation_seconds": scored.generation_seconds}
+    return report.write_outputs(out, scored.scores, scored.details, {**meta, **timing}, scored.completions)
+
+
+def _write_outputs(
+    cfg: RunConfig,
+    model_dir: Path,
+    scored: Scored,
+    restricted_sets: dict[str, bool],
+    unscored: dict[str, Unscored],
+) -> Path:
+    out = Path(cfg.eval.output_dir)
+    rows = write_eval_files(out, scored, run_meta(cfg, str(model_dir), unscored))
     t = cfg.tracking
+    scores = scored.scores
     restricted = {s.source for s in scores if restricted_sets.get(set_label(s.source, s.split), True)}
     report.log_to_wandb(
         rows,
-        details,
+        scored.details,
         tracking=t,
         run_name=f"{cfg.name}-eval",
         out_dir=out,

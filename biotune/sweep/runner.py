@@ -51,6 +51,7 @@ from biotune.config import REPO_ROOT, RunConfig
 from biotune.data.cli import read_build_record
 from biotune.data.dataset import MANIFEST_FILE, Manifest
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem, shown
+from biotune.eval.checkpoint_plan import apply_sweep_default
 from biotune.eval.layout import report_path
 from biotune.eval.sets import plan_sources
 from biotune.io import atomic_write_json, atomic_write_text, read_json
@@ -239,6 +240,7 @@ def cell_config(sweep: Sweep, cell: vr.Cell) -> RunConfig:
     )
     if not cfg.eval.sources:  # every cell is evaluated on the same sets: the base's plan, even if left out
         cfg.eval.sources = plan_sources(sweep.spec.load_base())
+    apply_sweep_default(cfg)  # task scores at 1/4, 1/2 and the end, on dev sets, unless the base sets them
     cfg.tracking.run_config = {
         "sweep": sweep.spec.name,
         "variant": v.name,

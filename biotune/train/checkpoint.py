@@ -7,6 +7,8 @@ A run's ``output_dir`` (``train.output_dir``)::
     consumed.jsonl         sample ids consumed per step       export_probe.pt engine logits for export checks
     hf/                    the final Hugging Face export (``train.export_on_finish``): full weights
         adapter/           with ``train.lora``: the adapter in peft's format (the weights above are merged)
+    eval/step-N/           evaluation during training (``eval.during_training``): the files of ``biotune eval``
+                           and a record; owned by :mod:`biotune.eval.layout` (``step_eval_dir``)
     checkpoints/step-NNNNNNNN/
         zero/              DeepSpeed's ZeRO-3 shards (its tag directory; under LoRA the whole peft model)
         model_meta/        the HF model config, generation config and tokenizer, for export

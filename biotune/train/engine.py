@@ -197,6 +197,26 @@ class Engine:
     trainable_params: int = 0
     """Parameters that train: all of them, or only the adapters under ``train.lora``."""
 
+    @property
+    def partitions_weights(self) -> bool:
+        """True under ZeRO-3 (each rank stores a shard of every large parameter)."""
+        return int(self.ds.zero_optimization_stage()) == 3
+
+    @contextlib.contextmanager
+    def generation_model(self, gather: bool) -> Iterator[torch.nn.Module]:
+        """The model to generate with inside the block. With ``gather`` under ZeRO-3 its weights are gathered
+        once on every rank and DeepSpeed's per-module hooks are off (DeepSpeed's own
+        ``unwrap_model_for_generation``): forwards need no collective, at the cost of the full weights' memory
+        on each device. Otherwise every forward gathers each layer's weights (all ranks must run forwards in
+        lockstep). Every rank enters the block together."""
+        if not (gather and self.partitions_weights):
+            yield self.ds.module
+            return
+        from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
+
+        with unwrap_model_for_generation(self.ds):
+            yield self.ds.module
+
     def forward_loss(self, batch: dict[str, torch.Tensor], denominator: float) -> torch.Tensor:
         """Summed token loss of ``batch`` divided by ``denominator`` (labels -100 carry no loss)."""
         batch = {k: v.to(self.ds.device) for k, v in batch.items()}

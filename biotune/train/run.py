@@ -14,7 +14,9 @@ checkpoint: requeue the job and it resumes (``train.resume=auto``).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,18 @@ from biotune.versions import library_versions
 log = logging.getLogger(__name__)
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``train`` subcommand."""
+#: Builds the evaluation at checkpoints of a run: ``(cfg, engine.generation_model, output_dir, total_steps)`` -> a
+#: :class:`~biotune.train.trainer.StepEvaluator`, or None when ``eval.during_training`` is off. Supplied by
+#: :mod:`biotune.eval.during_training`, which registers this command (train cannot import eval).
+EvaluatorFactory = Callable[[RunConfig, Any, Path, int], Any]
+#: Checks of the config that only the evaluation code can make (its sets), run by :func:`preflight`.
+ExtraCheck = Callable[[RunConfig], list[Problem]]
+
+
+def register(
+    subparsers: Any, evaluator: EvaluatorFactory | None = None, check: ExtraCheck | None = None
+) -> None:
+    """Add the ``train`` subcommand; ``evaluator`` and ``check`` serve ``eval.during_training``."""
     p = subparsers.add_parser(
         "train",
         help="train a model with DeepSpeed ZeRO-3",
@@ -40,20 +52,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("config", help="run config YAML, e.g. configs/train/tiny.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=10")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    p.set_defaults(func=run)
+    p.set_defaults(func=functools.partial(run, evaluator=evaluator, check=check))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    args: argparse.Namespace, evaluator: EvaluatorFactory | None = None, check: ExtraCheck | None = None
+) -> int:
     """The ``train`` command: resolve the config, then :func:`main` (or print it with --dry-run)."""
     cfg = load(args.config, args.overrides)
-    preflight(cfg)
+    preflight(cfg, check)
     if args.dry_run:
         print(to_yaml(cfg), end="")
         return 0
-    return main(cfg)
+    return main(cfg, evaluator)
 
 
-def preflight(cfg: RunConfig) -> None:
+def preflight(cfg: RunConfig, check: ExtraCheck | None = None) -> None:
     """Every problem found without a model, the corpora or a process group, reported together.
 
     Unknown sources (with close matches), splits a source does not have, and the DeepSpeed JSON (missing or
@@ -88,6 +102,8 @@ def preflight(cfg: RunConfig) -> None:
     except DataError as err:
         problems.append(Problem("train.deepspeed", str(err).split("\n")[0], err.fix))
     problems += _lora_problems(cfg)
+    if check is not None:
+        problems += check(cfg)
     if problems:
         raise ConfigError(problems)
 
@@ -137,8 +153,12 @@ def _save_resolved_config(cfg: RunConfig, output_dir: Path) -> None:
     atomic_write_text(output_dir / CONFIG_FILE, to_yaml(cfg))
 
 
-def main(cfg: RunConfig) -> int:
-    """Build the environment, data, engine, tracker and trainer; run; return the exit code."""
+def main(cfg: RunConfig, evaluator: EvaluatorFactory | None = None) -> int:
+    """Build the environment, data, engine, tracker and trainer; run; return the exit code.
+
+    ``evaluator`` builds the evaluation at checkpoints (``eval.during_training``); without one that setting is
+    refused, since nothing would evaluate.
+    """
     from biotune import distributed as dist
     from biotune.train.checkpoint import check_world_size, read_state, resolve_resume, trim_logs
     from biotune.train.ds_config import build_ds_config
@@ -161,7 +181,18 @@ def main(cfg: RunConfig) -> int:
     ds_config = build_ds_config(cfg, denv.world_size)
     train_split, eval_split, manifest, pad_id = open_data(cfg, resolve_data_dir(cfg))
     steps = total_steps(cfg, len(train_split), denv.world_size)
+    if cfg.eval.during_training.enabled and evaluator is None:
+        raise ConfigError(
+            [
+                Problem(
+                    "eval.during_training",
+                    "is set, but this caller of biotune.train.run.main gave no evaluator",
+                    "run `biotune train` (or pass biotune.eval.during_training.build_step_evaluation)",
+                )
+            ]
+        )
     engine = build_engine(cfg, ds_config, steps)
+    step_eval = evaluator(cfg, engine.generation_model, output_dir, steps) if evaluator else None
     if denv.is_rank_zero:  # only now that the inputs are known to be good: a rejected run leaves nothing
         _save_resolved_config(cfg, output_dir)
         if state:
@@ -180,7 +211,7 @@ def main(cfg: RunConfig) -> int:
         decode = load_tokenizer(tokenizer_of(cfg), cfg.model.trust_remote_code).decode
         tracker.log_examples(train_split, manifest, decode)  # rank 0 only; restricted sources never
     trainer = Trainer(
-        cfg, engine, train_split, eval_split, tracker, output_dir, steps, tokenizer_of(cfg), pad_id
+        cfg, engine, train_split, eval_split, tracker, output_dir, steps, tokenizer_of(cfg), pad_id, step_eval
     )
     _write_run_info(trainer, output_dir, denv.is_rank_zero)
     if ckpt:

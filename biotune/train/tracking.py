@@ -51,6 +51,10 @@ class Tracker(Protocol):
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Record ``metrics`` at optimizer step ``step``."""
 
+    def restore(self, metrics: dict[str, float], step: int) -> None:
+        """Write ``metrics`` of ``step`` back to metrics.jsonl only: a point that the resume trim dropped but
+        wandb kept (it was sent before the crash, and wandb ignores a step it has passed)."""
+
     def finish(self) -> None:
         """Flush and close."""
 
@@ -64,6 +68,9 @@ class NullTracker:
     run_id: str | None = None
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        """Ignore ``metrics``."""
+
+    def restore(self, metrics: dict[str, float], step: int) -> None:
         """Ignore ``metrics``."""
 
     def log_examples(self, split: Any, manifest: Manifest, decode: Callable[[list[int]], str]) -> None:
@@ -118,6 +125,10 @@ class RankZeroTracker:
         self.jsonl.write({STEP: step, **metrics})
         if self._wandb is not None:
             self._wandb.log(metrics, step=step)
+
+    def restore(self, metrics: dict[str, float], step: int) -> None:
+        """Write ``metrics`` of ``step`` back to metrics.jsonl (not to wandb, which kept them)."""
+        self.jsonl.write({STEP: step, **metrics})
 
     def log_examples(self, split: Any, manifest: Manifest, decode: Callable[[list[int]], str]) -> None:
         """A wandb table of up to ``tracking.dataset_text_examples`` training samples from unrestricted sources.

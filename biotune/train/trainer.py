@@ -5,6 +5,9 @@ Loss normalisation: each optimizer step first all-reduces the number of loss tok
 DeepSpeed averages gradients over ranks, so the gradient is that of the mean over the step's unmasked tokens
 whatever the split into ranks and accumulation steps.
 
+Generative evaluation at scheduled steps (``eval.during_training``) runs through a :class:`StepEvaluator`
+handed in by :mod:`biotune.eval.during_training`, after the step and before its checkpoint is saved.
+
 Checkpoints follow the layout that :mod:`biotune.train.checkpoint` owns. SIGUSR1/SIGTERM finish the current
 step, save, and make :meth:`Trainer.fit` return :data:`~biotune.errors.EXIT_PREEMPTED`.
 """
@@ -19,7 +22,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -64,6 +67,26 @@ class PreemptionFlag:
         )
 
 
+# --------------------------------------------------------------------------------------------- evaluation
+
+
+class StepEvaluator(Protocol):
+    """Generative evaluation at scheduled steps (``eval.during_training``; built by
+    :mod:`biotune.eval.during_training`). Every rank calls each method at the same steps."""
+
+    steps: frozenset[int]
+    """The optimizer steps to evaluate."""
+
+    def is_done(self, step: int) -> bool:
+        """Whether ``step`` was evaluated already (the same answer on every rank)."""
+
+    def evaluate(self, step: int, tokens: int) -> dict[str, float]:
+        """Evaluate the model at ``step``, write its files and record; the metrics to log (rank 0)."""
+
+    def recorded(self, step: int) -> dict[str, float]:
+        """The metrics recorded when ``step`` was evaluated (rank 0; empty elsewhere)."""
+
+
 # --------------------------------------------------------------------------------------------- trainer
 
 
@@ -81,7 +104,9 @@ class Trainer:
         total_steps: int,
         tokenizer_dir: str | None,
         pad_token_id: int,
+        step_eval: StepEvaluator | None = None,
     ) -> None:
+        self.step_eval = step_eval
         self.cfg, self.engine, self.data, self.eval_data = cfg, engine, train, eval_split
         self.tracker, self.output_dir, self.total_steps = tracker, Path(output_dir), total_steps
         self.tokenizer_dir, self.pad_token_id = tokenizer_dir, pad_token_id
@@ -132,6 +157,8 @@ class Trainer:
         if dist.is_rank_zero():
             self.consumed = JsonlWriter(self.output_dir / CONSUMED_FILE)
         last_saved = self.state.step
+        if self._eval_due(self.state.step) and not self.step_eval.is_done(self.state.step):  # type: ignore[union-attr]
+            self._generative_eval(self.state.step)  # resumed from a checkpoint of a step not yet evaluated
         while self.state.step < self.total_steps:
             metrics = self.train_step()
             if metrics.get("preempted"):
@@ -146,6 +173,8 @@ class Trainer:
                 self._log_window(step)
             if t.eval_every and step % t.eval_every == 0:
                 self._log_eval_loss(step)
+            if self._eval_due(step):
+                self._generative_eval(step)
             if step % t.save_every == 0 and step != self.total_steps:
                 self.save_checkpoint()
                 last_saved = step
@@ -234,6 +263,27 @@ class Trainer:
         """Held-out loss at ``step``, beside the x-axis value it is plotted against."""
         loss = self.evaluate()
         self.tracker.log({names.EVAL_LOSS: loss, names.TRAIN_TOKENS: float(self.state.tokens_seen)}, step)
+
+    def _eval_due(self, step: int) -> bool:
+        return self.step_eval is not None and step in self.step_eval.steps
+
+    def _generative_eval(self, step: int) -> None:
+        """Task scores at ``step`` (every rank), logged against ``train/tokens``. Training is not perturbed: the
+        mode switches back and every RNG is restored. A step evaluated before a crash is not evaluated again:
+        its record goes back into metrics.jsonl (the resume trimmed it; wandb kept it)."""
+        assert self.step_eval is not None
+        x_axis = {names.TRAIN_TOKENS: float(self.state.tokens_seen)}
+        if self.step_eval.is_done(step):
+            if recorded := self.step_eval.recorded(step):
+                self.tracker.restore({**recorded, **x_axis}, step)
+            return
+        rng = dist.rng_state()
+        self.engine.train(False)
+        metrics = self.step_eval.evaluate(step, self.state.tokens_seen)
+        self.engine.train(True)
+        dist.set_rng_state(rng)
+        if metrics:
+            self.tracker.log({**metrics, **x_axis}, step)
 
     def _maybe_fault(self, step: int) -> None:
         fault = dist.fault_kill_step()
