@@ -13,7 +13,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from biotune import config
+from biotune.errors import ConfigError, Problem
 from biotune.eval.layout import REPORT_MD
+from biotune.eval.report import compare, report_rows, to_markdown
+from biotune.io import atomic_write_text
 
 USAGE = """biotune eval CONFIG [key=value ...] [--dry-run]
        biotune eval score PREDICTIONS.jsonl [--config CONFIG] [--out DIR] [key=value ...]
@@ -73,7 +77,6 @@ def _compare_parser() -> argparse.ArgumentParser:
 
 
 def _run(config_path: str, overrides: list[str], dry_run: bool) -> int:
-    from biotune import config
     from biotune.eval.runner import evaluate
 
     cfg = config.load(config_path, overrides)
@@ -97,7 +100,6 @@ def _file_in_the_way(path: Path) -> Path | None:
 
 def _check_out_dir(flag: str, out: str | None) -> None:
     """ConfigError unless ``out`` is a directory or can become one (no file in the way)."""
-    from biotune.errors import ConfigError, Problem
 
     if out is None:
         return
@@ -117,7 +119,6 @@ def _check_out_dir(flag: str, out: str | None) -> None:
 
 def _check_out_file(flag: str, out: str | None) -> None:
     """ConfigError when ``out`` is a directory, or lies under a file."""
-    from biotune.errors import ConfigError, Problem
 
     if out is None:
         return
@@ -141,7 +142,6 @@ def _check_out_file(flag: str, out: str | None) -> None:
 
 def _writing(flag: str, what: Any) -> Any:
     """Run ``what()``; an OSError while writing output becomes a ConfigError naming the flag and the path."""
-    from biotune.errors import ConfigError, Problem
 
     try:
         return what()
@@ -158,8 +158,6 @@ def _writing(flag: str, what: Any) -> Any:
 
 
 def _score(ns: argparse.Namespace) -> int:
-    from biotune import config
-    from biotune.eval.report import report_rows, to_markdown
     from biotune.eval.runner import score_predictions
 
     _check_out_dir("--out", ns.out)
@@ -172,12 +170,7 @@ def _score(ns: argparse.Namespace) -> int:
 def _compare(ns: argparse.Namespace) -> int:
     import json
 
-    from biotune.eval.report import compare
-    from biotune.io import atomic_write_text
-
     if len(ns.runs) < 2:
-        from biotune.errors import ConfigError, Problem
-
         raise ConfigError(
             [Problem("RUN", "compare needs at least two runs", "pass two or more evaluation directories")]
         )

@@ -18,6 +18,9 @@ from typing import Any
 
 from biotune import distributed
 from biotune.errors import CheckpointError, ConfigError, DataError, Problem
+from biotune.train import checkpoint as layout
+from biotune.train.checkpoint import require_complete
+from biotune.train.export import export_checkpoint, export_matches
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,6 @@ def resolve_model_dir(path: str, export_dir: Path | None = None) -> Path:
         CheckpointError: when a checkpoint is incomplete or cannot be exported.
         DataError: when the directory has no tokenizer.
     """
-    from biotune.train import checkpoint as layout
 
     if not path:
         raise ConfigError(
@@ -104,11 +106,13 @@ def resolve_model_dir(path: str, export_dir: Path | None = None) -> Path:
 
 def _export_checkpoint(ckpt: Path, out: Path) -> Path:
     """Consolidate a checkpoint into an HF directory with the trainer's exporter (``biotune export``)."""
-    from biotune.train.checkpoint import require_complete
-
     require_complete(ckpt)
+    if export_matches(out, ckpt):
+        log.info("reusing %s: the export of %s", out, ckpt)
+        return out
+    log.info("exporting checkpoint %s to %s", ckpt, out)
     try:
-        from biotune.train.export import export_checkpoint, export_matches
+        export_checkpoint(ckpt, out)
     except ModuleNotFoundError as err:
         if err.name != "deepspeed":
             raise
@@ -116,11 +120,6 @@ def _export_checkpoint(ckpt: Path, out: Path) -> Path:
             f"{ckpt} is a ZeRO checkpoint and the exporter is unavailable ({err}); export it "
             "with `biotune export CKPT OUT` where DeepSpeed is installed and set eval.model=OUT"
         ) from err
-    if export_matches(out, ckpt):
-        log.info("reusing %s: the export of %s", out, ckpt)
-    else:
-        log.info("exporting checkpoint %s to %s", ckpt, out)
-        export_checkpoint(ckpt, out)
     return out
 
 

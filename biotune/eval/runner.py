@@ -19,6 +19,7 @@ from typing import Any
 from biotune import distributed
 from biotune.config import RunConfig, to_dict
 from biotune.data.sources import SourceSpec, catalog, resolve_root
+from biotune.data.templates import render_prompt
 from biotune.data.tokenize import tokenizer_of
 from biotune.errors import ConfigError, Problem
 from biotune.eval import generate, report
@@ -111,7 +112,6 @@ def _check_unique(sets: list[EvalSet]) -> None:
 
 def render_prompts(eval_set: EvalSet, template: str, tokenizer: Any) -> dict[str, str]:
     """Sample id -> the prompt text (everything up to where the output starts)."""
-    from biotune.data.templates import render_prompt
 
     return {s.id: render_prompt(template, s.instruction, s.input, tokenizer) for s in eval_set.samples}
 

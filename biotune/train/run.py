@@ -21,11 +21,26 @@ from pathlib import Path
 from typing import Any
 
 from biotune.config import RunConfig, load, to_dict, to_yaml
-from biotune.data.tokenize import load_tokenizer, tokenizer_of
-from biotune.errors import ConfigError, Problem
+from biotune.data.build import build_dataset
+from biotune.data.dataset import EVAL_SPLIT, TRAIN_SPLIT, Manifest
+from biotune.data.sources import UnknownSourceError, catalog
+from biotune.data.tokenize import load_tokenizer, tokenizer_fingerprint, tokenizer_of
+from biotune.errors import ConfigError, DataError, Problem
 from biotune.io import atomic_write_json, atomic_write_text
-from biotune.train.checkpoint import CONFIG_FILE, RUN_INFO_FILE
+from biotune.train.checkpoint import (
+    CONFIG_FILE,
+    RUN_INFO_FILE,
+    check_world_size,
+    export_dir,
+    latest_completed,
+    read_state,
+    resolve_resume,
+    trim_logs,
+)
+from biotune.train.ds_config import build_ds_config, read_template
+from biotune.train.export import export_checkpoint
 from biotune.train.lora import check_resume, check_targets_of_config
+from biotune.train.tracking import build_tracker
 from biotune.versions import library_versions
 
 log = logging.getLogger(__name__)
@@ -73,9 +88,6 @@ def preflight(cfg: RunConfig, check: ExtraCheck | None = None) -> None:
     Unknown sources (with close matches), splits a source does not have, and the DeepSpeed JSON (missing or
     malformed). ``--dry-run`` runs it too, so a dry run fails where the real run would.
     """
-    from biotune.data.sources import UnknownSourceError, catalog
-    from biotune.errors import DataError
-    from biotune.train.ds_config import read_template
 
     known = catalog(cfg.data)
 
@@ -129,7 +141,6 @@ def resolve_data_dir(cfg: RunConfig) -> Path:
     if cfg.train.data_dir:
         return Path(cfg.train.data_dir)
     from biotune import distributed as dist
-    from biotune.data.build import build_dataset
 
     with dist.rank_zero_first():
         return Path(build_dataset(cfg))
@@ -137,9 +148,7 @@ def resolve_data_dir(cfg: RunConfig) -> Path:
 
 def open_data(cfg: RunConfig, data_dir: Path) -> tuple[Any, Any, Any, int]:
     """Train/eval splits, the manifest and the pad id, after checking the tokenizer fingerprint."""
-    from biotune.data.dataset import EVAL_SPLIT, TRAIN_SPLIT, Manifest
     from biotune.data.loader import PackedSplit
-    from biotune.data.tokenize import tokenizer_fingerprint
 
     manifest = Manifest.read(data_dir)
     tok = load_tokenizer(tokenizer_of(cfg), cfg.model.trust_remote_code)
@@ -160,10 +169,7 @@ def main(cfg: RunConfig, evaluator: EvaluatorFactory | None = None) -> int:
     refused, since nothing would evaluate.
     """
     from biotune import distributed as dist
-    from biotune.train.checkpoint import check_world_size, read_state, resolve_resume, trim_logs
-    from biotune.train.ds_config import build_ds_config
     from biotune.train.engine import build_engine, check_model_source
-    from biotune.train.tracking import build_tracker
     from biotune.train.trainer import Trainer, total_steps
 
     denv = dist.read_env()
@@ -221,9 +227,6 @@ def main(cfg: RunConfig, evaluator: EvaluatorFactory | None = None) -> int:
     finally:
         trainer.close()
     if code == 0 and cfg.train.export_on_finish and denv.is_rank_zero:
-        from biotune.train.checkpoint import export_dir, latest_completed
-        from biotune.train.export import export_checkpoint
-
         export_checkpoint(latest_completed(output_dir), export_dir(output_dir), cfg.model.dtype)
     return code
 

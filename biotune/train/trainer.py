@@ -39,7 +39,7 @@ from biotune.data.loader import (
     step_rows,
     steps_per_epoch,
 )
-from biotune.errors import EXIT_OK, EXIT_PREEMPTED, CheckpointError
+from biotune.errors import EXIT_OK, EXIT_PREEMPTED, CheckpointError, ConfigError, Problem
 from biotune.train import checkpoint as ckpt_layout
 from biotune.train import metric_names as names
 from biotune.train.checkpoint import CONSUMED_FILE, PROBE_FILE, TrainerState, check_world_size, read_state
@@ -373,8 +373,6 @@ def total_steps(cfg: RunConfig, num_rows: int, world_size: int) -> int:
     layout = Layout(world_size, cfg.train.grad_accum, cfg.train.micro_batch_size)
     per_epoch = steps_per_epoch(num_rows, layout)
     if per_epoch == 0:
-        from biotune.errors import ConfigError, Problem
-
         raise ConfigError(
             [
                 Problem(

@@ -26,8 +26,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[2] / "biotune"
 
 #: The floors, lowest first: a module may import from its own floor and the floors below it. A module's floor is
@@ -52,17 +50,8 @@ HEAVY_LIBRARIES = frozenset(
 #: The entry point: it imports the module of the subcommand being run, and only that one (``--help`` stays fast).
 DISPATCH = frozenset({"biotune/cli.py"})
 
-#: In-function biotune imports still present in files other work is changing now; each entry should go (move the
-#: import to the top, or the function to the floor it belongs on) and then leave this list.
-ALLOWED_IN_FUNCTION = frozenset(
-    {
-        "biotune/train/run.py",  # data/train imports inside preflight/main
-        "biotune/train/trainer.py",  # errors imported inside a method
-        "biotune/eval/cli.py",  # config, runner, report imported per command
-        "biotune/eval/runner.py",  # data.templates inside a function
-        "biotune/eval/generate.py",  # train.checkpoint / train.export inside functions
-    }
-)
+#: Files allowed to keep in-function biotune imports of light modules (none now; a new entry needs a reason).
+ALLOWED_IN_FUNCTION: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -271,11 +260,12 @@ def test_biotune_imports_sit_at_module_top() -> None:
     )
 
 
-@pytest.mark.parametrize("allowed", sorted(ALLOWED_IN_FUNCTION))
-def test_the_allow_list_holds_only_files_that_need_it(allowed: str) -> None:
-    """An entry whose file has no in-function import left is removed, so the list only shrinks."""
-    left = in_function(all_imports(), heavy_modules(), allowed=frozenset())
-    assert any(i.file == allowed for i in left), f"{allowed}: remove it from the list"
+def test_the_allow_list_holds_only_files_that_need_it() -> None:
+    """An entry whose file has no in-function import left is removed, so the list only shrinks (it is empty now:
+    every biotune module imports biotune at its top, but for heavy modules and the CLI dispatch)."""
+    left = {i.file for i in in_function(all_imports(), heavy_modules(), allowed=frozenset())}
+    stale = sorted(ALLOWED_IN_FUNCTION - left)
+    assert not stale, f"remove from ALLOWED_IN_FUNCTION: {stale}"
 
 
 def test_help_imports_no_command_module_and_no_heavy_library() -> None:
