@@ -9,11 +9,14 @@ unknown token, and real NCBI-disease text takes about as many tokens as with one
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,3 +93,32 @@ def assert_valid_records() -> Callable[[str, Sequence[Any]], None]:
     Shared by the reader tests on the sample corpus (unit) and on the real corpora (integration).
     """
     return _assert_valid_records
+
+
+# ------------------------------------------------------------------------------------------- the demo
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``biotune demo`` (the main job), run once per session through the real CLI; returns its ``--out``.
+
+    The sweep is ``configs/sweep/demo.yaml`` as shipped except ``keep: export``, so that each cell keeps its
+    Hugging Face export beside its predictions (``keep`` acts only after a cell's evaluation). Two slow modules
+    share this one run: ``test_ablation_effect.py`` checks the ablation it computes, and ``test_learnability.py``
+    takes its base cell (the probes' recipe on the probes' corpora and model) as its good run, so the
+    probes' 800 ZeRO-3 steps are trained once per session instead of twice.
+    """
+    out = tmp_path_factory.mktemp("demo")
+    spec = yaml.safe_load((REPO_ROOT / "configs" / "sweep" / "demo.yaml").read_text(encoding="utf-8"))
+    sweep_file = out.parent / f"{out.name}-sweep.yaml"  # beside --out: the demo wants its directory to itself
+    sweep_file.write_text(yaml.safe_dump({**spec, "keep": "export"}), encoding="utf-8")
+    res = subprocess.run(
+        [sys.executable, "-m", "biotune.cli", "demo", "--out", str(out), "--sweep", str(sweep_file)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    print(res.stdout[res.stdout.find("==> [5/5]") :])  # the headline, for the test log
+    return out

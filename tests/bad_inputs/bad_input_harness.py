@@ -52,13 +52,27 @@ The tree comparison excludes nothing: a failed command writes no cache either (t
 
 Cases of one module run concurrently (a few subprocesses at a time) through :func:`run_selected`, which the
 modules call from a module-scoped fixture; only the cases pytest selected are run.
+
+Each case's process is forked from a fork server (``cli_forkserver.py``) that imported torch, transformers
+and datasets once per session, instead of started from scratch: those imports were most of the CPU of the
+suite (~3 s per ``data build`` case), and the command still runs in a process of its own, in the case's
+directory and environment, through ``runpy`` as ``python -m biotune.cli`` does, with biotune imported
+afresh. A case whose environment differs from the server's in a variable outside :data:`FORKABLE_ENV` (a
+preloaded library may have read it at import) gets a fresh ``python -m biotune.cli`` as before.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import queue
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,6 +84,10 @@ REPO = Path(__file__).resolve().parents[2]
 #: Subprocesses at once: the CLI spends most of its time importing, so a little overlap pays even on 2 cores.
 WORKERS = 3
 TIMEOUT_S = 300
+FORKSERVER = Path(__file__).with_name("cli_forkserver.py")
+#: Variables a case may set differently from the fork server's environment and still be forked: none of the
+#: preloaded libraries reads them at import (biotune, imported afresh in each child, reads them when it runs).
+FORKABLE_ENV = ("BIOTUNE_", "PATH")
 
 
 @dataclass(frozen=True)
@@ -145,15 +163,92 @@ def run_case(case: Case, tmp: Path, tok: Path | None = None) -> Result:
     before = tree(tmp)
     env = {**base_env(tok), **{k: fill(v, tmp, tok) for k, v in case.extra_env}}
     env.setdefault("BIOTUNE_DATA_DIR", str(tmp / "no-corpora-here"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "biotune.cli", *(fill(a, tmp, tok) for a in case.args)],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    return Result(proc.returncode, proc.stderr, proc.stdout, sorted(tree(tmp) - before), tmp)
+    argv = [fill(a, tmp, tok) for a in case.args]
+    server_env = base_env()
+    if all(env.get(k) == server_env.get(k) for k in {*env, *server_env} if not k.startswith(FORKABLE_ENV)):
+        code, stdout, stderr = _FORK_SERVERS.run(argv, tmp, env)
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "biotune.cli", *argv],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
+        code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+    return Result(code, stderr, stdout, sorted(tree(tmp) - before), tmp)
+
+
+class ForkServers:
+    """Fork servers (``cli_forkserver.py``), started on demand, one per concurrent case, stopped at exit."""
+
+    def __init__(self) -> None:
+        self._idle: queue.SimpleQueue[subprocess.Popen[str]] = queue.SimpleQueue()
+        self._started: list[subprocess.Popen[str]] = []
+        self._lock = threading.Lock()
+        self._dir: Path | None = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        with self._lock:
+            if self._dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="biotune-forkserver-"))
+                atexit.register(self.stop)
+            log = self._dir / f"server-{len(self._started)}.log"
+            with log.open("w") as err:
+                server = subprocess.Popen(
+                    [sys.executable, str(FORKSERVER)],
+                    cwd=REPO,
+                    env=base_env(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    text=True,
+                )
+            self._started.append(server)
+        assert server.stdout is not None
+        if not server.stdout.readline():
+            raise AssertionError(f"the fork server did not start:\n{log.read_text()[-3000:]}")
+        return server
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+        """``python -m biotune.cli ARGV`` in ``cwd`` with ``env``: exit code, stdout, stderr."""
+        try:
+            server = self._idle.get_nowait()
+        except queue.Empty:
+            server = self._start()
+        assert self._dir is not None and server.stdin is not None and server.stdout is not None
+        out, err = (self._dir / f"{uuid.uuid4().hex}.{name}" for name in ("out", "err"))
+        request = {"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        server.stdin.write(json.dumps({**request, "timeout": TIMEOUT_S}) + "\n")
+        server.stdin.flush()
+        answer = server.stdout.readline()
+        if not answer:
+            raise AssertionError(f"the fork server died running {argv}")
+        self._idle.put(server)
+        code = json.loads(answer)["code"]
+        stdout, stderr = out.read_text(), err.read_text()
+        out.unlink()
+        err.unlink()
+        if code is None:
+            raise subprocess.TimeoutExpired(["python", "-m", "biotune.cli", *argv], TIMEOUT_S, stdout, stderr)
+        return code, stdout, stderr
+
+    def stop(self) -> None:
+        """Close every server's input (each then exits) and remove the output directory."""
+        for server in self._started:
+            if server.stdin is not None:
+                server.stdin.close()
+        for server in self._started:
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_FORK_SERVERS = ForkServers()
 
 
 def check(case: Case, result: Result, tok: Path | None = None) -> None:

@@ -5,6 +5,11 @@ slurm-wlm munge``, needs root), writes its own ``/etc/slurm/slurm.conf`` (any ex
 at the end), starts the daemons it needs and stops exactly the ones it started when the session ends. Both fake nodes
 ``n1``/``n2`` have ``NodeAddr=127.0.0.1`` and share the filesystem, like nodes of a cluster with a shared FS.
 
+Time: a requeued job may start again after ``cred_expire`` (10 s here; 120 s by default), and a job that
+became eligible by the clock (a requeued one, a dependency) waits for the next scheduling pass: every 60 s
+(``sched_interval``) or 30 s (``bf_interval``) by default, every second here. A few jobs on two nodes make
+each pass trivial.
+
 Use it from a test module with ``from tests.integration.slurm_cluster import slurm_cluster  # noqa: F401``
 (or register it in a conftest).
 """
@@ -27,6 +32,18 @@ BACKUP_SUFFIX = ".biotune-backup"
 NODES = ("n1", "n2")
 CPUS_PER_NODE = 2
 START_TIMEOUT_S = 60.0
+#: The states of a job that has ended (it will not run again unless requeued by hand).
+END_STATES = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+}
 
 SLURM_CONF = f"""\
 # Written by biotune's test fixture (tests/integration/slurm_cluster.py); the original is in slurm.conf{BACKUP_SUFFIX}
@@ -48,6 +65,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1,bf_interval=1
 MpiDefault=none
 ReturnToService=2
 JobRequeue=1
@@ -188,6 +206,17 @@ class SlurmCluster:
             if name == key:
                 return value
         return None
+
+    def wait_job_end(self, job_id: str, timeout: float) -> int:
+        """Wait until the job has ended; returns its exit code, as ``sbatch --wait`` would.
+
+        ``sbatch --wait`` sleeps 2, 8, then 32 s between its polls (while that is under ``MinJobAge``/2, and
+        MinJobAge is 600 s here), so it returned up to 30 s after a job ended; this polls every 0.5 s.
+        """
+        self.wait_job_state(job_id, END_STATES, timeout)
+        exit_code = self.job_field(job_id, "ExitCode")  # "<exit code>:<signal>"
+        assert exit_code is not None, f"job {job_id} has no ExitCode"
+        return int(exit_code.split(":")[0])
 
     def wait_job_state(self, job_id: str, states: set[str], timeout: float) -> str:
         """Wait until the job's state is one of ``states``; returns it."""

@@ -24,14 +24,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from biotune.config import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -43,19 +39,9 @@ VARIANT = "loo-source-synthetic_re"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo sweep, run once through the real CLI; returns its sweep directory."""
-    out = tmp_path_factory.mktemp("ablation")
-    res = subprocess.run(
-        [sys.executable, "-m", "biotune.cli", "demo", "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    print(res.stdout[res.stdout.find("==> [5/5]") :])  # the headline, for the test log
-    return out / "sweep"
+def demo(demo_run: Path) -> Path:
+    """The demo's sweep directory (``demo_run`` in tests/conftest.py: the real CLI, run once per session)."""
+    return demo_run / "sweep"
 
 
 def _collect(sweep_dir: Path, out: Path):  # noqa: ANN202

@@ -26,6 +26,11 @@ Each sabotage below breaks one link and the same check must then fail:
 
 The two data sabotages rewrite the built shards; the two eval sabotages reuse the good run's model.
 
+The good run is the base cell of the session's ``biotune demo`` (``demo_run`` in tests/conftest.py), whose
+base is this recipe on the same corpora and model (``test_the_good_run_trains_the_probes_recipe`` checks the
+resolved configs): the 800 ZeRO-3 steps are trained once for both this module and the ablation test. The
+no_mask run trains 200 steps (``SABOTAGE_STEPS``: fewer steps only make it harder to catch).
+
 Measured on the 2-core CPU box (train.seed 0 is the test's run; seeds 1 and 2 with ``train.seed=N``).
 Scores: NER strict entity F1, RE micro-F1; "rise": output loss after other samples minus alone (nats/token).
 
@@ -33,6 +38,7 @@ Scores: NER strict entity F1, RE micro-F1; "rise": output loss after other sampl
 |---|---|---|---|---|
 | good | 0.976 / 0.973 / 0.952 | 1.000 / 0.997 / 1.000 | 13.8 / 12.4 / 13.0 | 0.99 / 1.31 / 0.73 |
 | no_mask | 0.150 / 0.660 / 0.146 | 1.000 / 0.933 / 0.953 | 0.10 / 0.11 / 0.11 | 0.18 / 0.38 / 0.28 |
+| no_mask, 200 steps (the test's) | 0.091 / | 0.933 / | 0.11 / | 0.23 / |
 | no_position_reset | 0.352 / 0.473 / 0.960 | 0.993 / 0.393 / 0.621 | 13.4 / 10.7 / 11.9 | .06 / .05 / .02 |
 | template_mismatch | 0.197 / 0.160 / 0.315 | 0.000 / 0.000 / 0.000 | | |
 | parser_wrong_field | 0.000 / 0.000 / 0.000 | 0.000 / 0.000 / 0.000 | | |
@@ -46,18 +52,18 @@ model what those links guarantee, so the check sees them whatever the scores.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 
 from biotune import config
-from biotune.data import synthetic
 from biotune.data.sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +77,12 @@ PROMPT_LOSS_FLOOR = 3.0
 #: Minimum rise (nats/token) of the output loss when other samples precede a held-out one in one sequence.
 #: Models trained on isolated sequences rise by 0.7-1.3; one trained across sample boundaries by ~0.05.
 ISOLATION_RISE = 0.2
+#: Optimizer steps of a data sabotage's run where fewer than the recipe's 800 (the good run's) do. Training on
+#: prompt tokens can only lower the prompt loss that the masking part measures, so a shorter no_mask run makes
+#: the sabotage harder to catch, not easier: seed 0 reached 0.11 nats/token after 200 steps (floor 3.0, good
+#: run 13.8). A shorter no_position_reset run could fail the isolation part for want of training (a model
+#: learns to isolate samples as it trains), so it keeps the recipe's 800.
+SABOTAGE_STEPS = {"no_mask": 200}
 N_LOSS_SAMPLES = 40  # held-out samples per probe for parts 2 and 3
 PREFIX_SAMPLES = 3  # samples put in front of each held-out one for part 3
 
@@ -89,44 +101,35 @@ class Losses:
     """Over the same output tokens, with ``PREFIX_SAMPLES`` other samples before it in one sequence."""
 
 
-def _overrides(work: Path, model: Path) -> list[str]:
-    return [f"data.root={work / 'corpus'}", f"model.name_or_path={model}", f"data.out_dir={work / 'data'}"]
+class Probes(NamedTuple):
+    """Where the probes live: the synthetic corpora and the tiny Llama (both the demo's), and this module's
+    own work directory (its builds, runs and evaluations)."""
+
+    work: Path
+    corpus: Path
+    model: Path
 
 
-def _tie_embeddings(model_dir: Path) -> None:
-    """Tie the tiny Llama's output layer to its input embeddings (as small Llamas such as 3.2-1B do).
-
-    Copying a token from the input is then an identity map the model gets for free; untied, it must learn one
-    association per lexicon entity, and which ones it learns within the budget varies with the seed.
-    """
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    model.config.tie_word_embeddings = True
-    model.tie_weights()
-    model.save_pretrained(model_dir, safe_serialization=True)
+def _overrides(probes: Probes) -> list[str]:
+    return [
+        f"data.root={probes.corpus}",
+        f"model.name_or_path={probes.model}",
+        f"data.out_dir={probes.work / 'data'}",
+    ]
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The synthetic corpora and a tiny Llama whose tokenizer saw the rendered training samples."""
-    from biotune.testing.tiny import make_tiny_llama
-
-    work = tmp_path_factory.mktemp("learnability")
-    synthetic.write_corpora(work / "corpus", n_train=2000, n_test=200, seed=0)
-    cfg = config.load(CONFIG, [f"data.root={work / 'corpus'}"])
-    texts = synthetic.probe_texts(work / "corpus", cfg.data.template, cfg.data.ner_format, cfg.data.seed)
-    model = make_tiny_llama(
-        work / "model", texts, vocab_size=2000, hidden_size=128, num_layers=2, max_positions=1024
-    )
-    _tie_embeddings(model)
-    return work, model
+def probes(demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Probes:
+    """The demo's synthetic corpora (``write_corpora(n_train=2000, n_test=200, seed=0)``) and its tiny Llama
+    (:func:`biotune.testing.tiny.make_probe_llama`: a tokenizer trained on the rendered samples, tied
+    embeddings), with a work directory of this module's own."""
+    return Probes(tmp_path_factory.mktemp("learnability"), demo_run / "corpus", demo_run / "model")
 
 
-def _build(work: Path, model: Path) -> Path:
+def _build(probes: Probes) -> Path:
     from biotune.data.build import build_dataset
 
-    return build_dataset(config.load(CONFIG, _overrides(work, model)))
+    return build_dataset(config.load(CONFIG, _overrides(probes)))
 
 
 def _sabotage_shards(data_dir: Path, out: Path, how: str) -> Path:
@@ -149,27 +152,27 @@ def _sabotage_shards(data_dir: Path, out: Path, how: str) -> Path:
     return out
 
 
-def _train(work: Path, model: Path, data_dir: Path, run: str) -> Path:
+def _train(probes: Probes, data_dir: Path, run: str, *extra: str) -> Path:
     from biotune.testing.launch import torchrun
     from biotune.train.checkpoint import export_dir
 
-    out = work / run
-    overrides = [*_overrides(work, model), f"train.data_dir={data_dir}", f"train.output_dir={out}"]
+    out = probes.work / run
+    overrides = [*_overrides(probes), f"train.data_dir={data_dir}", f"train.output_dir={out}", *extra]
     code = torchrun(2, ["train", str(CONFIG), *overrides]).returncode
     assert code == 0, f"training failed ({code})"
     return export_dir(out)
 
 
-def _scores(work: Path, model: Path, exported: Path, run: str, *extra: str) -> dict[str, float]:
+def _scores(probes: Probes, exported: Path, run: str, *extra: str) -> dict[str, float]:
     """Each probe's held-out headline score after ``biotune eval`` of ``exported``."""
     from biotune.eval.runner import evaluate
 
     cfg = config.load(
         CONFIG,
         [
-            *_overrides(work, model),
+            *_overrides(probes),
             f"eval.model={exported}",
-            f"eval.output_dir={work / run / 'eval'}",
+            f"eval.output_dir={probes.work / run / 'eval'}",
             *extra,
         ],
     )
@@ -187,7 +190,7 @@ def _scores(work: Path, model: Path, exported: Path, run: str, *extra: str) -> d
     return scores
 
 
-def _losses(work: Path, model: Path, exported: Path, run: str) -> Losses:
+def _losses(probes: Probes, exported: Path, run: str) -> Losses:
     """:class:`Losses` of ``exported`` on held-out samples of both probes, tokenized as the build does."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -196,12 +199,12 @@ def _losses(work: Path, model: Path, exported: Path, run: str) -> Losses:
     from biotune.data.templates import render_prompt
     from biotune.data.tokenize import tokenize_sample
 
-    cfg = config.load(CONFIG, _overrides(work, model))
+    cfg = config.load(CONFIG, _overrides(probes))
     tok = AutoTokenizer.from_pretrained(exported)
     lm = AutoModelForCausalLM.from_pretrained(exported, attn_implementation="sdpa").eval()
     samples = []
     for name in THRESHOLDS:
-        samples += source_samples(SOURCES[name], "test", work / "corpus", cfg.data.ner_format, cfg.data.seed)[
+        samples += source_samples(SOURCES[name], "test", probes.corpus, cfg.data.ner_format, cfg.data.seed)[
             :N_LOSS_SAMPLES
         ]
     encoded = []
@@ -252,41 +255,75 @@ def _check(scores: dict[str, float], losses: Losses) -> list[str]:
     return failed
 
 
-@pytest.fixture(scope="module")
-def good_model(work: tuple[Path, Path]) -> Path:
-    return _train(*work, _build(*work), "good")
+def _good_cell(demo_run: Path) -> Path:
+    """The demo's base cell: both probes, seed 0 (``demo_run`` in tests/conftest.py)."""
+    from biotune.sweep import runner
+
+    sweep = runner.from_dir(demo_run / "sweep")
+    (base,) = [c for c in sweep.cells if c.variant == "base"]
+    return sweep.cell_dir(base.name)
 
 
 @pytest.fixture(scope="module")
-def good_losses(work: tuple[Path, Path], good_model: Path) -> Losses:
-    return _losses(*work, good_model, "good")
+def good_model(demo_run: Path) -> Path:
+    """The good run: the demo's base cell, trained (build -> ZeRO-3 on 2 ranks -> export) by the sweep runner
+    on the probes' recipe (:func:`test_the_good_run_trains_the_probes_recipe`), so it is trained once per
+    session for both modules."""
+    from biotune.sweep import runner
+    from biotune.train.checkpoint import export_dir
+
+    return export_dir(_good_cell(demo_run) / runner.TRAIN_DIR)
 
 
-def test_pipeline_learns_both_probes(work: tuple[Path, Path], good_model: Path, good_losses: Losses) -> None:
-    scores = _scores(*work, good_model, "good")
+#: What the demo's base cell sets differently from the probes' recipe: where files go and when checkpoints are
+#: written (saving consumes no randomness: the steps and the model are the same). Tracking is not compared.
+NOT_RECIPE = {"data": {"out_dir"}, "train": {"output_dir", "save_every"}, "eval": {"output_dir"}}
+
+
+def test_the_good_run_trains_the_probes_recipe(probes: Probes, demo_run: Path) -> None:
+    """The good run (the demo's base cell) is ``configs/train/synthetic_probes.yaml`` on the probes' corpora
+    and model: the same model, data, optimiser, training and evaluation settings, seed 0."""
+    from biotune.sweep import runner
+
+    cell = config.load(_good_cell(demo_run) / runner.CELL_CONFIG)
+    recipe = config.load(CONFIG, _overrides(probes))
+    assert cell.train.seed == recipe.train.seed == 0
+    for section in ("model", "data", "optim", "train", "eval"):
+        got, want = (dataclasses.asdict(getattr(c, section)) for c in (cell, recipe))
+        for key in NOT_RECIPE.get(section, ()):
+            del got[key], want[key]
+        assert got == want, section
+
+
+@pytest.fixture(scope="module")
+def good_losses(probes: Probes, good_model: Path) -> Losses:
+    return _losses(probes, good_model, "good")
+
+
+def test_pipeline_learns_both_probes(probes: Probes, good_model: Path, good_losses: Losses) -> None:
+    scores = _scores(probes, good_model, "good")
     assert _check(scores, good_losses) == []
 
 
 @pytest.mark.parametrize(("how", "part"), [("no_mask", "masking"), ("no_position_reset", "isolation")])
-def test_data_sabotage_fails_the_check(work: tuple[Path, Path], how: str, part: str) -> None:
-    data_dir = _sabotage_shards(_build(*work), work[0] / f"data-{how}", how)
+def test_data_sabotage_fails_the_check(probes: Probes, how: str, part: str) -> None:
+    data_dir = _sabotage_shards(_build(probes), probes.work / f"data-{how}", how)
     rows = json.loads((data_dir / "manifest.json").read_text())["packing"]["rows"]
     assert rows > 0
-    exported = _train(*work, data_dir, how)
-    failed = _check(_scores(*work, exported, how), _losses(*work, exported, how))
+    steps = SABOTAGE_STEPS.get(how)
+    exported = _train(probes, data_dir, how, *([f"train.max_steps={steps}"] if steps else []))
+    failed = _check(_scores(probes, exported, how), _losses(probes, exported, how))
     print(f"\n[{how}] failed: {failed}")
     assert any(f.startswith(part) for f in failed), f"sabotage {how} passed the {part} check: {failed}"
 
 
-def test_template_mismatch_fails_the_check(
-    work: tuple[Path, Path], good_model: Path, good_losses: Losses
-) -> None:
-    failed = _check(_scores(*work, good_model, "template_mismatch", "data.template=alpaca"), good_losses)
+def test_template_mismatch_fails_the_check(probes: Probes, good_model: Path, good_losses: Losses) -> None:
+    failed = _check(_scores(probes, good_model, "template_mismatch", "data.template=alpaca"), good_losses)
     assert any(f.startswith("scores") for f in failed), failed
 
 
 def test_parser_reading_the_wrong_field_fails_the_check(
-    work: tuple[Path, Path], good_model: Path, good_losses: Losses, monkeypatch: pytest.MonkeyPatch
+    probes: Probes, good_model: Path, good_losses: Losses, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from biotune.eval import runner
 
@@ -296,19 +333,19 @@ def test_parser_reading_the_wrong_field_fails_the_check(
         return real(eval_set, {s.id: s.input for s in eval_set.samples})
 
     monkeypatch.setattr(runner, "score_set", wrong_field)
-    scores = _scores(*work, good_model, "parser_wrong_field")
+    scores = _scores(probes, good_model, "parser_wrong_field")
     assert all(scores[name] < limit for name, limit in THRESHOLDS.items()), scores
     assert any(f.startswith("scores") for f in _check(scores, good_losses))
 
 
-def test_sabotaged_shards_really_differ(work: tuple[Path, Path]) -> None:
+def test_sabotaged_shards_really_differ(probes: Probes) -> None:
     """Guards the sabotage helpers themselves: each changes exactly what it claims to."""
     from datasets import load_from_disk
 
-    good = _build(*work)
+    good = _build(probes)
     ref = load_from_disk(str(good / "train"))[0]
     for how in ("no_mask", "no_position_reset"):
-        row = load_from_disk(str(_sabotage_shards(good, work[0] / f"check-{how}", how) / "train"))[0]
+        row = load_from_disk(str(_sabotage_shards(good, probes.work / f"check-{how}", how) / "train"))[0]
         assert row["input_ids"] == ref["input_ids"]
         if how == "no_mask":
             assert -100 in ref["labels"] and -100 not in row["labels"]

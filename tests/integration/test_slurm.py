@@ -57,10 +57,12 @@ def _env(run_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _sbatch(
-    run_dir: Path, overrides: list[str], wait: bool = True, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Submit the 70B script on 2 CPU-only nodes from the repo root; with ``wait`` it returns the job's exit code."""
+def _sbatch(run_dir: Path, overrides: list[str], **env: str) -> str:
+    """Submit the 70B script on 2 CPU-only nodes from the repo root; returns the job id.
+
+    Tests wait for the job with :meth:`SlurmCluster.wait_job_end` (the job's exit code), not ``sbatch --wait``,
+    whose polls back off to 32 s apart.
+    """
     cmd = [
         "sbatch",
         "--parsable",
@@ -69,13 +71,12 @@ def _sbatch(
         "--time=30",
         "--job-name=t70b",
         f"--output={run_dir}/job-%j.out",
-        *(["--wait"] if wait else []),
         SCRIPT,
         *overrides,
     ]
-    return subprocess.run(
-        cmd, cwd=REPO, env=_env(run_dir, **env), capture_output=True, text=True, timeout=JOB_TIMEOUT_S
-    )
+    res = subprocess.run(cmd, cwd=REPO, env=_env(run_dir, **env), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip().split(";")[0]
 
 
 def _job_log(run_dir: Path) -> str:
@@ -105,12 +106,13 @@ def _overrides(tiny_model: Path) -> list[str]:
 def reference_run(
     slurm_cluster: SlurmCluster, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """An uninterrupted 2-node ZeRO-3 run through sbatch --wait; returns its train.output_dir."""
+    """An uninterrupted 2-node ZeRO-3 run through sbatch, waited for; returns its train.output_dir."""
     run_dir = tmp_path_factory.mktemp("slurm_reference")
-    res = _sbatch(run_dir, _overrides(tiny_model))
+    job_id = _sbatch(run_dir, _overrides(tiny_model))
+    code = slurm_cluster.wait_job_end(job_id, JOB_TIMEOUT_S)
     log = _job_log(run_dir)
-    assert res.returncode == 0, f"sbatch --wait exit {res.returncode}\n{res.stderr}\n{log[-6000:]}"
-    return _train_dir(run_dir, res.stdout.strip().split(";")[0])
+    assert code == 0, f"job {job_id} exit {code}\n{log[-6000:]}"
+    return _train_dir(run_dir, job_id)
 
 
 def test_two_node_zero3_run_completes_with_a_checkpoint(reference_run: Path) -> None:
@@ -127,9 +129,7 @@ def test_two_node_zero3_run_completes_with_a_checkpoint(reference_run: Path) -> 
 def test_preemption_checkpoints_requeues_and_resumes_identically(
     slurm_cluster: SlurmCluster, tiny_model: Path, reference_run: Path, tmp_path: Path
 ) -> None:
-    res = _sbatch(tmp_path, _overrides(tiny_model), wait=False)
-    assert res.returncode == 0, res.stderr
-    job_id = res.stdout.strip().split(";")[0]
+    job_id = _sbatch(tmp_path, _overrides(tiny_model))
     train_dir = _train_dir(tmp_path, job_id)
     metrics = train_dir / "metrics.jsonl"
     deadline = time.monotonic() + JOB_TIMEOUT_S
@@ -167,7 +167,7 @@ def test_preemption_checkpoints_requeues_and_resumes_identically(
 def test_a_failing_rank_kills_the_step_and_names_its_node(
     slurm_cluster: SlurmCluster, tiny_model: Path, tmp_path: Path
 ) -> None:
-    res = _sbatch(
+    job_id = _sbatch(
         tmp_path,
         [
             f"model.name_or_path={tiny_model}",
@@ -177,12 +177,12 @@ def test_a_failing_rank_kills_the_step_and_names_its_node(
         ],
         BIOTUNE_FAULT_KILL_AT_STEP="2:1",
     )  # SIGKILL rank 1 (on n2)
+    code = slurm_cluster.wait_job_end(job_id, JOB_TIMEOUT_S)
     log = _job_log(tmp_path)
-    assert res.returncode != 0, log[-4000:]
+    assert code != 0, log[-4000:]
     assert "launch/torchrun.sh: node n2 (node rank 1): training failed" in log, log[-4000:]
     assert "srun: error: n2" in log
     assert "training finished" not in log
-    job_id = res.stdout.strip().split(";")[0]
     assert not _completed_checkpoints(_train_dir(tmp_path, job_id))
 
 
@@ -203,13 +203,15 @@ def test_missing_required_variable_fails_before_anything_is_allocated(
     )
     # submitted directly, the job fails in its first lines, before any srun step
     direct = subprocess.run(
-        ["sbatch", "--wait", "--nodes=2", "--gpus-per-node=0", f"--output={tmp_path}/d-%j.out", SCRIPT],
+        ["sbatch", "--parsable", "--nodes=2", "--gpus-per-node=0", f"--output={tmp_path}/d-%j.out", SCRIPT],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,
     )
+    assert direct.returncode == 0, direct.stderr
+    code = slurm_cluster.wait_job_end(direct.stdout.strip().split(";")[0], 120)
     out = "\n".join(p.read_text() for p in tmp_path.glob("d-*.out"))
-    assert direct.returncode == 2, out
+    assert code == 2, out
     assert "export BIOTUNE_RUN_DIR=" in out and "step 1/2" not in out
