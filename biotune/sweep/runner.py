@@ -523,6 +523,7 @@ def _run_stages(
                 "eval": [*py, "eval", str(cfg_path)],
             }
             code = _run_stage(commands[stage], log_path, env, echo, stop, stage == "train", lock_fd)
+            _add_spent(d, stage, time.perf_counter() - start)
             if code == EXIT_PREEMPTED or (stop.signum and code != 0):
                 return _preempted(d, cell, stage, stop)
             if code != 0:
@@ -537,6 +538,17 @@ def _run_stages(
         return err.code
     write_state(d, CellState.DONE if "finish" in stages else CellState.PENDING)
     return 0
+
+
+#: ``state.json``'s key for the seconds a stage ran over every attempt of the cell (pre-empted and failed ones
+#: included); ``<stage>_seconds`` is the last successful attempt's.
+SPENT_KEY = "{stage}_seconds_all_attempts"
+
+
+def _add_spent(d: Path, stage: str, seconds: float) -> None:
+    """Add one attempt's seconds of ``stage`` to the cell's running total (what its cost counts)."""
+    key = SPENT_KEY.format(stage=stage)
+    write_state(d, CellState.RUNNING, **{key: round(float(read_state(d).get(key, 0.0)) + seconds, 1)})
 
 
 def _log_line(log_path: Path, text: str) -> None:
@@ -729,10 +741,17 @@ def cell_results(sweep: Sweep) -> list[Any]:
                 groups=dict(v.source_groups),
                 eval_dir=d / EVAL_DIR if state == CellState.DONE else None,
                 fidelity=c.fidelity,
-                process_seconds=process_seconds(read_state(d).get("train_seconds"), _train_processes(d)),
+                process_seconds=process_seconds(_train_seconds(d), _train_processes(d)),
             )
         )
     return out
+
+
+def _train_seconds(cell_dir: Path) -> float | None:
+    """Wall seconds of the cell's training over all its attempts (pre-empted ones too); a cell run before that
+    total was recorded has only its last attempt's ``train_seconds``."""
+    state = read_state(cell_dir)
+    return state.get(SPENT_KEY.format(stage="train"), state.get("train_seconds"))
 
 
 def _train_processes(cell_dir: Path) -> int | None:

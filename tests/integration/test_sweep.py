@@ -232,6 +232,9 @@ def test_slurm_arrays_preempt_requeue_and_resubmit(
     assert {row["state"] for row in status.values()} == {"done"}, status
     victim_state = json.loads((victim / "state.json").read_text())
     assert victim_state["attempts"] == 2  # the requeued task resumed the same cell
+    # its cost counts both attempts: the pre-empted one and the resumed one (the last successful attempt alone is
+    # train_seconds)
+    assert victim_state["train_seconds_all_attempts"] > victim_state["train_seconds"] > 0, victim_state
     cell_log = (victim / "cell.log").read_text()
     assert "received SIGUSR1" in cell_log  # the trainer's own log: the signal reached it mid-run
     step = int(re.search(r"preempted at step (\d+): checkpoint saved", cell_log).group(1))  # type: ignore[union-attr]
