@@ -136,9 +136,9 @@ def collect(
     markdown = to_markdown(results)
     if results.fidelities:
         markdown += "\n" + fid.to_markdown(results)
+        results.paths.update(fid.write_outputs(results, out, plots))
     if found is not None and found.markdown:
         markdown += "\n" + found.markdown
-        results.paths.update(fid.write_outputs(results, out, plots))
     atomic_write_text(out / RESULTS_MD, markdown)
     results.paths["md"] = out / RESULTS_MD
     atomic_write_text(out / RESULTS_CSV, to_csv(results))
