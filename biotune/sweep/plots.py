@@ -344,7 +344,7 @@ def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Pat
     ± t-based CI over the seeds, or the bootstrap over the examples with one seed, marked †)."""
     if not curves:
         return None
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    fig = Figure(figsize=(8.6, 4.2), layout="constrained")
     ax = fig.subplots()
     one_seed = False
     for k, c in enumerate(curves):
@@ -367,7 +367,7 @@ def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Pat
             label=f"{c.variant} (seeds={seeds}{'†' if boot else ''})",
         )
     no_tokens = any(not math.isfinite(p.tokens) for c in curves for p in c.points)
-    ax.set_xlabel("optimizer step" if no_tokens else "train/tokens")
+    ax.set_xlabel("optimizer step" if no_tokens else "train/tokens (mean over seeds)")
     metric = curves[0].metric
     n_units = curves[0].points[-1].n_units
     ax.set_ylabel(f"{metric} (%)")
@@ -376,5 +376,5 @@ def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Pat
     note = "band: mean ± t 95% CI over seeds"
     if one_seed:
         note += f"; †one seed: bootstrap 95% CI over examples, {st.CONDITIONAL_LABEL}"
-    ax.legend(fontsize=8, frameon=False, title=note, title_fontsize=7)
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False, title=note, title_fontsize=7)
     return _save(fig, out_dir / learning_curve_name(eval_set))
