@@ -234,7 +234,9 @@ class Curve:
     points: list[CurvePoint]
 
 
-def _band(seed_scores: np.ndarray, replicates: np.ndarray) -> tuple[float, float, str]:
+def band(seed_scores: np.ndarray, replicates: np.ndarray) -> tuple[float, float, str]:
+    """A learning-curve point's 95% band: mean ± t(0.975, m − 1) x sd / √m over m ≥ 2 seeds (``t``), else the
+    percentile interval of the bootstrap replicates over the examples (``bootstrap``)."""
     m = seed_scores.size
     if m > 1:
         half = float(sps.t.ppf(0.975, m - 1) * np.std(seed_scores, ddof=1) / math.sqrt(m))
@@ -267,9 +269,9 @@ def _point(
     summed = st.unit_sums(np.stack([e.stats for e in exs]), codes, n_units)
     resamples = st.Resamples.draw(eval_set, n_units, n_boot, seed)
     arm = st.score_arms(resamples, exs[0].reducer, exs[0].stat_names, {"arm": summed})["arm"]
-    lo, hi, band = _band(arm.seed_scores, arm.replicates)
+    lo, hi, kind = band(arm.seed_scores, arm.replicates)
     tokens = float(np.mean([step_tokens(train_dirs[c.name], step) for c in cells]))
-    point = CurvePoint(step, tokens, SCALE * arm.mean, SCALE * lo, SCALE * hi, len(exs), n_units, band)
+    point = CurvePoint(step, tokens, SCALE * arm.mean, SCALE * lo, SCALE * hi, len(exs), n_units, kind)
     return point, metric
 
 

@@ -18,6 +18,7 @@ from scipy import stats as sps
 from biotune.errors import ConfigError
 from biotune.sweep import collect_steps as cs
 from biotune.sweep import runner
+from biotune.sweep import stats as st
 from biotune.sweep.collect import collect
 from biotune.sweep.results import CellResult
 from biotune.sweep.tables import RESULTS_CSV, RESULTS_MD
@@ -167,3 +168,29 @@ def test_cli_step_collect_writes_beside_the_final_results(tmp_path: Path) -> Non
     assert (results / "fraction-1" / RESULTS_CSV).read_text() == (results / RESULTS_CSV).read_text()
     assert (results / "step-2" / RESULTS_CSV).read_text() != (results / RESULTS_CSV).read_text()
     assert (results / cs.CHECKPOINT_AGREEMENT_CSV).is_file()
+
+
+def test_band_coverage_by_simulation() -> None:
+    """The band's nominal 95%: over seeds (t, m = 3, normal seed effects) its coverage of the seeds' mean, and
+    with one seed (bootstrap over 300 examples) its coverage of the model's true accuracy."""
+    rng = np.random.default_rng(0)
+    reps = 2000
+    hits = 0
+    for _ in range(reps):
+        scores = rng.normal(0.6, 0.02, 3)
+        lo, hi, kind = cs.band(scores, np.empty(0))
+        hits += lo <= 0.6 <= hi
+        assert kind == "t"
+    assert abs(hits / reps - 0.95) < 3 * math.sqrt(0.95 * 0.05 / reps)
+    reps, n, p = 300, 300, 0.7
+    hits = 0
+    for i in range(reps):
+        correct = (rng.random(n) < p).astype(float)
+        summed = np.stack([correct, np.ones(n)], axis=-1)[None]
+        arm = st.score_arms(
+            st.Resamples.draw(f"rep{i}", n, 500, i), "accuracy", ("correct", "n"), {"a": summed}
+        )["a"]
+        lo, hi, kind = cs.band(arm.seed_scores, arm.replicates)
+        hits += lo <= p <= hi
+        assert kind == "bootstrap"
+    assert abs(hits / reps - 0.95) < 3 * math.sqrt(0.95 * 0.05 / reps) + 0.01
