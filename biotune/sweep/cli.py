@@ -5,6 +5,7 @@
     biotune sweep submit configs/sweep/medtuned_loo.yaml --gpus-per-node 8 --max-concurrent 4   # SLURM arrays
     biotune sweep status configs/sweep/medtuned_loo.yaml        # done / running / failed (with log) / missing
     biotune sweep collect configs/sweep/medtuned_loo.yaml       # table with paired-bootstrap CIs, plots, fit
+    biotune sweep collect configs/sweep/medtuned_loo.yaml --step 500   # the same at a checkpoint: results/step-500/
 
 Re-running ``run`` or ``submit`` skips cells that are done; ``--failed`` re-runs only the failed ones. Every
 command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep directory. A sweep whose target anchors

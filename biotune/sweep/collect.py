@@ -26,6 +26,13 @@ proxy's agreement with the target goes to ``agreement.csv``, ``agreement_<proxy>
 ``results.md`` section, with the measured cost per fidelity; the plots above are drawn per fidelity
 (``<fidelity>_delta_heatmap_<axis>.png``). See ``biotune.sweep.collect_fidelities``.
 
+Given the cells' training directories (``train_dirs``) where the cells were evaluated during training
+(``eval.during_training``), collect adds the learning curves (``learning_curves.csv``,
+``learning_curve_<set>.png``) and each intermediate checkpoint's agreement with the final ranking
+(``checkpoint_agreement.csv`` and a ``results.md`` section); ``sweep collect --step N`` / ``--fraction F`` runs
+this same collect on the evaluations at that checkpoint into ``results/step-N/`` (see
+``biotune.sweep.collect_steps``).
+
 Scores are reported in percent (100 x ``metric_from_stats``), as in ``report.json``. Multiple testing:
 three families, each corrected on its own across the whole table: Δ vs base per set, Δ vs control per
 set, and Δ vs base of the macro-averages. A mark ``*`` means corrected p < ``ALPHA``.
