@@ -37,9 +37,10 @@ import numpy as np
 from scipy import stats as sps
 
 from biotune.config import DuringTrainingConfig
+from biotune.data.sources.splits import role_name
 from biotune.errors import ConfigError, Problem
-from biotune.eval.checkpoint_plan import scheduled_steps
-from biotune.eval.layout import DURING_TRAINING_RECORD, predictions_path, step_eval_dir
+from biotune.eval.checkpoint_plan import KEY, scheduled_steps
+from biotune.eval.layout import DURING_TRAINING_RECORD, predictions_path, set_label, step_eval_dir
 from biotune.io import atomic_write_text, read_json
 from biotune.sweep import agreement as agr
 from biotune.sweep import agreement_report as report
@@ -370,14 +371,13 @@ def checkpoint_agreements(
         return [], {}
     if results.base is None:
         return [], {_STEP_DIR_NAME.format(s): "the sweep has no base variant" for s in steps}
-    final = dataclasses.replace(fid.level_of(FINAL, results), key="eval.during_training")
-    families = fid.families_of(results)
+    final, families = _final_level(results, train_dirs)
     done: list[agr.LevelAgreement] = []
     missing: dict[str, str] = {}
     for s in steps:
         name = _STEP_DIR_NAME.format(s)
         at = dataclasses.replace(results, cells=at_checkpoint(results.cells, train_dirs, step=s))
-        level = dataclasses.replace(fid.level_of(name, at), key="eval.during_training")
+        level = dataclasses.replace(fid.level_of(name, at), key=KEY)
         try:
             done.append(
                 agr.compare_levels(
@@ -387,6 +387,31 @@ def checkpoint_agreements(
         except ConfigError as err:
             missing[name] = "; ".join(f"{p.problem} ({p.key}); fix: {p.fix}" for p in err.problems)
     return done, missing
+
+
+def _final_level(results: Results, train_dirs: Mapping[str, Path]) -> tuple[agr.Level, dict[str, str]]:
+    """The final level and the sets' task families: the final evaluation and, for the sets evaluated only
+    during training (the sweep default evaluates dev splits there), the evaluation at the step every done cell
+    ended its run at (the same final model), when there is one."""
+    level = fid.level_of(FINAL, results)
+    families = fid.families_of(results)
+    done = [c for c in results.cells if c.state == CellState.DONE and c.name in train_dirs]
+    common = set.intersection(*(set(evaluated_steps(train_dirs[c.name])) for c in done)) if done else set()
+    finals = {final_step(train_dirs[c.name]) for c in done}
+    if len(finals) != 1 or (last := finals.pop()) not in common:
+        return dataclasses.replace(level, key=KEY), families
+    cells = at_checkpoint(results.cells, train_dirs, step=last)
+    at_last = fid.level_of(FINAL, dataclasses.replace(results, cells=cells))
+    arms = {v: {**at_last.arms.get(v, {}), **level.arms.get(v, {})} for v in {*level.arms, *at_last.arms}}
+    groups: dict[str, str] = {}
+    for c in reversed(cells):  # the base's mapping wins, as in collect
+        groups.update(c.groups)
+    for c in cells:
+        if c.state == CellState.DONE:
+            for name, info in report_sets(c).items():
+                family = groups.get(info.source) or info.kind or "other"
+                families.setdefault(name, set_label(family, role_name(info.split)))
+    return agr.Level(FINAL, arms, key=KEY), families
 
 
 def agreement_markdown(agreements: Sequence[agr.LevelAgreement], not_measured: Mapping[str, str]) -> str:

@@ -47,11 +47,17 @@ def _sets(seed: int, effects: Sequence[float], n_seeds: int) -> dict[str, Simula
 
 
 def prepare_step_sweep(
-    tmp: Path, steps: Sequence[int] = (2, 4), seeds: int = 1, same_as_final: Sequence[int] = ()
+    tmp: Path,
+    steps: Sequence[int] = (2, 4),
+    seeds: int = 1,
+    same_as_final: Sequence[int] = (),
+    dev_at_steps: bool = False,
 ) -> runner.Sweep:
     """Write and prepare the sweep under ``tmp`` (``tmp/sweep.yaml``, directory ``tmp/sweep``), every cell done
     with its final evaluation and one evaluation during training per step of ``steps`` (the last one's
-    predictions equal the final ones)."""
+    predictions equal the final ones); with ``dev_at_steps`` the steps' sets are the dev splits (``simner/dev``,
+    ``simcls/dev``: the sweep default evaluates dev splits during training) while the final evaluation is on
+    the test splits."""
     seed_list = ", ".join(str(7 + i) for i in range(seeds))
     body = (
         f"name: steps\nbase: base.yaml\nseeds: [{seed_list}]\naxes: [{{type: leave_one_out, over: group}}]\n"
@@ -69,7 +75,8 @@ def prepare_step_sweep(
         for step in steps:
             sets = final if step == steps[-1] or step in same_as_final else early
             out = step_eval_dir(d / runner.TRAIN_DIR, step)
-            write_eval_dir(out, {name: (sim, arm, s) for name, sim in sets.items()})
+            labels = {n: n.replace("/test", "/dev") if dev_at_steps else n for n in sets}
+            write_eval_dir(out, {labels[name]: (sim, arm, s) for name, sim in sets.items()})
             record = {"step": step, names.TRAIN_TOKENS: TOKENS_PER_STEP * step, "metrics": {}, "examples": 0}
             atomic_write_json(out / DURING_TRAINING_RECORD, record)
         runner.write_state(d, CellState.RUNNING)

@@ -194,3 +194,20 @@ def test_band_coverage_by_simulation() -> None:
         hits += lo <= p <= hi
         assert kind == "bootstrap"
     assert abs(hits / reps - 0.95) < 3 * math.sqrt(0.95 * 0.05 / reps) + 0.01
+
+
+def test_sets_evaluated_only_during_training_are_compared_with_the_last_step(tmp_path: Path) -> None:
+    """Dev splits at the checkpoints, test splits at the end: the final level of a dev set is the run's last
+    step (the same final model), so an early step equal to it agrees with ρ = 1."""
+    sweep = prepare_step_sweep(tmp_path, steps=(1, 2, 4), same_as_final=(1,), dev_at_steps=True)
+    cells, dirs = _cells(sweep)
+    out = tmp_path / "results"
+    collect(cells, out, n_boot=N_BOOT, plots=False, train_dirs=dirs)
+    rho = {
+        (r["proxy"], r["eval_set"]): float(r["estimate"])
+        for r in _csv(out / cs.CHECKPOINT_AGREEMENT_CSV)
+        if r["statistic"] == "spearman"
+    }
+    assert rho[("step-1", "simner/dev")] == 1.0 and rho[("step-1", "simcls/dev")] == 1.0
+    assert rho[("step-2", "simner/dev")] < 0
+    assert ("step-1", "macro:ner/dev") in rho
