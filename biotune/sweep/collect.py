@@ -139,6 +139,10 @@ def collect(
         _correct(rows, macro_rows, correction)
         results = Results(rows, macro_rows, list(cells), base, correction, n_boot, seed)
     found = steps.find(results, train_dirs) if train_dirs and not results.fidelities else None
+    if train_dirs and results.fidelities:
+        log.info(
+            "collect: learning curves and checkpoint agreement are not drawn for a sweep with fidelities"
+        )
     out.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(results)
     if results.fidelities:

@@ -60,7 +60,7 @@ LEARNING_CURVES_CSV = "learning_curves.csv"
 #: The final evaluation's name as an agreement level.
 FINAL = "final"
 CHECKPOINT_TITLE = "Checkpoint-to-final agreement"
-_OUTPUT_NAME = re.compile(r"^(step-\d+|fraction-[0-9.]+)$")
+_OUTPUT_NAME = re.compile(r"^(step-\d+|fraction-[0-9.e+-]+)$")
 _STEP_DIR_NAME = "step-{}"
 
 

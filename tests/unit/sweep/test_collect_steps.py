@@ -99,6 +99,7 @@ def test_output_names() -> None:
     assert cs.output_name(500, None) == "step-500"
     assert cs.output_name(None, 0.25) == "fraction-0.25"
     assert cs.is_output_name("step-500") and cs.is_output_name("fraction-0.25")
+    assert cs.is_output_name(cs.output_name(None, 1e-5))
     assert not cs.is_output_name("notes") and not cs.is_output_name("step-x")
 
 
