@@ -5,6 +5,7 @@
     biotune sweep submit configs/sweep/medtuned_loo.yaml --gpus-per-node 8 --max-concurrent 4   # SLURM arrays
     biotune sweep status configs/sweep/medtuned_loo.yaml        # done / running / failed (with log) / missing
     biotune sweep collect configs/sweep/medtuned_loo.yaml       # table with paired-bootstrap CIs, plots, fit
+    biotune sweep collect configs/sweep/medtuned_loo.yaml --step 500   # the same at a checkpoint: results/step-500/
 
 Re-running ``run`` or ``submit`` skips cells that are done; ``--failed`` re-runs only the failed ones. Every
 command takes ``--out DIR`` (default ``runs/sweeps/<name>``), the sweep directory. A sweep whose target anchors
@@ -25,7 +26,7 @@ from typing import Any
 
 from biotune import versions
 from biotune.errors import ConfigError, Problem
-from biotune.sweep import collect, fit, runner, slurm, stages, tables
+from biotune.sweep import collect, collect_steps, fit, runner, slurm, stages, tables
 from biotune.sweep import plan as planning
 from biotune.sweep import variants as vr
 from biotune.sweep.fidelity import STAGE_TARGET, STAGES, read_anchors
@@ -116,6 +117,19 @@ def register(subparsers: Any) -> None:
     )
     q.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples, >= 0 (default 0)")
     q.add_argument("--no-plots", action="store_true")
+    q.add_argument(
+        collect_steps.STEP_OPTION,
+        type=int,
+        default=None,
+        help="compare the variants at this evaluated training step (eval.during_training); into results/step-N/",
+    )
+    q.add_argument(
+        collect_steps.FRACTION_OPTION,
+        type=float,
+        default=None,
+        help="compare the variants at the step evaluated at this fraction (0, 1] of each cell's run; into "
+        "results/fraction-F/",
+    )
     q.set_defaults(func=_collect)
     q = sub.add_parser("cell", help="run stages of one cell (what slurm/sweep.sh calls)")
     q.add_argument("sweep_dir")
@@ -281,23 +295,58 @@ def _collect(ns: argparse.Namespace) -> int:
         problems.append(
             Problem("--seed", f"must be >= 0, got {ns.seed}", "give a non-negative seed, e.g. --seed 0")
         )
+    try:
+        collect_steps.check_options(ns.step, ns.fraction)
+    except ConfigError as err:
+        problems.extend(err.problems)
     if problems:
         raise ConfigError(problems)
-    return _collect_sweep(_load(ns), ns.correction, ns.n_boot, ns.seed, plots=not ns.no_plots)
+    return _collect_sweep(
+        _load(ns),
+        ns.correction,
+        ns.n_boot,
+        ns.seed,
+        plots=not ns.no_plots,
+        step=ns.step,
+        fraction=ns.fraction,
+    )
 
 
-def _collect_sweep(sweep: Any, correction: str, n_boot: int, seed: int, plots: bool) -> int:
-
+def _collect_sweep(
+    sweep: Any,
+    correction: str,
+    n_boot: int,
+    seed: int,
+    plots: bool,
+    step: int | None = None,
+    fraction: float | None = None,
+) -> int:
+    """Collect the final evaluations into ``results/`` (with learning curves and checkpoint agreement where
+    the cells were evaluated during training), or with ``step``/``fraction`` the evaluations at that checkpoint
+    into ``results/step-N/`` (``results/fraction-F/``)."""
     runner.require_prepared(sweep)
+    cells = runner.cell_results(sweep)
+    train_dirs = {c.name: sweep.cell_dir(c.name) / runner.TRAIN_DIR for c in cells}
     out = sweep.out / runner.RESULTS_DIR
+    at_checkpoint = step is not None or fraction is not None
+    if at_checkpoint:
+        cells = collect_steps.at_checkpoint(cells, train_dirs, step=step, fraction=fraction)
+        out = out / collect_steps.output_name(step, fraction)
     results = collect.collect(
-        runner.cell_results(sweep), out, correction=correction, n_boot=n_boot, seed=seed, plots=plots
+        cells,
+        out,
+        correction=correction,
+        n_boot=n_boot,
+        seed=seed,
+        plots=plots,
+        train_dirs=None if at_checkpoint else train_dirs,
     )
     print((out / tables.RESULTS_MD).read_text(encoding="utf-8"))
     print(f"results: {out}")
     _warn_on_mixed_versions(runner.cell_versions(sweep))
     _fit_if_swarm(sweep, out, results)
-    collect.log_to_wandb(out, sweep.spec.load_base().tracking, sweep.spec.name)
+    if not at_checkpoint:
+        collect.log_to_wandb(out, sweep.spec.load_base().tracking, sweep.spec.name)
     return 0
 
 

@@ -26,6 +26,13 @@ proxy's agreement with the target goes to ``agreement.csv``, ``agreement_<proxy>
 ``results.md`` section, with the measured cost per fidelity; the plots above are drawn per fidelity
 (``<fidelity>_delta_heatmap_<axis>.png``). See ``biotune.sweep.collect_fidelities``.
 
+Given the cells' training directories (``train_dirs``) where the cells were evaluated during training
+(``eval.during_training``), collect adds the learning curves (``learning_curves.csv``,
+``learning_curve_<set>.png``) and each intermediate checkpoint's agreement with the final ranking
+(``checkpoint_agreement.csv`` and a ``results.md`` section); ``sweep collect --step N`` / ``--fraction F`` runs
+this same collect on the evaluations at that checkpoint into ``results/step-N/`` (see
+``biotune.sweep.collect_steps``).
+
 Scores are reported in percent (100 x ``metric_from_stats``), as in ``report.json``. Multiple testing:
 three families, each corrected on its own across the whole table: Δ vs base per set, Δ vs control per
 set, and Δ vs base of the macro-averages. A mark ``*`` means corrected p < ``ALPHA``.
@@ -36,7 +43,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +57,7 @@ from biotune.errors import ConfigError, DataError, Problem
 from biotune.eval.layout import predictions_path, report_path, set_label
 from biotune.io import atomic_write_text, replace_atomic
 from biotune.sweep import collect_fidelities as fid
+from biotune.sweep import collect_steps as steps
 from biotune.sweep import plots as plotting
 from biotune.sweep import stats as st
 from biotune.sweep.agreement_report import AGREEMENT_CSV
@@ -90,6 +98,7 @@ def collect(
     n_boot: int = 1000,
     seed: int = 0,
     plots: bool = True,
+    train_dirs: Mapping[str, Path] | None = None,
 ) -> Results:
     """Compute the sweep's results table from every done cell's predictions and write it to ``out_dir``.
 
@@ -99,7 +108,9 @@ def collect(
         correction: ``holm`` (family-wise error) or ``bh`` (false discovery rate).
         n_boot: bootstrap resamples per eval set.
         seed: seeds the resamples (per eval set, see ``biotune.sweep.stats``).
-        plots: draw the PNGs (the heatmap, scaling curves, interaction matrix).
+        plots: draw the PNGs (the heatmap, scaling curves, interaction matrix, learning curves).
+        train_dirs: cell name -> its training directory; where cells were evaluated during training, adds the
+            learning curves and the checkpoint-vs-final agreement (:mod:`biotune.sweep.collect_steps`).
 
     Raises:
         ConfigError: inconsistent cells (duplicate names, unknown states, several base variants, a done
@@ -127,11 +138,18 @@ def collect(
         rows, macro_rows = _compute(cells, base, n_boot, seed)
         _correct(rows, macro_rows, correction)
         results = Results(rows, macro_rows, list(cells), base, correction, n_boot, seed)
+    found = steps.find(results, train_dirs) if train_dirs and not results.fidelities else None
+    if train_dirs and results.fidelities:
+        log.info(
+            "collect: learning curves and checkpoint agreement are not drawn for a sweep with fidelities"
+        )
     out.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(results)
     if results.fidelities:
         markdown += "\n" + fid.to_markdown(results)
         results.paths.update(fid.write_outputs(results, out, plots))
+    if found is not None and found.markdown:
+        markdown += "\n" + found.markdown
     atomic_write_text(out / RESULTS_MD, markdown)
     results.paths["md"] = out / RESULTS_MD
     atomic_write_text(out / RESULTS_CSV, to_csv(results))
@@ -142,6 +160,8 @@ def collect(
         for prefix, part in (results.fidelities or {"": results}).items():
             for name, path in plotting.draw_all(part, out, prefix=f"{prefix}_" if prefix else "").items():
                 results.paths[name] = path
+    if found is not None:
+        _write_steps(found, results, out, plots)
     log.info("collect: %d rows, %d macro rows -> %s", len(results.rows), len(results.macro_rows), out)
     return results
 
@@ -170,6 +190,19 @@ def _collect_fidelities(
     results.agreements, results.not_measured = fid.measure_agreements(per, n_boot, seed)
     results.costs = fidelity_costs(cells)
     return results
+
+
+def _write_steps(found: steps.Found, results: Results, out: Path, plots: bool) -> None:
+    """Write what the cells' evaluations during training gave: ``learning_curves.csv``,
+    ``learning_curve_<set>.png`` and ``checkpoint_agreement.csv`` (its ``results.md`` section is written with
+    the table)."""
+    results.paths["learning_curves"] = steps.write_curves_csv(found.curves, out)
+    results.paths["checkpoint_agreement"] = steps.write_agreement_csv(found.agreements, out)
+    if plots:
+        for eval_set, group in found.curves.items():
+            path = plotting.learning_curve(eval_set, group, out)
+            if path is not None:
+                results.paths[path.stem] = path
 
 
 def log_to_wandb(out_dir: Path, tracking: TrackingConfig, sweep_name: str) -> None:
@@ -260,7 +293,8 @@ def _check_cells(cells: Sequence[CellResult]) -> str | None:
 def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise DataError(out, "collect output path is a file", "pass a directory")
-    if out.is_dir() and any(out.iterdir()) and not any((out / f).exists() for f in TABLE_FILES):
+    theirs = [p for p in out.iterdir() if not steps.is_output_name(p.name)] if out.is_dir() else []
+    if theirs and not any((out / f).exists() for f in TABLE_FILES):
         raise DataError(
             out,
             "directory is not empty and holds no earlier collect output",

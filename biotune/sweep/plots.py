@@ -33,6 +33,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 from biotune.data.sources.splits import display_order, parse_set_label
 from biotune.io import replace_atomic
 from biotune.sweep import stats as st
+from biotune.sweep.collect_steps import Curve
 from biotune.sweep.results import ResultRow, Results
 
 log = logging.getLogger(__name__)
@@ -331,3 +332,49 @@ def scaling_curves(
         title_fontsize=7.5,
     )
     return _save(fig, path)
+
+
+def learning_curve_name(eval_set: str) -> str:
+    """The learning-curve picture's file name for one eval set: ``learning_curve_<set>.png``."""
+    return f"learning_curve_{_slug(eval_set)}.png"
+
+
+def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Path | None:
+    """Score (percent) against ``train/tokens`` on one eval set: one line per variant with its 95% band (mean
+    ± t-based CI over the seeds, or the bootstrap over the examples with one seed, marked †)."""
+    if not curves:
+        return None
+    fig = Figure(figsize=(8.6, 4.2), layout="constrained")
+    ax = fig.subplots()
+    one_seed = False
+    for k, c in enumerate(curves):
+        x = np.array([p.tokens if math.isfinite(p.tokens) else p.step for p in c.points], dtype=float)
+        y = np.array([p.mean for p in c.points], dtype=float)
+        lo = np.array([p.ci_low for p in c.points], dtype=float)
+        hi = np.array([p.ci_high for p in c.points], dtype=float)
+        boot = any(p.band == "bootstrap" for p in c.points)
+        one_seed = one_seed or boot
+        colour = f"C{k % 10}"
+        seeds = min(p.n_seeds for p in c.points)
+        ax.fill_between(x, lo, hi, color=colour, alpha=0.18, linewidth=0)
+        ax.plot(
+            x,
+            y,
+            color=colour,
+            marker="o",
+            markersize=3.5,
+            linewidth=1.5,
+            label=f"{c.variant} (seeds={seeds}{'†' if boot else ''})",
+        )
+    no_tokens = any(not math.isfinite(p.tokens) for c in curves for p in c.points)
+    ax.set_xlabel("optimizer step" if no_tokens else "train/tokens (mean over seeds)")
+    metric = curves[0].metric
+    n_units = curves[0].points[-1].n_units
+    ax.set_ylabel(f"{metric} (%)")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{eval_set}: score during training (n={n_units} units)", fontsize=11)
+    note = "band: mean ± t 95% CI over seeds"
+    if one_seed:
+        note += f"; †one seed: bootstrap 95% CI over examples, {st.CONDITIONAL_LABEL}"
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False, title=note, title_fontsize=7)
+    return _save(fig, out_dir / learning_curve_name(eval_set))

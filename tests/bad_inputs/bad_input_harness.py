@@ -30,6 +30,7 @@ hub instr. sets pinned to a commit     test_bad_hub_pins.py            5     0
 collect with fidelities (issue 21)     test_bad_fidelity_collect.py    2     0
 sweep fidelities and --stage           test_bad_fidelities.py         18     0
 evaluation during training             test_bad_train_eval.py          6     0
+collect at a checkpoint (--step)       test_bad_collect_steps.py       7     0
 =====================================  ==========================  =====  ====
 
 Beside them, inputs that used to be rejected and must be accepted (``data.leakage: off``, ``defaults: one.yaml``,
