@@ -169,7 +169,10 @@ def prepare_tokenizer(tokenizer: Any) -> Any:
 
 
 def _encode(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each prompt, encoded exactly as training encodes prompts (``add_special_tokens=True``)."""
+    """Token ids of each prompt, encoded exactly as training encodes prompts (``add_special_tokens=True``); none for
+    no prompts (a rank whose shard of a small set is empty: fast tokenizers fail on an empty batch)."""
+    if not prompts:
+        return []
     return [list(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
 
 

@@ -37,6 +37,14 @@ def test_batched_left_padded_generation_equals_one_at_a_time(loaded) -> None:
     assert batched.new_tokens > 0 and batched.tokens_per_second > 0
 
 
+def test_an_empty_shard_generates_nothing(loaded) -> None:
+    """A rank whose strided shard of a small set is empty (a 1-example dev set on 2 ranks) gets no completions;
+    the fast tokenizer raised IndexError on an empty batch and killed the training job's evaluation."""
+    model, tok = loaded
+    out = generate.generate_hf(model, tok, {}, batch_size=4, max_new_tokens=6, progress=False)
+    assert out.completions == {} and out.new_tokens == 0
+
+
 def test_generation_stops_at_eos_and_at_max_new_tokens(loaded) -> None:
     model, tok = loaded
     free = generate.generate_hf(model, tok, {"a": PROMPTS["ex0"]}, max_new_tokens=3, progress=False)
