@@ -37,6 +37,7 @@ __all__ = [
     "DURING_TRAINING_RECORD",
     "export_cache_dir",
     "step_eval_dir",
+    "step_name",
     "parse_set_label",
     "predictions_path",
     "report_path",
@@ -77,6 +78,12 @@ def export_cache_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / EXPORT_CACHE_DIR
 
 
+def step_name(step: int) -> str:
+    """``step-N``: the name of optimizer step ``step``'s evaluation (its directory, and its level and results
+    directory in ``sweep collect``)."""
+    return f"{_STEP_PREFIX}{int(step)}"
+
+
 def step_eval_dir(train_output_dir: str | Path, step: int) -> Path:
     """``<train.output_dir>/eval/step-N/``: the evaluation output directory of optimizer step ``step``."""
-    return Path(train_output_dir) / _DURING_TRAINING_DIR / f"{_STEP_PREFIX}{int(step)}"
+    return Path(train_output_dir) / _DURING_TRAINING_DIR / step_name(step)

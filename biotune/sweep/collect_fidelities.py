@@ -104,6 +104,23 @@ def level_of(fidelity: str, results: Results) -> agr.Level:
     return agr.Level(fidelity, arms, key=f"fidelities.{fidelity}.variants")
 
 
+def compare_or_reason(
+    level: agr.Level,
+    reference: agr.Level,
+    base: str,
+    families: Mapping[str, str],
+    n_boot: int,
+    seed: int,
+) -> agr.LevelAgreement | str:
+    """:func:`~biotune.sweep.agreement.compare_levels` of ``level`` against ``reference``, or, when it cannot be
+    measured (too few variants in common, no base), why and the fix, as one line for ``results.md``. Shared by
+    the proxy-to-target and the checkpoint-to-final agreements."""
+    try:
+        return agr.compare_levels(level, reference, base=base, families=families, n_boot=n_boot, seed=seed)
+    except ConfigError as err:
+        return "; ".join(f"{p.problem} ({p.key}); fix: {p.fix}" for p in err.problems)
+
+
 def measure_agreements(
     per_fidelity: Mapping[str, Results], n_boot: int, seed: int
 ) -> tuple[list[agr.LevelAgreement], dict[str, str]]:
@@ -124,15 +141,13 @@ def measure_agreements(
         if not target.arms:
             missing[name] = f"no {TARGET} cell is done yet; run the target stage, then collect again"
             continue
-        proxy = level_of(name, per_fidelity[name])
-        try:
-            done.append(
-                agr.compare_levels(
-                    proxy, target, base=target_results.base, families=families, n_boot=n_boot, seed=seed
-                )
-            )
-        except ConfigError as err:
-            missing[name] = "; ".join(f"{p.problem} ({p.key}); fix: {p.fix}" for p in err.problems)
+        measured = compare_or_reason(
+            level_of(name, per_fidelity[name]), target, target_results.base, families, n_boot, seed
+        )
+        if isinstance(measured, str):
+            missing[name] = measured
+        else:
+            done.append(measured)
     for name, why in missing.items():
         log.warning("collect: agreement of %s with %s not measured: %s", name, TARGET, why)
     return done, missing

@@ -40,7 +40,7 @@ from biotune.config import DuringTrainingConfig
 from biotune.data.sources.splits import role_name
 from biotune.errors import ConfigError, Problem
 from biotune.eval.checkpoint_plan import KEY, scheduled_steps
-from biotune.eval.layout import DURING_TRAINING_RECORD, predictions_path, set_label, step_eval_dir
+from biotune.eval.layout import DURING_TRAINING_RECORD, predictions_path, set_label, step_eval_dir, step_name
 from biotune.io import atomic_write_text, read_json
 from biotune.sweep import agreement as agr
 from biotune.sweep import agreement_report as report
@@ -61,7 +61,6 @@ LEARNING_CURVES_CSV = "learning_curves.csv"
 FINAL = "final"
 CHECKPOINT_TITLE = "Checkpoint-to-final agreement"
 _OUTPUT_NAME = re.compile(r"^(step-\d+|fraction-[0-9.e+-]+)$")
-_STEP_DIR_NAME = "step-{}"
 
 
 # ------------------------------------------------------------------------------------------- steps on disk
@@ -135,7 +134,7 @@ def check_options(step: int | None, fraction: float | None) -> None:
 def output_name(step: int | None, fraction: float | None) -> str:
     """The results subdirectory of a checkpoint collect: ``step-N`` or ``fraction-F``."""
     if step is not None:
-        return _STEP_DIR_NAME.format(int(step))
+        return step_name(step)
     assert fraction is not None
     return f"fraction-{fraction:g}"
 
@@ -370,22 +369,19 @@ def checkpoint_agreements(
     if not steps:
         return [], {}
     if results.base is None:
-        return [], {_STEP_DIR_NAME.format(s): "the sweep has no base variant" for s in steps}
+        return [], {step_name(s): "the sweep has no base variant" for s in steps}
     final, families = _final_level(results, train_dirs)
     done: list[agr.LevelAgreement] = []
     missing: dict[str, str] = {}
     for s in steps:
-        name = _STEP_DIR_NAME.format(s)
+        name = step_name(s)
         at = dataclasses.replace(results, cells=at_checkpoint(results.cells, train_dirs, step=s))
         level = dataclasses.replace(fid.level_of(name, at), key=KEY)
-        try:
-            done.append(
-                agr.compare_levels(
-                    level, final, base=results.base, families=families, n_boot=n_boot, seed=seed
-                )
-            )
-        except ConfigError as err:
-            missing[name] = "; ".join(f"{p.problem} ({p.key}); fix: {p.fix}" for p in err.problems)
+        measured = fid.compare_or_reason(level, final, results.base, families, n_boot, seed)
+        if isinstance(measured, str):
+            missing[name] = measured
+        else:
+            done.append(measured)
     return done, missing
 
 
