@@ -7,7 +7,7 @@ key and its fix. Downstream code receives plain dataclasses; OmegaConf stays at 
 
 The values a choice key accepts (``NER_FORMATS``, ``TEMPLATES``, ``PRECISIONS``, ``SCHEDULES``, ...) are declared
 here, beside the field that takes them; the modules that act on a choice import it from here. The corpus
-catalogue (:mod:`biotune.data.sources`: the registered sources, their kinds and reader formats) sits below this
+catalogue (:mod:`biotune.sources`: the registered sources, their kinds and reader formats) sits below this
 module, so validation names unknown sources and splits; it never imports the config.
 """
 
@@ -33,10 +33,10 @@ from biotune.config_checks import (
     parse_overrides,
     read_yaml,
 )
-from biotune.data.sources import SOURCES, UnknownSourceError, custom
-from biotune.data.sources.hub import hub_pin_problem
 from biotune.errors import ConfigError, Problem, shown
 from biotune.names import config_name_problems
+from biotune.sources import SOURCES, UnknownSourceError, custom
+from biotune.sources.hub import hub_pin_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,7 +76,7 @@ class CustomSource:
     """Task kind: ``ner``, ``re``, ``nli``, ``qa`` or ``cls`` (multi-label classification)."""
     format: str = ""
     """Native file format, one of the readers: ``conll``, ``blue_tsv``, ``cls_tsv``, ``mednli_jsonl``, ... (see
-    ``biotune.data.sources.FORMAT_KINDS``)."""
+    ``biotune.sources.FORMAT_KINDS``)."""
     files: dict[str, str] = field(default_factory=dict)
     """Split name -> file (or folder), absolute or relative to ``data.root``; e.g. ``{train: ..., test: ...}``."""
     labels: list[str] = field(default_factory=list)
@@ -115,7 +115,7 @@ ON_UNPARSABLE: tuple[str, ...] = ("skip", "error")
 @dataclass
 class EvalInstructionSet(InstructionSet):
     """Instruction rows to evaluate on: each row's ``source`` names the biotune source whose task parses and
-    scores it (``biotune.data.sources.instructions.PUBLISHED_SOURCES``, overridable here)."""
+    scores it (``biotune.sources.instructions.PUBLISHED_SOURCES``, overridable here)."""
 
     source_map: dict[str, str] = field(default_factory=dict)
     """Row ``source`` value -> biotune source name, over the published defaults (e.g. ``{my-ner: ncbi_disease}``)."""
@@ -147,7 +147,7 @@ class DataConfig:
     root: str = field(default_factory=default_data_root)
     """Directory of the corpora in their native layout, or ``@sample`` for the bundled sample."""
     sources: dict[str, SourceMix] = field(default_factory=dict)
-    """Source name (see ``biotune.data.sources.SOURCES``) -> how it enters the mixture."""
+    """Source name (see ``biotune.sources.SOURCES``) -> how it enters the mixture."""
     custom_sources: dict[str, CustomSource] = field(default_factory=dict)
     """Corpora of one's own: name -> declaration; name them in ``data.sources`` like built-in ones."""
     split_files: dict[str, dict[str, str]] = field(default_factory=dict)

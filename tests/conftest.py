@@ -67,8 +67,8 @@ def tiny_tokenizer(tiny_model: Path) -> Any:
 
 def _assert_valid_records(name: str, records: Sequence[Any]) -> None:
     """Records have the source's record type, unique ids, labels from the spec and aligned IOB2 tags."""
-    from biotune.data.records import DocLabels, NerSentence, NliPair, QaItem, RelationPair
-    from biotune.data.sources import SOURCES
+    from biotune.sources import SOURCES
+    from biotune.sources.records import DocLabels, NerSentence, NliPair, QaItem, RelationPair
 
     record_types = {"ner": NerSentence, "re": RelationPair, "nli": NliPair, "qa": QaItem, "cls": DocLabels}
     spec = SOURCES[name]

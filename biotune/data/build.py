@@ -54,16 +54,6 @@ from biotune.data import leakage, mixture
 from biotune.data.cache import BUILD_VERSION, NOT_DATA, FileHashes, cache_key, clean_stale_tmp, tmp_prefix
 from biotune.data.dataset import MANIFEST_FILE, Manifest, SourceEntry
 from biotune.data.packing import pack_rows, rows_to_arrow
-from biotune.data.records import Sample, base_id, sample_id
-from biotune.data.sources import (
-    available_splits,
-    catalog,
-    configured_spec,
-    load_instructions,
-    load_records,
-    reader_counts,
-    resolve_root,
-)
 from biotune.data.tasks import make_samples, task_for
 from biotune.data.templates import render_prompt, render_target
 from biotune.data.tokenize import (
@@ -76,6 +66,16 @@ from biotune.data.tokenize import (
 from biotune.data.workers import Job, Runner, open_runner
 from biotune.errors import EXIT_PREEMPTED, ConfigError, DataError, Problem
 from biotune.io import swap_in_dir, write_failed
+from biotune.sources import (
+    available_splits,
+    catalog,
+    configured_spec,
+    load_instructions,
+    load_records,
+    reader_counts,
+    resolve_root,
+)
+from biotune.sources.records import Sample, base_id, sample_id
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _sigterm_raises() -> Iterator[None]:
 
 @dataclasses.dataclass
 class SplitRead:
-    """One source split read into samples, with what its reader repaired (``biotune.data.sources.reader_counts``)."""
+    """One source split read into samples, with what its reader repaired (``biotune.sources.reader_counts``)."""
 
     samples: list[Sample]
     repairs: dict[str, int]

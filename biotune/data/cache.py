@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from biotune.config import DataConfig
-from biotune.data.sources import SourceSpec, available_splits, configured_spec
-from biotune.data.sources.hub import hub_location
 from biotune.io import atomic_write_json
+from biotune.sources import SourceSpec, available_splits, configured_spec
+from biotune.sources.hub import hub_location
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from biotune import config
 from biotune.data import download as dl
 from biotune.data.build import build_dataset
 from biotune.data.dataset import Manifest
-from biotune.data.sources import UnknownSourceError, get_spec
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.io import atomic_write_json, read_json
+from biotune.sources import UnknownSourceError, get_spec
 
 
 def register(subparsers: Any) -> None:

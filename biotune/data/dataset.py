@@ -87,7 +87,7 @@ class Manifest:
     restricted_sources: list[str] = field(default_factory=list)
     repairs: dict[str, int] = field(default_factory=dict)
     """What the readers repaired or skipped on purpose, per ``"<source>/<split>: <counter>"`` (e.g. ``iob_repairs``:
-    CoNLL ``I-`` tags that did not continue a mention, read as ``B-``); see ``biotune.data.sources.reader_counts``."""
+    CoNLL ``I-`` tags that did not continue a mention, read as ``B-``); see ``biotune.sources.reader_counts``."""
     warnings: list[str] = field(default_factory=list)
     """What the build warned about: each source that lost more than 10% of its samples to ``data.truncation``
     (``biotune.data.mixture.DROP_WARN_FRACTION``)."""

@@ -44,9 +44,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from biotune.data.sources import SOURCES, SourceSpec, get_spec
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.io import atomic_path, atomic_write_text, read_json
+from biotune.sources import SOURCES, SourceSpec, get_spec
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def check_mirror(mirror: str) -> None:
 def make_plan(names: list[str], accepted: list[str], catalogue: dict[str, list[Pin]]) -> Plan:
     """Sort the requested sources (none = every source in the catalogue) into fetch / credentialed / generated.
 
-    Unknown names raise :class:`~biotune.data.sources.UnknownSourceError` (with close matches); a named
+    Unknown names raise :class:`~biotune.sources.UnknownSourceError` (with close matches); a named
     restricted source whose licence is not in ``accepted`` is a :class:`ConfigError` naming it and the flag.
     """
     for name in [*names, *accepted]:

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from biotune.data.records import Sample
+from biotune.sources.records import Sample
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 #: ASCII characters that are not letters or digits (what ``[\\W_]`` matches in ASCII) -> a space.

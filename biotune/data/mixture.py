@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from biotune.config import DataConfig, SourceMix
-from biotune.data.records import Sample, base_id, is_repeat, repeat_id
 from biotune.errors import ConfigError, Problem
+from biotune.sources.records import Sample, base_id, is_repeat, repeat_id
 
 
 @dataclass(frozen=True)

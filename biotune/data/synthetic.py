@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from biotune.data.build import source_samples
-from biotune.data.sources import SOURCES
 from biotune.data.templates import render_prompt
+from biotune.sources import SOURCES
 
 DISEASES = (
     "migraine", "psoriasis", "gout", "anemia", "hepatitis", "glaucoma", "epilepsy", "malaria", "leukemia",

@@ -12,10 +12,10 @@ import logging
 import math
 
 from biotune.config import DuringTrainingConfig, RunConfig
-from biotune.data.sources import UnknownSourceError, catalog
-from biotune.data.sources.splits import resolve
 from biotune.errors import ConfigError, Problem
 from biotune.eval.sets import plan_sets, plan_sources
+from biotune.sources import UnknownSourceError, catalog
+from biotune.sources.splits import resolve
 
 log = logging.getLogger(__name__)
 

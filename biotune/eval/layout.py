@@ -17,7 +17,7 @@ training run's directory, plus a record of what was logged (:func:`step_eval_dir
         during_training.json               step, train/tokens, the logged eval/ metrics: the step is done
 
 An evaluation set is named by its label ``<source>/<split>`` (:func:`set_label`, :func:`parse_set_label`,
-owned by the split vocabulary :mod:`biotune.data.sources.splits` and re-exported here), the split in the
+owned by the split vocabulary :mod:`biotune.sources.splits` and re-exported here), the split in the
 source's own spelling. :func:`predictions_path` is the only place a set's source and split become a path.
 """
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biotune.data.sources.splits import parse_set_label, set_label
 from biotune.io import inside
+from biotune.sources.splits import parse_set_label, set_label
 
 __all__ = [
     "EXPORT_CACHE_DIR",

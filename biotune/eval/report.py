@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from biotune.config import TrackingConfig
-from biotune.data.sources.splits import role_name, role_of
 from biotune.errors import DataError, shown
 from biotune.eval.layout import (
     PREDICTIONS_FILE,
@@ -29,6 +28,7 @@ from biotune.eval.layout import (
 )
 from biotune.eval.score import SetScore
 from biotune.io import atomic_write_text, read_json, staged_files, write_jsonl
+from biotune.sources.splits import role_name, role_of
 from biotune.train.metric_names import eval_metric
 from biotune.train.tracking import open_run
 

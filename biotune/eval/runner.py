@@ -18,7 +18,6 @@ from typing import Any
 
 from biotune import distributed
 from biotune.config import RunConfig, to_dict
-from biotune.data.sources import SourceSpec, catalog, resolve_root
 from biotune.data.templates import render_prompt
 from biotune.data.tokenize import tokenizer_of
 from biotune.errors import ConfigError, Problem
@@ -37,6 +36,7 @@ from biotune.eval.score import (
     score_set,
 )
 from biotune.eval.sets import plan_sets
+from biotune.sources import SourceSpec, catalog, resolve_root
 from biotune.train.checkpoint import export_dir
 
 log = logging.getLogger(__name__)

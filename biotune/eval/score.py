@@ -18,13 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biotune.data.records import Record, Sample, parse_sample_id
-from biotune.data.sources import SOURCES, SourceSpec, catalog, load_instructions, load_records
-from biotune.data.sources.instructions import map_source
-from biotune.data.sources.splits import set_label
 from biotune.data.tasks import make_samples, task_for
 from biotune.errors import DataError, shown
 from biotune.eval.sets import resolve_split, source_spec
+from biotune.sources import SOURCES, SourceSpec, catalog, load_instructions, load_records
+from biotune.sources.instructions import map_source
+from biotune.sources.records import Record, Sample, parse_sample_id
+from biotune.sources.splits import set_label
 
 log = logging.getLogger(__name__)
 

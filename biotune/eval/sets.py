@@ -4,7 +4,7 @@
 sets, ``sweep plan`` sizes them, and every cell of a sweep evaluates its base's plan (so a variant that leaves
 a source out is still scored on it). Each :class:`SetRef` carries the split in the source's own spelling
 (``eval.splits=[dev]`` is ``devel`` for NCBI-disease, ``dev`` for MedNLI) and the split's role
-(:class:`~biotune.data.sources.splits.SplitRole`), which selection code reads instead of a spelling.
+(:class:`~biotune.sources.splits.SplitRole`), which selection code reads instead of a spelling.
 Instruction-row sets (``eval.instructions``) are added by the runner once their rows are read.
 """
 
@@ -14,9 +14,9 @@ import difflib
 from dataclasses import dataclass
 
 from biotune.config import RunConfig
-from biotune.data.sources import SourceSpec, catalog
-from biotune.data.sources.splits import SplitRole, resolve, role_of, set_label
 from biotune.errors import ConfigError, Problem
+from biotune.sources import SourceSpec, catalog
+from biotune.sources.splits import SplitRole, resolve, role_of, set_label
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from biotune.config import TrackingConfig
-from biotune.data.sources.splits import role_name, role_of
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.eval.layout import predictions_path, report_path, set_label
 from biotune.io import atomic_write_text, replace_atomic
+from biotune.sources.splits import role_name, role_of
 from biotune.sweep import collect_fidelities as fid
 from biotune.sweep import collect_steps as steps
 from biotune.sweep import plots as plotting

@@ -30,9 +30,9 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from biotune.data.sources.splits import role_name
 from biotune.errors import ConfigError
 from biotune.eval.layout import predictions_path, set_label
+from biotune.sources.splits import role_name
 from biotune.sweep import agreement as agr
 from biotune.sweep import agreement_report as report
 from biotune.sweep import stats as st

@@ -37,11 +37,11 @@ import numpy as np
 from scipy import stats as sps
 
 from biotune.config import DuringTrainingConfig
-from biotune.data.sources.splits import role_name
 from biotune.errors import ConfigError, Problem
 from biotune.eval.checkpoint_plan import KEY, scheduled_steps
 from biotune.eval.layout import DURING_TRAINING_RECORD, predictions_path, set_label, step_eval_dir, step_name
 from biotune.io import atomic_write_text, read_json
+from biotune.sources.splits import role_name
 from biotune.sweep import agreement as agr
 from biotune.sweep import agreement_report as report
 from biotune.sweep import collect_fidelities as fid

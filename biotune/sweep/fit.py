@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from biotune.data.sources.splits import SplitRole, parse_set_label, role_of
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_text
+from biotune.sources.splits import SplitRole, parse_set_label, role_of
 from biotune.sweep import spec as sp
 from biotune.sweep.fidelity import ALL, TARGET
 from biotune.sweep.regression import SetFit, Swarm, fit_swarm

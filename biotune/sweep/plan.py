@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from biotune.config import RunConfig
-from biotune.data.sources import available_splits, catalog, load_records, resolve_root
 from biotune.data.tasks import task_for
 from biotune.errors import ConfigError, DataError
 from biotune.eval.example_stats import REDUCERS
@@ -35,6 +34,7 @@ from biotune.eval.layout import predictions_path, report_path, set_label
 from biotune.eval.report import read_report
 from biotune.eval.sets import plan_sets
 from biotune.plan import Plan, kept_bytes, make_plan
+from biotune.sources import available_splits, catalog, load_records, resolve_root
 from biotune.sweep import power as pw
 from biotune.sweep import runner
 from biotune.sweep import stats as st

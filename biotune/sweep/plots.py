@@ -30,8 +30,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from biotune.data.sources.splits import display_order, parse_set_label
 from biotune.io import replace_atomic
+from biotune.sources.splits import display_order, parse_set_label
 from biotune.sweep import stats as st
 from biotune.sweep.collect_steps import Curve
 from biotune.sweep.results import ResultRow, Results

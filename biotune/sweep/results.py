@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
-from biotune.data.sources.splits import SplitRole
 from biotune.errors import DataError
 from biotune.eval.example_stats import REDUCERS
 from biotune.eval.layout import report_path, set_label
 from biotune.eval.report import read_report
+from biotune.sources.splits import SplitRole
 from biotune.sweep import stats as st
 from biotune.sweep.agreement import LevelAgreement
 from biotune.sweep.fidelity import TARGET

@@ -40,9 +40,9 @@ from omegaconf.errors import OmegaConfBaseException
 from biotune import config
 from biotune.config import REPO_ROOT, DataConfig, RunConfig
 from biotune.config_checks import check_choice, parse_section
-from biotune.data.sources import UnknownSourceError, catalog
 from biotune.errors import ConfigError, Problem
 from biotune.names import name_problem, safe_name
+from biotune.sources import UnknownSourceError, catalog
 from biotune.sweep import limits
 from biotune.sweep.fidelity import Fidelity
 from biotune.sweep.fidelity_spec import check_fidelities, parse_fidelities
@@ -479,7 +479,7 @@ def _unknown_problem(key: str, name: str, kind: str, data: DataConfig) -> Proble
         )
     close = UnknownSourceError(name).close_matches
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    return Problem(key, f"unknown source '{name}'", f"{hint}use a source of biotune.data.sources.SOURCES")
+    return Problem(key, f"unknown source '{name}'", f"{hint}use a source of biotune.sources.SOURCES")
 
 
 def _check_choice(
@@ -725,7 +725,7 @@ def validate(
                         Problem(
                             f"data.sources.{name}",
                             f"unknown source '{name}' in the base",
-                            f"{hint}use a source of biotune.data.sources.SOURCES",
+                            f"{hint}use a source of biotune.sources.SOURCES",
                         )
                     )
     base_path = spec.base if base is not None else None

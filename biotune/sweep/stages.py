@@ -25,9 +25,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from biotune.data.sources.splits import SplitRole
 from biotune.errors import ConfigError, Problem
 from biotune.io import atomic_write_json
+from biotune.sources.splits import SplitRole
 from biotune.sweep import collect
 from biotune.sweep import variants as vr
 from biotune.sweep.fidelity import (

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from biotune.data.sources.splits import SplitRole, display_order, role_name, role_of
+from biotune.sources.splits import SplitRole, display_order, role_name, role_of
 from biotune.sweep import stats as st
 from biotune.sweep.results import ResultRow, Results
 from biotune.sweep.state import CellState

@@ -59,10 +59,10 @@ from biotune.config import DataConfig, RunConfig, SourceMix
 from biotune.data.build import source_samples
 from biotune.data.cache import BUILD_VERSION, data_settings
 from biotune.data.mixture import requested_counts
-from biotune.data.sources import catalog, load_instructions, load_records, resolve_root
 from biotune.data.templates import render_prompt, render_target
 from biotune.data.tokenize import load_tokenizer, tokenize_pairs, tokenizer_of
 from biotune.errors import ConfigError, Problem
+from biotune.sources import catalog, load_instructions, load_records, resolve_root
 from biotune.sweep import spec as sp
 from biotune.sweep.fidelity import ALL, Anchors, Fidelity, cell_name
 from biotune.sweep.spec import Point, SweepSpec

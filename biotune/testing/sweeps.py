@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from biotune.data.sources.splits import parse_set_label, role_of
+from biotune.sources.splits import parse_set_label, role_of
 from biotune.sweep.results import ResultRow
 
 

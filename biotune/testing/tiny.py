@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from biotune.data import synthetic
-from biotune.data.sources import resolve_root
+from biotune.sources import resolve_root
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 

@@ -23,10 +23,10 @@ from typing import Any
 from biotune.config import RunConfig, load, to_dict, to_yaml
 from biotune.data.build import build_dataset
 from biotune.data.dataset import EVAL_SPLIT, TRAIN_SPLIT, Manifest
-from biotune.data.sources import UnknownSourceError, catalog
 from biotune.data.tokenize import load_tokenizer, tokenizer_fingerprint, tokenizer_of
 from biotune.errors import ConfigError, DataError, Problem
 from biotune.io import atomic_write_json, atomic_write_text
+from biotune.sources import UnknownSourceError, catalog
 from biotune.train.checkpoint import (
     CONFIG_FILE,
     RUN_INFO_FILE,

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from biotune.config import TrackingConfig
 from biotune.data.dataset import Manifest
-from biotune.data.records import parse_sample_id
 from biotune.data.tokenize import IGNORE_INDEX
 from biotune.io import atomic_write_json, read_jsonl, write_jsonl
+from biotune.sources.records import parse_sample_id
 from biotune.train.checkpoint import METRICS_FILE, RUN_ID_FILE
 from biotune.train.metric_names import (
     DATA_EXAMPLES,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from bad_input_harness import Case, check, ids, run_selected, write
 
-from biotune.data.sources.classification import hoc_split
+from biotune.sources.classification import hoc_split
 
 #: Every case loads the tiny tokenizer (``data build`` needs it before reading): ~3 s of CPU each.
 pytestmark = pytest.mark.slow

@@ -17,9 +17,9 @@ from bad_input_harness import REPO, Case, base_env, check, ids, run_selected
 
 from biotune.config import load
 from biotune.data.cache import FileHashes, cache_key
-from biotune.data.sources import resolve_root
-from biotune.data.sources.instructions import load_instructions
 from biotune.errors import DataError
+from biotune.sources import resolve_root
+from biotune.sources.instructions import load_instructions
 
 TRAIN = "{repo}/configs/train/tiny.yaml"
 EVAL = "{repo}/configs/eval/tiny.yaml"

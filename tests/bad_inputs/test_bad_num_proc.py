@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from bad_input_harness import Case, check, ids, run_selected, write
 
-from biotune.data.sources import SAMPLE_ROOT
+from biotune.sources import SAMPLE_ROOT
 
 #: Every case loads the tiny tokenizer and starts two worker processes: a few seconds of CPU each.
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from bad_input_harness import Case, check, ids, run_selected, write
 
-from biotune.data.sources.classification import hoc_split
+from biotune.sources.classification import hoc_split
 from biotune.sweep import limits
 from biotune.testing.sweeps import write_sweep
 

@@ -38,7 +38,7 @@ CASES = [
         "unknown-source",
         "  - {type: leave_one_out, over: source, only: [ncbi_disease, no_such_source]}\n",
         "axes[0].only[1]",
-        "use a source of biotune.data.sources.SOURCES",
+        "use a source of biotune.sources.SOURCES",
     ),
     sweep(
         "unknown-group",

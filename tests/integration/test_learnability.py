@@ -64,7 +64,7 @@ import numpy as np
 import pytest
 
 from biotune import config
-from biotune.data.sources import SOURCES
+from biotune.sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "train" / "synthetic_probes.yaml"

@@ -11,6 +11,10 @@ Every module under ``biotune/`` is parsed (``ast``, nothing is imported) and eac
   are :data:`DISPATCH` (the ``biotune`` entry point) and :data:`ALLOWED_IN_FUNCTION`, files owned by other work
   in progress, to be shrunk to nothing.
 
+Floors order modules; the packages must not form a circle either: in the graph whose nodes are the top-level
+modules and packages (``biotune.config``, ``biotune.sources``, ``biotune.data``, ...), every import at module top
+is an edge, and the graph must have no cycle (:func:`package_cycle`).
+
 Two neighbours of the rule are checked here too: ``biotune --help`` imports no command module and no heavy library
 (``biotune.cli`` imports the module of the command being run, and only it), and each tuple of allowed values that
 ``config.py`` validates a key against is declared there alone, beside its field.
@@ -21,6 +25,7 @@ Each checker is first run on a planted violation, so a checker that found nothin
 from __future__ import annotations
 
 import ast
+import graphlib
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,7 +38,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "biotune"
 #: config: it never reads a config, and config validation names unknown sources and splits with it.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("biotune", "biotune.errors", "biotune.io", "biotune.names", "biotune.versions"),
-    ("biotune.data.records", "biotune.data.sources"),
+    ("biotune.sources",),
     ("biotune.config_checks", "biotune.config"),
     ("biotune.data",),
     ("biotune.distributed", "biotune.train", "biotune.launch"),
@@ -189,6 +194,28 @@ def all_imports(root: Path = PACKAGE) -> list[Import]:
     return [i for path in sorted(root.rglob("*.py")) for i in imports_of(path, root)]
 
 
+def package_of(module: str) -> str:
+    """``biotune.data.tasks.ner`` -> ``biotune.data``; ``biotune.config`` -> itself: a top-level module or package."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_cycle(imports: list[Import]) -> list[str]:
+    """A circle of top-level modules/packages made by imports at module top (each node once, the first repeated at
+    the end), or ``[]`` when the package graph is acyclic. The package root ``biotune`` itself is no node."""
+    graph: dict[str, set[str]] = {}
+    for i in imports:
+        if i.in_function or i.type_only:
+            continue
+        a, b = package_of(i.importer), package_of(i.target)
+        if a != b and "biotune" not in (a, b):
+            graph.setdefault(a, set()).add(b)
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        return list(err.args[1])
+    return []
+
+
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:
     """A throwaway ``biotune`` tree holding ``files`` (path under the package -> source)."""
     root = tmp_path / "biotune"
@@ -237,6 +264,29 @@ def test_the_checker_sees_an_import_inside_a_function(tmp_path: Path) -> None:
         ("biotune/sweep/collect.py", 3, "biotune.data.loader"),
     ]
     assert len(in_function(all_imports(root), heavy, allowed=frozenset({"biotune/data/build.py"}))) == 1
+
+
+def test_the_checker_sees_a_circle_between_packages(tmp_path: Path) -> None:
+    """The circle that floors alone allowed: a module low in one package and a high one in another importing
+    each other's package (the config read the catalogue inside ``data/`` while ``data/`` read the config)."""
+    root = _package(
+        tmp_path,
+        {
+            "config.py": "from biotune.data.sources import SOURCES\n",
+            "data/sources.py": "from biotune import errors\n",
+            "data/build.py": "from biotune import config\n",
+            "errors.py": "",
+        },
+    )
+    cycle = package_cycle(all_imports(root))
+    assert set(cycle) == {"biotune.config", "biotune.data"} and cycle[0] == cycle[-1]
+    root2 = _package(tmp_path / "fixed", {"config.py": "from biotune import sources\n", "sources.py": ""})
+    assert package_cycle(all_imports(root2)) == []
+
+
+def test_no_circle_between_packages() -> None:
+    cycle = package_cycle(all_imports())
+    assert not cycle, "top-level modules/packages import each other in a circle: " + " -> ".join(cycle)
 
 
 def test_every_module_is_on_a_floor() -> None:

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from biotune.config import NER_FORMATS
-from biotune.data.records import Record, Sample, sample_id
 from biotune.errors import ConfigError, Problem
+from biotune.sources.records import Record, Sample, sample_id
 
 if TYPE_CHECKING:
-    from biotune.data.sources import SourceSpec
+    from biotune.sources import SourceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def inline(pairs: Iterable[tuple[str, str]]) -> str:
 # Resampling units
 
 #: Reader format -> the document a record id names, for readers whose ids carry one (see
-#: :mod:`biotune.data.sources.pubtator` and :mod:`biotune.data.sources.relation`). Other readers' ids name
+#: :mod:`biotune.sources.pubtator` and :mod:`biotune.sources.relation`). Other readers' ids name
 #: the example only (CoNLL sentences are ``<file stem>:<n>``, masked-TSV rows ``<file stem>:<index>``).
 DOCUMENT_OF_ID: dict[str, Callable[[str], str]] = {
     "pubtator_ner": lambda rid: rid.split(":", 1)[0],  # "<PMID>:<sentence n>"

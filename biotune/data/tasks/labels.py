@@ -19,7 +19,6 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from biotune.data.records import NliPair, QaItem, RelationPair
 from biotune.data.tasks import metrics
 from biotune.data.tasks.base import ParseResult, Task, bullets, config_error, definition, inline, register
 from biotune.data.tasks.matching import LabelMatcher, label_phrases, read_label
@@ -30,9 +29,10 @@ from biotune.data.tasks.synonyms import (
     synonyms_of,
 )
 from biotune.errors import DataError
+from biotune.sources.records import NliPair, QaItem, RelationPair
 
 if TYPE_CHECKING:
-    from biotune.data.sources import SourceSpec
+    from biotune.sources import SourceSpec
 
 RELATION_DEFINITIONS: dict[str, str] = {
     # i2b2-2010 relations between a treatment/test and a medical problem (and problem-problem)

@@ -17,15 +17,15 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from biotune.data.records import DocLabels
 from biotune.data.tasks import metrics
 from biotune.data.tasks.base import ParseResult, Task, bullets, config_error, definition, inline, register
 from biotune.data.tasks.matching import LabelMatcher, clip, label_key, label_phrases, phrase_pattern
 from biotune.data.tasks.synonyms import HALLMARK_ABBREVIATIONS, NONE_ANSWERS, synonyms_of
 from biotune.errors import DataError
+from biotune.sources.records import DocLabels
 
 if TYPE_CHECKING:
-    from biotune.data.sources import SourceSpec
+    from biotune.sources import SourceSpec
 
 HALLMARK_DEFINITIONS: dict[str, str] = {
     "sustaining proliferative signaling": (

@@ -29,7 +29,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from biotune.data.records import NerSentence
 from biotune.data.tasks import metrics
 from biotune.data.tasks.base import (
     ParseResult,
@@ -43,9 +42,10 @@ from biotune.data.tasks.base import (
 )
 from biotune.data.tasks.matching import align, clip, first_few, squash
 from biotune.errors import DataError
+from biotune.sources.records import NerSentence
 
 if TYPE_CHECKING:
-    from biotune.data.sources import SourceSpec
+    from biotune.sources import SourceSpec
 
 ENTITY_TYPE_DEFINITIONS: dict[str, str] = {
     "disease": (

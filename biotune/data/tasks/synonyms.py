@@ -3,7 +3,7 @@
 The parsers (:mod:`.labels`, :mod:`.multilabel`) compare answers with these spellings up to case, spacing and
 punctuation (:func:`biotune.data.tasks.matching.label_key`, :func:`~biotune.data.tasks.matching.phrase_pattern`),
 so ``TRIP``, ``trip`` and ``Tr-IP`` are all ``TrIP`` and a spelling that differs only in those is listed once.
-The label names are the registry's (:mod:`biotune.data.sources.registry`); this module only adds other ways
+The label names are the registry's (:mod:`biotune.sources.registry`); this module only adds other ways
 of writing them. A spelling that would name two labels of one task is accepted for neither (see
 :func:`biotune.data.tasks.matching.label_phrases`).
 

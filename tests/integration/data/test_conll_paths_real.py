@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biotune.data.sources import SOURCES, available_splits
-from biotune.data.sources.conll import _read_lines, _read_plain
+from biotune.sources import SOURCES, available_splits
+from biotune.sources.conll import _read_lines, _read_plain
 
 
 def test_every_staged_conll_split_takes_the_plain_path_with_the_same_sentences(corpora: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from biotune.data.download import load_catalogue
-from biotune.data.sources import SOURCES, load_records
+from biotune.sources import SOURCES, load_records
 
 REPO = Path(__file__).resolve().parents[3]
 #: Pinned official test splits that the staged data root leaves out on purpose (its bc2gm and ddi READMEs: "the

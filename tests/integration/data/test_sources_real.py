@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.records import NerSentence
-from biotune.data.sources import SOURCES, load_records
-from biotune.data.sources.conll import read_conll
-from biotune.data.sources.pubtator import read_pubtator, read_pubtator_ner
+from biotune.sources import SOURCES, load_records
+from biotune.sources.conll import read_conll
+from biotune.sources.pubtator import read_pubtator, read_pubtator_ner
+from biotune.sources.records import NerSentence
 
 Check = Callable[[str, list], None]
 
@@ -275,7 +275,7 @@ def test_pubmedqa_splits(corpora: Path) -> None:
 def test_every_open_source_split_is_read(corpora: Path) -> None:
     """Guards the tables above: every staged split of a non-credentialed source is covered by a test (the official
     splits the staged copy lacks, e.g. BC2GM test, are read in tests/integration/data/test_your_data.py)."""
-    from biotune.data.sources import available_splits
+    from biotune.sources import available_splits
 
     covered = {(n, s) for n, s, *_ in NER_COUNTS + LABEL_COUNTS}
     covered |= {
@@ -318,7 +318,7 @@ def _to_bioc(pubtator: Path, out: Path) -> None:
     """Write a PubTator file of the BC5CDR release as BioC XML (the release's other format)."""
     import xml.etree.ElementTree as ET
 
-    from biotune.data.sources.pubtator import read_pubtator
+    from biotune.sources.pubtator import read_pubtator
 
     collection = ET.Element("collection")
     for doc in read_pubtator(pubtator):
@@ -345,7 +345,7 @@ def _to_bioc(pubtator: Path, out: Path) -> None:
 
 def test_bc5cdr_bioc_release_reads_as_its_pubtator_files(corpora: Path, tmp_path: Path) -> None:
     """With only the release's BioC XML under CDR_Data/, both BC5CDR readers give the PubTator records."""
-    from biotune.data.sources import available_splits
+    from biotune.sources import available_splits
 
     bioc = tmp_path / "bc5cdr/CDR_Data/CDR.Corpus.v010516/CDR_TestSet.BioC.xml"
     bioc.parent.mkdir(parents=True)

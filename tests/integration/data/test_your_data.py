@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.sources import SAMPLE_ROOT, SOURCES, available_splits
 from biotune.data.synthetic import write_corpus, write_re_corpus
 from biotune.eval.score import build_eval_set, score_set
+from biotune.sources import SAMPLE_ROOT, SOURCES, available_splits
 from biotune.testing.launch import free_port, launch_env
 
 REPO = Path(__file__).resolve().parents[3]
@@ -125,7 +125,7 @@ def test_every_builtin_source_evaluates_on_its_test_split_in_official_layouts(
 
 def test_a_split_mapped_in_the_config_is_read_from_that_file_only(corpora: Path, tmp_path: Path) -> None:
     from biotune import config
-    from biotune.data.sources import catalog, load_records
+    from biotune.sources import catalog, load_records
 
     mine = tmp_path / "elsewhere" / "bc2gm_test.tsv"
     mine.parent.mkdir()
@@ -262,8 +262,8 @@ def test_custom_sources_are_built_trained_on_and_evaluated(tiny_model: Path, tmp
 
 def test_biotune_eval_generates_and_scores_instruction_rows(tiny_model: Path, tmp_path: Path) -> None:
     """``biotune eval`` on ``eval.instructions`` only: prompts are the rows' own, ids the instruction record ids."""
-    from biotune.data.sources import load_records
     from biotune.data.tasks import make_samples, task_for
+    from biotune.sources import load_records
 
     rows = []
     for name, published in (("gad", "GAD"), ("hoc", "HoC")):

@@ -16,8 +16,8 @@ from biotune import config
 from biotune.data.build import build_dataset
 from biotune.data.cache import HASH_MEMO, FileHashes, cache_key, file_signature
 from biotune.data.dataset import Manifest
-from biotune.data.sources import resolve_root
 from biotune.errors import ConfigError, DataError
+from biotune.sources import resolve_root
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -266,7 +266,7 @@ def test_file_hashes_are_memoised_by_size_and_times_in_ns(tmp_path: Path) -> Non
 
 def test_source_order_is_part_of_the_key_because_it_changes_the_mixture(tmp_path: Path) -> None:
     from biotune.data import mixture
-    from biotune.data.records import Sample
+    from biotune.sources.records import Sample
 
     forward = config.load(None, ["data.root=@sample", "data.sources={gad: {}, hoc: {}}"]).data
     backward = config.load(None, ["data.root=@sample", "data.sources={hoc: {}, gad: {}}"]).data
@@ -298,7 +298,7 @@ def test_built_directories_respect_the_umask(tmp_path: Path, tiny_model: Path) -
 def test_the_key_follows_every_file_of_a_split_folder_through_links(tmp_path: Path) -> None:
     """HoC reads a folder: a file changed below it, in a linked subfolder too, is a new key; a link cycle
     is listed once; the three splits that share the folder each list its files."""
-    from biotune.data.sources import SOURCES
+    from biotune.sources import SOURCES
 
     root = tmp_path / "corpus"
     shutil.copytree(resolve_root("@sample") / "hoc", root / "hoc")

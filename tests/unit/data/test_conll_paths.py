@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.sources import SOURCES
-from biotune.data.sources.conll import _read_lines, _read_plain, read_conll
 from biotune.errors import DataError
+from biotune.sources import SOURCES
+from biotune.sources.conll import _read_lines, _read_plain, read_conll
 
 
 def _spec(entity_type: str | None = "Disease") -> object:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from biotune.data import download as dl
-from biotune.data.sources import SOURCES, UnknownSourceError
 from biotune.errors import ConfigError, DataError
+from biotune.sources import SOURCES, UnknownSourceError
 
 
 def sha(data: bytes) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from biotune import config
-from biotune.data.sources import load_instructions
-from biotune.data.sources.instructions import map_source
 from biotune.errors import ConfigError, DataError
 from biotune.eval.runner import instruction_sets, score_predictions
+from biotune.sources import load_instructions
+from biotune.sources.instructions import map_source
 
 INSTRUCTION = "Answer as the task asks."
 

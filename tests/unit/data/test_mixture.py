@@ -8,8 +8,8 @@ import pytest
 
 from biotune.config import DataConfig, SourceMix
 from biotune.data import mixture
-from biotune.data.records import Sample
 from biotune.errors import ConfigError
+from biotune.sources.records import Sample
 
 
 def _samples(source: str, n: int) -> list[Sample]:

@@ -12,8 +12,8 @@ import torch
 
 from biotune.data.loader import collate_packed
 from biotune.data.packing import ROW_COLUMNS, pack_bfd, pack_rows, packing_efficiency, rows_to_arrow
-from biotune.data.sources import SAMPLE, load_records
 from biotune.data.tokenize import IGNORE_INDEX, TokenizedBatch, tokenize_pairs
+from biotune.sources import SAMPLE, load_records
 from biotune.train import attention
 
 # ---------------------------------------------------------------------------------------------- pack_bfd

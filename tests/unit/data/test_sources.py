@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from biotune.data.records import InstructionRecord, NliPair
-from biotune.data.sources import SAMPLE_ROOT, SOURCES, load_instructions, load_records
-from biotune.data.sources.conll import read_conll
+from biotune.sources import SAMPLE_ROOT, SOURCES, load_instructions, load_records
+from biotune.sources.conll import read_conll
+from biotune.sources.records import InstructionRecord, NliPair
 
 Check = Callable[[str, list], None]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.sources import SOURCES, UnknownSourceError, load_instructions, load_records
 from biotune.errors import BiotuneError, DataError
+from biotune.sources import SOURCES, UnknownSourceError, load_instructions, load_records
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -58,7 +58,7 @@ def test_unknown_label_names_file_and_line(
 def test_hoc_unknown_hallmark(tmp_path: Path) -> None:
     _write(tmp_path / "hoc/text/1.txt", "One sentence .\n")
     path = _write(tmp_path / "hoc/labels/1.txt", "<Becoming purple--Sub\n")
-    from biotune.data.sources.classification import hoc_split
+    from biotune.sources.classification import hoc_split
 
     err = _error("hoc", hoc_split("1"), tmp_path)
     assert f"{path}:1" in str(err) and "'becoming purple'" in str(err)
@@ -167,7 +167,7 @@ def test_pubtator_line_outside_document(tmp_path: Path) -> None:
 def test_hoc_label_groups_must_match_sentences(tmp_path: Path) -> None:
     _write(tmp_path / "hoc/text/7.txt", "First .\nSecond .\n")
     path = _write(tmp_path / "hoc/labels/7.txt", "< \n")
-    from biotune.data.sources.classification import hoc_split
+    from biotune.sources.classification import hoc_split
 
     err = _error("hoc", hoc_split("7"), tmp_path)
     assert f"{path}:1" in str(err) and "1 label groups for 2 sentences" in str(err)
@@ -325,7 +325,7 @@ def test_nul_bytes_name_the_line(
 
 
 def test_nul_in_hoc_and_pubmedqa(tmp_path: Path) -> None:
-    from biotune.data.sources.classification import hoc_split
+    from biotune.sources.classification import hoc_split
 
     _write(tmp_path / "hoc/labels/5.txt", "< \n")
     path = _write(tmp_path / "hoc/text/5.txt", "One\x00 sentence .\n")
@@ -335,7 +335,7 @@ def test_nul_in_hoc_and_pubmedqa(tmp_path: Path) -> None:
 
 
 def test_iob_repairs_and_other_counts_reach_reader_counts(tmp_path: Path) -> None:
-    from biotune.data.sources import reader_counts, reset_reader_counts
+    from biotune.sources import reader_counts, reset_reader_counts
 
     _write(
         tmp_path / "ncbi_disease/iob/train.tsv",

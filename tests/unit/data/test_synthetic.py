@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from biotune.data import synthetic
-from biotune.data.sources import SOURCES, load_records
+from biotune.sources import SOURCES, load_records
 
 
 def _carrier(tokens: list[str], tags: list[str]) -> tuple[str, tuple[str, ...]]:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from biotune.data.sources import SAMPLE, load_records
 from biotune.data.tokenize import IGNORE_INDEX, tokenize_pairs, tokenize_sample, tokenizer_fingerprint
 from biotune.errors import ConfigError
+from biotune.sources import SAMPLE, load_records
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from biotune.data.sources.splits import role_name
 from biotune.eval import report
 from biotune.eval.score import SetScore
+from biotune.sources.splits import role_name
 
 
 def _ner(split: str, n: int) -> SetScore:

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from biotune.data.sources import SOURCES, resolve_root
 from biotune.data.tasks import TASKS, Task, metrics, task_for
 from biotune.eval import score as sc
 from biotune.eval.example_stats import REDUCERS, metric_from_stats, sum_stats
+from biotune.sources import SOURCES, resolve_root
 
 # One sample-corpus source per headline convention, every task family included.
 SETS = {

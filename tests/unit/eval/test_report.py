@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.sources import SOURCES
 from biotune.errors import DataError
 from biotune.eval import report
 from biotune.eval.score import SetScore
+from biotune.sources import SOURCES
 
 
 def _scores(f1: float) -> list[SetScore]:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.sources import SAMPLE_ROOT, SOURCES
 from biotune.data.tasks import task_for
 from biotune.errors import ConfigError, DataError
 from biotune.eval import score as sc
 from biotune.eval.sets import resolve_split
+from biotune.sources import SAMPLE_ROOT, SOURCES
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:

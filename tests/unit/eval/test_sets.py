@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from biotune import config
-from biotune.data.sources import catalog
-from biotune.data.sources.splits import SplitRole, display_order, parse_set_label, resolve, role_of, set_label
 from biotune.errors import ConfigError
 from biotune.eval import runner
 from biotune.eval import sets as eval_sets
 from biotune.eval.layout import predictions_path
 from biotune.eval.sets import SetRef, plan_sets
+from biotune.sources import catalog
+from biotune.sources.splits import SplitRole, display_order, parse_set_label, resolve, role_of, set_label
 
 
 def _cfg(*overrides: str) -> config.RunConfig:

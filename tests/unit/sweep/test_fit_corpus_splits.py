@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from biotune import config
-from biotune.data.sources.splits import SplitRole
 from biotune.errors import ConfigError
 from biotune.eval import report
 from biotune.eval.layout import set_label
 from biotune.eval.score import EvalSet, build_eval_set, score_set
 from biotune.eval.sets import plan_sets
+from biotune.sources.splits import SplitRole
 from biotune.sweep import fit
 from biotune.sweep import plan as planning
 from biotune.sweep.collect import collect

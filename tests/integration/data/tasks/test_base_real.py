@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from biotune.config import NER_FORMATS, default_data_root
-from biotune.data.sources import SOURCES, available_splits, load_records
 from biotune.data.tasks import task_for
+from biotune.sources import SOURCES, available_splits, load_records
 
 # Splits larger than this are checked on a seeded sample of this many records (keeps the file well under 60 s).
 ROUND_TRIP_CAP = 6000

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.sources import SOURCES, available_splits, load_records
 from biotune.data.tasks import ParseResult, task_for
+from biotune.sources import SOURCES, available_splits, load_records
 
 
 @pytest.mark.parametrize("name", ["ncbi_disease", "bc5cdr_pubtator_ner", "jnlpba_typed"])

@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 
 from biotune.config import NER_FORMATS
-from biotune.data.records import NerSentence, QaItem, RelationPair
-from biotune.data.sources import SAMPLE_ROOT, SOURCES, load_records
 from biotune.data.tasks import TASKS, ParseResult, make_samples, task_for
 from biotune.errors import ConfigError
+from biotune.sources import SAMPLE_ROOT, SOURCES, load_records
+from biotune.sources.records import NerSentence, QaItem, RelationPair
 
 
 def _ner(tokens: str, tags: str, rid: str = "s1") -> NerSentence:

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from biotune.data.records import NliPair, QaItem, RelationPair
-from biotune.data.sources import SOURCES
 from biotune.data.tasks import ParseResult, task_for
 from biotune.errors import DataError
+from biotune.sources import SOURCES
+from biotune.sources.records import NliPair, QaItem, RelationPair
 
 
 def test_credentialed_label_tasks_round_trip_on_hand_made_records() -> None:

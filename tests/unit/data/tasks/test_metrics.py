@@ -17,8 +17,8 @@ from seqeval.scheme import IOB2
 from sklearn import metrics as sk
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from biotune.data.sources import SOURCES, SourceSpec
 from biotune.data.tasks import metrics
+from biotune.sources import SOURCES, SourceSpec
 
 TOL = 1e-9
 VARIANTS = ("perfect", "empty", "shifted", "truncated", "random")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from biotune.data.records import DocLabels
-from biotune.data.sources import SOURCES
 from biotune.data.tasks import ParseResult, task_for
+from biotune.sources import SOURCES
+from biotune.sources.records import DocLabels
 
 
 def test_multilabel_classification() -> None:

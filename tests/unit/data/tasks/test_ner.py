@@ -7,10 +7,10 @@ import random
 import pytest
 
 from biotune.config import NER_FORMATS
-from biotune.data.records import NerSentence
-from biotune.data.sources import SOURCES, SourceSpec
 from biotune.data.tasks import ParseResult, task_for
 from biotune.errors import DataError
+from biotune.sources import SOURCES, SourceSpec
+from biotune.sources.records import NerSentence
 
 
 def _ner(tokens: str, tags: str, rid: str = "s1") -> NerSentence:

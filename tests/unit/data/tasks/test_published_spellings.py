@@ -13,12 +13,12 @@ import itertools
 
 import pytest
 
-from biotune.data.records import DocLabels, NerSentence, NliPair, QaItem, RelationPair
-from biotune.data.sources import SOURCES
-from biotune.data.sources.registry import HALLMARKS, I2B2_2010_LABELS
 from biotune.data.tasks import ParseResult, task_for
 from biotune.data.tasks.matching import label_key, label_phrases
 from biotune.data.tasks.synonyms import HALLMARK_ABBREVIATIONS, LABEL_SYNONYMS, synonyms_of
+from biotune.sources import SOURCES
+from biotune.sources.records import DocLabels, NerSentence, NliPair, QaItem, RelationPair
+from biotune.sources.registry import HALLMARKS, I2B2_2010_LABELS
 
 #: The paper's HoC output names (preprocess_hoc.py), by BLURB label.
 PAPER_HALLMARKS = {

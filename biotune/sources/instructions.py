@@ -7,7 +7,7 @@ directories. :func:`load_instructions` reads that schema from a local file (``.j
 stream or file format), a ``save_to_disk`` directory (one ``Dataset``, or a ``DatasetDict`` whose ``split`` is
 read), or, only when ``location`` is written ``hf://org/name@<commit>``, from the Hugging Face hub with
 ``datasets.load_dataset("org/name", split=split, revision=commit)`` (needs network or a warm cache). A hub id
-must be pinned to a full commit hash (:func:`biotune.data.sources.hub.hub_pin_problem`): rows read by id alone could
+must be pinned to a full commit hash (:func:`biotune.sources.hub.hub_pin_problem`): rows read by id alone could
 change under a cached build. A local path never becomes a hub request: a path that does not exist is an error
 naming it. Nothing here unpickles: Arrow files and the
 ``save_to_disk`` JSON state only.
@@ -25,11 +25,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from biotune.data.records import InstructionRecord
-from biotune.data.sources._io import json_lines, load_json, require_file
-from biotune.data.sources.hub import HUB_PREFIX, hub_location, hub_pin_problem
-from biotune.data.sources.registry import SOURCES
 from biotune.errors import DataError
+from biotune.sources._io import json_lines, load_json, require_file
+from biotune.sources.hub import HUB_PREFIX, hub_location, hub_pin_problem
+from biotune.sources.records import InstructionRecord
+from biotune.sources.registry import SOURCES
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ is the first column and the tag the last), a blank line between sentences, ``-DO
 (BioBERT copies of JNLPBA and S800) get the source's ``entity_type``, so every tag we return is typed.
 
 Repair: an ``I-X`` that does not continue an ``X`` mention (after ``O`` or after another type) is turned
-into ``B-X`` and counted (the ``iob_repairs`` counter of :func:`biotune.data.sources.reader_counts`). None of the staged corpora need it (their repair count is 0, checked by the tests);
+into ``B-X`` and counted (the ``iob_repairs`` counter of :func:`biotune.sources.reader_counts`). None of the staged corpora need it (their repair count is 0, checked by the tests);
 user-supplied files such as i2b2-2012 conversions sometimes do.
 
 Record ids are ``<file stem>:<sentence index>`` (0-based, counting the sentences returned).
@@ -24,10 +24,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from biotune.data.records import NerSentence
-from biotune.data.sources._io import check_label, count, read_text, split_lines
-from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError, shown
+from biotune.sources._io import check_label, count, read_text, split_lines
+from biotune.sources.records import NerSentence
+from biotune.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
 

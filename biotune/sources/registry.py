@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from biotune.data.sources.spec import SourceSpec
-from biotune.data.sources.splits import spellings_of
+from biotune.sources.spec import SourceSpec
+from biotune.sources.splits import spellings_of
 
 _NCBI = "NCBI Public Domain Notice (IOB copy: CC BY 4.0, MTL-Bioinformatics-2016)"
 _TRAIN_DEVEL_TEST = ("train", "devel", "test")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biotune.data.records import NliPair
-from biotune.data.sources._io import check_label, json_lines
-from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError
+from biotune.sources._io import check_label, json_lines
+from biotune.sources.records import NliPair
+from biotune.sources.spec import SourceSpec
 
 _FIELDS = ("sentence1", "sentence2", "gold_label")
 

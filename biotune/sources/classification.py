@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from biotune.data.records import DocLabels
-from biotune.data.sources._io import check_label, lines, read_text, require_dir, require_file
-from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError
+from biotune.sources._io import check_label, lines, read_text, require_dir, require_file
+from biotune.sources.records import DocLabels
+from biotune.sources.spec import SourceSpec
 
 SPLIT_BUCKETS = {"train": range(0, 8), "devel": range(8, 9), "test": range(9, 10)}
 

@@ -18,10 +18,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from biotune.data.records import QaItem
-from biotune.data.sources._io import check_label, lines, load_json
-from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError
+from biotune.sources._io import check_label, lines, load_json
+from biotune.sources.records import QaItem
+from biotune.sources.spec import SourceSpec
 
 TEST_IDS_FILE = "test_ground_truth.json"
 _BIOASQ_HEADER = ["yesno_label", "question", "ideal_answer"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from biotune.data.sources import classification, conll, nli, pubtator, qa, relation
-from biotune.data.sources.spec import SourceSpec
+from biotune.sources import classification, conll, nli, pubtator, qa, relation
+from biotune.sources.spec import SourceSpec
 
 Reader = Callable[[Path, SourceSpec, str], list]
 READERS: dict[str, Reader] = {

@@ -1,4 +1,4 @@
-"""Source readers: native corpus files -> typed records (:mod:`biotune.data.records`).
+"""Source readers: native corpus files -> typed records (:mod:`biotune.sources.records`).
 
 ``SOURCES`` names every corpus biotune knows (:mod:`.registry`); :func:`load_records` reads one split of one
 source from a data root laid out like ``../shared/data``, or from the synthetic sample corpus shipped in the
@@ -18,14 +18,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from biotune.data.records import Record
-from biotune.data.sources import _io, custom
-from biotune.data.sources.formats import FORMAT_KINDS, READERS
-from biotune.data.sources.instructions import load_instructions
-from biotune.data.sources.registry import SOURCES
-from biotune.data.sources.spec import KINDS, SourceSpec
-from biotune.data.sources.splits import set_label
 from biotune.errors import BiotuneError, ConfigError, DataError, Problem
+from biotune.sources import _io, custom
+from biotune.sources.formats import FORMAT_KINDS, READERS
+from biotune.sources.instructions import load_instructions
+from biotune.sources.records import Record
+from biotune.sources.registry import SOURCES
+from biotune.sources.spec import KINDS, SourceSpec
+from biotune.sources.splits import set_label
 
 __all__ = [
     "FORMAT_KINDS",
@@ -48,7 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The synthetic sample corpus bundled with the package (``data.root: "@sample"``).
-SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample"
+SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "data" / "sample"
 SAMPLE = "@sample"
 
 

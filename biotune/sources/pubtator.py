@@ -33,12 +33,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from biotune.data.records import NerSentence, RelationPair
-from biotune.data.sources._io import check_label, count, lines
-from biotune.data.sources.bioc import read_bioc
-from biotune.data.sources.documents import Document, Mention
-from biotune.data.sources.spec import SourceSpec
 from biotune.errors import DataError
+from biotune.sources._io import check_label, count, lines
+from biotune.sources.bioc import read_bioc
+from biotune.sources.documents import Document, Mention
+from biotune.sources.records import NerSentence, RelationPair
+from biotune.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: The kinds of record a source yields (see :mod:`biotune.data.records`).
+#: The kinds of record a source yields (see :mod:`biotune.sources.records`).
 KINDS = ("ner", "re", "nli", "qa", "cls")
 
 
@@ -49,7 +49,7 @@ class SourceSpec:
     layouts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Split name -> further paths (relative to the data root) where the official distributions put it, tried
     in order after :attr:`splits` (e.g. DDI's ``DDICorpus/Test/Test for DDI Extraction task``, a ``dev.tsv``
-    for a ``devel`` split). The first path that exists is read (:func:`biotune.data.sources.split_path`)."""
+    for a ``devel`` split). The first path that exists is read (:func:`biotune.sources.split_path`)."""
     config_key: str = ""
     """Where the source was declared: empty for the built-in registry, ``data.custom_sources.NAME`` for a
     source declared in a config (error messages point there)."""

@@ -1,8 +1,8 @@
 """File access shared by the readers: existence, UTF-8 decoding and error messages naming file:line.
 
 Also the readers' counters: what a reader repaired or skipped on purpose (e.g. ``I-`` tags turned into ``B-``)
-is counted with :func:`count` while :func:`biotune.data.sources.load_records` reads a split, and handed to the
-build through :func:`biotune.data.sources.reader_counts`.
+is counted with :func:`count` while :func:`biotune.sources.load_records` reads a split, and handed to the
+build through :func:`biotune.sources.reader_counts`.
 """
 
 from __future__ import annotations

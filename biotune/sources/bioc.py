@@ -15,9 +15,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from biotune.data.sources._io import require_file
-from biotune.data.sources.documents import Document, Mention
 from biotune.errors import DataError
+from biotune.sources._io import require_file
+from biotune.sources.documents import Document, Mention
 
 _FIX = "use the BioC XML of the corpus release (collection/document/passage/annotation)"
 

@@ -1,7 +1,7 @@
 """Sources declared in a config (``data.custom_sources.NAME``): validation and their :class:`SourceSpec`.
 
 A declared source names a built-in reader (``format``), its task ``kind`` (which must be the kind that reader
-yields, :data:`biotune.data.sources.formats.FORMAT_KINDS`), a file per split (absolute, or relative to ``data.root``),
+yields, :data:`biotune.sources.formats.FORMAT_KINDS`), a file per split (absolute, or relative to ``data.root``),
 its labels and its licence. :func:`spec_of` turns it into the same :class:`SourceSpec` the registry holds, so
 the build, the leakage check, evaluation, reports and sweeps treat it like a built-in source; its spec's
 ``config_key`` points error messages at the declaration. Label problems inside the files are found by the
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from biotune.data.sources.formats import FORMAT_KINDS
-from biotune.data.sources.registry import SOURCES
-from biotune.data.sources.spec import KINDS, SourceSpec
 from biotune.errors import Problem
+from biotune.sources.formats import FORMAT_KINDS
+from biotune.sources.registry import SOURCES
+from biotune.sources.spec import KINDS, SourceSpec
 
 PREFIX = "data.custom_sources"
 

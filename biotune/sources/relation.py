@@ -21,7 +21,7 @@ Formats (``SourceSpec.format``):
     are masked once. Each range must lie inside the sentence, and a one-range mention must spell the entity's
     ``text`` (else an error naming the sentence and entity ids). One training pair is ``ddi="true"`` with no
     type: it is labelled ``DDI-int`` (the corpus's class for an interaction stated without detail), logged and
-    counted (``ddi_true_without_type``, :func:`biotune.data.sources.reader_counts`).
+    counted (``ddi_true_without_type``, :func:`biotune.sources.reader_counts`).
 ``i2b2_re``
     The i2b2-2010 relation format used by Llama2-MedTuned. The corpus is credentialed (n2c2/DBMI), so this
     reader follows an assumed layout: TSV with header ``index<TAB>sentence<TAB>label``, the two concepts masked
@@ -40,8 +40,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from biotune.data.records import RelationPair
-from biotune.data.sources._io import (
+from biotune.errors import DataError
+from biotune.sources._io import (
     NUL_FIX,
     REENCODE_FIX,
     check_label,
@@ -51,8 +51,8 @@ from biotune.data.sources._io import (
     require_dir,
     require_file,
 )
-from biotune.data.sources.spec import SourceSpec
-from biotune.errors import DataError
+from biotune.sources.records import RelationPair
+from biotune.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Instruction sets on the Hugging Face hub: how one is written (``hf://org/name@<commit>``) and the pin rule.
 
 One owner for the rule that a hub set is read only at a full commit: :mod:`biotune.config` checks it when a
-config is loaded, :mod:`biotune.data.sources.instructions` before it reads, and :mod:`biotune.data.cache` keys
+config is loaded, :mod:`biotune.sources.instructions` before it reads, and :mod:`biotune.data.cache` keys
 builds by the commit. It sits at the catalogue's floor (below :mod:`biotune.config`), so it imports nothing of
 biotune's but errors and messages.
 """
