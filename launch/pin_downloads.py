@@ -49,8 +49,8 @@ sys.path.insert(0, str(REPO))
 
 from biotune.config import default_data_root  # noqa: E402
 from biotune.data.download import CATALOGUE, FORMAT_VERSION, write_catalogue  # noqa: E402
-from biotune.data.sources import SOURCES  # noqa: E402
-from biotune.data.sources.qa import TEST_IDS_FILE  # noqa: E402
+from biotune.sources import SOURCES  # noqa: E402
+from biotune.sources.qa import TEST_IDS_FILE  # noqa: E402
 
 _MTL = ("cambridgeltl/MTL-Bioinformatics-2016", "df0df02fae6dbb87d88ffcf323b9096528f06f84")
 _BIOMEDBERT = ("BioMedBERT/biomedbert", "9e5e1019d79d07c7aecc4eb49106203af1012663")
