@@ -326,8 +326,9 @@ def generate_sharded_lockstep(
 
     Each rank generates for the same strided shard as ``biotune eval`` with the same batches. With ``synced``
     (a ZeRO-3 model whose forwards gather weights across ranks) the ranks stay in lockstep (``synced_gpus``,
-    shards padded to equal batch counts by :class:`Lockstep`); without, each rank generates alone (its weights
-    are whole). Rank 0 returns every completion; the others return their own.
+    shards padded to equal batch counts by :class:`Lockstep`) under ``torch.no_grad``; without, each rank
+    generates alone (its weights are whole, gathered before this call) under ``torch.inference_mode``, as
+    ``biotune eval`` does. Rank 0 returns every completion; the others return their own.
     """
     rank, world = distributed.rank(), distributed.world_size()
     mine = {i: prompts[i] for i in shard(sorted(prompts), rank, world)}
@@ -344,7 +345,7 @@ def generate_sharded_lockstep(
         num_beams,
         rank == 0,
         lockstep=lockstep,
-        inference_mode=False,
+        inference_mode=not synced,
     )
     return _gather(local, rank, world)
 
