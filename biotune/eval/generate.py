@@ -18,6 +18,7 @@ from typing import Any
 
 from biotune import distributed
 from biotune.errors import CheckpointError, ConfigError, DataError, Problem
+from biotune.train import attention
 from biotune.train import checkpoint as layout
 from biotune.train.checkpoint import require_complete
 from biotune.train.export import export_checkpoint, export_matches
@@ -136,10 +137,9 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    attn = "sdpa" if attn_implementation in ("auto", "sdpa_packed") else attn_implementation
+    attn = attention.for_generation(attn_implementation)
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or model_dir, trust_remote_code=False)
-        # Generation batches are left-padded, where sdpa_packed hands over to sdpa anyway (biotune.train.attention).
         model = AutoModelForCausalLM.from_pretrained(
             model_dir,
             dtype=getattr(torch, DTYPES.get(dtype, dtype)),

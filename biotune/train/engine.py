@@ -223,6 +223,20 @@ def bare_forwards(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
             sub._parameters = params
 
 
+@contextlib.contextmanager
+def _attention(model: torch.nn.Module, implementation: str) -> Iterator[None]:
+    """``model`` set to attention ``implementation`` inside the block, and back to its own on exit."""
+    own = model.config._attn_implementation
+    if implementation == own:
+        yield
+        return
+    model.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(own)
+
+
 # --------------------------------------------------------------------------------------------- engine
 
 
@@ -252,16 +266,18 @@ class Engine:
         gather hooks), at the cost of the full weights' memory on each device; and its forwards run as a plain
         model's (:func:`bare_forwards`), so each rank generates alone, as fast per example as the exported model.
         Without ``gather`` every forward gathers each layer's weights (all ranks must run forwards in lockstep).
+        Either way it runs the attention ``biotune eval`` runs (:func:`biotune.train.attention.for_generation`).
         Every rank enters the block together."""
-        if not gather:
-            yield self.ds.module
-            return
+        model = self.ds.module
         with contextlib.ExitStack() as stack:
-            if self.partitions_weights:
+            if gather and self.partitions_weights:
                 from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
 
                 stack.enter_context(unwrap_model_for_generation(self.ds))
-            yield stack.enter_context(bare_forwards(self.ds.module))
+            if gather:
+                stack.enter_context(bare_forwards(model))
+            stack.enter_context(_attention(model, attention.for_generation(self.attn_implementation)))
+            yield model
 
     def forward_loss(self, batch: dict[str, torch.Tensor], denominator: float) -> torch.Tensor:
         """Summed token loss of ``batch`` divided by ``denominator`` (labels -100 carry no loss)."""
