@@ -18,8 +18,8 @@ with:
 
 Same process, same threads, same memory, same load: the differences are the paths'. Both wall seconds (the
 slowest rank's, as the reports count them) and CPU seconds (``time.process_time``, summed over ranks: robust to
-other jobs on a shared machine) per example. Every arm must give the same completions (checked). Rank 0 writes
-``OUT_JSON``.
+other jobs on a shared machine) per example, and each arm's CPU seconds over ``biotune_eval``'s paired by repeat
+(mean, 95% t interval, n repeats). Every arm must give the same completions (checked). Rank 0 writes ``OUT_JSON``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,21 @@ from typing import Any
 import _common  # noqa: F401  (puts the repository on sys.path)
 
 ARMS = ("biotune_eval", "in_process", "in_process_no_grad", "in_process_before")
+
+
+def _paired_ratio(parts: list[Any], arm: str, repeats: int) -> dict[str, Any]:
+    """``arm``'s CPU seconds over ``biotune_eval``'s, per repeat (both ranks summed; the two ran one after the
+    other in that repeat): the mean ratio with a 95% t interval over the repeats, and the n."""
+    from scipy import stats
+
+    per_rep = [
+        sum(p[2][arm][r] for p in parts) / sum(p[2]["biotune_eval"][r] for p in parts) for r in range(repeats)
+    ]
+    mean = statistics.fmean(per_rep)
+    half = 0.0
+    if repeats > 1:
+        half = float(stats.t.ppf(0.975, repeats - 1)) * statistics.stdev(per_rep) / repeats**0.5
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n_repeats": repeats, "per_repeat": per_rep}
 
 
 def main() -> None:
@@ -142,12 +157,14 @@ def main() -> None:
             }
             for arm in ARMS
         }
+        paired = {arm: _paired_ratio(parts, arm, repeats) for arm in ARMS[1:]}
         result = {
             "examples": n,
             "repeats": repeats,
             "world_size": world,
             "per_example": per_ex,
             "ratio_vs_biotune_eval": ratios,
+            "cpu_ratio_vs_biotune_eval_paired": paired,
         }
         Path(out_json).write_text(json.dumps(result, sort_keys=True))
     dist.barrier()

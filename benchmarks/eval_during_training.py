@@ -20,7 +20,8 @@ Setup as ``biotune demo``: the seeded synthetic corpora, the tiny probe Llama, t
 3. The same comparison in one process (``benchmarks/_generation_paths.py`` under ``torchrun``, 2 ranks): the
    training engine with the last checkpoint loaded and the exported model side by side, on the same shards and
    batches, interleaved ``--paths-repeats`` times; wall and CPU seconds per example of ``biotune eval``'s path,
-   the in-process path, and its parts: the in-process path under ``torch.no_grad`` instead of
+   the in-process path (and its CPU seconds over ``biotune eval``'s, paired by repeat: mean, 95% t interval,
+   n), and its parts: the in-process path under ``torch.no_grad`` instead of
    ``torch.inference_mode``, and the path before :func:`biotune.train.engine.bare_forwards` (DeepSpeed's forward
    hooks and ``ZeROOrderedDict`` left on the model, ``torch.no_grad``), which was 8-11% slower in CPU time.
 
