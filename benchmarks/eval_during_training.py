@@ -23,7 +23,7 @@ Setup as ``biotune demo``: the seeded synthetic corpora, the tiny probe Llama, t
    the in-process path (and its CPU seconds over ``biotune eval``'s, paired by repeat: mean, 95% t interval,
    n), and its parts: the in-process path under ``torch.no_grad`` instead of
    ``torch.inference_mode``, and the path before :func:`biotune.train.engine.bare_forwards` (DeepSpeed's forward
-   hooks and ``ZeROOrderedDict`` left on the model, ``torch.no_grad``), which was 8-11% slower in CPU time.
+   hooks and ``ZeROOrderedDict`` left on the model, ``torch.no_grad``), which was 8-12% slower in CPU time.
 
 The last output line is one JSON object.
 """
