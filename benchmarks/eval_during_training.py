@@ -16,6 +16,14 @@ Setup as ``biotune demo``: the seeded synthetic corpora, the tiny probe Llama, t
 2. Per example: the in-process evaluation of the last step against ``biotune eval`` (2 processes) of the same
    model exported, on the same examples: generation seconds per example (both from their reports; target:
    in-process no slower), and ``biotune eval``'s whole command per example (startup, load, generation).
+   Two separate launches: on a shared machine their ratio also carries the load of the moment.
+3. The same comparison in one process (``benchmarks/_generation_paths.py`` under ``torchrun``, 2 ranks): the
+   training engine with the last checkpoint loaded and the exported model side by side, on the same shards and
+   batches, interleaved ``--paths-repeats`` times; wall and CPU seconds per example of ``biotune eval``'s path,
+   the in-process path (and its CPU seconds over ``biotune eval``'s, paired by repeat: mean, 95% t interval,
+   n), and its parts: the in-process path under ``torch.no_grad`` instead of
+   ``torch.inference_mode``, and the path before :func:`biotune.train.engine.bare_forwards` (DeepSpeed's forward
+   hooks and ``ZeROOrderedDict`` left on the model, ``torch.no_grad``), which was 8-12% slower in CPU time.
 
 The last output line is one JSON object.
 """
@@ -94,12 +102,34 @@ def _records(run: Path) -> list[dict[str, Any]]:
     ]
 
 
+def _same_process(
+    cfg: Path, ckpt: Path, exported: Path, overrides: list[str], repeats: int, work: Path
+) -> dict[str, Any]:
+    """Part 3: ``_generation_paths.py`` under ``torchrun`` (2 ranks) on one cell; its JSON result."""
+    from biotune.launch import launch_env, torchrun_cmd
+
+    work.mkdir(parents=True, exist_ok=True)
+    result = work / "paths.json"
+    script = Path(__file__).resolve().parent / "_generation_paths.py"
+    launcher = torchrun_cmd(2, [])[:-2]  # torchrun and its flags, without ``-m biotune.cli``
+    cmd = [*launcher, str(script), str(cfg), str(ckpt), str(exported), str(result), str(repeats), *overrides]
+    env = launch_env({"DS_ACCELERATOR": "cpu", "WANDB_MODE": "disabled"})
+    with (work / "paths.log").open("w") as fh:
+        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"_generation_paths.py failed (exit {proc.returncode}); see {work / 'paths.log'}")
+    return json.loads(result.read_text())
+
+
 def main() -> None:
     """Run the interleaved pairs and the per-example comparison; print the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="A/B pairs per cell")
     parser.add_argument("--steps", type=int, default=800, help="training steps (the demo's: 800)")
     parser.add_argument("--out", default="", help="work directory (default: a temporary one)")
+    parser.add_argument(
+        "--paths-repeats", type=int, default=5, help="interleaved repeats of part 3 (same-process paths)"
+    )
     args = parser.parse_args()
 
     from biotune.eval.checkpoint_plan import SWEEP_FRACTIONS, SWEEP_MAX_EXAMPLES
@@ -128,6 +158,7 @@ def main() -> None:
 
         # per example: the last step's in-process evaluation vs `biotune eval` of that model, exported
         per_example: dict[str, Any] = {}
+        same_process: dict[str, Any] = {}
         for cell, run in last_on.items():
             step = max(r["step"] for r in _records(run))
             ckpt = run / "checkpoints" / f"step-{step:08d}"
@@ -161,6 +192,9 @@ def main() -> None:
                 per_example[cell]["in_process_generation_s_per_example"]
                 / per_example[cell]["biotune_eval_generation_s_per_example"]
             )
+            same_process[cell] = _same_process(
+                configs[cell], ckpt, exported, during, args.paths_repeats, out / f"paths-{cell}"
+            )
 
     emit(
         {
@@ -183,6 +217,7 @@ def main() -> None:
             "overhead_target": 1.10,
             "meets_target": statistics.median(all_ratios) <= 1.10,
             "per_example": per_example,
+            "same_process": same_process,
         }
     )
 

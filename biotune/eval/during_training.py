@@ -2,7 +2,9 @@
 
 The trainer (:mod:`biotune.train.trainer`) calls a :class:`StepEvaluation` at each scheduled step. Under ZeRO-3
 every rank generates for its shard of the examples with the engine's own model: its weights gathered once per
-evaluation (``gather_weights``, the default), or layer by layer at every forward with the ranks in lockstep
+evaluation (``gather_weights``, the default; its forwards then run as a plain model's, under
+``torch.inference_mode``, as fast per example as ``biotune eval`` of the export:
+:meth:`biotune.train.engine.Engine.generation_model`), or layer by layer at every forward with the ranks in lockstep
 (``synced_gpus``, shards padded to equal batch counts: :func:`biotune.eval.generate.generate_sharded_lockstep`); rank 0 scores them with the
 same code as ``biotune eval`` (:func:`biotune.eval.runner.generate_and_score`) and writes the same files under
 ``<train.output_dir>/eval/step-N/`` (:func:`biotune.eval.layout.step_eval_dir`), swapped in whole with a record

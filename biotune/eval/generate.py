@@ -18,6 +18,7 @@ from typing import Any
 
 from biotune import distributed
 from biotune.errors import CheckpointError, ConfigError, DataError, Problem
+from biotune.train import attention
 from biotune.train import checkpoint as layout
 from biotune.train.checkpoint import require_complete
 from biotune.train.export import export_checkpoint, export_matches
@@ -136,10 +137,9 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    attn = "sdpa" if attn_implementation in ("auto", "sdpa_packed") else attn_implementation
+    attn = attention.for_generation(attn_implementation)
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or model_dir, trust_remote_code=False)
-        # Generation batches are left-padded, where sdpa_packed hands over to sdpa anyway (biotune.train.attention).
         model = AutoModelForCausalLM.from_pretrained(
             model_dir,
             dtype=getattr(torch, DTYPES.get(dtype, dtype)),
@@ -326,8 +326,9 @@ def generate_sharded_lockstep(
 
     Each rank generates for the same strided shard as ``biotune eval`` with the same batches. With ``synced``
     (a ZeRO-3 model whose forwards gather weights across ranks) the ranks stay in lockstep (``synced_gpus``,
-    shards padded to equal batch counts by :class:`Lockstep`); without, each rank generates alone (its weights
-    are whole). Rank 0 returns every completion; the others return their own.
+    shards padded to equal batch counts by :class:`Lockstep`) under ``torch.no_grad``; without, each rank
+    generates alone (its weights are whole, gathered before this call) under ``torch.inference_mode``, as
+    ``biotune eval`` does. Rank 0 returns every completion; the others return their own.
     """
     rank, world = distributed.rank(), distributed.world_size()
     mine = {i: prompts[i] for i in shard(sorted(prompts), rank, world)}
@@ -344,7 +345,7 @@ def generate_sharded_lockstep(
         num_beams,
         rank == 0,
         lockstep=lockstep,
-        inference_mode=False,
+        inference_mode=not synced,
     )
     return _gather(local, rank, world)
 

@@ -45,6 +45,14 @@ def resolve(requested: str) -> str:
     return requested
 
 
+def for_generation(requested: str) -> str:
+    """The attention that generation runs where ``requested`` (a configured or resolved name) trains: ``sdpa`` for
+    ``auto`` and ``sdpa_packed``, any other unchanged. Generation batches are left-padded and decoded with a KV
+    cache, where ``sdpa_packed`` hands over to sdpa anyway; ``biotune eval`` and the evaluation during training
+    both run this, so they do the same work."""
+    return "sdpa" if requested in ("auto", SDPA_PACKED) else requested
+
+
 def register() -> None:
     """Make ``attn_implementation="sdpa_packed"`` known to transformers (idempotent)."""
     from transformers import AttentionInterface

@@ -180,6 +180,63 @@ def load_model(m: ModelConfig, ds_config: dict[str, Any]) -> tuple[torch.nn.Modu
     return model, hf_ds, attn
 
 
+@contextlib.contextmanager
+def bare_forwards(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``module`` whose forwards run as a plain transformers model's inside the block; restored exactly on exit.
+
+    A DeepSpeed engine's model keeps bookkeeping that costs Python time at every forward, i.e. at every decoding
+    step, even when its weights are whole (measured by ``benchmarks/eval_during_training.py``):
+
+    * forward hooks: the engine's prologue and epilogue (its timers, and a walk over every submodule that flags
+      the ZeRO-3 "in forward" state) and ZeRO-3's start-of-forward hook (its parameter coordinator's reset);
+    * ZeRO-3's ``ZeROOrderedDict`` as every submodule's ``_parameters``, whose Python ``__getitem__`` runs at
+      every parameter read.
+
+    Inside the block every submodule's forward hooks are set aside and its parameters are read from a plain
+    ``dict`` holding the same parameter objects. Only for weights that are whole on this rank (ZeRO-3's
+    per-layer gathers are such hooks). Nothing may register hooks or parameters on ``module`` inside the block.
+    """
+    hook_dicts = (
+        "_forward_pre_hooks",
+        "_forward_pre_hooks_with_kwargs",
+        "_forward_hooks",
+        "_forward_hooks_with_kwargs",
+        "_forward_hooks_always_called",
+    )
+    saved_hooks: list[tuple[dict[Any, Any], dict[Any, Any]]] = []
+    saved_params: list[tuple[torch.nn.Module, dict[str, Any]]] = []
+    try:
+        for sub in module.modules():
+            for name in hook_dicts:
+                hooks = getattr(sub, name)
+                if hooks:
+                    saved_hooks.append((hooks, dict(hooks)))
+                    hooks.clear()
+            if type(sub._parameters) is not dict:
+                saved_params.append((sub, sub._parameters))
+                sub._parameters = dict(sub._parameters)
+        yield module
+    finally:
+        for hooks, content in saved_hooks:
+            hooks.update(content)
+        for sub, params in saved_params:
+            sub._parameters = params
+
+
+@contextlib.contextmanager
+def _attention(model: torch.nn.Module, implementation: str) -> Iterator[None]:
+    """``model`` set to attention ``implementation`` inside the block, and back to its own on exit."""
+    own = model.config._attn_implementation
+    if implementation == own:
+        yield
+        return
+    model.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(own)
+
+
 # --------------------------------------------------------------------------------------------- engine
 
 
@@ -204,18 +261,23 @@ class Engine:
 
     @contextlib.contextmanager
     def generation_model(self, gather: bool) -> Iterator[torch.nn.Module]:
-        """The model to generate with inside the block. With ``gather`` under ZeRO-3 its weights are gathered
-        once on every rank and DeepSpeed's per-module hooks are off (DeepSpeed's own
-        ``unwrap_model_for_generation``): forwards need no collective, at the cost of the full weights' memory
-        on each device. Otherwise every forward gathers each layer's weights (all ranks must run forwards in
-        lockstep). Every rank enters the block together."""
-        if not (gather and self.partitions_weights):
-            yield self.ds.module
-            return
-        from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
+        """The model to generate with inside the block. With ``gather`` its weights are whole on every rank: under
+        ZeRO-3 gathered once (DeepSpeed's own ``unwrap_model_for_generation``, which also takes off the per-layer
+        gather hooks), at the cost of the full weights' memory on each device; and its forwards run as a plain
+        model's (:func:`bare_forwards`), so each rank generates alone, as fast per example as the exported model.
+        Without ``gather`` every forward gathers each layer's weights (all ranks must run forwards in lockstep).
+        Either way it runs the attention ``biotune eval`` runs (:func:`biotune.train.attention.for_generation`).
+        Every rank enters the block together."""
+        model = self.ds.module
+        with contextlib.ExitStack() as stack:
+            if gather and self.partitions_weights:
+                from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
 
-        with unwrap_model_for_generation(self.ds):
-            yield self.ds.module
+                stack.enter_context(unwrap_model_for_generation(self.ds))
+            if gather:
+                stack.enter_context(bare_forwards(model))
+            stack.enter_context(_attention(model, attention.for_generation(self.attn_implementation)))
+            yield model
 
     def forward_loss(self, batch: dict[str, torch.Tensor], denominator: float) -> torch.Tensor:
         """Summed token loss of ``batch`` divided by ``denominator`` (labels -100 carry no loss)."""

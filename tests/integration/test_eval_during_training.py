@@ -9,10 +9,13 @@ checkpoints every 2 steps, evaluated every 2 steps on 3 NCBI-disease dev example
 * its ``resume: auto`` continuation: it resumes from step 2, replays step 4 (evaluated already: its record goes
   back to metrics.jsonl, nothing is generated) and evaluates step 6.
 
-The first attempt generates with ``gather_weights=false`` (ZeRO-3 gathers each layer at every forward, ranks in
-lockstep): ``eval.batch_size=1`` with 3 examples on 2 ranks gives rank 0 two batches and rank 1 one, so rank 1 runs
-a filler batch to stay in step (``synced_gpus``). The resumed run uses the default (weights gathered once per
-evaluation, each rank alone). Both must give what ``biotune eval`` of the exported checkpoint gives.
+The first attempt uses the default (weights gathered once per evaluation, each rank alone, DeepSpeed's forward
+bookkeeping set aside, ``torch.inference_mode``); its checkpoint of step 2, saved after that step's evaluation, is
+what the resumed run trains on, whose losses must be those of the run without evaluation (a training step right
+after a gathered generation: ``test_generation_model.py``). The resumed run generates with ``gather_weights=false`` (ZeRO-3 gathers each layer at
+every forward, ranks in lockstep): ``eval.batch_size=1`` with 3 examples on 2 ranks gives rank 0 two batches and
+rank 1 one, so rank 1 runs a filler batch to stay in step (``synced_gpus``). Both must give what ``biotune eval``
+of the exported checkpoint gives.
 """
 
 from __future__ import annotations
@@ -64,17 +67,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_tokeni
             tmp / f"{name}.yaml", tiny_model, data, tmp / name, max_steps=STEPS, save_every=2, keep_last=3
         )
     _run(out["off_cfg"], *root)
-    lockstep = (
-        "eval.during_training.gather_weights=false"  # the first attempt: layer-by-layer gathers, lockstep
-    )
-    _run(out["run_cfg"], *root, *DURING, lockstep, env={"BIOTUNE_FAULT_KILL_AT_STEP": "5:1"}, ok=False)
+    _run(out["run_cfg"], *root, *DURING, env={"BIOTUNE_FAULT_KILL_AT_STEP": "5:1"}, ok=False)
     out["before_resume"] = {s: step_eval_dir(out["run"], s).is_dir() for s in EVAL_STEPS}
     out["record4_mtime"] = (step_eval_dir(out["run"], 4) / DURING_TRAINING_RECORD).stat().st_mtime_ns
     out["metrics_before"] = _eval_points(out["run"])
     (
         layout.checkpoint_dir(out["run"], 4) / layout.COMPLETED
     ).unlink()  # as if the save of step 4 was cut short
-    _run(out["run_cfg"], *root, *DURING)
+    lockstep = (
+        "eval.during_training.gather_weights=false"  # the resumed run: layer-by-layer gathers, lockstep
+    )
+    _run(out["run_cfg"], *root, *DURING, lockstep)
     return out
 
 
@@ -119,7 +122,8 @@ def test_each_evaluated_step_writes_the_eval_files_and_logs_its_scores(runs: dic
 
 
 def test_evaluation_does_not_perturb_training(runs: dict) -> None:
-    """Evaluation on (and a crash and resume) leaves the loss curve of the run without evaluation unchanged."""
+    """Evaluation on (and a crash and resume) leaves the loss curve of the run without evaluation unchanged: the
+    resumed run trains on from the checkpoint of step 2, saved after that step's gathered evaluation."""
     on, off = _losses(runs["run"]), _losses(runs["off"])
     assert sorted(on) == list(range(1, STEPS + 1))
     assert on == off
@@ -153,8 +157,8 @@ def test_a_resumed_run_evaluates_each_scheduled_step_exactly_once(runs: dict) ->
 
 def test_in_training_eval_equals_biotune_eval_of_the_exported_checkpoint(runs: dict) -> None:
     """Same completions and same scores as `biotune export` + `biotune eval` of the checkpoint of that step
-    (step 4: evaluated before the crash in lockstep, its checkpoint written by the replay; step 6: after the resume,
-    with the weights gathered)."""
+    (step 4: evaluated before the crash with the weights gathered, its checkpoint written by the replay; step 6:
+    after the resume, in lockstep)."""
     run, tmp = runs["run"], runs["tmp"]
     for step in (4, 6):
         exported = tmp / f"export-{step}"
