@@ -75,7 +75,7 @@ def main() -> None:
     engine.load(Path(ckpt))
     engine.train(False)
     with tempfile.TemporaryDirectory() as tmp:
-        evaluation = StepEvaluation(cfg, engine.generation_model, Path(tmp), cfg.train.max_steps)
+        evaluation = StepEvaluation(cfg, engine.generation_model, Path(tmp), cfg.train.max_steps, None)
     unset_hf_deepspeed_config()  # load the export whole, as `biotune eval` does, not partitioned
     exported, exported_tok = generate.load_model(Path(export), cfg.model.dtype, cfg.model.attn_implementation)
     set_hf_deepspeed_config(engine.hf_ds)

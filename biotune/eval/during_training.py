@@ -16,7 +16,10 @@ was evaluated; a step that has one is never evaluated again. A resumed run that 
 from an earlier checkpoint, and ``metrics.jsonl`` was trimmed back to that checkpoint) writes the record's
 metrics back to ``metrics.jsonl`` (:meth:`~biotune.train.tracking.Tracker.restore`; wandb kept them), so the
 history holds one point per step. The trainer evaluates a scheduled step before it saves that step's
-checkpoint, so a run never resumes past a scheduled step that has no record.
+checkpoint, so a run never resumes past a scheduled step that has no record. A run that starts from step 0 (no
+checkpoint resumed) trusts no record in its directory: rank 0 first moves the step evaluations an earlier run left
+there to ``eval/replaced-<UTC time>/`` (:func:`set_aside_earlier_run`), so they are neither taken for this run's
+nor lost.
 
 The ``biotune train`` command gets this evaluator from :mod:`biotune.eval.train_command`, which registers it
 (``biotune.train`` sits below ``biotune.eval`` and cannot import it).
@@ -37,7 +40,7 @@ from biotune.config import RunConfig
 from biotune.data.tokenize import load_tokenizer, tokenizer_of
 from biotune.eval import generate
 from biotune.eval.checkpoint_plan import eval_config, scheduled_steps
-from biotune.eval.layout import DURING_TRAINING_RECORD, step_eval_dir
+from biotune.eval.layout import DURING_TRAINING_RECORD, replaced_step_evals_dir, step_eval_dir, step_eval_dirs
 from biotune.eval.runner import Scored, build_sets, generate_and_score, run_meta, write_eval_files
 from biotune.eval.score import EvalSet
 from biotune.io import atomic_write_json, read_json, swap_in_dir
@@ -54,9 +57,16 @@ class StepEvaluation:
     """Evaluates the training engine's model at the scheduled steps (every rank calls it together)."""
 
     def __init__(
-        self, cfg: RunConfig, generation_model: GenerationModel, output_dir: Path, total_steps: int
+        self,
+        cfg: RunConfig,
+        generation_model: GenerationModel,
+        output_dir: Path,
+        total_steps: int,
+        resumed_step: int | None,
     ) -> None:
         self.cfg, self.generation_model, self.output_dir = cfg, generation_model, Path(output_dir)
+        if resumed_step is None and distributed.is_rank_zero():
+            set_aside_earlier_run(self.output_dir)
         self.steps = frozenset(scheduled_steps(cfg.eval.during_training, total_steps))
         self.sub = eval_config(cfg)
         self.sets: list[EvalSet] = build_sets(self.sub)
@@ -136,10 +146,36 @@ def step_metrics(scored: Scored) -> dict[str, float]:
     return out
 
 
+def set_aside_earlier_run(output_dir: Path) -> Path | None:
+    """Move every step evaluation (``eval/step-N/`` with its record) in ``output_dir`` to
+    ``eval/replaced-<UTC time>/step-N/``: a run starting from step 0 must not take an earlier run's evaluations for
+    its own. Directories without our record are not ours and stay. Returns where they went (None: nothing)."""
+    found = step_eval_dirs(output_dir)
+    if not found:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = replaced_step_evals_dir(output_dir, stamp)
+    dest.mkdir(parents=True, exist_ok=False)
+    for path in found.values():
+        path.rename(dest / path.name)
+    log.warning(
+        "this run starts from step 0: the step evaluations of an earlier run in %s (steps %s) were moved to %s",
+        output_dir,
+        ", ".join(map(str, sorted(found))),
+        dest,
+    )
+    return dest
+
+
 def build_step_evaluation(
-    cfg: RunConfig, generation_model: GenerationModel, output_dir: Path, total_steps: int
+    cfg: RunConfig,
+    generation_model: GenerationModel,
+    output_dir: Path,
+    total_steps: int,
+    resumed_step: int | None,
 ) -> StepEvaluation | None:
-    """The evaluator of a training run, or None when ``eval.during_training`` is off."""
+    """The evaluator of a training run (``resumed_step``: the checkpoint's step it resumed from, None when it
+    starts from step 0), or None when ``eval.during_training`` is off."""
     if not cfg.eval.during_training.enabled:
         return None
-    return StepEvaluation(cfg, generation_model, output_dir, total_steps)
+    return StepEvaluation(cfg, generation_model, output_dir, total_steps, resumed_step)

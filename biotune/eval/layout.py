@@ -37,6 +37,8 @@ __all__ = [
     "DURING_TRAINING_RECORD",
     "export_cache_dir",
     "step_eval_dir",
+    "step_eval_dirs",
+    "replaced_step_evals_dir",
     "step_name",
     "parse_set_label",
     "predictions_path",
@@ -87,3 +89,21 @@ def step_name(step: int) -> str:
 def step_eval_dir(train_output_dir: str | Path, step: int) -> Path:
     """``<train.output_dir>/eval/step-N/``: the evaluation output directory of optimizer step ``step``."""
     return Path(train_output_dir) / _DURING_TRAINING_DIR / step_name(step)
+
+
+def step_eval_dirs(train_output_dir: str | Path) -> dict[int, Path]:
+    """Step -> ``eval/step-N/`` for every step evaluation with a record in a run directory (others are not
+    ours: left out)."""
+    root = Path(train_output_dir) / _DURING_TRAINING_DIR
+    found: dict[int, Path] = {}
+    for child in sorted(root.glob(f"{_STEP_PREFIX}*")) if root.is_dir() else []:
+        number = child.name[len(_STEP_PREFIX) :]
+        if number.isdigit() and (child / DURING_TRAINING_RECORD).is_file():
+            found[int(number)] = child
+    return found
+
+
+def replaced_step_evals_dir(train_output_dir: str | Path, stamp: str) -> Path:
+    """``<train.output_dir>/eval/replaced-<stamp>/``: where a run that starts from step 0 moves the step
+    evaluations an earlier run left in its directory (never deleted; ``sweep collect`` reads only ``step-N``)."""
+    return Path(train_output_dir) / _DURING_TRAINING_DIR / f"replaced-{stamp}"

@@ -17,10 +17,12 @@ from biotune.eval.checkpoint_plan import check_sets
 from biotune.train import run as train_run
 
 
-def _evaluator(cfg: RunConfig, generation_model: Any, output_dir: Path, total_steps: int) -> Any:
+def _evaluator(
+    cfg: RunConfig, generation_model: Any, output_dir: Path, total_steps: int, resumed_step: int | None
+) -> Any:
     from biotune.eval.during_training import build_step_evaluation
 
-    return build_step_evaluation(cfg, generation_model, output_dir, total_steps)
+    return build_step_evaluation(cfg, generation_model, output_dir, total_steps, resumed_step)
 
 
 def register(subparsers: Any) -> None:

@@ -39,7 +39,14 @@ from scipy import stats as sps
 from biotune.config import DuringTrainingConfig
 from biotune.errors import ConfigError, Problem
 from biotune.eval.checkpoint_plan import KEY, scheduled_steps
-from biotune.eval.layout import DURING_TRAINING_RECORD, predictions_path, set_label, step_eval_dir, step_name
+from biotune.eval.layout import (
+    DURING_TRAINING_RECORD,
+    predictions_path,
+    set_label,
+    step_eval_dir,
+    step_eval_dirs,
+    step_name,
+)
 from biotune.io import atomic_write_text, read_json
 from biotune.sources.splits import role_name
 from biotune.sweep import agreement as agr
@@ -68,19 +75,7 @@ _OUTPUT_NAME = re.compile(r"^(step-\d+|fraction-[0-9.e+-]+)$")
 
 def evaluated_steps(train_dir: str | Path) -> list[int]:
     """The steps evaluated during training in ``train_dir`` (those whose directory holds its record), sorted."""
-    parent = step_eval_dir(train_dir, 0).parent
-    if not parent.is_dir():
-        return []
-    out = []
-    for child in parent.iterdir():
-        tail = child.name.rpartition("-")[2]
-        if (
-            tail.isdigit()
-            and child == step_eval_dir(train_dir, int(tail))
-            and (child / DURING_TRAINING_RECORD).is_file()
-        ):
-            out.append(int(tail))
-    return sorted(out)
+    return sorted(step_eval_dirs(train_dir))
 
 
 def step_tokens(train_dir: str | Path, step: int) -> float:

@@ -46,10 +46,11 @@ from biotune.versions import library_versions
 log = logging.getLogger(__name__)
 
 
-#: Builds the evaluation at checkpoints of a run: ``(cfg, engine.generation_model, output_dir, total_steps)`` -> a
+#: Builds the evaluation at checkpoints of a run: ``(cfg, engine.generation_model, output_dir, total_steps,
+#: resumed_step)`` (``resumed_step``: the resumed checkpoint's step, None from step 0) -> a
 #: :class:`~biotune.train.trainer.StepEvaluator`, or None when ``eval.during_training`` is off. Supplied by
 #: :mod:`biotune.eval.during_training`, which registers this command (train cannot import eval).
-EvaluatorFactory = Callable[[RunConfig, Any, Path, int], Any]
+EvaluatorFactory = Callable[[RunConfig, Any, Path, int, int | None], Any]
 #: Checks of the config that only the evaluation code can make (its sets), run by :func:`preflight`.
 ExtraCheck = Callable[[RunConfig], list[Problem]]
 
@@ -198,7 +199,10 @@ def main(cfg: RunConfig, evaluator: EvaluatorFactory | None = None) -> int:
             ]
         )
     engine = build_engine(cfg, ds_config, steps)
-    step_eval = evaluator(cfg, engine.generation_model, output_dir, steps) if evaluator else None
+    resumed_step = state.step if state else None
+    step_eval = (
+        evaluator(cfg, engine.generation_model, output_dir, steps, resumed_step) if evaluator else None
+    )
     if denv.is_rank_zero:  # only now that the inputs are known to be good: a rejected run leaves nothing
         _save_resolved_config(cfg, output_dir)
         if state:
