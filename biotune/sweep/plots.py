@@ -339,11 +339,21 @@ def learning_curve_name(eval_set: str) -> str:
     return f"learning_curve_{_slug(eval_set)}.png"
 
 
+#: Characters per line of the learning curve's legend title (the band's note): unwrapped, the one-seed note
+#: made the legend wider than the axes and squeezed them to a sliver.
+LEGEND_NOTE_WIDTH = 44
+
+
 def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Path | None:
     """Score (percent) against ``train/tokens`` on one eval set: one line per variant with its 95% band (mean
     ± t-based CI over the seeds, or the bootstrap over the examples with one seed, marked †)."""
     if not curves:
         return None
+    return _save(learning_curve_figure(eval_set, curves), out_dir / learning_curve_name(eval_set))
+
+
+def learning_curve_figure(eval_set: str, curves: Sequence[Curve]) -> Figure:
+    """The figure :func:`learning_curve` saves (``curves`` not empty)."""
     fig = Figure(figsize=(8.6, 4.2), layout="constrained")
     ax = fig.subplots()
     one_seed = False
@@ -376,5 +386,6 @@ def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Pat
     note = "band: mean ± t 95% CI over seeds"
     if one_seed:
         note += f"; †one seed: bootstrap 95% CI over examples, {st.CONDITIONAL_LABEL}"
-    fig.legend(loc="outside right upper", fontsize=8, frameon=False, title=note, title_fontsize=7)
-    return _save(fig, out_dir / learning_curve_name(eval_set))
+    title = textwrap.fill(note, width=LEGEND_NOTE_WIDTH)
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False, title=title, title_fontsize=7)
+    return fig
