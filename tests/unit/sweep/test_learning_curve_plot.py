@@ -17,7 +17,9 @@ def _curves(band: str, n_seeds: int) -> list[Curve]:
             "chemprot_fine/dev",
             "micro_f1",
             [
-                CurvePoint(s, 1000.0 * s, 10.0 * k + s, 5.0 * k + s, 15.0 * k + s, n_seeds, 400, band)
+                CurvePoint(
+                    s, 1000.0 * s, 10.0 * k + s / 10, 5.0 * k + s / 10, 15.0 * k + s / 10, n_seeds, 400, band
+                )
                 for s in (75, 150, 225, 300)
             ],
         )
@@ -35,3 +37,18 @@ def test_the_axes_keep_most_of_the_width(band: str, n_seeds: int) -> None:
     legend = fig.legends[0].get_window_extent().transformed(fig.transFigure.inverted())
     assert legend.x0 >= box.x1 - 1e-6, "the legend overlaps the axes"
     assert legend.x1 <= 1.0 + 1e-6, "the legend runs off the figure"
+
+
+def test_a_band_beyond_the_score_range_is_drawn_cut_and_the_note_says_so() -> None:
+    """Two seeds that disagree give a t band far outside [0, 100]; the axis stays on the scores."""
+    curves = _curves("t", 2)
+    wide = curves[0].points[0]
+    curves[0].points[0] = CurvePoint(wide.step, wide.tokens, 20.0, -175.0, 215.0, 2, 400, "t")
+    fig = plots.learning_curve_figure("chemprot_fine/dev", curves)
+    fig.draw_without_rendering()
+    low, high = fig.axes[0].get_ylim()
+    assert low >= -10.0 and high <= 110.0
+    assert "cut at 0 and 100" in fig.legends[0].get_title().get_text().replace("\n", " ")
+    assert "cut at" not in plots.learning_curve_figure("chemprot_fine/dev", _curves("t", 2)).legends[
+        0
+    ].get_title().get_text().replace("\n", " ")
