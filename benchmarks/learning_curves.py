@@ -74,7 +74,7 @@ TARGET_SOURCE = "jnlpba"
 FILL_SOURCE = "chemprot_fine"
 NER_FORMAT = "entities"
 TEMPLATE = "medtuned"
-DEV_SET = f"{TARGET_SOURCE}/dev"
+DEV_SET = f"{TARGET_SOURCE}/devel"  # the corpus's own spelling of its dev split, as collect names the set
 #: Samples of each source in the base mixture (the budget every variant keeps).
 BASE_SAMPLES = 1000
 #: JNLPBA's weight times f against ChemProt's 1: shares 10%, 25% and 75% around the base's 50%.
