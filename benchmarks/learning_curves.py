@@ -64,6 +64,7 @@ from proxy_agreement import pretrain, run_sweep
 from biotune.data.build import source_samples
 from biotune.data.sources import SOURCES
 from biotune.data.templates import render_prompt
+from biotune.io import read_json
 from biotune.sweep import runner
 from biotune.sweep.collect_steps import CHECKPOINT_AGREEMENT_CSV, LEARNING_CURVES_CSV
 from biotune.sweep.plots import learning_curve_name
@@ -231,6 +232,19 @@ def curve_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def cell_seconds(sweep_dir: Path) -> dict[str, float]:
+    """Stage -> seconds summed over the sweep's cells, from each cell's own ``state.json`` (so a re-run that finds
+    the cells done still reports what they cost)."""
+    sweep = runner.from_dir(sweep_dir)
+    out: dict[str, float] = {}
+    for cell in sweep.cells:
+        state = read_json(sweep.cell_dir(cell.name) / "state.json", "re-run the sweep")
+        for stage in runner.STAGES:
+            if f"{stage}_seconds" in state:
+                out[stage] = out.get(stage, 0.0) + float(state[f"{stage}_seconds"])
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep, collect it, copy the picture; prints the tables and one JSON object as the last line."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -308,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "nproc": 1,
                 **info,
             },
+            "cells_seconds": cell_seconds(sweep_dir),
             "seconds_sweep_run": run_s,
             "seconds_collect": collect_s,
             "seconds": time.perf_counter() - start,
