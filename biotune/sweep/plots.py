@@ -33,8 +33,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 from biotune.io import replace_atomic
 from biotune.sources.splits import display_order, parse_set_label
 from biotune.sweep import stats as st
-from biotune.sweep.collect_steps import Curve
-from biotune.sweep.results import ResultRow, Results
+from biotune.sweep.collect_steps import LEARNING_CURVES_CSV, Curve
+from biotune.sweep.results import SCALE, ResultRow, Results
 
 log = logging.getLogger(__name__)
 
@@ -339,14 +339,24 @@ def learning_curve_name(eval_set: str) -> str:
     return f"learning_curve_{_slug(eval_set)}.png"
 
 
+#: Characters per line of the learning curve's legend title (the band's note): unwrapped, the one-seed note
+#: made the legend wider than the axes and squeezed them to a sliver.
+LEGEND_NOTE_WIDTH = 44
+
+
 def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Path | None:
     """Score (percent) against ``train/tokens`` on one eval set: one line per variant with its 95% band (mean
     ± t-based CI over the seeds, or the bootstrap over the examples with one seed, marked †)."""
     if not curves:
         return None
+    return _save(learning_curve_figure(eval_set, curves), out_dir / learning_curve_name(eval_set))
+
+
+def learning_curve_figure(eval_set: str, curves: Sequence[Curve]) -> Figure:
+    """The figure :func:`learning_curve` saves (``curves`` not empty)."""
     fig = Figure(figsize=(8.6, 4.2), layout="constrained")
     ax = fig.subplots()
-    one_seed = False
+    one_seed = clipped = False
     for k, c in enumerate(curves):
         x = np.array([p.tokens if math.isfinite(p.tokens) else p.step for p in c.points], dtype=float)
         y = np.array([p.mean for p in c.points], dtype=float)
@@ -356,7 +366,11 @@ def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Pat
         one_seed = one_seed or boot
         colour = f"C{k % 10}"
         seeds = min(p.n_seeds for p in c.points)
-        ax.fill_between(x, lo, hi, color=colour, alpha=0.18, linewidth=0)
+        # a score lies in [0, SCALE]; a t interval over few seeds need not, and would stretch the axis
+        clipped = clipped or bool(np.any(lo < 0.0) or np.any(hi > SCALE))
+        ax.fill_between(
+            x, np.clip(lo, 0.0, SCALE), np.clip(hi, 0.0, SCALE), color=colour, alpha=0.18, linewidth=0
+        )
         ax.plot(
             x,
             y,
@@ -376,5 +390,8 @@ def learning_curve(eval_set: str, curves: Sequence[Curve], out_dir: Path) -> Pat
     note = "band: mean ± t 95% CI over seeds"
     if one_seed:
         note += f"; †one seed: bootstrap 95% CI over examples, {st.CONDITIONAL_LABEL}"
-    fig.legend(loc="outside right upper", fontsize=8, frameon=False, title=note, title_fontsize=7)
-    return _save(fig, out_dir / learning_curve_name(eval_set))
+    if clipped:
+        note += f"; bands drawn cut at 0 and {SCALE:g} (whole in {LEARNING_CURVES_CSV})"
+    title = textwrap.fill(note, width=LEGEND_NOTE_WIDTH)
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False, title=title, title_fontsize=7)
+    return fig
