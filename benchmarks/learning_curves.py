@@ -62,7 +62,7 @@ from _common import REPO, data_root, emit
 from proxy_agreement import pretrain, run_sweep
 
 from biotune.data.build import source_samples
-from biotune.data.sources import SOURCES
+from biotune.sources import SOURCES
 from biotune.data.templates import render_prompt
 from biotune.io import read_json
 from biotune.sweep import runner
