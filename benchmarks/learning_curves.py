@@ -62,9 +62,9 @@ from _common import REPO, data_root, emit
 from proxy_agreement import pretrain, run_sweep
 
 from biotune.data.build import source_samples
-from biotune.sources import SOURCES
 from biotune.data.templates import render_prompt
 from biotune.io import read_json
+from biotune.sources import SOURCES
 from biotune.sweep import runner
 from biotune.sweep.collect_steps import CHECKPOINT_AGREEMENT_CSV, LEARNING_CURVES_CSV
 from biotune.sweep.plots import learning_curve_name
