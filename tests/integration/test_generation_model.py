@@ -1,7 +1,8 @@
 """``Engine.generation_model(gather=True)`` on a real ZeRO-3 engine: a plain model inside, training unchanged after.
 
-Single-process ZeRO-3 inside pytest (gloo world of one) on the tiny Llama, as the evaluation during training uses
-it (``generate_sharded_lockstep`` with ``synced=False``: each rank alone, under ``torch.inference_mode``). Inside the
+Single-process ZeRO-3 (gloo world of one) on the tiny Llama, in a child process of its own per case (spawned:
+DeepSpeed keeps process-wide state, its groups among them, that would outlive the case and break the next test
+that builds an engine inside pytest), as the evaluation during training uses it (``generate_sharded_lockstep`` with ``synced=False``: each rank alone, under ``torch.inference_mode``). Inside the
 block the model runs none of DeepSpeed's forward hooks and reads its parameters from plain dicts, and its logits
 are the engine's; after it, DeepSpeed's hooks and parameter dicts are back and a training step gives the loss
 and weights of an engine that never generated; with full fine-tuning and with LoRA adapters (peft).
@@ -9,8 +10,8 @@ and weights of an engine that never generated; with full fine-tuning and with Lo
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
+import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,37 +82,49 @@ def _one_step(
     return result
 
 
-@pytest.fixture(scope="module")
-def world_of_one() -> Iterator[None]:
-    """One gloo process group for the module's tests (DeepSpeed keeps its groups across a re-created one)."""
+def _case(model: Path, data: Path, tmp: Path, lora: bool) -> dict[str, Any]:
+    """Both runs of one case (generate then step, step alone) in a gloo world of one, in this (child) process;
+    what the test asserts, as plain values."""
+    from transformers import AutoTokenizer
+
     from biotune import distributed as dist
 
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM)}
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-            mp.delenv(key, raising=False)
-        dist.init_process_group(dist.DistEnv(master_port=str(free_port())))
-        try:
-            yield
-        finally:
-            dist.destroy_process_group()
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        os.environ.pop(key, None)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    pad = tokenizer.pad_token_id
+    dist.init_process_group(dist.DistEnv(master_port=str(free_port())))
+    try:
+        gen = _one_step(model, data, tmp / "a", pad, tokenizer, True, lora)
+        plain = _one_step(model, data, tmp / "b", pad, tokenizer, False, lora)
+    finally:
+        dist.destroy_process_group()
+    return {
+        "inside_plain": all(
+            pre == post == 0 and kind == "dict" for pre, post, kind, _ in gen["inside_hooks"]
+        ),
+        "inside_vs_before": float((gen["inside"] - gen["before"]).abs().max()),
+        "completions": sorted(gen["completions"]),
+        "attention": gen["attention"],
+        "restored": gen["restored"],
+        "step_moved": float((plain["after"] - plain["before"]).abs().max()),
+        "losses": (float(gen["loss"]), float(plain["loss"])),
+        "after_equal": bool(torch.equal(gen["after"], plain["after"])),
+    }
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_gathered_generation_model_is_plain_inside_and_training_is_unchanged_after(
-    tmp_path: Path, tiny_model: Path, tiny_tokenizer, corpora: Path, world_of_one: None, lora: bool
+    tmp_path: Path, tiny_model: Path, tiny_tokenizer, corpora: Path, lora: bool
 ) -> None:
     data = make_packed_dataset(tmp_path / "data", corpora, tiny_tokenizer)
-    pad = tiny_tokenizer.pad_token_id
-    gen = _one_step(tiny_model, data, tmp_path / "a", pad, tiny_tokenizer, True, lora)
-    plain = _one_step(tiny_model, data, tmp_path / "b", pad, tiny_tokenizer, False, lora)
-    assert all(pre == post == 0 and kind == "dict" for pre, post, kind, _ in gen["inside_hooks"])
-    torch.testing.assert_close(gen["inside"], gen["before"])
-    assert sorted(gen["completions"]) == sorted(PROMPTS)
-    assert gen["attention"] == "sdpa_packed", "training attention is back after generating with sdpa"
-    assert gen["restored"], "DeepSpeed's hooks and ZeROOrderedDicts are back, on the same parameters"
-    assert (plain["after"] - plain["before"]).abs().max() > 1e-3, "the step changed nothing"
-    assert gen["loss"] == plain["loss"]
-    torch.testing.assert_close(gen["after"], plain["after"], atol=0, rtol=0)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        got = pool.apply(_case, (tiny_model, data, tmp_path, lora))
+    assert got["inside_plain"], "inside the block: no forward hooks, plain parameter dicts"
+    assert got["inside_vs_before"] < 1e-5, got["inside_vs_before"]
+    assert got["completions"] == sorted(PROMPTS)
+    assert got["attention"] == "sdpa_packed", "training attention is back after generating with sdpa"
+    assert got["restored"], "DeepSpeed's hooks and ZeROOrderedDicts are back, on the same parameters"
+    assert got["step_moved"] > 1e-3, "the step changed nothing"
+    assert got["losses"][0] == got["losses"][1]
+    assert got["after_equal"], "a training step after generating is bitwise the one without"
