@@ -82,6 +82,11 @@ _CDR_ZIP = {
     )
     for split, name in (("train", "TrainingSet"), ("devel", "DevelopmentSet"), ("test", "TestSet"))
 }
+#: BC5CDR's PubTator files in biotune's own layout (the NER and the CID readers both read them).
+_CDR_PUBTATOR = {
+    split: f"bc5cdr/pubtator/CDR_{name}.PubTator.txt"
+    for split, name in (("train", "TrainingSet"), ("devel", "DevelopmentSet"), ("test", "TestSet"))
+}
 #: The folder PhysioNet's MedNLI zip unpacks to.
 _MEDNLI_ZIP = "mednli-a-natural-language-inference-dataset-for-the-clinical-domain-1.0.0"
 
@@ -117,18 +122,14 @@ _SPECS = [
     ),
     SourceSpec(
         name="bc5cdr_pubtator_ner", kind="ner", format="pubtator_ner",
-        splits={"train": "bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt",
-                "devel": "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt",
-                "test": "bc5cdr/pubtator/CDR_TestSet.PubTator.txt"},
+        splits=_CDR_PUBTATOR,
         layouts=_CDR_ZIP,
         labels=("Chemical", "Disease"), licence="NCBI Public Domain Notice", restricted=False, credentialed=False,
         description="BC5CDR original abstracts, sentence-split and tokenized by biotune (Chemical, Disease).",
     ),
     SourceSpec(
         name="bc5cdr_cid", kind="re", format="pubtator_cid",
-        splits={"train": "bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt",
-                "devel": "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt",
-                "test": "bc5cdr/pubtator/CDR_TestSet.PubTator.txt"},
+        splits=_CDR_PUBTATOR,
         layouts=_CDR_ZIP,
         labels=("CID", "none"), negative_label="none", licence="NCBI Public Domain Notice", restricted=False,
         credentialed=False,
